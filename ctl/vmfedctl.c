@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdio.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "ctl/ctl.h"
+
+static const CtlVerb verbs[] = {
+        { "policy", "eval", ctl_policy_eval, "evaluate a request against policy files (offline)" },
+        { "policy", "lint", ctl_policy_lint, "report every error in policy files (offline)" },
+};
+
+static void help(FILE *f) {
+        fprintf(f, "Usage: vmfedctl [--help] [--version] COMMAND ...\n\nCommands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                char name[64];
+                snprintf(name, sizeof name, "%s%s%s", verbs[i].group ? verbs[i].group : "",
+                         verbs[i].group ? " " : "", verbs[i].name);
+                fprintf(f, "  %-22s %s\n", name, verbs[i].summary);
+        }
+        fprintf(f, "\nRun 'vmfedctl COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv) {
+        log_set_ident("vmfedctl");
+
+        if (argc < 2) {
+                help(stderr);
+                return CTL_EXIT_USAGE;
+        }
+        if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+                help(stdout);
+                return CTL_EXIT_OK;
+        }
+        if (strcmp(argv[1], "--version") == 0) {
+                printf("vmfedctl %s\n", VMFED_VERSION);
+                return CTL_EXIT_OK;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
+                const CtlVerb *v = &verbs[i];
+                if (v->group) {
+                        if (strcmp(argv[1], v->group) != 0 || argc < 3 || strcmp(argv[2], v->name) != 0)
+                                continue;
+                        return v->func(argc - 2, argv + 2);
+                }
+                if (strcmp(argv[1], v->name) == 0)
+                        return v->func(argc - 1, argv + 1);
+        }
+
+        fprintf(stderr, "vmfedctl: unknown command '%s%s%s'\n", argv[1], argc > 2 ? " " : "",
+                argc > 2 ? argv[2] : "");
+        help(stderr);
+        return CTL_EXIT_USAGE;
+}

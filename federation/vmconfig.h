@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * VM definitions: vms.d/NAME.vm GKeyFile files in the config directory.
+ * This is the federation's model of what VMs exist; issue by issue it grows
+ * (memory, disks, passthrough, ...).  Today it carries what the policy
+ * engine and the broker's VM objects need: name, role, tags.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "policy/policy.h"
+
+typedef enum VmRole {
+        VM_ROLE_PERSONA,
+        VM_ROLE_SERVICE,
+        VM_ROLE_DISPOSABLE_TEMPLATE,
+        VM_ROLE_APP,
+        _VM_ROLE_MAX,
+        VM_ROLE_INVALID = -EINVAL,
+} VmRole;
+
+const char *vm_role_to_string(VmRole r);
+VmRole vm_role_from_string(const char *s);
+
+typedef struct VmConfig {
+        char *name;           /* from the file name, "rivendale" for vms.d/rivendale.vm */
+        char *path;           /* the file it came from */
+        VmRole role;
+        char **tags;          /* NULL-terminated, never NULL */
+        char *default_dispvm; /* [VM] DefaultDispVM=, or NULL */
+} VmConfig;
+
+VmConfig *vm_config_free(VmConfig *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmConfig, vm_config_free)
+
+/*
+ * Load every vms.d/NAME.vm below config_dir.  Returns 0 with *ret_vms (a
+ * GPtrArray of VmConfig*, sorted by name, owning them) when every file is
+ * valid; otherwise -EINVAL with *ret_errors a GPtrArray of messages of the
+ * form "vms.d/NAME.vm:LINE: key K: what was wrong" (line 0 when unknown).
+ * A missing vms.d/ is an empty federation, not an error.
+ */
+int vm_config_load_dir(const char *config_dir, GPtrArray **ret_vms, GPtrArray **ret_errors);
+
+/* Build frozen policy facts from loaded VM definitions. */
+int vm_config_build_policy_facts(GPtrArray *vms, const char *active_persona,
+                                 const char *default_dispvm, PolicyFacts **ret);
