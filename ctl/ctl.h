@@ -26,3 +26,38 @@ typedef struct CtlVerb {
 /* ctl-policy-offline.c: evaluate and lint policy files without a broker. */
 int ctl_policy_eval(int argc, char **argv);
 int ctl_policy_lint(int argc, char **argv);
+
+/* ctl-bus.c, ctl-bus-policy.c: verbs that talk to a running vmfedd over D-Bus. */
+#include <stdbool.h>
+#include <stdio.h>
+#include <systemd/sd-bus.h>
+
+#define CTL_BUS_NAME "org.vmfed.Federation1"
+#define CTL_ROOT_PATH "/org/vmfed/Federation1"
+#define CTL_MANAGER_IFACE "org.vmfed.Federation1.Manager"
+#define CTL_POLICY_IFACE "org.vmfed.Federation1.Policy"
+
+typedef struct CtlBusOptions {
+        const char *address; /* --address, NULL: the system bus */
+        bool json;           /* --json */
+        const char *etag;    /* --etag, NULL when not given */
+        char **args;         /* positional arguments */
+        int n_args;
+} CtlBusOptions;
+
+/* 1 to go on, 0 after --help, -EINVAL on bad usage (message printed). */
+int ctl_bus_parse_common(int argc, char **argv, const char *usage, CtlBusOptions *o);
+int ctl_bus_open(const char *address, sd_bus **ret);
+/* Print "vmfedctl: WHAT: message (error name)"; returns CTL_EXIT_FAILURE. */
+int ctl_bus_error(const char *what, const sd_bus_error *error, int r);
+void ctl_json_string(FILE *f, const char *s);
+void ctl_table_print(FILE *f, size_t n_columns, const char *const *header, const char *const *cells,
+                     size_t n_rows);
+
+int ctl_status(int argc, char **argv);
+int ctl_vms(int argc, char **argv);
+int ctl_policy_files(int argc, char **argv);
+int ctl_policy_get(int argc, char **argv);
+int ctl_policy_replace(int argc, char **argv);
+int ctl_policy_remove(int argc, char **argv);
+int ctl_policy_evaluate(int argc, char **argv);

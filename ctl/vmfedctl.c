@@ -9,6 +9,13 @@
 static const CtlVerb verbs[] = {
         { "policy", "eval", ctl_policy_eval, "evaluate a request against policy files (offline)" },
         { "policy", "lint", ctl_policy_lint, "report every error in policy files (offline)" },
+        { NULL, "status", ctl_status, "show the running broker's state" },
+        { NULL, "vms", ctl_vms, "list the federation's VMs" },
+        { "policy", "files", ctl_policy_files, "list the broker's policy files and their etags" },
+        { "policy", "get", ctl_policy_get, "print a policy file (etag on stderr)" },
+        { "policy", "replace", ctl_policy_replace, "validate and replace a policy file through the broker" },
+        { "policy", "remove", ctl_policy_remove, "remove a policy file through the broker" },
+        { "policy", "evaluate", ctl_policy_evaluate, "evaluate a request against the broker's policy" },
 };
 
 static void help(FILE *f) {

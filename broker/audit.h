@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Audit: one log line per request that the broker routed or refused, on
+ * stderr (" KEY=value" fields after the message) and, when a journal runs,
+ * as structured journal fields VMFED_REQUEST_ID, VMFED_SOURCE, ...
+ */
+#pragma once
+
+#include <stdint.h>
+
+typedef struct AuditRecord {
+        uint64_t request_id;
+        const char *source;   /* VM name, or "@host" */
+        const char *caller;   /* extra identity: "uid=0", a channel, NULL */
+        const char *target;   /* VM name, "@host", "@default", ... */
+        const char *service;  /* "vmfed.Admin.ReplacePolicyFile" */
+        const char *arg;      /* NULL or "" for none */
+        const char *decision; /* "allow", "deny", "ask", "error" */
+        const char *rule;     /* "FILE:LINE", "auth:uid-0", ... or NULL */
+} AuditRecord;
+
+void audit_log(const AuditRecord *rec);

@@ -1,0 +1,184 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/auth.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+
+typedef struct AuthPending {
+        Broker *broker;
+        sd_bus_message *message;
+        AuthDoneFunc done;
+        void *userdata;
+        void (*free_userdata)(void *);
+        char who[64];
+        bool finished;
+} AuthPending;
+
+static void auth_pending_finish(AuthPending *p, bool allowed, const char *how) {
+        if (p->finished)
+                return;
+        p->finished = true;
+        p->done(p->broker, p->message, allowed, how, p->who, p->userdata);
+}
+
+static void auth_pending_free(void *userdata) {
+        AuthPending *p = userdata;
+        if (!p)
+                return;
+        /* The bus went away before polkit answered: refuse, never allow. */
+        if (!p->finished && p->message)
+                p->finished = true; /* nobody to reply to any more */
+        if (p->free_userdata)
+                p->free_userdata(p->userdata);
+        sd_bus_message_unref(p->message);
+        free(p);
+}
+
+static int polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        AuthPending *p = userdata;
+        int authorized = 0, challenge = 0;
+        char how[300];
+
+        const sd_bus_error *e = sd_bus_message_get_error(reply);
+        if (e) {
+                snprintf(how, sizeof how, "polkit unavailable (%s)", e->name);
+                auth_pending_finish(p, false, how);
+                return 0;
+        }
+        int r = sd_bus_message_enter_container(reply, 'r', "bba{ss}");
+        if (r >= 0)
+                r = sd_bus_message_read(reply, "bb", &authorized, &challenge);
+        if (r < 0) {
+                auth_pending_finish(p, false, "polkit sent a malformed reply");
+                return 0;
+        }
+        if (authorized)
+                auth_pending_finish(p, true, "polkit");
+        else
+                auth_pending_finish(p, false, challenge ? "polkit: authentication required"
+                                                        : "polkit: not authorized");
+        return 0;
+}
+
+static int polkit_check(AuthPending *p) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
+        sd_bus_slot *slot = NULL;
+        sd_bus *bus = sd_bus_message_get_bus(p->message);
+        const char *sender = sd_bus_message_get_sender(p->message);
+        int r;
+
+        if (!sender)
+                return -EBADMSG;
+
+        r = sd_bus_message_new_method_call(bus, &call, "org.freedesktop.PolicyKit1",
+                                           "/org/freedesktop/PolicyKit1/Authority",
+                                           "org.freedesktop.PolicyKit1.Authority",
+                                           "CheckAuthorization");
+        if (r < 0)
+                return r;
+        r = sd_bus_message_append(call, "(sa{sv})sa{ss}us", "system-bus-name", 1, "name", "s", sender,
+                                  AUTH_ACTION_MANAGE, 0,
+                                  (uint32_t) (sd_bus_message_get_allow_interactive_authorization(p->message) > 0),
+                                  "");
+        if (r < 0)
+                return r;
+        /* Don't auto-start polkit from here: no polkit means "not authorized". */
+        (void) sd_bus_message_set_auto_start(call, false);
+
+        /* polkit may wait for an interactive agent: allow it a while. */
+        r = sd_bus_call_async(bus, &slot, call, polkit_reply, p, 120 * 1000000ULL);
+        if (r < 0)
+                return r;
+        (void) sd_bus_slot_set_destroy_callback(slot, auth_pending_free);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        return 0;
+}
+
+static bool gid_in(gid_t gid, const gid_t *gids, int n) {
+        for (int i = 0; i < n; i++)
+                if (gids[i] == gid)
+                        return true;
+        return false;
+}
+
+void auth_check_manage(Broker *b, sd_bus_message *m, AuthDoneFunc done, void *userdata,
+                       void (*free_userdata)(void *)) {
+        _cleanup_(sd_bus_creds_unrefp) sd_bus_creds *creds = NULL;
+        AuthPending *p;
+        uid_t uid = (uid_t) -1;
+        bool have_uid = false;
+        int r;
+
+        p = calloc(1, sizeof *p);
+        if (!p) {
+                done(b, m, false, "out of memory", "uid=?", userdata);
+                if (free_userdata)
+                        free_userdata(userdata);
+                return;
+        }
+        p->broker = b;
+        p->message = sd_bus_message_ref(m);
+        p->done = done;
+        p->userdata = userdata;
+        p->free_userdata = free_userdata;
+        snprintf(p->who, sizeof p->who, "uid=?");
+
+        r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_EUID | SD_BUS_CREDS_UID | SD_BUS_CREDS_EGID |
+                                                 SD_BUS_CREDS_SUPPLEMENTARY_GIDS,
+                                      &creds);
+        if (r < 0) {
+                log_warning_errno(r, "Failed to query the caller's credentials: %m");
+                auth_pending_finish(p, false, "credentials unavailable");
+                auth_pending_free(p);
+                return;
+        }
+
+        /* Only fields the bus daemon vouched for, never ones read from /proc. */
+        uint64_t augmented = sd_bus_creds_get_augmented_mask(creds);
+        if (!(augmented & SD_BUS_CREDS_EUID) && sd_bus_creds_get_euid(creds, &uid) >= 0)
+                have_uid = true;
+        else if (!(augmented & SD_BUS_CREDS_UID) && sd_bus_creds_get_uid(creds, &uid) >= 0)
+                have_uid = true; /* dbus-daemon's UnixUserID is SO_PEERCRED's (effective) uid */
+        if (have_uid)
+                snprintf(p->who, sizeof p->who, "uid=%" PRIu32, (uint32_t) uid);
+
+        if (have_uid && uid == 0) {
+                auth_pending_finish(p, true, "uid-0");
+                auth_pending_free(p);
+                return;
+        }
+
+        if (b->have_vmfed_gid) {
+                gid_t egid;
+                const gid_t *gids = NULL;
+                int n;
+
+                if (!(augmented & SD_BUS_CREDS_EGID) && sd_bus_creds_get_egid(creds, &egid) >= 0 &&
+                    egid == b->vmfed_gid) {
+                        auth_pending_finish(p, true, "group-vmfed");
+                        auth_pending_free(p);
+                        return;
+                }
+                if (!(augmented & SD_BUS_CREDS_SUPPLEMENTARY_GIDS) &&
+                    (n = sd_bus_creds_get_supplementary_gids(creds, &gids)) > 0 &&
+                    gid_in(b->vmfed_gid, gids, n)) {
+                        auth_pending_finish(p, true, "group-vmfed");
+                        auth_pending_free(p);
+                        return;
+                }
+        }
+
+        r = polkit_check(p);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot ask polkit: %m");
+                auth_pending_finish(p, false, "polkit unavailable");
+                auth_pending_free(p);
+        }
+        /* else: polkit_reply() finishes, the slot's destroy callback frees. */
+}

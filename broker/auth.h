@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Authorization of management calls on the system bus.  Reading is open to
+ * every local user; changing anything (Reload, ReplaceFile, RemoveFile, ...)
+ * needs one of:
+ *   - effective uid 0,
+ *   - membership of group "vmfed" (effective or supplementary gid),
+ *   - polkit action org.vmfed.manage (asked asynchronously, with
+ *     interactive authentication when the caller allowed it).
+ * Credentials come from the bus daemon (sd_bus_query_sender_creds); any
+ * field sd-bus had to augment from /proc (racy) is ignored.
+ */
+#pragma once
+
+#include <stdbool.h>
+
+#include "broker/broker.h"
+
+#define AUTH_ACTION_MANAGE "org.vmfed.manage"
+
+/*
+ * Called exactly once per auth_check_manage(): allowed or not, how it was
+ * decided ("uid-0", "group-vmfed", "polkit", or why not) and who asked
+ * ("uid=1000"; may be "uid=?").  m is the original call; reply to it here.
+ */
+typedef void (*AuthDoneFunc)(Broker *b, sd_bus_message *m, bool allowed, const char *how,
+                             const char *who, void *userdata);
+
+/*
+ * Decide whether the sender of m may manage the federation.  done() may run
+ * before this returns (uid 0, group) or later from the main loop (polkit).
+ * free_userdata (may be NULL) is called after done().
+ */
+void auth_check_manage(Broker *b, sd_bus_message *m, AuthDoneFunc done, void *userdata,
+                       void (*free_userdata)(void *));

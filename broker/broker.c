@@ -1,0 +1,301 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/broker.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "broker/bus-source.h"
+#include "broker/channel.h"
+#include "broker/errors.h"
+#include "broker/hypervisor.h"
+#include "broker/manager.h"
+#include "broker/policy-iface.h"
+#include "broker/vm-object.h"
+#include "common/log.h"
+#include "common/macro.h"
+
+static void vm_config_destroy(gpointer p) {
+        vm_config_free(p);
+}
+
+int broker_new(const char *config_dir, const char *state_dir, const char *libvirt_uri,
+               const char *bus_address, Broker **ret) {
+        Broker *b = g_new0(Broker, 1);
+
+        b->config_dir = g_strdup(config_dir);
+        b->state_dir = g_strdup(state_dir);
+        b->policy_dir = g_build_filename(config_dir, "policy.d", NULL);
+        b->channel_dir = g_build_filename(state_dir, "channels", NULL);
+        b->libvirt_uri = g_strdup(libvirt_uri);
+        b->bus_address = g_strdup(bus_address);
+        b->loop = g_main_loop_new(NULL, FALSE);
+        b->vms = g_ptr_array_new_with_free_func(vm_config_destroy);
+        b->vm_objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
+        b->channels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, channel_free);
+        b->next_request_id = 1;
+
+        *ret = b;
+        return 0;
+}
+
+Broker *broker_free(Broker *b) {
+        if (!b)
+                return NULL;
+        g_clear_pointer(&b->channels, g_hash_table_unref);
+        b->hypervisor = hypervisor_free(b->hypervisor);
+        b->bus_source = bus_source_free(b->bus_source);
+        if (b->bus) {
+                sd_bus_flush_close_unref(b->bus);
+                b->bus = NULL;
+        }
+        g_clear_pointer(&b->vm_objects, g_hash_table_unref);
+        g_clear_pointer(&b->vms, g_ptr_array_unref);
+        b->policy = policy_snapshot_unref(b->policy);
+        b->facts = policy_facts_unref(b->facts);
+        g_clear_pointer(&b->loop, g_main_loop_unref);
+        g_free(b->config_dir);
+        g_free(b->state_dir);
+        g_free(b->policy_dir);
+        g_free(b->channel_dir);
+        g_free(b->libvirt_uri);
+        g_free(b->bus_address);
+        g_free(b->active_persona);
+        g_free(b);
+        return NULL;
+}
+
+uint64_t broker_next_request_id(Broker *b) {
+        return b->next_request_id++;
+}
+
+VmObject *broker_find_vm(Broker *b, const char *name) {
+        return g_hash_table_lookup(b->vm_objects, name);
+}
+
+void broker_set_vm_state(Broker *b, const char *name, const char *state) {
+        VmObject *o = broker_find_vm(b, name);
+
+        if (!o || strcmp(o->state, state) == 0)
+                return;
+        log_info("VM %s: %s -> %s.", name, o->state, state);
+        g_free(o->state);
+        o->state = g_strdup(state);
+        vm_object_emit_changed(b, name, "State", NULL);
+}
+
+void broker_set_policy(Broker *b, PolicySnapshot *s) {
+        policy_snapshot_unref(b->policy);
+        b->policy = policy_snapshot_ref(s);
+        b->policy_revision++;
+        if (!policy_snapshot_is_valid(s))
+                log_error("Policy in %s is broken: every request is denied until it is fixed.", b->policy_dir);
+        policy_iface_emit_changed(b);
+}
+
+static bool strv_equal0(char **a, char **b) {
+        if (!a || !b)
+                return a == b;
+        return g_strv_equal((const char *const *) a, (const char *const *) b);
+}
+
+/* Take ownership of vms and re-export the VM objects. */
+static void broker_set_vms(Broker *b, GPtrArray *vms) {
+        g_autoptr(GHashTable) objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
+        g_autoptr(GPtrArray) old_vms = NULL;
+        g_autoptr(GHashTable) old_objects = NULL;
+
+        for (guint i = 0; i < vms->len; i++) {
+                VmConfig *c = g_ptr_array_index(vms, i);
+                VmObject *old = broker_find_vm(b, c->name);
+                const char *state = old ? old->state : hypervisor_domain_state(b->hypervisor, c->name);
+                g_hash_table_insert(objects, c->name, vm_object_new(c, state));
+        }
+
+        /* Announce removals while the old objects still answer. */
+        for (guint i = 0; i < b->vms->len; i++) {
+                VmConfig *c = g_ptr_array_index(b->vms, i);
+                if (!g_hash_table_contains(objects, c->name))
+                        vm_object_emit_removed(b, c->name);
+        }
+
+        old_vms = steal_pointer(&b->vms);
+        old_objects = steal_pointer(&b->vm_objects);
+        b->vms = vms;
+        b->vm_objects = steal_pointer(&objects);
+
+        for (guint i = 0; i < b->vms->len; i++) {
+                VmConfig *c = g_ptr_array_index(b->vms, i);
+                VmObject *old = g_hash_table_lookup(old_objects, c->name);
+                if (!old)
+                        vm_object_emit_added(b, c->name);
+                else if (old->config->role != c->role || !strv_equal0(old->config->tags, c->tags))
+                        vm_object_emit_changed(b, c->name, "Role", "Tags", NULL);
+        }
+}
+
+static int broker_rebuild_facts(Broker *b) {
+        PolicyFacts *f = NULL;
+        int r = vm_config_build_policy_facts(b->vms, b->active_persona, NULL, &f);
+        if (r < 0)
+                return log_error_errno(r, "Cannot build policy facts from the VM definitions: %m");
+        policy_facts_unref(b->facts);
+        b->facts = f;
+        return 0;
+}
+
+int broker_reload(Broker *b, GPtrArray **ret_errors) {
+        g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
+        GPtrArray *vms = NULL, *vm_errors = NULL;
+        PolicySnapshot *s = NULL;
+        int r;
+
+        r = vm_config_load_dir(b->config_dir, &vms, &vm_errors);
+        if (r < 0) {
+                if (vm_errors) {
+                        for (guint i = 0; i < vm_errors->len; i++) {
+                                const char *msg = g_ptr_array_index(vm_errors, i);
+                                log_error("%s", msg);
+                                g_ptr_array_add(errors, g_strdup(msg));
+                        }
+                        g_ptr_array_unref(vm_errors);
+                } else
+                        g_ptr_array_add(errors, g_strdup_printf("%s/vms.d: %s", b->config_dir, strerror(-r)));
+                log_error("VM definitions in %s/vms.d not loaded; keeping the previous ones.", b->config_dir);
+        } else {
+                if (vm_errors)
+                        g_ptr_array_unref(vm_errors);
+                broker_set_vms(b, vms);
+        }
+
+        r = broker_rebuild_facts(b);
+        if (r < 0)
+                g_ptr_array_add(errors, g_strdup_printf("policy facts: %s", strerror(-r)));
+
+        r = policy_snapshot_load(b->policy_dir, NULL, 0, &s);
+        if (r < 0)
+                return log_error_errno(r, "Cannot load the policy: %m");
+        for (size_t i = 0; i < policy_snapshot_n_diagnostics(s); i++) {
+                char *line = policy_diagnostic_format(policy_snapshot_diagnostic(s, i));
+                if (line) {
+                        log_error("%s/%s", b->policy_dir, line);
+                        g_ptr_array_add(errors, line);
+                }
+        }
+        broker_set_policy(b, s);
+        policy_snapshot_unref(s);
+
+        if (b->bus)
+                (void) channel_sync_all(b);
+
+        log_info("Configuration loaded: %u VMs, %zu policy rules, policy revision %" PRIu64 "%s.", b->vms->len,
+                 policy_snapshot_n_rules(b->policy), b->policy_revision,
+                 policy_snapshot_is_valid(b->policy) ? "" : " (BROKEN: denying everything)");
+
+        if (ret_errors)
+                *ret_errors = errors->len > 0 ? steal_pointer(&errors) : NULL;
+        return errors && errors->len > 0 ? -EINVAL : 0;
+}
+
+static void bus_closed(void *userdata, int error) {
+        Broker *b = userdata;
+
+        log_error_errno(error, "Lost the bus connection: %m; exiting.");
+        b->exit_status = 1;
+        g_main_loop_quit(b->loop);
+}
+
+static int broker_connect_bus(Broker *b) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (b->bus_address) {
+                r = sd_bus_new(&bus);
+                if (r < 0)
+                        return r;
+                r = sd_bus_set_address(bus, b->bus_address);
+                if (r < 0)
+                        return log_error_errno(r, "Bad bus address %s: %m", b->bus_address);
+                r = sd_bus_set_bus_client(bus, 1);
+                if (r < 0)
+                        return r;
+                /* Treat a private bus like the system bus: we authorize callers ourselves. */
+                r = sd_bus_set_trusted(bus, 0);
+                if (r < 0)
+                        return r;
+                r = sd_bus_start(bus);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot connect to the bus at %s: %m", b->bus_address);
+        } else {
+                r = sd_bus_open_system(&bus);
+                if (r < 0)
+                        return log_error_errno(r, "Cannot connect to the system bus: %m");
+        }
+        (void) sd_bus_set_description(bus, "vmfedd");
+        b->bus = steal_pointer(&bus);
+        return 0;
+}
+
+int broker_start(Broker *b) {
+        struct group *gr;
+        int r;
+
+        r = errors_register();
+        if (r < 0)
+                return r;
+        r = hypervisor_init_event_loop();
+        if (r < 0)
+                return r;
+
+        /* Resolved once here: NSS lookups never run on the loop. */
+        gr = getgrnam("vmfed");
+        if (gr) {
+                b->have_vmfed_gid = true;
+                b->vmfed_gid = gr->gr_gid;
+        }
+
+        (void) broker_reload(b, NULL);
+
+        r = broker_connect_bus(b);
+        if (r < 0)
+                return r;
+
+        r = manager_register(b);
+        if (r >= 0)
+                r = policy_iface_register(b);
+        if (r >= 0)
+                r = vm_object_register(b);
+        if (r >= 0)
+                r = sd_bus_add_object_manager(b->bus, NULL, BROKER_ROOT_PATH);
+        if (r < 0)
+                return log_error_errno(r, "Cannot export objects: %m");
+
+        r = hypervisor_new(b, b->libvirt_uri, &b->hypervisor);
+        if (r < 0)
+                return r;
+        hypervisor_refresh_states(b->hypervisor);
+
+        r = channel_sync_all(b);
+        if (r < 0)
+                log_warning_errno(r, "Some guest channels are not available: %m");
+
+        r = sd_bus_request_name(b->bus, BROKER_BUS_NAME, 0);
+        if (r == -EEXIST)
+                return log_error_errno(r, "%s is already owned: is another vmfedd running?", BROKER_BUS_NAME);
+        if (r < 0)
+                return log_error_errno(r, "Cannot own %s: %m", BROKER_BUS_NAME);
+
+        r = bus_source_attach(b->bus, bus_closed, b, &b->bus_source);
+        if (r < 0)
+                return log_error_errno(r, "Cannot attach the bus to the main loop: %m");
+
+        log_info("vmfedd %s serving %s (config %s, state %s, libvirt %s).", VMFED_VERSION, BROKER_BUS_NAME,
+                 b->config_dir, b->state_dir, b->libvirt_uri);
+        return 0;
+}
+
+int broker_run(Broker *b) {
+        g_main_loop_run(b->loop);
+        return b->exit_status;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Broker: the state of one vmfedd process.  Owns the configuration that was
+ * loaded (VM definitions, the policy snapshot and the facts derived from
+ * them), the system bus connection, the hypervisor connection and the
+ * per-VM guest channels.  Everything runs on the default GMainContext.
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+
+#include "federation/vmconfig.h"
+#include "policy/policy.h"
+
+#define BROKER_BUS_NAME "org.vmfed.Federation1"
+#define BROKER_ROOT_PATH "/org/vmfed/Federation1"
+#define BROKER_VM_PATH_PREFIX "/org/vmfed/Federation1/vm"
+
+typedef struct Hypervisor Hypervisor;
+typedef struct Channel Channel;
+
+/* One VM the broker knows from vms.d/: exported as a .VM object. */
+typedef struct VmObject {
+        VmConfig *config; /* borrowed from Broker.vms */
+        char *state;      /* "running", "stopped", ..., see hypervisor.h */
+} VmObject;
+
+typedef struct Broker {
+        char *config_dir;
+        char *state_dir;
+        char *policy_dir;  /* CONFIG/policy.d */
+        char *channel_dir; /* STATE/channels */
+        char *libvirt_uri;
+        char *bus_address; /* NULL: the system bus */
+
+        GMainLoop *loop;
+        int exit_status;
+
+        sd_bus *bus;
+        GSource *bus_source;
+
+        Hypervisor *hypervisor;
+
+        GPtrArray *vms;        /* VmConfig*, sorted by name, owning */
+        GHashTable *vm_objects; /* name → VmObject* (owning) */
+        GHashTable *channels;   /* name → Channel* (owning) */
+
+        PolicySnapshot *policy;
+        PolicyFacts *facts;
+        uint64_t policy_revision;
+        char *active_persona; /* NULL: none */
+
+        uint64_t next_request_id;
+
+        bool have_vmfed_gid;
+        gid_t vmfed_gid;
+} Broker;
+
+int broker_new(const char *config_dir, const char *state_dir, const char *libvirt_uri,
+               const char *bus_address, Broker **ret);
+Broker *broker_free(Broker *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Broker, broker_free)
+
+/* Connect to the bus and the hypervisor, load the configuration, export objects. */
+int broker_start(Broker *b);
+int broker_run(Broker *b);
+
+/*
+ * Reload VM definitions and policy.  The policy is always swapped in (fail
+ * closed: a broken policy denies everything); VM definitions only when they
+ * all load.  Returns 0, or -EINVAL with *ret_errors (may be NULL) listing
+ * what is wrong ("FILE:LINE[:COLUMN]: message").
+ */
+int broker_reload(Broker *b, GPtrArray **ret_errors);
+
+/*
+ * Swap in a new policy snapshot (already validated or known broken), bump
+ * Policy.Revision and emit PropertiesChanged.
+ */
+void broker_set_policy(Broker *b, PolicySnapshot *s);
+
+/* A fresh id for a request, for audit lines and replies. */
+uint64_t broker_next_request_id(Broker *b);
+
+VmObject *broker_find_vm(Broker *b, const char *name);
+/* Update a VM's State and emit PropertiesChanged when it changed. */
+void broker_set_vm_state(Broker *b, const char *name, const char *state);

@@ -1,0 +1,359 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/channel.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <systemd/sd-id128.h>
+
+#include "broker/audit.h"
+#include "broker/bus-source.h"
+#include "broker/errors.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/macro.h"
+
+typedef struct GuestConnection GuestConnection;
+
+struct Channel {
+        Broker *broker;
+        char *vm_name;
+        char *path;
+        int listen_fd;
+        guint listen_id;
+        GuestConnection *conn;
+        uint64_t n_connections;
+};
+
+struct GuestConnection {
+        Channel *channel;
+        uint64_t id;
+        sd_bus *bus;
+        GSource *source;
+        guint reap_id;
+};
+
+static void guest_connection_free(GuestConnection *g) {
+        if (!g)
+                return;
+        if (g->reap_id)
+                g_source_remove(g->reap_id);
+        g->source = bus_source_free(g->source);
+        if (g->bus) {
+                sd_bus_close(g->bus); /* never flush: a peer that does not read would block us */
+                sd_bus_unref(g->bus);
+                g->bus = NULL;
+        }
+        g_free(g);
+}
+
+/* Drop a channel's connection (not from inside its own dispatch: see reap). */
+static void channel_drop_connection(Channel *c, const char *why) {
+        if (!c->conn)
+                return;
+        log_info("Channel %s: connection %" PRIu64 " closed: %s.", c->vm_name, c->conn->id, why);
+        guest_connection_free(steal_pointer(&c->conn));
+}
+
+static gboolean reap_connection(gpointer userdata) {
+        GuestConnection *g = userdata;
+        Channel *c = g->channel;
+
+        g->reap_id = 0;
+        if (c->conn == g)
+                channel_drop_connection(c, "peer gone");
+        return G_SOURCE_REMOVE;
+}
+
+static void guest_connection_closed(void *userdata, int error) {
+        GuestConnection *g = userdata;
+
+        if (error != -ECONNRESET && error != -ENOTCONN)
+                log_warning_errno(error, "Channel %s: dropping connection %" PRIu64 ": %m",
+                                  g->channel->vm_name, g->id);
+        /* We are inside the source's dispatch: free from an idle callback. */
+        if (!g->reap_id)
+                g->reap_id = g_idle_add(reap_connection, g);
+}
+
+/* ---- org.vmfed.Federation1.Guest --------------------------------------- */
+
+static int guest_check_flood(GuestConnection *g) {
+        uint64_t n = 0;
+        if (sd_bus_get_n_queued_write(g->bus, &n) >= 0 && n > CHANNEL_MAX_QUEUED_REPLIES) {
+                log_warning("Channel %s: peer does not read its replies (%" PRIu64 " queued); disconnecting.",
+                            g->channel->vm_name, n);
+                if (!g->reap_id)
+                        g->reap_id = g_idle_add(reap_connection, g);
+                return -ENOBUFS;
+        }
+        return 0;
+}
+
+static int method_hello(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        GuestConnection *g = userdata;
+        const char *untrusted_agent_version;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &untrusted_agent_version);
+        if (r < 0)
+                return r;
+        if (guest_check_flood(g) < 0)
+                return 1;
+        /* The identity is the channel's, whatever the message claims. */
+        log_debug("Channel %s: Hello from agent (%zu bytes of version).", g->channel->vm_name,
+                  strlen(untrusted_agent_version));
+        return sd_bus_reply_method_return(m, "ss", g->channel->vm_name, VMFED_VERSION);
+}
+
+static int method_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        GuestConnection *g = userdata;
+
+        if (guest_check_flood(g) < 0)
+                return 1;
+        return sd_bus_reply_method_return(m, "s", g->channel->vm_name);
+}
+
+static const sd_bus_vtable guest_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD_WITH_ARGS("Hello", SD_BUS_ARGS("s", agent_version),
+                                SD_BUS_RESULT("s", vm, "s", broker_version), method_hello,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Ping", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", vm), method_ping,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+/*
+ * Every call that is not one of ours leaves an audit line (it is a request
+ * that crossed a VM boundary and was refused); sd-bus then answers it with
+ * UnknownMethod/UnknownObject.
+ */
+static int guest_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        GuestConnection *g = userdata;
+        const char *iface, *member;
+
+        if (sd_bus_message_get_type(m, NULL) < 0)
+                return 0;
+        uint8_t type;
+        if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL)
+                return 0;
+        if (guest_check_flood(g) < 0)
+                return 1; /* swallow: the connection is going away */
+
+        iface = sd_bus_message_get_interface(m);
+        member = sd_bus_message_get_member(m);
+        if (iface && (strcmp(iface, GUEST_INTERFACE) == 0 || g_str_has_prefix(iface, "org.freedesktop.DBus.")))
+                return 0;
+
+        char service[300];
+        snprintf(service, sizeof service, "%.120s.%.120s", iface ? iface : "?", member ? member : "?");
+        audit_log(&(AuditRecord) {
+                .request_id = broker_next_request_id(g->channel->broker),
+                .source = g->channel->vm_name,
+                .caller = "channel",
+                .target = "@host",
+                .service = service,
+                .decision = "deny",
+                .rule = "no-such-service",
+        });
+        return 0;
+}
+
+static int guest_connection_new(Channel *c, int fd, GuestConnection **ret) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        GuestConnection *g;
+        sd_id128_t id;
+        int r;
+
+        r = sd_id128_randomize(&id);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        /* From here on the fd belongs to the bus (closed with it on failure). */
+        r = sd_bus_new(&bus);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        r = sd_bus_set_fd(bus, fd, fd);
+        if (r < 0) {
+                safe_close(fd);
+                return r;
+        }
+        r = sd_bus_set_server(bus, 1, id);
+        if (r < 0)
+                return r;
+        r = sd_bus_set_anonymous(bus, 1);
+        if (r < 0)
+                return r;
+        /* A guest may never pass us file descriptors. */
+        r = sd_bus_negotiate_fds(bus, 0);
+        if (r < 0)
+                return r;
+        (void) sd_bus_set_description(bus, c->vm_name);
+
+        g = g_new0(GuestConnection, 1);
+        g->channel = c;
+        g->id = ++c->n_connections;
+
+        r = sd_bus_add_filter(bus, NULL, guest_filter, g);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(bus, NULL, BROKER_ROOT_PATH, GUEST_INTERFACE, guest_vtable, g);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r >= 0)
+                r = bus_source_attach(bus, guest_connection_closed, g, &g->source);
+        if (r < 0) {
+                g_free(g);
+                return r;
+        }
+        g->bus = steal_pointer(&bus);
+        *ret = g;
+        return 0;
+}
+
+static gboolean channel_on_accept(gint fd, GIOCondition condition, gpointer userdata) {
+        Channel *c = userdata;
+        GuestConnection *g = NULL;
+        struct ucred ucred = {};
+        socklen_t len = sizeof ucred;
+        int r;
+
+        int cfd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (cfd < 0) {
+                if (errno != EAGAIN && errno != EINTR)
+                        log_warning_errno(negative_errno(), "Channel %s: accept failed: %m", c->vm_name);
+                return G_SOURCE_CONTINUE;
+        }
+        (void) getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &ucred, &len);
+
+        /* One guest, one connection: the newest wins (the agent or QEMU reconnected). */
+        if (c->conn)
+                channel_drop_connection(c, "replaced by a new connection");
+
+        r = guest_connection_new(c, cfd, &g);
+        if (r < 0) {
+                log_warning_errno(r, "Channel %s: cannot set up a D-Bus server connection: %m", c->vm_name);
+                return G_SOURCE_CONTINUE;
+        }
+        c->conn = g;
+        log_info("Channel %s: connection %" PRIu64 " from pid %d uid %u.", c->vm_name, g->id, (int) ucred.pid,
+                 (unsigned) ucred.uid);
+        return G_SOURCE_CONTINUE;
+}
+
+static int channel_listen(Channel *c) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int fd;
+
+        if (strlen(c->path) >= sizeof sa.sun_path)
+                return log_error_errno(-ENAMETOOLONG, "Channel path too long: %s", c->path);
+        strcpy(sa.sun_path, c->path);
+
+        /* A socket left over by a previous broker: replace it.  Anything else: refuse. */
+        if (lstat(c->path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return log_error_errno(-EEXIST, "%s exists and is not a socket; not touching it.",
+                                               c->path);
+                if (unlink(c->path) < 0)
+                        return log_error_errno(negative_errno(), "Cannot remove stale %s: %m", c->path);
+        }
+
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        mode_t old = umask(0117);
+        int r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
+        umask(old);
+        if (r < 0 || listen(fd, 4) < 0) {
+                r = negative_errno();
+                safe_close(fd);
+                return log_error_errno(r, "Cannot listen on %s: %m", c->path);
+        }
+        c->listen_fd = fd;
+        c->listen_id = g_unix_fd_add(fd, G_IO_IN, channel_on_accept, c);
+        return 0;
+}
+
+int channel_new(Broker *b, const char *vm_name, Channel **ret) {
+        Channel *c = g_new0(Channel, 1);
+        int r;
+
+        c->broker = b;
+        c->vm_name = g_strdup(vm_name);
+        c->path = g_strdup_printf("%s/%s.sock", b->channel_dir, vm_name);
+        c->listen_fd = -EBADF;
+
+        r = channel_listen(c);
+        if (r < 0) {
+                channel_free(c);
+                return r;
+        }
+        *ret = c;
+        return 0;
+}
+
+void channel_free(void *p) {
+        Channel *c = p;
+        if (!c)
+                return;
+        channel_drop_connection(c, "channel removed");
+        if (c->listen_id)
+                g_source_remove(c->listen_id);
+        if (c->listen_fd >= 0) {
+                safe_close(c->listen_fd);
+                (void) unlink(c->path);
+        }
+        g_free(c->vm_name);
+        g_free(c->path);
+        g_free(c);
+}
+
+const char *channel_path(Channel *c) {
+        return c->path;
+}
+
+bool channel_is_connected(Channel *c) {
+        return c && c->conn;
+}
+
+int channel_sync_all(Broker *b) {
+        GHashTableIter it;
+        gpointer key, value;
+        int r, ret = 0;
+
+        r = mkdir_parents(b->channel_dir, 0750);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create %s: %m", b->channel_dir);
+        (void) chmod(b->channel_dir, 0750);
+
+        g_hash_table_iter_init(&it, b->channels);
+        while (g_hash_table_iter_next(&it, &key, &value))
+                if (!broker_find_vm(b, key))
+                        g_hash_table_iter_remove(&it);
+
+        for (guint i = 0; i < b->vms->len; i++) {
+                VmConfig *vm = g_ptr_array_index(b->vms, i);
+                Channel *c;
+
+                if (g_hash_table_contains(b->channels, vm->name))
+                        continue;
+                r = channel_new(b, vm->name, &c);
+                if (r < 0) {
+                        ret = r;
+                        continue;
+                }
+                g_hash_table_insert(b->channels, g_strdup(vm->name), c);
+        }
+        return ret;
+}

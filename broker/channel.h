@@ -1,0 +1,34 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Channel: the broker's end of one VM's virtio-serial channel.
+ *
+ * The broker listens on STATE/channels/NAME.sock (mode 0660 in a 0750
+ * directory); QEMU connects to it (libvirt <source mode='connect'> with
+ * <reconnect enabled='yes'/>), so a broker restart only makes QEMU
+ * reconnect.  On an accepted connection the broker is the server side of a
+ * peer-to-peer D-Bus connection (ANONYMOUS auth, no fd passing) and serves
+ * org.vmfed.Federation1.Guest on /org/vmfed/Federation1.  Whoever calls on
+ * that connection *is* the channel's VM: nothing in a message (sender,
+ * headers, arguments) can change that.
+ *
+ * Limits: one connection per channel (a new one replaces the old: the
+ * guest's agent reconnects after a broker or agent restart); at most
+ * BUS_SOURCE_MAX_PER_DISPATCH messages per main-loop iteration; a peer that
+ * lets more than CHANNEL_MAX_QUEUED_REPLIES replies pile up unread, sends
+ * something sd-bus cannot parse, or fails authentication is disconnected.
+ */
+#pragma once
+
+#include "broker/broker.h"
+
+#define GUEST_INTERFACE "org.vmfed.Federation1.Guest"
+#define CHANNEL_MAX_QUEUED_REPLIES 256
+
+int channel_new(Broker *b, const char *vm_name, Channel **ret);
+void channel_free(void *c);
+
+const char *channel_path(Channel *c);
+bool channel_is_connected(Channel *c);
+
+/* Create/remove channels so that there is exactly one per defined VM. */
+int channel_sync_all(Broker *b);

@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The D-Bus errors of org.vmfed.Federation1 (docs/dbus-api.md, "Errors").
+ * Header-only names so vmfedctl can match them too; errors_register() maps
+ * them to errno values for sd-bus.
+ */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#define VMFED_ERROR_NOT_FOUND     "org.vmfed.Federation1.Error.NotFound"
+#define VMFED_ERROR_ACCESS_DENIED "org.vmfed.Federation1.Error.AccessDenied"
+#define VMFED_ERROR_BUSY          "org.vmfed.Federation1.Error.Busy"
+#define VMFED_ERROR_INVALID_ARGS  "org.vmfed.Federation1.Error.InvalidArgs"
+#define VMFED_ERROR_TOO_LARGE     "org.vmfed.Federation1.Error.TooLarge"
+#define VMFED_ERROR_CONFLICT      "org.vmfed.Federation1.Error.Conflict"
+#define VMFED_ERROR_FAILED        "org.vmfed.Federation1.Error.Failed"
+
+/* Register the errno mapping with sd-bus (idempotent). */
+int errors_register(void);
+
+/*
+ * Set *error to the vmfed error for a negative errno from our own code
+ * (ENOENT → NotFound, EACCES/EPERM → AccessDenied, EBUSY → Busy, EINVAL →
+ * InvalidArgs, EFBIG → TooLarge, ESTALE → Conflict, else Failed) with a
+ * message; returns the negative errno.
+ */
+int errors_set_errno(sd_bus_error *error, int r, const char *format, ...)
+        __attribute__((format(printf, 3, 4)));

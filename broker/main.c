@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vmfedd: the vmfed broker.  See broker/README.md and docs/dbus-api.md.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib-unix.h>
+
+#include "broker/broker.h"
+#include "common/log.h"
+#include "common/macro.h"
+
+static void help(FILE *f) {
+        fprintf(f,
+                "Usage: vmfedd [OPTIONS]\n\n"
+                "The vmfed broker: owns org.vmfed.Federation1 on the system bus.\n\n"
+                "  --config-dir DIR     configuration (vms.d/, policy.d/) [%s]\n"
+                "  --state-dir DIR      state (channels/) [%s]\n"
+                "  --libvirt-uri URI    hypervisor connection [qemu:///system]\n"
+                "  --bus-address ADDR   use this D-Bus address instead of the system bus\n"
+                "  --debug              log debug messages\n"
+                "  --help, --version\n\n"
+                "Signals: SIGTERM/SIGINT stop, SIGHUP reloads configuration and policy.\n",
+                VMFED_CONFIG_DIR, VMFED_STATE_DIR);
+}
+
+static gboolean on_quit_signal(gpointer userdata) {
+        Broker *b = userdata;
+        log_info("Shutting down.");
+        g_main_loop_quit(b->loop);
+        return G_SOURCE_CONTINUE;
+}
+
+static gboolean on_reload_signal(gpointer userdata) {
+        Broker *b = userdata;
+        log_info("SIGHUP: reloading configuration and policy.");
+        (void) broker_reload(b, NULL);
+        return G_SOURCE_CONTINUE;
+}
+
+int main(int argc, char **argv) {
+        enum { ARG_CONFIG = 0x100, ARG_STATE, ARG_URI, ARG_BUS, ARG_DEBUG, ARG_VERSION };
+        static const struct option options[] = {
+                { "config-dir", required_argument, NULL, ARG_CONFIG },
+                { "state-dir", required_argument, NULL, ARG_STATE },
+                { "libvirt-uri", required_argument, NULL, ARG_URI },
+                { "bus-address", required_argument, NULL, ARG_BUS },
+                { "debug", no_argument, NULL, ARG_DEBUG },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, ARG_VERSION },
+                {},
+        };
+        const char *config_dir = VMFED_CONFIG_DIR, *state_dir = VMFED_STATE_DIR;
+        const char *uri = "qemu:///system", *bus_address = NULL;
+        g_autoptr(Broker) b = NULL;
+        int c, r;
+
+        log_set_ident("vmfedd");
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
+                switch (c) {
+                case ARG_CONFIG:
+                        config_dir = optarg;
+                        break;
+                case ARG_STATE:
+                        state_dir = optarg;
+                        break;
+                case ARG_URI:
+                        uri = optarg;
+                        break;
+                case ARG_BUS:
+                        bus_address = optarg;
+                        break;
+                case ARG_DEBUG:
+                        log_set_max_level(LOG_DEBUG);
+                        break;
+                case 'h':
+                        help(stdout);
+                        return 0;
+                case ARG_VERSION:
+                        printf("vmfedd %s\n", VMFED_VERSION);
+                        return 0;
+                default:
+                        help(stderr);
+                        return 2;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "vmfedd: unexpected argument '%s'\n", argv[optind]);
+                return 2;
+        }
+
+        /* sd-bus writes with MSG_NOSIGNAL, but be sure a vanished peer never kills us. */
+        signal(SIGPIPE, SIG_IGN);
+
+        r = broker_new(config_dir, state_dir, uri, bus_address, &b);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory."), 1;
+
+        g_unix_signal_add(SIGTERM, on_quit_signal, b);
+        g_unix_signal_add(SIGINT, on_quit_signal, b);
+        g_unix_signal_add(SIGHUP, on_reload_signal, b);
+
+        r = broker_start(b);
+        if (r < 0)
+                return 1;
+        return broker_run(b);
+}

@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/manager.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "broker/audit.h"
+#include "broker/auth.h"
+#include "broker/errors.h"
+#include "broker/vm-object.h"
+#include "common/log.h"
+#include "common/macro.h"
+
+#define VM_NAME_MAX 64
+
+static int method_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Broker *b = userdata;
+        int r;
+
+        r = sd_bus_message_new_method_return(m, &reply);
+        if (r < 0)
+                return r;
+        r = sd_bus_message_open_container(reply, 'a', "(ssso)");
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < b->vms->len; i++) {
+                VmConfig *c = g_ptr_array_index(b->vms, i);
+                VmObject *o = broker_find_vm(b, c->name);
+                _cleanup_free_ char *path = vm_object_path(c->name);
+                const char *role = vm_role_to_string(c->role);
+
+                if (!path)
+                        return -ENOMEM;
+                r = sd_bus_message_append(reply, "(ssso)", c->name, role ? role : "",
+                                          o ? o->state : "unknown", path);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_close_container(reply);
+        if (r < 0)
+                return r;
+        return sd_bus_send(NULL, reply, NULL);
+}
+
+static int method_get_vm(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        const char *untrusted_name;
+        int r;
+
+        r = sd_bus_message_read(m, "s", &untrusted_name);
+        if (r < 0)
+                return r;
+        if (strlen(untrusted_name) > VM_NAME_MAX || !broker_find_vm(b, untrusted_name))
+                return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
+                                         "No VM named '%.64s' is defined in %s/vms.d (ListVMs shows the "
+                                         "VMs that are).",
+                                         untrusted_name, b->config_dir);
+
+        _cleanup_free_ char *path = vm_object_path(untrusted_name);
+        if (!path)
+                return -ENOMEM;
+        return sd_bus_reply_method_return(m, "o", path);
+}
+
+static void reload_done(Broker *b, sd_bus_message *m, bool allowed, const char *how, const char *who,
+                        void *userdata) {
+        g_autoptr(GPtrArray) errors = NULL;
+        int r;
+
+        audit_log(&(AuditRecord) {
+                .request_id = broker_next_request_id(b),
+                .source = "@host",
+                .caller = who,
+                .target = "@host",
+                .service = "vmfed.Admin.Reload",
+                .decision = allowed ? "allow" : "deny",
+                .rule = how,
+        });
+
+        if (!allowed) {
+                (void) sd_bus_reply_method_errorf(
+                        m, VMFED_ERROR_ACCESS_DENIED,
+                        "Reloading the federation needs uid 0, membership of group vmfed or polkit "
+                        "authorization for org.vmfed.manage (caller %s: %s).",
+                        who, how);
+                return;
+        }
+
+        r = broker_reload(b, &errors);
+        if (r < 0) {
+                g_autofree char *joined = NULL;
+                if (errors && errors->len > 0) {
+                        g_ptr_array_add(errors, NULL);
+                        joined = g_strjoinv("; ", (char **) errors->pdata);
+                }
+                (void) sd_bus_reply_method_errorf(
+                        m, VMFED_ERROR_FAILED,
+                        "Reloaded with errors (broken policy denies every request; broken VM "
+                        "definitions keep the previous ones): %s",
+                        joined ? joined : strerror(-r));
+                return;
+        }
+        (void) sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_reload(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+
+        /* No arguments, no no-op: authorize, then reload. */
+        auth_check_manage(b, m, reload_done, NULL, NULL);
+        return 1;
+}
+
+static int property_get_version(sd_bus *bus, const char *path, const char *interface, const char *property,
+                                sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        return sd_bus_message_append(reply, "s", VMFED_VERSION);
+}
+
+static int property_get_active_persona(sd_bus *bus, const char *path, const char *interface,
+                                       const char *property, sd_bus_message *reply, void *userdata,
+                                       sd_bus_error *error) {
+        Broker *b = userdata;
+        return sd_bus_message_append(reply, "s", b->active_persona ? b->active_persona : "");
+}
+
+static const sd_bus_vtable manager_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Version", "s", property_get_version, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_PROPERTY("ActivePersona", "s", property_get_active_persona, 0,
+                        SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ssso)", vms), method_list_vms,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("GetVM", SD_BUS_ARGS("s", name), SD_BUS_RESULT("o", vm), method_get_vm,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Reload", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_reload,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+int manager_register(Broker *b) {
+        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, manager_vtable, b);
+}
+
+void manager_emit_active_persona(Broker *b) {
+        if (b->bus)
+                (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, MANAGER_INTERFACE,
+                                                      "ActivePersona", NULL);
+}

@@ -1,0 +1,13 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * org.vmfed.Federation1.Manager on /org/vmfed/Federation1: list and look up
+ * VMs, reload the configuration; properties Version and ActivePersona.
+ */
+#pragma once
+
+#include "broker/broker.h"
+
+#define MANAGER_INTERFACE "org.vmfed.Federation1.Manager"
+
+int manager_register(Broker *b);
+void manager_emit_active_persona(Broker *b);
