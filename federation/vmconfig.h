@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include <errno.h>
+
 #include <glib.h>
 
 #include "policy/policy.h"
@@ -29,6 +31,15 @@ typedef struct VmConfig {
         VmRole role;
         char **tags;          /* NULL-terminated, never NULL */
         char *default_dispvm; /* [VM] DefaultDispVM=, or NULL */
+
+        /* Checked for form only today; later issues give them meaning. */
+        guint64 memory;       /* [VM] Memory= in bytes (suffix K/M/G/T, powers of 1024), 0 when unset */
+        unsigned vcpus;       /* [VM] VCPUs=, 0 when unset */
+        char *disk;           /* [VM] Disk= absolute path, or NULL */
+        char *netvm;          /* [VM] NetVM=: NULL when unset, "" for no network */
+        gboolean autostart;   /* [VM] Autostart=, default false */
+        char *accel;          /* [VM] Accel= kvm | tcg, or NULL (the federation's choice) */
+        char **devices;       /* [Passthrough] Devices= PCI addresses DDDD:BB:DD.F, never NULL */
 } VmConfig;
 
 VmConfig *vm_config_free(VmConfig *c);
@@ -39,10 +50,19 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmConfig, vm_config_free)
  * GPtrArray of VmConfig*, sorted by name, owning them) when every file is
  * valid; otherwise -EINVAL with *ret_errors a GPtrArray of messages of the
  * form "vms.d/NAME.vm:LINE: key K: what was wrong" (line 0 when unknown).
- * A missing vms.d/ is an empty federation, not an error.
+ * A missing vms.d/ is an empty federation, not an error.  *ret_errors is
+ * NULL on success; when vms.d/ itself cannot be read the negative errno is
+ * returned and *ret_errors is NULL.  Files not ending in ".vm" and dotfiles
+ * are ignored.  Unknown groups and keys are errors ([Firewall] belongs to
+ * the network VM's own parser and is passed over).
  */
 int vm_config_load_dir(const char *config_dir, GPtrArray **ret_vms, GPtrArray **ret_errors);
 
-/* Build frozen policy facts from loaded VM definitions. */
+/*
+ * Build frozen policy facts from loaded VM definitions.  active_persona
+ * (may be NULL) must name a persona (-ENOENT / -EINVAL).  default_dispvm
+ * NULL means: the one VM with Role=disposable-template when there is
+ * exactly one, else none.
+ */
 int vm_config_build_policy_facts(GPtrArray *vms, const char *active_persona,
                                  const char *default_dispvm, PolicyFacts **ret);

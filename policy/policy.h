@@ -37,7 +37,11 @@ typedef struct PolicyDiagnostic {
         char *message;   /* what was wrong and what was expected */
 } PolicyDiagnostic;
 
-/* "FILE:LINE:COLUMN: MESSAGE" (newly allocated). */
+/*
+ * "FILE:LINE:COLUMN: MESSAGE" (newly allocated, free with free()); "FILE:LINE:
+ * MESSAGE" when column is 0 and "FILE: MESSAGE" when line is 0.  FILE is "."
+ * for problems with the policy directory itself.
+ */
 char *policy_diagnostic_format(const PolicyDiagnostic *d);
 
 /* ---- facts about the federation --------------------------------------- */
@@ -56,12 +60,17 @@ PolicyFacts *policy_facts_unref(PolicyFacts *f);
 /*
  * role: "persona" | "service" | "disposable-template" | "app" | "disposable"
  * tags: NULL-terminated, may be NULL.  default_dispvm: template used for
- * "@dispvm" requests from this VM, or NULL for the federation default.
- * -EEXIST when the name is already known, -EINVAL for a bad name or role.
+ * "@dispvm" requests from this VM, or NULL for the federation default; for
+ * a running disposable (role "disposable") it is the template the
+ * disposable was made from, which rule sources @dispvm:NAME and
+ * @dispvm:@tag:T match against.  References to other VMs are resolved at
+ * evaluation time, so VMs may be added in any order.
+ * -EEXIST when the name is already known, -EINVAL for a bad name, role or tag.
  */
 int policy_facts_add_vm(PolicyFacts *f, const char *name, const char *role,
                         const char *const *tags, const char *default_dispvm);
-int policy_facts_set_active(PolicyFacts *f, const char *persona); /* NULL: none */
+/* NULL: none.  -ENOENT for an unknown VM, -EINVAL when it is not a persona. */
+int policy_facts_set_active(PolicyFacts *f, const char *persona);
 int policy_facts_set_default_dispvm(PolicyFacts *f, const char *template_name);
 /* After this the facts may be shared; add/set return -EPERM. */
 void policy_facts_freeze(PolicyFacts *f);
@@ -99,6 +108,8 @@ bool policy_snapshot_is_valid(const PolicySnapshot *s);
 size_t policy_snapshot_n_diagnostics(const PolicySnapshot *s);
 const PolicyDiagnostic *policy_snapshot_diagnostic(const PolicySnapshot *s, size_t i);
 size_t policy_snapshot_n_rules(const PolicySnapshot *s);
+/* Number of files read (top-level and included). */
+size_t policy_snapshot_n_files(const PolicySnapshot *s);
 
 /* ---- evaluation -------------------------------------------------------- */
 

@@ -1,0 +1,75 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Domain XML: the libvirt domain generated from a VM's specification.
+ *
+ *   - named "<prefix><vm>" (prefix "vmfed-" or a longer one beginning with
+ *     it), so vmfed only ever touches its own domains;
+ *   - <metadata> in the vmfed namespace (DOMAIN_XML_NS): VM name, role,
+ *     config generation, config hash, and for disposables the template and
+ *     overlay path, so a restarted broker can adopt what runs;
+ *   - the agent channel: <channel type='unix'> with target
+ *     virtio/org.vmfed.agent.0 on a unix socket whose mode is a parameter;
+ *   - a NIC on the netvm's bridge (isolated port for clients);
+ *   - <hostdev managed='yes'> per passthrough device unless faked;
+ *   - type='qemu' (TCG) when Accel=tcg, when forced, or when Accel=auto and
+ *     /dev/kvm is not usable; type='kvm' otherwise.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "federation/vmspec.h"
+
+#define DOMAIN_XML_NS "https://vmfed.org/xmlns/domain/1"
+#define DOMAIN_XML_NS_PREFIX "vmfed"
+#define DOMAIN_XML_AGENT_PORT "org.vmfed.agent.0"
+
+typedef enum DomainChannelMode {
+        /* QEMU (libvirt) listens on the socket, the broker connects (design §3). */
+        DOMAIN_CHANNEL_BIND,
+        /* The broker listens, QEMU connects (and reconnects every second). */
+        DOMAIN_CHANNEL_CONNECT,
+} DomainChannelMode;
+
+typedef struct DomainXmlParams {
+        const char *domain_name;   /* required */
+        const char *role;          /* metadata role; NULL: the spec's role ("disposable" for disposables) */
+        uint64_t generation;       /* config generation recorded in metadata */
+        const char *bridge;        /* NULL: no NIC */
+        bool isolated_port;        /* <port isolated='yes'/> (clients of a netvm) */
+        const char *mac;           /* NULL: libvirt picks one */
+        const char *channel_path;  /* NULL: no agent channel */
+        DomainChannelMode channel_mode;
+        const char *console_path;  /* NULL: no serial log file */
+        const char *disk_override; /* disposables: the overlay replacing Disk= (qcow2) */
+        const char *template_name; /* disposables: recorded in metadata */
+        bool force_tcg;
+        bool fake_passthrough;     /* declare devices in metadata only, no <hostdev> */
+        bool kvm_available;        /* for Accel=auto; the caller probes /dev/kvm */
+} DomainXmlParams;
+
+/* "qemu" or "kvm" for this spec and parameters. */
+const char *domain_xml_type(const VmSpec *s, const DomainXmlParams *p);
+
+/* Build the domain XML.  Returns 0 and a newly allocated string, or -EINVAL. */
+int domain_xml_build(const VmSpec *s, const DomainXmlParams *p, char **ret);
+
+/* Disk image format of a file: "qcow2" when it starts with QCOW magic, else "raw". */
+const char *disk_image_format(const char *path);
+
+/*
+ * The vmfed metadata of a domain (from virDomainGetMetadata's element
+ * text): fills what it finds, returns 0, or -EINVAL if it is not ours.
+ */
+typedef struct DomainMetadata {
+        char *name;
+        char *role;
+        char *template_name;
+        char *overlay;
+        char *config_hash;
+        uint64_t generation;
+} DomainMetadata;
+
+int domain_metadata_parse(const char *xml, DomainMetadata *ret);
+void domain_metadata_done(DomainMetadata *m);

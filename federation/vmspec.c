@@ -1,0 +1,542 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "federation/vmspec.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/fileio.h"
+#include "common/macro.h"
+
+#define VM_FILE_MAX (64 * 1024)
+
+static const char *const accel_names[_VM_ACCEL_MAX] = {
+        [VM_ACCEL_AUTO] = "auto",
+        [VM_ACCEL_KVM] = "kvm",
+        [VM_ACCEL_TCG] = "tcg",
+};
+
+/* Same spelling as vmconfig.c's vm_role_to_string(); kept here so the
+ * federation library does not depend on the policy-side loader. */
+static const char *const role_names[_VM_ROLE_MAX] = {
+        [VM_ROLE_PERSONA] = "persona",
+        [VM_ROLE_SERVICE] = "service",
+        [VM_ROLE_DISPOSABLE_TEMPLATE] = "disposable-template",
+        [VM_ROLE_APP] = "app",
+};
+
+const char *vm_accel_to_string(VmAccel a) {
+        return a >= 0 && a < _VM_ACCEL_MAX ? accel_names[a] : NULL;
+}
+
+VmAccel vm_accel_from_string(const char *s) {
+        for (int i = 0; s && i < _VM_ACCEL_MAX; i++)
+                if (strcmp(s, accel_names[i]) == 0)
+                        return (VmAccel) i;
+        return VM_ACCEL_INVALID;
+}
+
+static VmRole role_from_string(const char *s) {
+        for (int i = 0; s && i < _VM_ROLE_MAX; i++)
+                if (strcmp(s, role_names[i]) == 0)
+                        return (VmRole) i;
+        return VM_ROLE_INVALID;
+}
+
+VmSpec *vm_spec_free(VmSpec *s) {
+        if (!s)
+                return NULL;
+        g_free(s->name);
+        g_free(s->path);
+        g_free(s->disk);
+        g_free(s->kernel);
+        g_free(s->initrd);
+        g_free(s->cmdline);
+        g_strfreev(s->tags);
+        g_free(s->netvm);
+        g_free(s->default_dispvm);
+        g_strfreev(s->devices);
+        g_free(s->source_text);
+        g_free(s);
+        return NULL;
+}
+
+bool vm_spec_name_is_valid(const char *name) {
+        size_t n;
+
+        if (!name || !name[0] || strlen(name) > VM_SPEC_NAME_MAX)
+                return false;
+        if (!g_ascii_islower(name[0]) && !g_ascii_isdigit(name[0]))
+                return false;
+        n = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
+        return name[n] == 0;
+}
+
+static bool tag_is_valid(const char *t) {
+        return t[0] && strlen(t) <= 64 && t[strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_.-")] == 0;
+}
+
+char *pci_address_normalize(const char *untrusted) {
+        unsigned dom = 0, bus, slot, fn;
+        int n = 0;
+
+        if (!untrusted)
+                return NULL;
+        if (sscanf(untrusted, "%4x:%2x:%2x.%1x%n", &dom, &bus, &slot, &fn, &n) == 4 &&
+            (size_t) n == strlen(untrusted) && n == 12) {
+        } else if (dom = 0, n = 0,
+                   sscanf(untrusted, "%2x:%2x.%1x%n", &bus, &slot, &fn, &n) == 3 && (size_t) n == strlen(untrusted) &&
+                           n == 7) {
+        } else
+                return NULL;
+        if (slot > 0x1f || fn > 7)
+                return NULL;
+        /* sscanf accepts signs and spaces in %x; refuse anything but hex digits and separators. */
+        if (untrusted[strspn(untrusted, "0123456789abcdefABCDEF:.")] != 0)
+                return NULL;
+        return g_strdup_printf("%04x:%02x:%02x.%x", dom, bus, slot, fn);
+}
+
+/* Line of KEY in GROUP of text, 0 when not found: for error messages only. */
+static unsigned key_line(const char *text, const char *group, const char *key) {
+        g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
+        bool in_group = group == NULL;
+
+        for (unsigned i = 0; lines[i]; i++) {
+                const char *l = lines[i] + strspn(lines[i], " \t");
+                if (l[0] == '[') {
+                        size_t gl = group ? strlen(group) : 0;
+                        in_group = group && strncmp(l + 1, group, gl) == 0 && l[1 + gl] == ']';
+                        if (!key && in_group)
+                                return i + 1;
+                        continue;
+                }
+                if (in_group && key) {
+                        size_t kl = strlen(key);
+                        if (strncmp(l, key, kl) == 0 && (l[kl] == '=' || l[kl] == ' ' || l[kl] == '\t'))
+                                return i + 1;
+                }
+        }
+        return 0;
+}
+
+typedef struct Parser {
+        const char *name;
+        const char *text;
+        GPtrArray *errors;
+        int r;
+} Parser;
+
+static void parser_error(Parser *p, const char *group, const char *key, const char *fmt, ...) _printf_(4, 5);
+static void parser_error(Parser *p, const char *group, const char *key, const char *fmt, ...) {
+        g_autofree char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        msg = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        if (key)
+                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: key %s: %s", p->name,
+                                                           key_line(p->text, group, key), key, msg));
+        else
+                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: %s", p->name,
+                                                           key_line(p->text, group, NULL), msg));
+        p->r = -EINVAL;
+}
+
+/* "8G", "512M", "1048576K", "2T" (binary units); a unit is required. */
+static int parse_size(const char *untrusted, uint64_t *ret) {
+        static const struct {
+                const char *suffix;
+                uint64_t factor;
+        } units[] = {
+                { "K", 1ULL << 10 }, { "KiB", 1ULL << 10 }, { "M", 1ULL << 20 }, { "MiB", 1ULL << 20 },
+                { "G", 1ULL << 30 }, { "GiB", 1ULL << 30 }, { "T", 1ULL << 40 }, { "TiB", 1ULL << 40 },
+        };
+        char *end = NULL;
+        uint64_t v;
+
+        if (!untrusted || !g_ascii_isdigit(untrusted[0]))
+                return -EINVAL;
+        errno = 0;
+        v = g_ascii_strtoull(untrusted, &end, 10);
+        if (errno != 0)
+                return -ERANGE;
+        for (size_t i = 0; i < ELEMENTSOF(units); i++)
+                if (strcmp(end, units[i].suffix) == 0) {
+                        if (v > UINT64_MAX / units[i].factor)
+                                return -ERANGE;
+                        *ret = v * units[i].factor;
+                        return 0;
+                }
+        return -EINVAL;
+}
+
+static int parse_uint(const char *untrusted, unsigned min, unsigned max, unsigned *ret) {
+        char *end = NULL;
+        guint64 v;
+
+        if (!untrusted || !g_ascii_isdigit(untrusted[0]))
+                return -EINVAL;
+        errno = 0;
+        v = g_ascii_strtoull(untrusted, &end, 10);
+        if (errno != 0 || *end != 0)
+                return -EINVAL;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static int parse_bool(const char *untrusted, bool *ret) {
+        static const char *const yes[] = { "yes", "true", "1", "on" }, *const no[] = { "no", "false", "0", "off" };
+        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
+                if (g_ascii_strcasecmp(untrusted, yes[i]) == 0)
+                        return *ret = true, 0;
+                if (g_ascii_strcasecmp(untrusted, no[i]) == 0)
+                        return *ret = false, 0;
+        }
+        return -EINVAL;
+}
+
+/* An absolute path to an existing regular file or block device. */
+static char *parse_path(Parser *p, const char *group, const char *key, const char *untrusted) {
+        struct stat st;
+
+        if (!g_path_is_absolute(untrusted)) {
+                parser_error(p, group, key, "'%s' is not an absolute path", untrusted);
+                return NULL;
+        }
+        if (stat(untrusted, &st) < 0) {
+                parser_error(p, group, key, "'%s': %s", untrusted, g_strerror(errno));
+                return NULL;
+        }
+        if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode)) {
+                parser_error(p, group, key, "'%s' is neither a regular file nor a block device", untrusted);
+                return NULL;
+        }
+        return g_strdup(untrusted);
+}
+
+static const char *const vm_keys[] = {
+        "Role", "Memory", "VCPUs", "Disk", "Kernel", "Initrd", "Cmdline", "Tags", "NetVM", "DefaultNetVM",
+        "Autostart", "Accel", "StopTimeout", "DefaultDispVM", NULL,
+};
+static const char *const passthrough_keys[] = { "Devices", NULL };
+
+static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
+        g_autofree char *role = NULL, *memory = NULL, *vcpus = NULL, *disk = NULL, *kernel = NULL,
+                        *initrd = NULL, *netvm = NULL, *dnv = NULL, *autostart = NULL, *accel = NULL,
+                        *timeout = NULL, *dispvm = NULL;
+        g_auto(GStrv) tags = NULL;
+        const char *G = "VM";
+
+        role = g_key_file_get_string(kf, G, "Role", NULL);
+        if (!role)
+                parser_error(p, G, NULL, "key Role: missing (persona, service, disposable-template or app)");
+        else if ((s->role = role_from_string(role)) < 0)
+                parser_error(p, G, "Role", "'%s' is not one of persona, service, disposable-template, app", role);
+
+        memory = g_key_file_get_string(kf, G, "Memory", NULL);
+        if (!memory)
+                s->memory = 1ULL << 30;
+        else if (parse_size(memory, &s->memory) < 0)
+                parser_error(p, G, "Memory", "'%s' is not a size with a unit (e.g. 512M, 8G)", memory);
+        else if (s->memory < VM_SPEC_MEMORY_MIN || s->memory > VM_SPEC_MEMORY_MAX)
+                parser_error(p, G, "Memory", "'%s' is out of range (32M to 4T)", memory);
+        else if (s->memory % (1ULL << 20) != 0)
+                parser_error(p, G, "Memory", "'%s' is not a whole number of MiB", memory);
+
+        vcpus = g_key_file_get_string(kf, G, "VCPUs", NULL);
+        if (!vcpus)
+                s->vcpus = 1;
+        else if (parse_uint(vcpus, 1, VM_SPEC_VCPUS_MAX, &s->vcpus) < 0)
+                parser_error(p, G, "VCPUs", "'%s' is not a number from 1 to %d", vcpus, VM_SPEC_VCPUS_MAX);
+
+        disk = g_key_file_get_string(kf, G, "Disk", NULL);
+        kernel = g_key_file_get_string(kf, G, "Kernel", NULL);
+        initrd = g_key_file_get_string(kf, G, "Initrd", NULL);
+        s->cmdline = g_key_file_get_string(kf, G, "Cmdline", NULL);
+        if (disk && disk[0])
+                s->disk = parse_path(p, G, "Disk", disk);
+        if (kernel && kernel[0])
+                s->kernel = parse_path(p, G, "Kernel", kernel);
+        if (initrd && initrd[0]) {
+                if (!kernel || !kernel[0])
+                        parser_error(p, G, "Initrd", "needs Kernel= (direct kernel boot)");
+                else
+                        s->initrd = parse_path(p, G, "Initrd", initrd);
+        }
+        if (s->cmdline && (!kernel || !kernel[0]))
+                parser_error(p, G, "Cmdline", "needs Kernel= (direct kernel boot)");
+        if (s->cmdline && strpbrk(s->cmdline, "\n\r"))
+                parser_error(p, G, "Cmdline", "contains a line break");
+        if ((!disk || !disk[0]) && (!kernel || !kernel[0]))
+                parser_error(p, G, NULL, "key Disk: missing (a VM needs Disk= or Kernel=)");
+
+        tags = g_key_file_get_string_list(kf, G, "Tags", NULL, NULL);
+        for (size_t i = 0; tags && tags[i]; i++)
+                if (!tag_is_valid(tags[i]))
+                        parser_error(p, G, "Tags", "'%s' is not a valid tag ([0-9a-z_.-]+)", tags[i]);
+        s->tags = tags ? steal_pointer(&tags) : g_new0(char *, 1);
+
+        netvm = g_key_file_get_string(kf, G, "NetVM", NULL);
+        if (netvm) {
+                s->netvm_set = true;
+                g_strstrip(netvm);
+                if (netvm[0] && !vm_spec_name_is_valid(netvm))
+                        parser_error(p, G, "NetVM", "'%s' is not a valid VM name", netvm);
+                else if (netvm[0])
+                        s->netvm = g_strdup(netvm);
+        }
+
+        dnv = g_key_file_get_string(kf, G, "DefaultNetVM", NULL);
+        if (dnv && parse_bool(dnv, &s->default_netvm) < 0)
+                parser_error(p, G, "DefaultNetVM", "'%s' is not a boolean (yes/no)", dnv);
+        if (s->default_netvm && s->role != VM_ROLE_SERVICE)
+                parser_error(p, G, "DefaultNetVM", "only a service VM can be the default netvm");
+
+        autostart = g_key_file_get_string(kf, G, "Autostart", NULL);
+        if (autostart && parse_bool(autostart, &s->autostart) < 0)
+                parser_error(p, G, "Autostart", "'%s' is not a boolean (yes/no)", autostart);
+
+        accel = g_key_file_get_string(kf, G, "Accel", NULL);
+        if (!accel)
+                s->accel = VM_ACCEL_AUTO;
+        else if ((s->accel = vm_accel_from_string(accel)) < 0)
+                parser_error(p, G, "Accel", "'%s' is not one of auto, kvm, tcg", accel);
+
+        timeout = g_key_file_get_string(kf, G, "StopTimeout", NULL);
+        if (!timeout)
+                s->stop_timeout = VM_SPEC_STOP_TIMEOUT_DEFAULT;
+        else if (parse_uint(timeout, 1, VM_SPEC_STOP_TIMEOUT_MAX, &s->stop_timeout) < 0)
+                parser_error(p, G, "StopTimeout", "'%s' is not a number of seconds from 1 to %d", timeout,
+                             VM_SPEC_STOP_TIMEOUT_MAX);
+
+        dispvm = g_key_file_get_string(kf, G, "DefaultDispVM", NULL);
+        if (dispvm && dispvm[0] && !vm_spec_name_is_valid(dispvm))
+                parser_error(p, G, "DefaultDispVM", "'%s' is not a valid VM name", dispvm);
+        else if (dispvm && dispvm[0])
+                s->default_dispvm = g_strdup(dispvm);
+}
+
+static void parse_passthrough_group(Parser *p, GKeyFile *kf, VmSpec *s) {
+        g_auto(GStrv) devices = g_key_file_get_string_list(kf, "Passthrough", "Devices", NULL, NULL);
+        g_autoptr(GPtrArray) out = g_ptr_array_new();
+
+        for (size_t i = 0; devices && devices[i]; i++) {
+                char *a;
+                g_strstrip(devices[i]);
+                if (!devices[i][0])
+                        continue;
+                a = pci_address_normalize(devices[i]);
+                if (!a) {
+                        parser_error(p, "Passthrough", "Devices",
+                                     "'%s' is not a PCI address (DDDD:BB:DD.F)", devices[i]);
+                        continue;
+                }
+                for (size_t j = 0; j < out->len; j++)
+                        if (strcmp(out->pdata[j], a) == 0) {
+                                parser_error(p, "Passthrough", "Devices", "%s is listed twice", a);
+                                g_clear_pointer(&a, g_free);
+                                break;
+                        }
+                if (a)
+                        g_ptr_array_add(out, a);
+        }
+        if (out->len > 0 && s->role != VM_ROLE_PERSONA && s->role != VM_ROLE_SERVICE)
+                parser_error(p, "Passthrough", "Devices", "only persona and service VMs may take devices");
+        g_ptr_array_add(out, NULL);
+        s->devices = (char **) g_ptr_array_free(steal_pointer(&out), false);
+}
+
+static void check_keys(Parser *p, GKeyFile *kf, const char *group, const char *const *allowed) {
+        g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
+        for (size_t i = 0; keys && keys[i]; i++)
+                if (!g_strv_contains(allowed, keys[i]))
+                        parser_error(p, group, keys[i], "unknown key in [%s]", group);
+}
+
+int vm_spec_parse(const char *name, const char *path, const char *untrusted_text, GPtrArray *errors,
+                  VmSpec **ret) {
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autoptr(GError) e = NULL;
+        g_autoptr(VmSpec) s = NULL;
+        g_auto(GStrv) groups = NULL;
+        Parser p = { .name = name, .text = untrusted_text, .errors = errors };
+
+        if (!vm_spec_name_is_valid(name)) {
+                g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: '%s' is not a valid VM name "
+                                                        "([a-z0-9][a-z0-9_-]*, at most %d characters)",
+                                                        name, name, VM_SPEC_NAME_MAX));
+                return -EINVAL;
+        }
+        if (!g_key_file_load_from_data(kf, untrusted_text, (gsize) -1, G_KEY_FILE_NONE, &e)) {
+                g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: not a valid key file: %s", name, e->message));
+                return -EINVAL;
+        }
+        groups = g_key_file_get_groups(kf, NULL);
+        for (size_t i = 0; groups[i]; i++)
+                if (!g_str_equal(groups[i], "VM") && !g_str_equal(groups[i], "Passthrough"))
+                        parser_error(&p, groups[i], NULL, "unknown section [%s]", groups[i]);
+        if (!g_key_file_has_group(kf, "VM")) {
+                g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: missing section [VM]", name));
+                return -EINVAL;
+        }
+        check_keys(&p, kf, "VM", vm_keys);
+        check_keys(&p, kf, "Passthrough", passthrough_keys);
+
+        s = g_new0(VmSpec, 1);
+        s->name = g_strdup(name);
+        s->path = g_strdup(path);
+        s->source_text = g_strdup(untrusted_text);
+        s->role = VM_ROLE_INVALID;
+        parse_vm_group(&p, kf, s);
+        parse_passthrough_group(&p, kf, s);
+        if (p.r < 0)
+                return p.r;
+        *ret = steal_pointer(&s);
+        return 0;
+}
+
+VmSpec *vm_spec_find(GPtrArray *specs, const char *name) {
+        for (guint i = 0; specs && name && i < specs->len; i++) {
+                VmSpec *s = specs->pdata[i];
+                if (strcmp(s->name, name) == 0)
+                        return s;
+        }
+        return NULL;
+}
+
+static void add_error(GPtrArray *errors, const VmSpec *s, const char *key, const char *fmt, ...) _printf_(4, 5);
+static void add_error(GPtrArray *errors, const VmSpec *s, const char *key, const char *fmt, ...) {
+        g_autofree char *msg = NULL;
+        va_list ap;
+
+        va_start(ap, fmt);
+        msg = g_strdup_vprintf(fmt, ap);
+        va_end(ap);
+        g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:%u: key %s: %s", s->name,
+                                                key_line(s->source_text, "VM", key), key, msg));
+}
+
+int vm_spec_validate_federation(GPtrArray *specs, GPtrArray *errors) {
+        VmSpec *default_netvm = NULL;
+        guint before = errors->len;
+
+        for (guint i = 0; i < specs->len; i++) {
+                VmSpec *s = specs->pdata[i];
+                if (!s->default_netvm)
+                        continue;
+                if (default_netvm)
+                        add_error(errors, s, "DefaultNetVM", "%s already is the default netvm",
+                                  default_netvm->name);
+                else
+                        default_netvm = s;
+        }
+
+        for (guint i = 0; i < specs->len; i++) {
+                VmSpec *s = specs->pdata[i], *n;
+
+                if (s->netvm) {
+                        n = vm_spec_find(specs, s->netvm);
+                        if (!n)
+                                add_error(errors, s, "NetVM", "no VM named '%s'", s->netvm);
+                        else if (n->role != VM_ROLE_SERVICE)
+                                add_error(errors, s, "NetVM", "'%s' is a %s VM, not a service VM", s->netvm,
+                                          role_names[n->role]);
+                        else if (n == s)
+                                add_error(errors, s, "NetVM", "a VM cannot be its own netvm");
+                } else if (!s->netvm_set && default_netvm && s != default_netvm && s->role != VM_ROLE_SERVICE)
+                        s->netvm = g_strdup(default_netvm->name);
+
+                if (s->default_dispvm) {
+                        n = vm_spec_find(specs, s->default_dispvm);
+                        if (!n)
+                                add_error(errors, s, "DefaultDispVM", "no VM named '%s'", s->default_dispvm);
+                        else if (n->role != VM_ROLE_DISPOSABLE_TEMPLATE)
+                                add_error(errors, s, "DefaultDispVM", "'%s' is not a disposable-template VM",
+                                          s->default_dispvm);
+                }
+        }
+
+        /* A chain of service VMs must end: netvm → netvm → ... without a loop. */
+        for (guint i = 0; i < specs->len; i++) {
+                VmSpec *s = specs->pdata[i], *n = s;
+                for (guint hops = 0; n && n->netvm; hops++) {
+                        n = vm_spec_find(specs, n->netvm);
+                        if (hops > specs->len) {
+                                add_error(errors, s, "NetVM", "the chain of NetVM= loops");
+                                break;
+                        }
+                }
+        }
+        return errors->len > before ? -EINVAL : 0;
+}
+
+static gint spec_compare(gconstpointer a, gconstpointer b) {
+        const VmSpec *x = *(VmSpec *const *) a, *y = *(VmSpec *const *) b;
+        return strcmp(x->name, y->name);
+}
+
+int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPtrArray **ret_specs,
+                     GPtrArray **ret_errors) {
+        g_autoptr(GPtrArray) specs = g_ptr_array_new_with_free_func((GDestroyNotify) vm_spec_free);
+        g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        g_autofree char *dir = g_build_filename(config_dir, "vms.d", NULL);
+        g_autoptr(GDir) d = NULL;
+        g_autoptr(GError) e = NULL;
+        const char *de;
+
+        d = g_dir_open(dir, 0, &e);
+        if (!d && !g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+                g_ptr_array_add(errors, g_strdup_printf("vms.d:0: %s", e->message));
+                *ret_errors = steal_pointer(&errors);
+                return -EIO;
+        }
+        while (d && (de = g_dir_read_name(d))) {
+                if (de[0] == '.' || !g_str_has_suffix(de, ".vm"))
+                        continue;
+                g_ptr_array_add(names, g_strndup(de, strlen(de) - 3));
+        }
+        if (override && override->text && !g_ptr_array_find_with_equal_func(names, override->name, g_str_equal, NULL))
+                g_ptr_array_add(names, g_strdup(override->name));
+
+        for (guint i = 0; i < names->len; i++) {
+                const char *name = names->pdata[i];
+                g_autofree char *path = g_strdup_printf("%s/%s.vm", dir, name);
+                g_autofree char *text = NULL;
+                VmSpec *s = NULL;
+                int r;
+
+                if (override && strcmp(override->name, name) == 0) {
+                        if (!override->text)
+                                continue;
+                        text = g_strdup(override->text);
+                } else {
+                        r = read_full_file(path, VM_FILE_MAX, &text, NULL);
+                        if (r < 0) {
+                                g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: cannot read: %s", name,
+                                                                        g_strerror(-r)));
+                                continue;
+                        }
+                }
+                if (vm_spec_parse(name, path, text, errors, &s) >= 0)
+                        g_ptr_array_add(specs, s);
+        }
+        g_ptr_array_sort(specs, spec_compare);
+        if (errors->len == 0)
+                (void) vm_spec_validate_federation(specs, errors);
+        if (errors->len > 0) {
+                *ret_errors = steal_pointer(&errors);
+                return -EINVAL;
+        }
+        *ret_specs = steal_pointer(&specs);
+        if (ret_errors)
+                *ret_errors = NULL;
+        return 0;
+}

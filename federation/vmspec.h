@@ -1,0 +1,107 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * VM specifications: the full, strictly validated reading of vms.d/NAME.vm
+ * (vmfed.vm(5)) that the federation needs to run a VM — memory, CPUs, boot
+ * source, network, passthrough devices, lifecycle settings.  vmconfig.h
+ * carries the lighter view the policy engine uses (name, role, tags); both
+ * read the same files and agree on name and role.
+ *
+ * Errors are strings "vms.d/NAME.vm:LINE: key K: reason" (LINE 0 when the
+ * problem is not on one line, "key K" left out when it concerns no key).
+ */
+#pragma once
+
+#include <glib.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "federation/vmconfig.h"
+
+#define VM_SPEC_MEMORY_MIN (32ULL << 20)
+#define VM_SPEC_MEMORY_MAX (4ULL << 40)
+#define VM_SPEC_VCPUS_MAX 256
+#define VM_SPEC_STOP_TIMEOUT_DEFAULT 30
+#define VM_SPEC_STOP_TIMEOUT_MAX 3600
+#define VM_SPEC_NAME_MAX 40
+
+typedef enum VmAccel {
+        VM_ACCEL_AUTO,
+        VM_ACCEL_KVM,
+        VM_ACCEL_TCG,
+        _VM_ACCEL_MAX,
+        VM_ACCEL_INVALID = -EINVAL,
+} VmAccel;
+
+const char *vm_accel_to_string(VmAccel a);
+VmAccel vm_accel_from_string(const char *s);
+
+typedef struct VmSpec {
+        char *name;          /* from the file name */
+        char *path;          /* the file it came from */
+        VmRole role;
+        uint64_t memory;     /* bytes */
+        unsigned vcpus;
+        char *disk;          /* absolute path or NULL */
+        char *kernel;        /* direct boot: absolute path or NULL */
+        char *initrd;        /* NULL unless kernel */
+        char *cmdline;       /* NULL unless kernel */
+        char **tags;         /* NULL-terminated, never NULL */
+        /*
+         * The service VM this VM's network goes through.  NULL: no network.
+         * Resolved by vm_spec_validate_federation(): a missing NetVM= key
+         * means the default netvm (if any), an empty value means none.
+         */
+        char *netvm;
+        bool netvm_set;      /* NetVM= was present in the file */
+        bool default_netvm;  /* DefaultNetVM=yes (service VMs only) */
+        bool autostart;
+        VmAccel accel;
+        unsigned stop_timeout; /* seconds */
+        char *default_dispvm;
+        char **devices;      /* PCI addresses "dddd:bb:dd.f", normalized, NULL-terminated, never NULL */
+        char *source_text;   /* the file's content, for change detection */
+} VmSpec;
+
+VmSpec *vm_spec_free(VmSpec *s);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmSpec, vm_spec_free)
+
+/* [a-z0-9][a-z0-9_-]*, at most VM_SPEC_NAME_MAX characters. */
+bool vm_spec_name_is_valid(const char *name);
+
+/* "0000:01:00.0" (case-insensitive, domain optional) → normalized copy; NULL if invalid. */
+char *pci_address_normalize(const char *untrusted);
+
+/*
+ * Parse one file's text.  Checks everything that concerns this file alone
+ * (keys, values, files that must exist).  Returns 0 with *ret, or -EINVAL
+ * after appending messages to errors.
+ */
+int vm_spec_parse(const char *name, const char *path, const char *untrusted_text, GPtrArray *errors,
+                  VmSpec **ret);
+
+/*
+ * Checks across files: NetVM= names a service VM, at most one
+ * DefaultNetVM=yes, DefaultDispVM= names a disposable template.  Resolves
+ * each spec's netvm.  Returns 0 or -EINVAL after appending to errors.
+ */
+int vm_spec_validate_federation(GPtrArray *specs, GPtrArray *errors);
+
+/*
+ * An in-memory replacement for one file while loading, to validate a change
+ * against the whole federation before writing it.  text == NULL: removed.
+ */
+typedef struct VmSpecOverride {
+        const char *name;
+        const char *text;
+} VmSpecOverride;
+
+/*
+ * Load and validate CONFIG/vms.d/\*.vm (with an optional override).
+ * Returns 0 with *ret_specs (VmSpec*, sorted by name, owning), or -EINVAL
+ * with *ret_errors, or another negative errno (then *ret_errors may hold a
+ * message too).  A missing vms.d/ is an empty federation.
+ */
+int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPtrArray **ret_specs,
+                     GPtrArray **ret_errors);
+
+VmSpec *vm_spec_find(GPtrArray *specs, const char *name);

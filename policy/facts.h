@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* The inside of PolicyFacts, for the evaluator. */
+#pragma once
+
+#include <stdbool.h>
+
+#include "policy/intern.h"
+#include "policy/name.h"
+#include "policy/policy.h"
+
+typedef struct FactsVm {
+        char *name;
+        PolicyRole role;
+        char **tags; /* NULL-terminated, never NULL */
+        size_t n_tags;
+        /*
+         * Template for "@dispvm" requests from this VM (NULL: the federation
+         * default); for a running disposable, the template it was made from.
+         */
+        char *default_dispvm;
+        char *dispvm_token; /* "@dispvm:NAME", the routing target when this VM is a template */
+} FactsVm;
+
+struct PolicyFacts {
+        int n_ref;
+        bool frozen;
+        Intern names; /* VM name -> id; vms[id - 1] */
+        FactsVm *vms;
+        size_t n_vms, cap_vms;
+        uint32_t active;      /* id of the active persona, 0 for none */
+        char *default_dispvm; /* federation default template, or NULL */
+};
+
+static inline const FactsVm *facts_find_vm(const PolicyFacts *f, const char *name) {
+        uint32_t id = intern_lookup(&f->names, name);
+        return id ? &f->vms[id - 1] : NULL;
+}
+
+static inline bool facts_vm_is_active(const PolicyFacts *f, const FactsVm *vm) {
+        return vm && f->active != 0 && vm == &f->vms[f->active - 1];
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Reading a policy directory: which files, in which order, !include and
+ * !include-dir, in-memory overrides, include cycles.  Every file's text goes
+ * to the parser; every problem becomes a diagnostic in the snapshot.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "policy/policy.h"
+
+#define LOADER_MAX_DEPTH 16
+#define LOADER_MAX_FILE_SIZE (16u * 1024u * 1024u)
+
+typedef struct LoaderFrame {
+        const char *path; /* relative to the policy directory */
+        dev_t dev;        /* 0/0 for in-memory text */
+        ino_t ino;
+} LoaderFrame;
+
+typedef struct Loader {
+        PolicySnapshot *snapshot;
+        const char *dir; /* NULL when loading one string: includes are refused */
+        const PolicyOverride *overrides;
+        size_t n_overrides;
+        LoaderFrame stack[LOADER_MAX_DEPTH];
+        size_t depth;
+} Loader;
+
+/* A file's content in the legacy (!include-service) format is parsed for this service. */
+typedef struct LegacyService {
+        uint32_t service; /* interned, 0 for '*' */
+        uint32_t arg;     /* interned or RULE_ARG_ANY */
+} LegacyService;
+
+/* Called by the parser on directives.  (file, line, column) is where the directive stands. */
+void loader_include(Loader *l, const char *file, unsigned line, unsigned column, const char *untrusted_path,
+                    size_t len, const LegacyService *legacy);
+void loader_include_dir(Loader *l, const char *file, unsigned line, unsigned column, const char *untrusted_path,
+                        size_t len);

@@ -1,0 +1,210 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "policy/snapshot.h"
+
+PolicySnapshot *snapshot_new(void) {
+        PolicySnapshot *s = g_new0(PolicySnapshot, 1);
+        s->n_ref = 1;
+        intern_init(&s->strings);
+        return s;
+}
+
+PolicySnapshot *policy_snapshot_ref(PolicySnapshot *s) {
+        if (s)
+                g_atomic_int_inc(&s->n_ref);
+        return s;
+}
+
+PolicySnapshot *policy_snapshot_unref(PolicySnapshot *s) {
+        if (!s || !g_atomic_int_dec_and_test(&s->n_ref))
+                return NULL;
+        for (size_t i = 0; i < s->n_diagnostics; i++) {
+                g_free(s->diagnostics[i].file);
+                g_free(s->diagnostics[i].message);
+        }
+        g_free(s->diagnostics);
+        g_free(s->rules);
+        g_free(s->buckets);
+        g_free(s->service_bucket);
+        g_free(s->lists);
+        g_free(s->pool);
+        intern_done(&s->strings);
+        g_free(s);
+        return NULL;
+}
+
+bool policy_snapshot_is_valid(const PolicySnapshot *s) {
+        return s && !s->broken;
+}
+
+size_t policy_snapshot_n_diagnostics(const PolicySnapshot *s) {
+        return s ? s->n_diagnostics : 0;
+}
+
+const PolicyDiagnostic *policy_snapshot_diagnostic(const PolicySnapshot *s, size_t i) {
+        return s && i < s->n_diagnostics ? &s->diagnostics[i] : NULL;
+}
+
+size_t policy_snapshot_n_rules(const PolicySnapshot *s) {
+        return s ? s->n_rules : 0;
+}
+
+size_t policy_snapshot_n_files(const PolicySnapshot *s) {
+        return s ? s->n_files : 0;
+}
+
+const char *snapshot_intern(PolicySnapshot *s, const char *str, size_t len) {
+        return intern_string(&s->strings, intern_add(&s->strings, str, len));
+}
+
+void snapshot_add_rule(PolicySnapshot *s, const PolicyRule *rule) {
+        if (s->n_rules == s->cap_rules) {
+                s->cap_rules = s->cap_rules ? s->cap_rules * 2 : 64;
+                s->rules = g_renew(PolicyRule, s->rules, s->cap_rules);
+        }
+        s->rules[s->n_rules++] = *rule;
+}
+
+void snapshot_add_diagnostic(PolicySnapshot *s, const char *file, unsigned line, unsigned column,
+                             const char *format, ...) {
+        s->broken = true;
+        if (s->too_many_diagnostics)
+                return;
+        if (s->n_diagnostics + 1 >= POLICY_MAX_DIAGNOSTICS) {
+                /* Keep memory bounded on garbage input; say that we stopped. */
+                s->too_many_diagnostics = true;
+                file = s->n_diagnostics > 0 ? s->diagnostics[s->n_diagnostics - 1].file : ".";
+                line = column = 0;
+                format = "too many errors; not reporting any more";
+        }
+        if (s->n_diagnostics == s->cap_diagnostics) {
+                s->cap_diagnostics = s->cap_diagnostics ? s->cap_diagnostics * 2 : 8;
+                s->diagnostics = g_renew(PolicyDiagnostic, s->diagnostics, s->cap_diagnostics);
+        }
+        PolicyDiagnostic *d = &s->diagnostics[s->n_diagnostics];
+        va_list ap;
+        va_start(ap, format);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+        d->message = g_strdup_vprintf(format, ap);
+#pragma GCC diagnostic pop
+        va_end(ap);
+        d->file = g_strdup(file ? file : ".");
+        d->line = line;
+        d->column = column;
+        s->n_diagnostics++;
+}
+
+/* ---- index ----------------------------------------------------------- */
+
+typedef struct Entry {
+        uint32_t key; /* exact source key, 0 for generic */
+        uint32_t rule;
+} Entry;
+
+static int entry_compare(const void *a, const void *b) {
+        const Entry *x = a, *y = b;
+        if (x->key != y->key)
+                return x->key < y->key ? -1 : 1;
+        return x->rule < y->rule ? -1 : x->rule > y->rule;
+}
+
+static uint32_t source_key(const PolicyRule *r) {
+        if (r->source.kind == TOKEN_NAME)
+                return r->source.id;
+        if (r->source.kind == TOKEN_HOST)
+                return SOURCE_KEY_HOST;
+        return 0;
+}
+
+typedef struct UintArray {
+        uint32_t *v;
+        size_t n, cap;
+} UintArray;
+
+static void uint_array_push(UintArray *a, uint32_t x) {
+        if (a->n == a->cap) {
+                a->cap = a->cap ? a->cap * 2 : 16;
+                a->v = g_renew(uint32_t, a->v, a->cap);
+        }
+        a->v[a->n++] = x;
+}
+
+void snapshot_compile(PolicySnapshot *s) {
+        uint32_t n_strings = s->strings.n;
+
+        /* 1. one bucket per service named by a rule; bucket 0 for '*' only. */
+        s->n_service_bucket = n_strings + 1;
+        s->service_bucket = g_new0(uint32_t, s->n_service_bucket);
+        uint32_t n_buckets = 1;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                uint32_t svc = s->rules[i].service;
+                if (svc != 0 && s->service_bucket[svc] == 0)
+                        s->service_bucket[svc] = n_buckets++;
+        }
+
+        /* 2. rule numbers per bucket, in order; '*' rules go to bucket 0. */
+        UintArray *per = g_new0(UintArray, n_buckets);
+        for (size_t i = 0; i < s->n_rules; i++) {
+                uint32_t svc = s->rules[i].service;
+                uint_array_push(&per[svc ? s->service_bucket[svc] : 0], (uint32_t) i);
+        }
+
+        /* 3. for each bucket: merge with the '*' rules, split by source. */
+        s->n_buckets = n_buckets;
+        s->buckets = g_new0(Bucket, n_buckets);
+        UintArray pool = {};
+        size_t n_lists = 0, cap_lists = 0;
+        SourceList *lists = NULL;
+        size_t cap_entries = 0;
+        Entry *entries = NULL;
+
+        for (uint32_t b = 0; b < n_buckets; b++) {
+                const UintArray *own = &per[b], *wild = b == 0 ? NULL : &per[0];
+                size_t n = own->n + (wild ? wild->n : 0);
+                if (n > cap_entries) {
+                        cap_entries = n;
+                        entries = g_renew(Entry, entries, cap_entries);
+                }
+                size_t k = 0;
+                for (size_t i = 0; i < own->n; i++)
+                        entries[k++] = (Entry) { source_key(&s->rules[own->v[i]]), own->v[i] };
+                for (size_t i = 0; wild && i < wild->n; i++)
+                        entries[k++] = (Entry) { source_key(&s->rules[wild->v[i]]), wild->v[i] };
+                qsort(entries, n, sizeof(Entry), entry_compare);
+
+                Bucket *bk = &s->buckets[b];
+                bk->generic_offset = (uint32_t) pool.n;
+                size_t i = 0;
+                for (; i < n && entries[i].key == 0; i++)
+                        uint_array_push(&pool, entries[i].rule);
+                bk->n_generic = (uint32_t) i;
+                bk->lists_offset = (uint32_t) n_lists;
+                while (i < n) {
+                        uint32_t key = entries[i].key;
+                        if (n_lists == cap_lists) {
+                                cap_lists = cap_lists ? cap_lists * 2 : 64;
+                                lists = g_renew(SourceList, lists, cap_lists);
+                        }
+                        SourceList *l = &lists[n_lists++];
+                        l->source = key;
+                        l->offset = (uint32_t) pool.n;
+                        for (; i < n && entries[i].key == key; i++)
+                                uint_array_push(&pool, entries[i].rule);
+                        l->n = (uint32_t) (pool.n - l->offset);
+                        bk->n_lists++;
+                }
+        }
+
+        for (uint32_t b = 0; b < n_buckets; b++)
+                g_free(per[b].v);
+        g_free(per);
+        g_free(entries);
+        s->lists = lists;
+        s->pool = pool.v;
+}
