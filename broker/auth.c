@@ -10,6 +10,10 @@
 #include "common/log.h"
 #include "common/macro.h"
 
+static const char *strna(const char *s) {
+        return s ? s : "n/a";
+}
+
 typedef struct AuthPending {
         Broker *broker;
         sd_bus_message *message;
@@ -141,6 +145,8 @@ void auth_check_manage(Broker *b, sd_bus_message *m, AuthDoneFunc done, void *us
 
         /* Only fields the bus daemon vouched for, never ones read from /proc. */
         uint64_t augmented = sd_bus_creds_get_augmented_mask(creds);
+        log_debug("Caller %s: credentials 0x%" PRIx64 ", of which augmented 0x%" PRIx64 ".",
+                  strna(sd_bus_message_get_sender(m)), sd_bus_creds_get_mask(creds), augmented);
         if (!(augmented & SD_BUS_CREDS_EUID) && sd_bus_creds_get_euid(creds, &uid) >= 0)
                 have_uid = true;
         else if (!(augmented & SD_BUS_CREDS_UID) && sd_bus_creds_get_uid(creds, &uid) >= 0)

@@ -193,9 +193,10 @@ int broker_reload(Broker *b, GPtrArray **ret_errors) {
                  policy_snapshot_n_rules(b->policy), b->policy_revision,
                  policy_snapshot_is_valid(b->policy) ? "" : " (BROKEN: denying everything)");
 
+        r = errors->len > 0 ? -EINVAL : 0;
         if (ret_errors)
-                *ret_errors = errors->len > 0 ? steal_pointer(&errors) : NULL;
-        return errors && errors->len > 0 ? -EINVAL : 0;
+                *ret_errors = r < 0 ? steal_pointer(&errors) : NULL;
+        return r;
 }
 
 static void bus_closed(void *userdata, int error) {

@@ -1,0 +1,243 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Start a private dbus-daemon and a real vmfedd for a test; clean up always.
+
+Usage:
+    with Harness(vmfedd) as h:
+        h.call("Manager", "ListVMs")
+
+Everything lives in one temporary directory (mode 0755 so the nobody user
+can reach the bus socket); the dbus-daemon and vmfedd are killed and the
+directory removed on exit, on exceptions and on SIGTERM/SIGINT.
+"""
+import atexit
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+BUS = "org.vmfed.Federation1"
+ROOT = "/org/vmfed/Federation1"
+IFACE = {
+    "Manager": "org.vmfed.Federation1.Manager",
+    "Policy": "org.vmfed.Federation1.Policy",
+    "VM": "org.vmfed.Federation1.VM",
+}
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+DBUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>custom</type>
+  <listen>unix:path={path}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <allow own="*"/>
+    <allow send_type="method_call"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+"""
+
+DEFAULT_VMS = {
+    "rivendale": "[VM]\nRole=persona\nTags=dev;work\n",
+    "gondor": "[VM]\nRole=persona\nTags=games\n",
+    "netvm": "[VM]\nRole=service\n",
+    "test": "[VM]\nRole=app\nTags=probe\n",
+}
+
+DEFAULT_POLICY = {
+    "30-user.policy": (
+        "vmfed.Clipboard.Paste  *  @tag:dev  @tag:games  ask default_target=gondor\n"
+        "vmfed.Clipboard.Paste  *  @anyvm    @anyvm      deny\n"
+        "vmfed.OpenURL          *  rivendale @default    allow target=netvm\n"
+        "vmfed.OpenURL          *  rivendale netvm       allow\n"
+    ),
+}
+
+_live = []
+
+
+def _cleanup_all(*_):
+    for h in list(_live):
+        h.stop()
+
+
+atexit.register(_cleanup_all)
+
+
+def _on_signal(signum, frame):
+    _cleanup_all()
+    sys.exit(128 + signum)
+
+
+signal.signal(signal.SIGTERM, _on_signal)
+signal.signal(signal.SIGINT, _on_signal)
+
+
+class CallError(Exception):
+    def __init__(self, name, message, stderr):
+        super().__init__(f"{name}: {message}")
+        self.name = name
+        self.message = message
+        self.stderr = stderr
+
+
+class Harness:
+    def __init__(self, vmfedd, vms=None, policy=None, debug=False):
+        self.vmfedd_path = vmfedd
+        self.vms = DEFAULT_VMS if vms is None else vms
+        self.policy = DEFAULT_POLICY if policy is None else policy
+        self.debug = debug
+        self.dbus = None
+        self.daemon = None
+        self.tmp = None
+
+    # ---- lifecycle -------------------------------------------------------
+    def __enter__(self):
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is not None:
+            self.dump_log()
+        self.stop()
+        return False
+
+    def start(self):
+        self.tmp = tempfile.mkdtemp(prefix="vmfed-broker-test-")
+        _live.append(self)
+        os.chmod(self.tmp, 0o755)
+        self.bus_path = os.path.join(self.tmp, "bus")
+        self.address = "unix:path=" + self.bus_path
+        self.config_dir = os.path.join(self.tmp, "etc")
+        self.state_dir = os.path.join(self.tmp, "state")
+        self.policy_dir = os.path.join(self.config_dir, "policy.d")
+        os.makedirs(os.path.join(self.config_dir, "vms.d"))
+        os.makedirs(self.policy_dir)
+        os.makedirs(self.state_dir)
+        for name, text in self.vms.items():
+            with open(os.path.join(self.config_dir, "vms.d", name + ".vm"), "w") as f:
+                f.write(text)
+        for name, text in self.policy.items():
+            with open(os.path.join(self.policy_dir, name), "w") as f:
+                f.write(text)
+        conf = os.path.join(self.tmp, "bus.conf")
+        with open(conf, "w") as f:
+            f.write(DBUS_CONFIG.format(path=self.bus_path))
+        self.dbus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait(lambda: os.path.exists(self.bus_path), "dbus-daemon socket")
+        self.start_daemon()
+
+    def start_daemon(self):
+        self.log_path = os.path.join(self.tmp, "vmfedd.log")
+        log = open(self.log_path, "a")
+        args = [self.vmfedd_path, "--config-dir", self.config_dir, "--state-dir", self.state_dir,
+                "--libvirt-uri", "test:///default", "--bus-address", self.address]
+        if self.debug:
+            args.append("--debug")
+        self.daemon = subprocess.Popen(args, stdout=log, stderr=log)
+        log.close()
+        self._wait(self._daemon_ready, "vmfedd on the bus")
+
+    def stop_daemon(self, sig=signal.SIGTERM, timeout=10):
+        if self.daemon and self.daemon.poll() is None:
+            self.daemon.send_signal(sig)
+            try:
+                self.daemon.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.daemon.kill()
+                self.daemon.wait()
+        rc = self.daemon.returncode if self.daemon else None
+        self.daemon = None
+        return rc
+
+    def stop(self):
+        self.stop_daemon()
+        if self.dbus and self.dbus.poll() is None:
+            self.dbus.kill()
+            self.dbus.wait()
+        self.dbus = None
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+        if self in _live:
+            _live.remove(self)
+
+    def dump_log(self):
+        try:
+            with open(self.log_path) as f:
+                sys.stderr.write("---- vmfedd log ----\n" + f.read() + "--------------------\n")
+        except (OSError, AttributeError):
+            pass
+
+    def log(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def _daemon_ready(self):
+        if self.daemon.poll() is not None:
+            self.dump_log()
+            raise RuntimeError(f"vmfedd exited with {self.daemon.returncode}")
+        r = subprocess.run(["busctl", "--address=" + self.address, "status", BUS],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return r.returncode == 0
+
+    @staticmethod
+    def _wait(cond, what, timeout=15):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if cond():
+                return
+            time.sleep(0.02)
+        raise RuntimeError("timed out waiting for " + what)
+
+    # ---- calling ---------------------------------------------------------
+    def busctl(self, *args, user=None, check=True):
+        cmd = (NOBODY if user == "nobody" else []) + ["busctl", "--address=" + self.address] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if check and r.returncode != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {r.stderr}")
+        return r
+
+    def call(self, iface, method, signature="", *args, path=ROOT, user=None):
+        """Call a method with busctl; returns the list of out values, raises CallError."""
+        cmd = ["--json=short", "call", BUS, path, IFACE.get(iface, iface), method]
+        if signature:
+            cmd += [signature] + [str(a) for a in args]
+        r = self.busctl(*cmd, user=user, check=False)
+        if r.returncode != 0:
+            raise CallError("?", r.stderr.strip(), r.stderr)
+        out = r.stdout.strip()
+        return json.loads(out)["data"] if out else []
+
+    def call_error(self, iface, method, *args, path=ROOT, user=None):
+        """Call with string arguments through dbus-send, which prints the error name.
+
+        Returns (error_name, message) or (None, stdout) when the call succeeded."""
+        cmd = (NOBODY if user == "nobody" else []) + [
+            "dbus-send", "--bus=" + self.address, "--print-reply", "--dest=" + BUS, path,
+            IFACE.get(iface, iface) + "." + method] + ["string:" + a for a in args]
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode == 0:
+            return None, r.stdout
+        line = r.stderr.strip().splitlines()[0] if r.stderr.strip() else ""
+        # "Error org.vmfed.Federation1.Error.Conflict: message"
+        if line.startswith("Error "):
+            name, _, msg = line[len("Error "):].partition(": ")
+            return name, msg
+        return "?", r.stderr
+
+    def get_property(self, iface, name, path=ROOT, user=None):
+        r = self.busctl("--json=short", "get-property", BUS, path, IFACE.get(iface, iface), name, user=user)
+        return json.loads(r.stdout)["data"]
