@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vmfed-netd: keeps the network VM's network in its desired state.
+ *
+ *   vmfed-netd --state FILE --once      apply FILE and exit
+ *   vmfed-netd --state FILE --watch     apply FILE, re-apply whenever it changes
+ *   vmfed-netd [--channel PATH]         take the state from the broker over the
+ *                                       agent channel (org.vmfed.NetVM1)
+ *
+ * At start it reads what the kernel has (table inet vmfed) and only ever
+ * changes the difference, in one transaction, so a restart never drops an
+ * established flow.  See docs/netvm.md.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gio/gio.h>
+#include <glib-unix.h>
+#include <systemd/sd-bus.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "netvm/bus-source.h"
+#include "netvm/links.h"
+#include "netvm/netd.h"
+#include "netvm/netvm-iface.h"
+#include "netvm/nft-batch.h"
+#include "netvm/ruleset.h"
+
+#define VIRTIO_PORT_NAME "org.vmfed.agent.0"
+#define PERSIST_NAME "netd.state"
+
+struct Netd {
+        GMainLoop *loop;
+        NftSocket *nft;
+        Links *links;
+        Ruleset *applied;
+        NetState *state;
+        bool persist;
+        char *state_dir;
+
+        /* --state mode */
+        char *state_file;
+        GFileMonitor *monitor;
+        guint reload_id;
+
+        /* channel mode */
+        char *channel;
+        sd_bus *bus;
+        sd_bus_slot *slot;
+        GSource *bus_source;
+        guint reconnect_id;
+        bool connect_failed_logged;
+};
+
+const NetState *netd_get_state(Netd *d) {
+        return d->state;
+}
+
+int netd_apply(Netd *d, NetState *new_state, char **errorp) {
+        g_autoptr(NetState) s = new_state;
+        RulesetStats st = {};
+
+        g_autofree char *fw_errors = netstate_firewall_errors(s);
+        if (fw_errors) {
+                /* Fail closed for those clients, keep everyone else going. */
+                g_auto(GStrv) lines = g_strsplit(fw_errors, "\n", -1);
+                for (char **l = lines; *l; l++)
+                        if (**l)
+                                log_error("%s (traffic of this client is dropped)", *l);
+        }
+
+        /* The firewall first: forwarding is never on without it. */
+        int r = ruleset_apply(d->nft, &d->applied, s, &st);
+        if (r < 0) {
+                if (errorp)
+                        *errorp = g_strdup_printf("nftables transaction failed: %s", g_strerror(-r));
+                return r;
+        }
+        log_info("nftables: %u message(s): %u chain(s) added, %u changed, %u removed, %u element(s) added, %u removed",
+                 st.messages, st.chains_added, st.chains_changed, st.chains_removed, st.elems_added, st.elems_removed);
+
+        r = links_apply(d->links, s);
+        if (r < 0) {
+                if (errorp)
+                        *errorp = g_strdup_printf("links: %s", g_strerror(-r));
+                /* The firewall is in force for the new state; keep it so the next try diffs right. */
+                netstate_free(d->state);
+                d->state = steal_pointer(&s);
+                return r;
+        }
+
+        netstate_free(d->state);
+        d->state = steal_pointer(&s);
+
+        if (d->persist) {
+                g_autofree char *text = netstate_format(d->state);
+                g_autofree char *path = g_build_filename(d->state_dir, PERSIST_NAME, NULL);
+                r = mkdir_parents(d->state_dir, 0755);
+                if (r >= 0)
+                        r = write_file_atomic(path, text, strlen(text), 0600);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot save the state to %s: %m", path);
+        }
+        return 0;
+}
+
+/* ---- --state FILE ----------------------------------------------------- */
+
+static int netd_load_and_apply(Netd *d, const char *path) {
+        g_autofree char *errors = NULL;
+        NetState *s = NULL;
+
+        int r = netstate_load(path, &s, &errors);
+        if (r < 0) {
+                g_auto(GStrv) lines = g_strsplit(errors ? errors : "", "\n", -1);
+                for (char **l = lines; *l; l++)
+                        if (**l)
+                                log_error("%s", *l);
+                return log_error_errno(r, "State %s refused; the state in force stays: %m", path);
+        }
+        g_autofree char *err = NULL;
+        r = netd_apply(d, s, &err);
+        if (r < 0)
+                return log_error_errno(r, "Applying %s failed: %s", path, err ? err : "");
+        log_info("Applied %s (%u client(s))", path, d->state->clients->len);
+        return 0;
+}
+
+static gboolean reload_cb(gpointer userdata) {
+        Netd *d = userdata;
+        d->reload_id = 0;
+        (void) netd_load_and_apply(d, d->state_file);
+        return G_SOURCE_REMOVE;
+}
+
+static void schedule_reload(Netd *d) {
+        /* Debounce: editors and atomic replaces produce bursts of events. */
+        if (d->reload_id)
+                g_source_remove(d->reload_id);
+        d->reload_id = g_timeout_add(100, reload_cb, d);
+}
+
+static void monitor_cb(GFileMonitor *m, GFile *file, GFile *other, GFileMonitorEvent ev, gpointer userdata) {
+        switch (ev) {
+        case G_FILE_MONITOR_EVENT_CHANGES_DONE_HINT:
+        case G_FILE_MONITOR_EVENT_CREATED:
+        case G_FILE_MONITOR_EVENT_DELETED:
+        case G_FILE_MONITOR_EVENT_MOVED_IN:
+        case G_FILE_MONITOR_EVENT_RENAMED:
+        case G_FILE_MONITOR_EVENT_CHANGED:
+                schedule_reload(userdata);
+                break;
+        default:
+                break;
+        }
+}
+
+static gboolean sighup_cb(gpointer userdata) {
+        Netd *d = userdata;
+        if (d->state_file)
+                schedule_reload(d);
+        return G_SOURCE_CONTINUE;
+}
+
+static int netd_watch(Netd *d) {
+        /* Watch the directory: atomic replaces (rename over) and rules files living beside it. */
+        g_autofree char *dir = g_path_get_dirname(d->state_file);
+        g_autoptr(GFile) f = g_file_new_for_path(dir);
+        g_autoptr(GError) error = NULL;
+        d->monitor = g_file_monitor_directory(f, G_FILE_MONITOR_WATCH_MOVES, NULL, &error);
+        if (!d->monitor)
+                return log_error_errno(-EIO, "Cannot watch %s: %s", dir, error->message);
+        g_signal_connect(d->monitor, "changed", G_CALLBACK(monitor_cb), d);
+        return 0;
+}
+
+/* ---- the agent channel ------------------------------------------------ */
+
+static int channel_find_virtio(char **ret) {
+        g_autoptr(GDir) dir = g_dir_open("/sys/class/virtio-ports", 0, NULL);
+        const char *e;
+        if (!dir)
+                return -ENOENT;
+        while ((e = g_dir_read_name(dir))) {
+                g_autofree char *namefile = g_build_filename("/sys/class/virtio-ports", e, "name", NULL);
+                _cleanup_free_ char *name = NULL;
+                if (read_full_file(namefile, 256, &name, NULL) < 0)
+                        continue;
+                g_strstrip(name);
+                if (strcmp(name, VIRTIO_PORT_NAME) == 0) {
+                        *ret = g_build_filename("/dev", e, NULL);
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+static int channel_open(Netd *d) {
+        if (d->channel) {
+                struct sockaddr_un sa = { .sun_family = AF_UNIX };
+                if (strlen(d->channel) >= sizeof sa.sun_path)
+                        return -ENAMETOOLONG;
+                strcpy(sa.sun_path, d->channel);
+                _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+                if (fd < 0)
+                        return negative_errno();
+                if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 && errno != EINPROGRESS)
+                        return negative_errno();
+                return steal_fd(&fd);
+        }
+        g_autofree char *dev = NULL;
+        int r = channel_find_virtio(&dev);
+        if (r < 0)
+                return r;
+        int fd = open(dev, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+static void netd_schedule_reconnect(Netd *d);
+
+static void bus_closed_cb(sd_bus *bus, int error, gpointer userdata) {
+        Netd *d = userdata;
+        log_warning_errno(error, "Agent channel closed (%m); the network stays as it is, reconnecting");
+        d->bus_source = NULL;
+        d->slot = sd_bus_slot_unref(d->slot);
+        d->bus = sd_bus_flush_close_unref(d->bus);
+        netd_schedule_reconnect(d);
+}
+
+static int netd_connect(Netd *d) {
+        _cleanup_close_ int fd = channel_open(d);
+        if (fd < 0)
+                return fd;
+
+        sd_bus *bus = NULL;
+        int r = sd_bus_new(&bus);
+        if (r < 0)
+                return r;
+        d->bus = bus;
+        /* Peer to peer: the broker is the server; no fds cross a VM boundary. */
+        if ((r = sd_bus_set_fd(bus, fd, fd)) < 0 ||
+            (r = sd_bus_set_anonymous(bus, true)) < 0 ||
+            (r = sd_bus_negotiate_fds(bus, false)) < 0 ||
+            (r = sd_bus_set_description(bus, "broker")) < 0)
+                goto fail;
+        fd = -EBADF; /* owned by the bus now */
+        r = sd_bus_start(bus);
+        if (r < 0)
+                goto fail;
+        r = netvm_iface_add(bus, d, &d->slot);
+        if (r < 0)
+                goto fail;
+        d->bus_source = bus_source_attach(bus, bus_closed_cb, d);
+        log_info("Agent channel %s connected", d->channel ? d->channel : "virtio " VIRTIO_PORT_NAME);
+        d->connect_failed_logged = false;
+        return 0;
+fail:
+        d->slot = sd_bus_slot_unref(d->slot);
+        d->bus = sd_bus_close_unref(d->bus);
+        return r;
+}
+
+static gboolean reconnect_cb(gpointer userdata) {
+        Netd *d = userdata;
+        d->reconnect_id = 0;
+        int r = netd_connect(d);
+        if (r < 0) {
+                if (!d->connect_failed_logged)
+                        log_warning_errno(r, "Cannot connect the agent channel (%m); retrying every second");
+                d->connect_failed_logged = true;
+                netd_schedule_reconnect(d);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static void netd_schedule_reconnect(Netd *d) {
+        if (!d->reconnect_id)
+                d->reconnect_id = g_timeout_add_seconds(1, reconnect_cb, d);
+}
+
+/* ---- main ------------------------------------------------------------- */
+
+static gboolean quit_cb(gpointer userdata) {
+        Netd *d = userdata;
+        g_main_loop_quit(d->loop);
+        return G_SOURCE_CONTINUE;
+}
+
+static void netd_done(Netd *d) {
+        if (d->reload_id)
+                g_source_remove(d->reload_id);
+        if (d->reconnect_id)
+                g_source_remove(d->reconnect_id);
+        if (d->bus_source)
+                g_source_destroy(d->bus_source);
+        sd_bus_slot_unref(d->slot);
+        sd_bus_flush_close_unref(d->bus);
+        g_clear_object(&d->monitor);
+        ruleset_free(d->applied);
+        netstate_free(d->state);
+        nft_socket_free(d->nft);
+        links_free(d->links);
+        if (d->loop)
+                g_main_loop_unref(d->loop);
+        g_free(d->state_file);
+        g_free(d->state_dir);
+        g_free(d->channel);
+}
+
+int main(int argc, char **argv) {
+        gboolean once = FALSE, watch = FALSE, debug = FALSE, version = FALSE;
+        g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL;
+        GOptionEntry entries[] = {
+                { "state", 0, 0, G_OPTION_ARG_FILENAME, &state_file, "Take the desired state from FILE", "FILE" },
+                { "once", 0, 0, G_OPTION_ARG_NONE, &once, "Apply --state FILE and exit", NULL },
+                { "watch", 0, 0, G_OPTION_ARG_NONE, &watch, "Re-apply --state FILE whenever it changes", NULL },
+                { "channel", 0, 0, G_OPTION_ARG_FILENAME, &channel, "Agent channel: connect to this unix socket "
+                  "(default: the virtio port " VIRTIO_PORT_NAME ")", "PATH" },
+                { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Where the last state from the broker is kept "
+                  "(default " VMFED_STATE_DIR ")", "DIR" },
+                { "debug", 0, 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
+                { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
+                {}
+        };
+        g_autoptr(GOptionContext) ctx = g_option_context_new("- keep the network VM's network in its desired state");
+        g_autoptr(GError) error = NULL;
+        Netd d = {};
+        int r;
+
+        log_set_ident("vmfed-netd");
+        g_option_context_add_main_entries(ctx, entries, NULL);
+        if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+                log_error("%s", error->message);
+                return 2;
+        }
+        if (version) {
+                puts("vmfed-netd " VMFED_VERSION);
+                return 0;
+        }
+        if (debug)
+                log_set_max_level(LOG_DEBUG);
+        if ((once || watch) && !state_file) {
+                log_error("--once and --watch need --state FILE");
+                return 2;
+        }
+        if (once && watch) {
+                log_error("--once and --watch exclude each other");
+                return 2;
+        }
+        if (argc > 1) {
+                log_error("Unexpected argument \"%s\"", argv[1]);
+                return 2;
+        }
+
+        d.state_file = g_steal_pointer(&state_file);
+        d.state_dir = state_dir ? g_steal_pointer(&state_dir) : g_strdup(VMFED_STATE_DIR);
+        d.channel = g_steal_pointer(&channel);
+
+        r = nft_socket_open(&d.nft);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the nftables netlink socket: %m");
+                goto out;
+        }
+        r = links_open(&d.links);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the rtnetlink socket: %m");
+                goto out;
+        }
+        /* Restart safety: start from what the kernel has, never from scratch. */
+        r = ruleset_read(d.nft, &d.applied);
+        if (r < 0)
+                goto out;
+
+        if (d.state_file) {
+                r = netd_load_and_apply(&d, d.state_file);
+                if (once)
+                        goto out;
+                if (watch && (r = netd_watch(&d)) < 0)
+                        goto out;
+        } else {
+                /* Re-assert the broker's last state at once, before the broker is back. */
+                g_autofree char *path = g_build_filename(d.state_dir, PERSIST_NAME, NULL);
+                if (access(path, F_OK) == 0)
+                        (void) netd_load_and_apply(&d, path);
+                d.persist = true;
+        }
+        if (d.channel || !d.state_file) {
+                r = netd_connect(&d);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot connect the agent channel (%m); retrying every second");
+                        d.connect_failed_logged = true;
+                        netd_schedule_reconnect(&d);
+                }
+        }
+
+        d.loop = g_main_loop_new(NULL, FALSE);
+        g_unix_signal_add(SIGTERM, quit_cb, &d);
+        g_unix_signal_add(SIGINT, quit_cb, &d);
+        g_unix_signal_add(SIGHUP, sighup_cb, &d);
+        signal(SIGPIPE, SIG_IGN);
+        log_info("Running");
+        g_main_loop_run(d.loop);
+        r = 0;
+out:
+        netd_done(&d);
+        return r < 0 ? 1 : 0;
+}

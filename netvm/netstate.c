@@ -1,0 +1,532 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "netvm/netstate.h"
+
+#include <errno.h>
+#include <net/if.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "common/fileio.h"
+#include "common/macro.h"
+
+#define STATE_FILE_MAX (16u * 1024 * 1024)
+#define RULES_FILE_MAX (4u * 1024 * 1024)
+
+static void netclient_destroy(gpointer p) {
+        netclient_free(p);
+}
+
+NetState *netstate_new(void) {
+        NetState *s = g_new0(NetState, 1);
+        s->uplink_addrs = g_array_new(FALSE, TRUE, sizeof(NetAddr));
+        s->gateways = g_array_new(FALSE, TRUE, sizeof(NetAddr));
+        s->dns = g_array_new(FALSE, TRUE, sizeof(NetAddr));
+        s->downstream_addrs = g_array_new(FALSE, TRUE, sizeof(NetAddr));
+        s->clients = g_ptr_array_new_with_free_func(netclient_destroy);
+        return s;
+}
+
+NetState *netstate_free(NetState *s) {
+        if (!s)
+                return NULL;
+        g_free(s->uplink);
+        g_free(s->downstream);
+        g_array_unref(s->uplink_addrs);
+        g_array_unref(s->gateways);
+        g_array_unref(s->dns);
+        g_array_unref(s->downstream_addrs);
+        g_ptr_array_unref(s->clients);
+        g_free(s);
+        return NULL;
+}
+
+static NetClient *netclient_alloc(void) {
+        NetClient *c = g_new0(NetClient, 1);
+        c->addrs = g_array_new(FALSE, TRUE, sizeof(NetAddr));
+        c->rule_lines = g_ptr_array_new_with_free_func(g_free);
+        c->firewall = firewall_new();
+        return c;
+}
+
+NetClient *netclient_free(NetClient *c) {
+        if (!c)
+                return NULL;
+        g_free(c->name);
+        g_array_unref(c->addrs);
+        g_ptr_array_unref(c->rule_lines);
+        firewall_free(c->firewall);
+        g_free(c);
+        return NULL;
+}
+
+bool netstate_name_is_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n > NETSTATE_NAME_MAX || name[0] == '.' || name[0] == '-')
+                return false;
+        for (const char *p = name; *p; p++)
+                if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+                      *p == '_' || *p == '.' || *p == '-'))
+                        return false;
+        return true;
+}
+
+bool ifname_is_valid(const char *name) {
+        size_t n = name ? strlen(name) : 0;
+        if (n == 0 || n >= IFNAMSIZ || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+                return false;
+        for (const char *p = name; *p; p++)
+                if (*p == '/' || *p == ':' || (unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
+                        return false;
+        return true;
+}
+
+/* ---- parsing ---------------------------------------------------------- */
+
+typedef enum Section {
+        SECTION_NONE,
+        SECTION_UPLINK,
+        SECTION_DOWNSTREAM,
+        SECTION_CLIENT,
+} Section;
+
+typedef struct Parser {
+        const char *source;
+        const char *rules_dir;
+        GString *errors;
+        NetState *state;
+        NetClient *client;      /* current [Client] section */
+        unsigned client_line;
+        unsigned uplink_line, downstream_line;
+        GHashTable *seen_sections;
+} Parser;
+
+static void perr(Parser *p, unsigned line, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void perr(Parser *p, unsigned line, const char *fmt, ...) {
+        va_list ap;
+        g_string_append_printf(p->errors, "%s:%u: ", p->source, line);
+        va_start(ap, fmt);
+        g_string_append_vprintf(p->errors, fmt, ap);
+        va_end(ap);
+        g_string_append_c(p->errors, '\n');
+}
+
+/* Split a value on ';' and blanks; append each address to arr. */
+static void parse_addr_list(Parser *p, unsigned line, const char *key, const char *value,
+                            bool with_prefix, GArray *arr) {
+        g_auto(GStrv) parts = g_strsplit_set(value, "; \t", -1);
+        for (char **q = parts; *q; q++) {
+                if (**q == '\0')
+                        continue;
+                NetAddr a;
+                if (netaddr_parse(*q, with_prefix, false, &a) < 0) {
+                        perr(p, line, "%s=: invalid %s \"%s\"", key,
+                             with_prefix ? "address" : "address (no prefix allowed)", *q);
+                        continue;
+                }
+                if (with_prefix && !strchr(*q, '/')) {
+                        perr(p, line, "%s=: \"%s\" needs a prefix length (e.g. /24)", key, *q);
+                        continue;
+                }
+                if (arr->len >= NETSTATE_ADDRS_MAX) {
+                        perr(p, line, "%s=: too many addresses (at most %d)", key, NETSTATE_ADDRS_MAX);
+                        return;
+                }
+                g_array_append_val(arr, a);
+        }
+}
+
+static void finish_client(Parser *p) {
+        NetClient *c = steal_pointer(&p->client);
+        if (!c)
+                return;
+        bool ok = true;
+        uint8_t zero[6] = {};
+        if (memcmp(c->mac, zero, 6) == 0) {
+                perr(p, p->client_line, "[Client %s]: MAC= missing", c->name);
+                ok = false;
+        }
+        if (c->addrs->len == 0) {
+                perr(p, p->client_line, "[Client %s]: Address= missing", c->name);
+                ok = false;
+        }
+        if (!ok) {
+                netclient_free(c);
+                return;
+        }
+        g_autofree char *e = NULL;
+        if (netstate_put_client(p->state, c, &e) < 0) {
+                perr(p, p->client_line, "[Client %s]: %s", c->name, e);
+                netclient_free(c);
+        }
+}
+
+static void client_add_rules_file(Parser *p, unsigned line, NetClient *c, const char *value) {
+        if (!p->rules_dir) {
+                perr(p, line, "RulesFile= is not allowed here (send the rules inline as Rule= lines)");
+                return;
+        }
+        g_autofree char *path = g_path_is_absolute(value) ? g_strdup(value)
+                                                           : g_build_filename(p->rules_dir, value, NULL);
+        _cleanup_free_ char *text = NULL;
+        c->has_rules = true;
+        int r = read_full_file(path, RULES_FILE_MAX, &text, NULL);
+        if (r < 0) {
+                /* A rules file that cannot be read is a broken firewall: fail closed. */
+                firewall_add_error(c->firewall, path, 0, "cannot read rules file: %s", g_strerror(-r));
+                g_ptr_array_add(c->rule_lines, g_strdup("drop any  # rules file unreadable"));
+                return;
+        }
+        (void) firewall_parse_text(c->firewall, path, text);
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        for (char **l = lines; *l; l++)
+                if (l[1] || **l)
+                        g_ptr_array_add(c->rule_lines, g_strdup(*l));
+}
+
+static void parse_key(Parser *p, Section sec, unsigned line, const char *key, const char *value) {
+        NetState *s = p->state;
+        switch (sec) {
+        case SECTION_NONE:
+                perr(p, line, "key \"%s\" outside of a section", key);
+                return;
+        case SECTION_UPLINK:
+        case SECTION_DOWNSTREAM: {
+                bool up = sec == SECTION_UPLINK;
+                if (strcmp(key, "Interface") == 0) {
+                        char **dst = up ? &s->uplink : &s->downstream;
+                        if (!ifname_is_valid(value))
+                                perr(p, line, "Interface=: invalid interface name \"%s\"", value);
+                        else if (*dst)
+                                perr(p, line, "Interface= given twice");
+                        else
+                                *dst = g_strdup(value);
+                } else if (strcmp(key, "Address") == 0)
+                        parse_addr_list(p, line, key, value, true, up ? s->uplink_addrs : s->downstream_addrs);
+                else if (up && strcmp(key, "Gateway") == 0) {
+                        guint before = s->gateways->len;
+                        parse_addr_list(p, line, key, value, false, s->gateways);
+                        for (guint i = before; i < s->gateways->len; i++)
+                                for (guint j = 0; j < i; j++)
+                                        if (g_array_index(s->gateways, NetAddr, i).family ==
+                                            g_array_index(s->gateways, NetAddr, j).family)
+                                                perr(p, line, "Gateway=: more than one gateway for one address family");
+                } else if (up && strcmp(key, "DNS") == 0)
+                        parse_addr_list(p, line, key, value, false, s->dns);
+                else
+                        perr(p, line, "unknown key \"%s\" in [%s]", key, up ? "Uplink" : "Downstream");
+                return;
+        }
+        case SECTION_CLIENT: {
+                NetClient *c = p->client;
+                if (!c)
+                        return; /* section header was bad, already reported */
+                if (strcmp(key, "MAC") == 0) {
+                        if (mac_parse(value, c->mac) < 0)
+                                perr(p, line, "MAC=: invalid unicast MAC address \"%s\"", value);
+                } else if (strcmp(key, "Address") == 0)
+                        parse_addr_list(p, line, key, value, false, c->addrs);
+                else if (strcmp(key, "Rule") == 0) {
+                        c->has_rules = true;
+                        (void) firewall_parse_line(c->firewall, p->source, line, value);
+                        g_ptr_array_add(c->rule_lines, g_strdup(value));
+                } else if (strcmp(key, "RulesFile") == 0)
+                        client_add_rules_file(p, line, c, value);
+                else
+                        perr(p, line, "unknown key \"%s\" in [Client %s]", key, c->name);
+                return;
+        }
+        }
+}
+
+int netstate_parse(const char *source, const char *untrusted_text, const char *rules_dir,
+                   NetState **ret, char **errorsp) {
+        g_autoptr(NetState) s = netstate_new();
+        g_autoptr(GString) errors = g_string_new(NULL);
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        Parser p = { .source = source, .rules_dir = rules_dir, .errors = errors, .state = s };
+        Section sec = SECTION_NONE;
+
+        g_auto(GStrv) lines = g_strsplit(untrusted_text ? untrusted_text : "", "\n", -1);
+        unsigned no = 0;
+        for (char **l = lines; *l; l++) {
+                no++;
+                if (!g_utf8_validate(*l, -1, NULL)) {
+                        perr(&p, no, "invalid UTF-8");
+                        continue;
+                }
+                g_autofree char *line = g_strstrip(g_strdup(*l));
+                if (line[0] == '\0' || line[0] == '#' || line[0] == ';')
+                        continue;
+
+                if (line[0] == '[') {
+                        size_t len = strlen(line);
+                        finish_client(&p);
+                        sec = SECTION_NONE;
+                        if (line[len - 1] != ']') {
+                                perr(&p, no, "section header without \"]\"");
+                                continue;
+                        }
+                        line[len - 1] = '\0';
+                        const char *name = line + 1;
+                        if (g_hash_table_contains(seen, name)) {
+                                perr(&p, no, "section [%s] appears twice", name);
+                                continue;
+                        }
+                        g_hash_table_add(seen, g_strdup(name));
+                        if (strcmp(name, "Uplink") == 0) {
+                                sec = SECTION_UPLINK;
+                                p.uplink_line = no;
+                        } else if (strcmp(name, "Downstream") == 0) {
+                                sec = SECTION_DOWNSTREAM;
+                                p.downstream_line = no;
+                        } else if (g_str_has_prefix(name, "Client ")) {
+                                const char *cname = name + strlen("Client ");
+                                sec = SECTION_CLIENT;
+                                if (!netstate_name_is_valid(cname)) {
+                                        perr(&p, no, "invalid client name \"%s\" (1-%d of [a-z0-9_.-])",
+                                             cname, NETSTATE_NAME_MAX);
+                                        continue;
+                                }
+                                p.client = netclient_alloc();
+                                p.client->name = g_strdup(cname);
+                                p.client_line = no;
+                        } else
+                                perr(&p, no, "unknown section [%s]", name);
+                        continue;
+                }
+
+                char *eq = strchr(line, '=');
+                if (!eq) {
+                        perr(&p, no, "expected KEY=VALUE or [Section]");
+                        continue;
+                }
+                *eq = '\0';
+                g_strstrip(line);
+                parse_key(&p, sec, no, line, g_strstrip(eq + 1));
+        }
+        finish_client(&p);
+
+        if (!s->uplink)
+                perr(&p, p.uplink_line ? p.uplink_line : 1, "[Uplink]: Interface= missing");
+        if (!s->downstream)
+                perr(&p, p.downstream_line ? p.downstream_line : 1, "[Downstream]: Interface= missing");
+        else if (s->downstream_addrs->len == 0)
+                perr(&p, p.downstream_line, "[Downstream]: Address= missing (the clients' gateway)");
+        if (s->uplink && s->downstream && strcmp(s->uplink, s->downstream) == 0)
+                perr(&p, p.downstream_line, "[Downstream]: Interface= is the uplink");
+
+        if (errors->len > 0) {
+                if (errorsp)
+                        *errorsp = g_strdup(errors->str);
+                return -EINVAL;
+        }
+        *ret = steal_pointer(&s);
+        return 0;
+}
+
+int netstate_load(const char *path, NetState **ret, char **errorsp) {
+        _cleanup_free_ char *text = NULL;
+        int r = read_full_file(path, STATE_FILE_MAX, &text, NULL);
+        if (r < 0) {
+                if (errorsp)
+                        *errorsp = g_strdup_printf("%s: cannot read: %s", path, g_strerror(-r));
+                return r;
+        }
+        g_autofree char *dir = g_path_get_dirname(path);
+        return netstate_parse(path, text, dir, ret, errorsp);
+}
+
+/* ---- clients ---------------------------------------------------------- */
+
+NetClient *netstate_find_client(const NetState *s, const char *name) {
+        for (guint i = 0; i < s->clients->len; i++) {
+                NetClient *c = s->clients->pdata[i];
+                if (strcmp(c->name, name) == 0)
+                        return c;
+        }
+        return NULL;
+}
+
+static gint client_cmp(gconstpointer a, gconstpointer b) {
+        const NetClient *x = *(NetClient *const *) a, *y = *(NetClient *const *) b;
+        return strcmp(x->name, y->name);
+}
+
+int netstate_put_client(NetState *s, NetClient *c, char **errorp) {
+        char buf[NETADDR_STRLEN];
+
+        for (guint i = 0; i < c->addrs->len; i++) {
+                NetAddr *a = &g_array_index(c->addrs, NetAddr, i);
+                bool inside = false;
+                for (guint j = 0; j < s->downstream_addrs->len; j++) {
+                        NetAddr *gw = &g_array_index(s->downstream_addrs, NetAddr, j);
+                        NetAddr gw_host = *gw;
+                        gw_host.prefixlen = (uint8_t) (netaddr_len(gw) * 8);
+                        if (netaddr_equal(&gw_host, a)) {
+                                *errorp = g_strdup_printf("address %s is the gateway's", netaddr_format(a, buf));
+                                return -EINVAL;
+                        }
+                        if (netaddr_contains(gw, a))
+                                inside = true;
+                }
+                if (!inside) {
+                        *errorp = g_strdup_printf("address %s is outside every [Downstream] subnet",
+                                                  netaddr_format(a, buf));
+                        return -EINVAL;
+                }
+                for (guint j = 0; j < i; j++)
+                        if (netaddr_equal(a, &g_array_index(c->addrs, NetAddr, j))) {
+                                *errorp = g_strdup_printf("address %s given twice", netaddr_format(a, buf));
+                                return -EINVAL;
+                        }
+        }
+
+        guint replace = G_MAXUINT;
+        for (guint i = 0; i < s->clients->len; i++) {
+                NetClient *o = s->clients->pdata[i];
+                if (strcmp(o->name, c->name) == 0) {
+                        replace = i;
+                        continue;
+                }
+                if (memcmp(o->mac, c->mac, 6) == 0) {
+                        char m[MAC_STRLEN];
+                        *errorp = g_strdup_printf("MAC %s is already client %s's", mac_format(c->mac, m), o->name);
+                        return -EEXIST;
+                }
+                for (guint j = 0; j < c->addrs->len; j++)
+                        for (guint k = 0; k < o->addrs->len; k++)
+                                if (netaddr_equal(&g_array_index(c->addrs, NetAddr, j),
+                                                  &g_array_index(o->addrs, NetAddr, k))) {
+                                        *errorp = g_strdup_printf("address %s is already client %s's",
+                                                                  netaddr_format(&g_array_index(c->addrs, NetAddr, j), buf),
+                                                                  o->name);
+                                        return -EEXIST;
+                                }
+        }
+        if (replace == G_MAXUINT && s->clients->len >= NETSTATE_CLIENTS_MAX) {
+                *errorp = g_strdup_printf("too many clients (at most %d)", NETSTATE_CLIENTS_MAX);
+                return -E2BIG;
+        }
+        if (replace != G_MAXUINT)
+                g_ptr_array_remove_index(s->clients, replace);
+        g_ptr_array_add(s->clients, c);
+        g_ptr_array_sort(s->clients, client_cmp);
+        return 0;
+}
+
+int netstate_remove_client(NetState *s, const char *name) {
+        for (guint i = 0; i < s->clients->len; i++)
+                if (strcmp(((NetClient *) s->clients->pdata[i])->name, name) == 0) {
+                        g_ptr_array_remove_index(s->clients, i);
+                        return 0;
+                }
+        return -ENOENT;
+}
+
+int netclient_new(const char *untrusted_name, const char *untrusted_mac,
+                  const char *const *untrusted_addrs, const char *untrusted_rules,
+                  NetClient **ret, char **errorp) {
+        if (!netstate_name_is_valid(untrusted_name)) {
+                *errorp = g_strdup_printf("invalid client name (1-%d of [a-z0-9_.-])", NETSTATE_NAME_MAX);
+                return -EINVAL;
+        }
+        g_autoptr(NetClient) c = netclient_alloc();
+        c->name = g_strdup(untrusted_name);
+        if (mac_parse(untrusted_mac, c->mac) < 0) {
+                *errorp = g_strdup_printf("invalid unicast MAC address \"%s\"", untrusted_mac);
+                return -EINVAL;
+        }
+        for (const char *const *a = untrusted_addrs; a && *a; a++) {
+                NetAddr addr;
+                if (netaddr_parse(*a, false, false, &addr) < 0 || c->addrs->len >= NETSTATE_ADDRS_MAX) {
+                        *errorp = g_strdup_printf("invalid or too many addresses at \"%s\"", *a);
+                        return -EINVAL;
+                }
+                g_array_append_val(c->addrs, addr);
+        }
+        if (c->addrs->len == 0) {
+                *errorp = g_strdup("a client needs at least one address");
+                return -EINVAL;
+        }
+        if (untrusted_rules) {
+                g_autofree char *source = g_strdup_printf("%s.rules", c->name);
+                c->has_rules = true;
+                (void) firewall_parse_text(c->firewall, source, untrusted_rules);
+                g_auto(GStrv) lines = g_strsplit(untrusted_rules, "\n", -1);
+                for (char **l = lines; *l; l++)
+                        if (l[1] || **l)
+                                g_ptr_array_add(c->rule_lines, g_strdup(*l));
+        }
+        *ret = steal_pointer(&c);
+        return 0;
+}
+
+char *netstate_firewall_errors(const NetState *s) {
+        GString *e = g_string_new(NULL);
+        for (guint i = 0; i < s->clients->len; i++) {
+                NetClient *c = s->clients->pdata[i];
+                if (firewall_is_broken(c->firewall))
+                        g_string_append(e, c->firewall->errors->str);
+        }
+        if (e->len == 0) {
+                g_string_free(e, TRUE);
+                return NULL;
+        }
+        return g_string_free(e, FALSE);
+}
+
+/* ---- formatting ------------------------------------------------------- */
+
+static void format_addrs(GString *out, const char *key, GArray *arr, bool cidr) {
+        char buf[NETADDR_STRLEN];
+        for (guint i = 0; i < arr->len; i++) {
+                NetAddr *a = &g_array_index(arr, NetAddr, i);
+                g_string_append_printf(out, "%s=%s\n", key,
+                                       cidr ? netaddr_format_cidr(a, buf) : netaddr_format(a, buf));
+        }
+}
+
+char *netstate_format(const NetState *s) {
+        GString *out = g_string_new("[Uplink]\n");
+        char m[MAC_STRLEN];
+
+        g_string_append_printf(out, "Interface=%s\n", s->uplink);
+        format_addrs(out, "Address", s->uplink_addrs, true);
+        format_addrs(out, "Gateway", s->gateways, false);
+        format_addrs(out, "DNS", s->dns, false);
+        g_string_append_printf(out, "\n[Downstream]\nInterface=%s\n", s->downstream);
+        format_addrs(out, "Address", s->downstream_addrs, true);
+        for (guint i = 0; i < s->clients->len; i++) {
+                NetClient *c = s->clients->pdata[i];
+                g_string_append_printf(out, "\n[Client %s]\nMAC=%s\n", c->name, mac_format(c->mac, m));
+                format_addrs(out, "Address", c->addrs, false);
+                if (c->has_rules && c->rule_lines->len == 0)
+                        g_string_append(out, "Rule=\n");
+                for (guint j = 0; j < c->rule_lines->len; j++) {
+                        /* A line break cannot be in a line; rules never hold one. */
+                        g_string_append_printf(out, "Rule=%s\n", (char *) c->rule_lines->pdata[j]);
+                }
+        }
+        return g_string_free(out, FALSE);
+}
+
+NetState *netstate_copy(const NetState *s) {
+        g_autofree char *text = netstate_format(s);
+        g_autofree char *errors = NULL;
+        NetState *copy = NULL;
+        /* The text was produced from a valid state and parses back. */
+        if (netstate_parse("copy", text, NULL, &copy, &errors) < 0)
+                g_error("netstate_copy: canonical state does not parse: %s", errors);
+        /* Firewall errors keep their original sources. */
+        for (guint i = 0; i < s->clients->len; i++) {
+                NetClient *o = s->clients->pdata[i], *n = copy->clients->pdata[i];
+                firewall_free(n->firewall);
+                n->firewall = firewall_new();
+                n->firewall->has_default = o->firewall->has_default;
+                n->firewall->default_action = o->firewall->default_action;
+                g_array_append_vals(n->firewall->rules, o->firewall->rules->data, o->firewall->rules->len);
+                g_string_assign(n->firewall->errors, o->firewall->errors->str);
+                n->firewall->n_errors = o->firewall->n_errors;
+        }
+        return copy;
+}
