@@ -77,24 +77,21 @@ static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p
                 g_string_append(x, e);
         }
         if (p->channel_path) {
+                /* connect: QEMU dials the broker's socket and redials every second after a broker restart. */
                 g_autofree char *e = g_markup_printf_escaped(
-                        "    <channel type='unix'>\n"
-                        "      <source mode='%s' path='%s'%s/>\n"
-                        "      <target type='virtio' name='%s'/>\n"
-                        "    </channel>\n",
-                        p->channel_mode == DOMAIN_CHANNEL_BIND ? "bind" : "connect", p->channel_path,
-                        p->channel_mode == DOMAIN_CHANNEL_CONNECT ? "><reconnect enabled='yes' timeout='1'/></source"
-                                                                   : "",
-                        DOMAIN_XML_AGENT_PORT);
-                /* The reconnect element needs an open <source>: rewrite the self-closing form. */
-                if (p->channel_mode == DOMAIN_CHANNEL_CONNECT) {
-                        g_autofree char *fixed = NULL;
-                        GString *t = g_string_new(e);
-                        g_string_replace(t, "</source/>", "</source>", 1);
-                        fixed = g_string_free(t, false);
-                        g_string_append(x, fixed);
-                } else
-                        g_string_append(x, e);
+                        p->channel_mode == DOMAIN_CHANNEL_BIND
+                                ? "    <channel type='unix'>\n"
+                                  "      <source mode='bind' path='%s'/>\n"
+                                  "      <target type='virtio' name='%s'/>\n"
+                                  "    </channel>\n"
+                                : "    <channel type='unix'>\n"
+                                  "      <source mode='connect' path='%s'>\n"
+                                  "        <reconnect enabled='yes' timeout='1'/>\n"
+                                  "      </source>\n"
+                                  "      <target type='virtio' name='%s'/>\n"
+                                  "    </channel>\n",
+                        p->channel_path, DOMAIN_XML_AGENT_PORT);
+                g_string_append(x, e);
         }
         for (size_t i = 0; s->devices[i] && !p->fake_passthrough; i++) {
                 unsigned dom, bus, slot, fn;
@@ -258,7 +255,7 @@ int domain_metadata_parse(const char *xml, DomainMetadata *ret) {
         *ret = (DomainMetadata) {};
         ctx = g_markup_parse_context_new(&parser, 0, &mp, NULL);
         if (!g_markup_parse_context_parse(ctx, xml, -1, NULL) || !g_markup_parse_context_end_parse(ctx, NULL) ||
-            !mp.ours || !ret->name) {
+            !ret->name) {
                 domain_metadata_done(ret);
                 return -EINVAL;
         }

@@ -184,8 +184,10 @@ static bool is_pci_address(const char *s) {
         return s[11] >= '0' && s[11] <= '7' && g_ascii_strtoull(s + 8, NULL, 16) <= 0x1f;
 }
 
-static const char *const vm_keys[] = { "Role", "Memory", "VCPUs", "Disk", "Tags", "NetVM", "Autostart", "Accel",
-                                       "DefaultDispVM" };
+/* The federation's own keys (vmspec.c validates them strictly) are accepted here too. */
+static const char *const vm_keys[] = { "Role",      "Memory",  "VCPUs",   "Disk",         "Tags",
+                                       "NetVM",     "Autostart", "Accel", "DefaultDispVM", "Kernel",
+                                       "Initrd",    "Cmdline", "DefaultNetVM", "StopTimeout" };
 
 static bool str_in(const char *s, const char *const *list, size_t n) {
         for (size_t i = 0; i < n; i++)
@@ -230,7 +232,8 @@ static VmConfig *parse_vm(VmFile *vf, const char *name, const char *path, const 
                                 if (!str_in(*k, vm_keys, ELEMENTSOF(vm_keys)))
                                         file_error(vf, key_line(vf, *g, *k), *k,
                                                    "unknown key in [VM]; expected one of Role, Memory, VCPUs, Disk, "
-                                                   "Tags, NetVM, Autostart, Accel, DefaultDispVM");
+                                                   "Kernel, Initrd, Cmdline, Tags, NetVM, DefaultNetVM, Autostart, "
+                                                   "Accel, StopTimeout, DefaultDispVM");
                 } else if (strcmp(*g, "Passthrough") == 0) {
                         for (char **k = keys; k && *k; k++)
                                 if (strcmp(*k, "Devices") != 0)
@@ -310,8 +313,8 @@ static VmConfig *parse_vm(VmFile *vf, const char *name, const char *path, const 
         }
 
         c->accel = get_string(vf, kf, "VM", "Accel");
-        if (c->accel && strcmp(c->accel, "kvm") != 0 && strcmp(c->accel, "tcg") != 0)
-                file_error(vf, key_line(vf, "VM", "Accel"), "Accel", "unknown accelerator '%s'; expected kvm or tcg",
+        if (c->accel && strcmp(c->accel, "kvm") != 0 && strcmp(c->accel, "tcg") != 0 && strcmp(c->accel, "auto") != 0)
+                file_error(vf, key_line(vf, "VM", "Accel"), "Accel", "unknown accelerator '%s'; expected auto, kvm or tcg",
                            c->accel);
 
         if (g_key_file_has_key(kf, "Passthrough", "Devices", NULL)) {

@@ -10,6 +10,7 @@
 
 #include "common/fileio.h"
 #include "common/macro.h"
+#include "policy/name.h"
 
 #define VM_FILE_MAX (64 * 1024)
 
@@ -65,18 +66,11 @@ VmSpec *vm_spec_free(VmSpec *s) {
 }
 
 bool vm_spec_name_is_valid(const char *name) {
-        size_t n;
-
-        if (!name || !name[0] || strlen(name) > VM_SPEC_NAME_MAX)
-                return false;
-        if (!g_ascii_islower(name[0]) && !g_ascii_isdigit(name[0]))
-                return false;
-        n = strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789_-");
-        return name[n] == 0;
+        return name && policy_vm_name_is_valid(name, strlen(name));
 }
 
 static bool tag_is_valid(const char *t) {
-        return t[0] && strlen(t) <= 64 && t[strspn(t, "abcdefghijklmnopqrstuvwxyz0123456789_.-")] == 0;
+        return policy_tag_invalid_at(t, strlen(t)) < 0;
 }
 
 char *pci_address_normalize(const char *untrusted) {
@@ -370,7 +364,7 @@ int vm_spec_parse(const char *name, const char *path, const char *untrusted_text
 
         if (!vm_spec_name_is_valid(name)) {
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: '%s' is not a valid VM name "
-                                                        "([a-z0-9][a-z0-9_-]*, at most %d characters)",
+                                                        "(a letter, then letters, digits, '_', '.', '-'; at most %d)",
                                                         name, name, VM_SPEC_NAME_MAX));
                 return -EINVAL;
         }
@@ -380,7 +374,8 @@ int vm_spec_parse(const char *name, const char *path, const char *untrusted_text
         }
         groups = g_key_file_get_groups(kf, NULL);
         for (size_t i = 0; groups[i]; i++)
-                if (!g_str_equal(groups[i], "VM") && !g_str_equal(groups[i], "Passthrough"))
+                if (!g_str_equal(groups[i], "VM") && !g_str_equal(groups[i], "Passthrough") &&
+                    !g_str_equal(groups[i], "Firewall")) /* [Firewall]: the netvm's own parser */
                         parser_error(&p, groups[i], NULL, "unknown section [%s]", groups[i]);
         if (!g_key_file_has_group(kf, "VM")) {
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: missing section [VM]", name));

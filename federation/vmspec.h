@@ -22,7 +22,7 @@
 #define VM_SPEC_VCPUS_MAX 256
 #define VM_SPEC_STOP_TIMEOUT_DEFAULT 30
 #define VM_SPEC_STOP_TIMEOUT_MAX 3600
-#define VM_SPEC_NAME_MAX 40
+#define VM_SPEC_NAME_MAX 31 /* POLICY_NAME_MAX */
 
 typedef enum VmAccel {
         VM_ACCEL_AUTO,
@@ -65,7 +65,7 @@ typedef struct VmSpec {
 VmSpec *vm_spec_free(VmSpec *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmSpec, vm_spec_free)
 
-/* [a-z0-9][a-z0-9_-]*, at most VM_SPEC_NAME_MAX characters. */
+/* The policy language's VM names: [A-Za-z][A-Za-z0-9_.-]{0,30}. */
 bool vm_spec_name_is_valid(const char *name);
 
 /* "0000:01:00.0" (case-insensitive, domain optional) → normalized copy; NULL if invalid. */

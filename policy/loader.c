@@ -89,9 +89,14 @@ static bool check_nesting(Loader *l, const char *path, dev_t dev, ino_t ino, con
         for (size_t i = 0; i < l->depth; i++)
                 if (strcmp(l->stack[i].path, path) == 0 ||
                     (ino != 0 && l->stack[i].ino == ino && l->stack[i].dev == dev)) {
-                        snapshot_add_diagnostic(l->snapshot, file, line, column,
-                                                "include cycle: '%s' is already being read (included from '%s')", path,
-                                                l->stack[i > 0 ? i - 1 : 0].path);
+                        g_autoptr(GString) chain = g_string_new(NULL);
+                        for (size_t k = i; k < l->depth; k++)
+                                g_string_append_printf(chain, "%s -> ", l->stack[k].path);
+                        g_string_append(chain, path);
+                        snapshot_add_diagnostic(l->snapshot, file, line, column, "include cycle: %s%s%s%s", chain->str,
+                                                strcmp(l->stack[i].path, path) != 0 ? " (which is " : "",
+                                                strcmp(l->stack[i].path, path) != 0 ? l->stack[i].path : "",
+                                                strcmp(l->stack[i].path, path) != 0 ? ")" : "");
                         return false;
                 }
         if (l->depth >= LOADER_MAX_DEPTH) {

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The federation: the running model of the VMs of vms.d/ on libvirt.
+ *
+ * The caller (vmfedd) owns the libvirt connection and the GLib main loop:
+ * it calls virEventRegisterDefaultImpl() once before opening the
+ * connection, runs the default GMainContext and hands the connection to
+ * federation_new().  Everything here runs on that loop; nothing blocks it
+ * for longer than one short libvirt RPC (long calls — create, restore,
+ * managed save, destroy — run in a worker thread and report back on the
+ * loop).  VM state follows libvirt's lifecycle events, not polling.
+ *
+ * Operations (start, stop, switch, disposables) are asynchronous: they
+ * return 0 when accepted, and later call cb->done exactly once, on the main
+ * loop, never from inside the call.  When refused at once they return a
+ * negative errno and set *ret_error (optional) to a sentence; cb->done is
+ * then not called.  cb->progress gets human-readable lines while the
+ * operation runs (the broker's progress lines).
+ *
+ * Domains are named "<prefix><vm>" (prefix "vmfed-" by default) and carry
+ * vmfed metadata (domain-xml.h); domains without the prefix are never
+ * touched.
+ *
+ * Invariants kept whoever asks:
+ *   - two VMs that claim the same PCI device never run at the same time;
+ *   - at most one persona runs;
+ *   - a VM's NetVM (a service VM) is started before it; a switch never
+ *     stops service VMs;
+ *   - one switch at a time (-EBUSY).
+ *
+ * Files in the state directory: switch.journal (an interrupted switch,
+ * finished or rolled back by federation_resume()), disposables/\*.qcow2
+ * (overlays, removed when their VM stops and swept at federation_new()),
+ * channels/NAME.sock (agent channels), consoles/NAME.log (serial logs),
+ * generations/ (generation.h).
+ */
+#pragma once
+
+#include <glib.h>
+#include <libvirt/libvirt.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "federation/domain-xml.h"
+#include "federation/vmspec.h"
+
+typedef struct Federation Federation;
+
+typedef enum FederationVmState {
+        FEDERATION_VM_STOPPED,
+        FEDERATION_VM_STARTING,
+        FEDERATION_VM_RUNNING,
+        FEDERATION_VM_PAUSED,
+        FEDERATION_VM_STOPPING,
+        FEDERATION_VM_SAVED, /* stopped with a managed-save image: starting it resumes where it was */
+        _FEDERATION_VM_STATE_MAX,
+        FEDERATION_VM_STATE_INVALID = -EINVAL,
+} FederationVmState;
+
+/* "stopped", "starting", "running", "paused", "stopping", "saved" */
+const char *federation_vm_state_to_string(FederationVmState s);
+
+typedef struct FederationOptions {
+        const char *config_dir;     /* holds vms.d/ (and policy.d/ for generations); required */
+        const char *state_dir;      /* required; created if missing */
+        const char *domain_prefix;  /* NULL: "vmfed-"; else must start with "vmfed-" (tests add a run id) */
+        const char *sysfs_root;     /* NULL: "/sys" */
+        /*
+         * Bridge of the default netvm: the netvm's NIC joins it, clients join
+         * it with isolated ports.  Other service VMs used as NetVM get
+         * "vmfbr-" + the first 9 characters of their name.  NULL: no NICs.
+         */
+        const char *bridge;
+        DomainChannelMode channel_mode; /* default BIND: QEMU listens, the broker connects */
+        bool force_tcg;             /* also when $VMFED_FORCE_TCG=1 */
+        bool fake_passthrough;      /* also when $VMFED_TEST_FAKE_PASSTHROUGH=1: exclusivity only, no <hostdev> */
+} FederationOptions;
+
+typedef void (*FederationProgressFn)(const char *line, void *userdata);
+/* r: 0 or negative errno.  message: the error, or on success an
+ * operation-specific result (the disposable's name) or NULL. */
+typedef void (*FederationDoneFn)(int r, const char *message, void *userdata);
+/* reason: what libvirt said ("booted", "shutdown", "destroyed", "crashed",
+ * "saved", "restored", "adopted", ...), may be NULL. */
+typedef void (*FederationStateFn)(const char *vm, FederationVmState state, const char *reason, void *userdata);
+
+typedef struct FederationCallbacks {
+        FederationProgressFn progress; /* may be NULL */
+        FederationDoneFn done;         /* may be NULL */
+        void *userdata;
+} FederationCallbacks;
+
+/*
+ * Load vms.d/ (strictly: on errors -EINVAL with *ret_errors), register for
+ * lifecycle events on conn (a reference is taken), adopt running vmfed
+ * domains as they are (nothing is started or stopped), sweep orphan
+ * disposable overlays.  An interrupted switch is left for
+ * federation_resume().
+ */
+int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors);
+/* Deregisters events; pending operations are abandoned (their done is not
+ * called) — like a broker crash, which federation_resume() recovers from. */
+Federation *federation_free(Federation *f);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Federation, federation_free)
+
+void federation_set_state_callback(Federation *f, FederationStateFn fn, void *userdata);
+
+/*
+ * Finish or roll back a switch interrupted by a broker crash (the journal
+ * in the state dir).  Returns 0 and calls cb->done when settled (with
+ * message NULL and r=0 when there was nothing to do).
+ */
+int federation_resume(Federation *f, const FederationCallbacks *cb, char **ret_error);
+
+/* Re-read vms.d/ after a change (running VMs keep running). */
+int federation_reload(Federation *f, GPtrArray **ret_errors);
+
+/* ---- queries ------------------------------------------------------------ */
+
+/* Names of configured VMs and running disposables, sorted; free with g_strfreev. */
+char **federation_list_vms(Federation *f);
+/* -ENOENT for an unknown name. */
+FederationVmState federation_vm_state(Federation *f, const char *name);
+const VmSpec *federation_vm_spec(Federation *f, const char *name);
+/* The libvirt domain name of a VM (known or disposable), or NULL. */
+const char *federation_vm_domain_name(Federation *f, const char *name);
+/* The running (or starting) persona, or NULL. */
+const char *federation_active_persona(Federation *f);
+bool federation_switch_in_progress(Federation *f);
+/* The vms.d/ generation domains are defined from (generation.h); 0: none recorded. */
+uint64_t federation_generation(Federation *f);
+
+/*
+ * Broker-side nanoseconds of the last completed switch: its wall time minus
+ * time inside libvirt calls minus time waiting (for events, for worker
+ * threads, for the guest).  For the benchmark.
+ */
+uint64_t federation_last_switch_overhead_ns(Federation *f);
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+/*
+ * Start a configured VM (its NetVM chain first).  Refused at once:
+ * -ENOENT (no such VM), -EBUSY (a device is held by a running VM, another
+ * persona runs, a switch is under way), -EPERM/-ENODEV/-EOPNOTSUPP
+ * (passthrough checks), -EALREADY (running).
+ */
+int federation_start_vm(Federation *f, const char *name, const FederationCallbacks *cb, char **ret_error);
+
+/*
+ * Stop: graceful (ACPI power button, then destroy after StopTimeout=
+ * seconds) or forced (destroy now).  A service VM that running VMs use is
+ * only stopped with force (else -EBUSY).  Stopping a stopped VM succeeds.
+ * A saved VM's image is kept (Start resumes it); force also discards it.
+ */
+int federation_stop_vm(Federation *f, const char *name, bool force, const FederationCallbacks *cb, char **ret_error);
+
+/*
+ * Switch the active persona to name: stop the current persona (managed
+ * save when it has no passthrough devices and libvirt can save it, else
+ * shut down), wait until libvirt reports it stopped, start name.  If that
+ * fails, the previous persona is started again and both errors reported.
+ * -EBUSY when a switch is under way.  Switching to the active persona is
+ * done at once (r=0).
+ */
+int federation_switch_persona(Federation *f, const char *name, const FederationCallbacks *cb, char **ret_error);
+
+/*
+ * Start a disposable VM.  target: "@dispvm" (the default template: the one
+ * disposable-template VM, or the one named by DefaultDispVM= of `caller`),
+ * "@dispvm:NAME" or NAME.  caller may be NULL.  On success done's message
+ * is the new VM's name ("disp1234"); stop it like any VM, its overlay is
+ * deleted however it stops.
+ */
+int federation_start_disposable(Federation *f, const char *target, const char *caller, const FederationCallbacks *cb,
+                                char **ret_error);
+
+/* ---- changes to vms.d/ --------------------------------------------------- */
+
+/*
+ * Add or replace vms.d/NAME.vm: validated with the whole federation first
+ * (-EINVAL with *ret_errors), written atomically, recorded as a new
+ * generation, reloaded.  A running VM keeps its old definition until it is
+ * restarted.
+ */
+int federation_add_vm(Federation *f, const char *name, const char *untrusted_text, GPtrArray **ret_errors);
+
+/*
+ * Remove vms.d/NAME.vm: refused while the VM runs (-EBUSY) or when the rest
+ * would not validate (-EINVAL, e.g. another VM's NetVM= names it); removes
+ * the libvirt domain (and its saved state), records a generation.
+ */
+int federation_remove_vm(Federation *f, const char *name, GPtrArray **ret_errors);
+
+/*
+ * Restore generation n of vms.d/ and policy.d/ (generation.h) and reload.
+ * Refused (-EBUSY) during a switch.  *ret_new (optional): the generation
+ * recorded for the rollback itself.
+ */
+int federation_rollback(Federation *f, uint64_t n, uint64_t *ret_new, GPtrArray **ret_errors);

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* federation/vmconfig: the strict vms.d/ loader and the policy facts it builds. */
+#include <errno.h>
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "federation/vmconfig.h"
+
+static char *tmpdir(void) {
+        char *d = g_dir_make_tmp("vmfed-vmconfig-XXXXXX", NULL);
+        g_assert_nonnull(d);
+        return d;
+}
+
+static void put(const char *dir, const char *name, const char *text) {
+        g_autofree char *p = g_build_filename(dir, "vms.d", name, NULL);
+        g_autofree char *parent = g_path_get_dirname(p);
+        g_assert_cmpint(g_mkdir_with_parents(parent, 0755), ==, 0);
+        g_assert_true(g_file_set_contents(p, text, -1, NULL));
+}
+
+static void rm_rf(const char *dir) {
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+        g_assert_cmpint(system(cmd), ==, 0);
+}
+
+static bool has_error(GPtrArray *errors, const char *substr) {
+        for (guint i = 0; errors && i < errors->len; i++)
+                if (strstr(errors->pdata[i], substr))
+                        return true;
+        return false;
+}
+
+static void dump(GPtrArray *errors) {
+        for (guint i = 0; errors && i < errors->len; i++)
+                g_printerr("  error: %s\n", (char *) errors->pdata[i]);
+}
+
+static void test_example_federation(void) {
+        g_autofree char *cfg = g_test_build_filename(G_TEST_DIST, "..", "..", "examples", "etc-vmfed", NULL);
+        GPtrArray *vms = NULL, *errors = NULL;
+        int r = vm_config_load_dir(cfg, &vms, &errors);
+        dump(errors);
+        g_assert_cmpint(r, ==, 0);
+        g_assert_null(errors);
+        g_assert_cmpuint(vms->len, ==, 5);
+        /* sorted by name */
+        const char *names[] = { "dispvm-default", "gondor", "mordor", "netvm", "rivendale" };
+        for (guint i = 0; i < vms->len; i++)
+                g_assert_cmpstr(((VmConfig *) vms->pdata[i])->name, ==, names[i]);
+        VmConfig *riv = vms->pdata[4];
+        g_assert_cmpint(riv->role, ==, VM_ROLE_PERSONA);
+        g_assert_cmpstr(riv->tags[0], ==, "dev");
+        g_assert_cmpstr(riv->tags[1], ==, "work");
+        g_assert_null(riv->tags[2]);
+        g_assert_cmpstr(riv->default_dispvm, ==, "dispvm-default");
+        g_assert_cmpuint(riv->memory, ==, 8ull << 30);
+        g_assert_cmpuint(riv->vcpus, ==, 8);
+        g_assert_cmpstr(riv->netvm, ==, "netvm");
+        g_assert_cmpstr(riv->devices[0], ==, "0000:01:00.0");
+        VmConfig *net = vms->pdata[3];
+        g_assert_cmpint(net->role, ==, VM_ROLE_SERVICE);
+        g_assert_cmpstr(net->netvm, ==, "");
+        g_assert_true(net->autostart);
+
+        PolicyFacts *f = NULL;
+        g_assert_cmpint(vm_config_build_policy_facts(vms, "nobody", NULL, &f), ==, -ENOENT);
+        g_assert_cmpint(vm_config_build_policy_facts(vms, "netvm", NULL, &f), ==, -EINVAL);
+        g_assert_cmpint(vm_config_build_policy_facts(vms, "gondor", NULL, &f), ==, 0);
+        /* Frozen. */
+        g_assert_cmpint(policy_facts_add_vm(f, "x", "app", NULL, NULL), ==, -EPERM);
+        /* The only disposable template is the federation default: gondor's @dispvm resolves to it. */
+        PolicySnapshot *s = NULL;
+        g_assert_cmpint(policy_snapshot_load_string("x.policy", "s * @anyvm @dispvm allow\n", &s), ==, 0);
+        PolicyRequest req = { .service = "s", .source = "gondor", .target = "@dispvm" };
+        PolicyDecision d;
+        g_assert_cmpint(policy_evaluate(s, f, &req, &d), ==, 0);
+        g_assert_cmpstr(d.target, ==, "@dispvm:dispvm-default");
+        policy_snapshot_unref(s);
+        policy_facts_unref(f);
+        g_ptr_array_unref(vms);
+}
+
+static void test_empty_and_ignored(void) {
+        g_autofree char *dir = tmpdir();
+        GPtrArray *vms = NULL, *errors = NULL;
+        /* no vms.d at all: an empty federation */
+        g_assert_cmpint(vm_config_load_dir(dir, &vms, &errors), ==, 0);
+        g_assert_cmpuint(vms->len, ==, 0);
+        g_ptr_array_unref(vms);
+
+        put(dir, "a.vm", "[VM]\nRole=app\n");
+        put(dir, ".b.vm", "garbage");
+        put(dir, "README", "garbage");
+        put(dir, "c.vm~", "garbage");
+        g_assert_cmpint(vm_config_load_dir(dir, &vms, &errors), ==, 0);
+        g_assert_cmpuint(vms->len, ==, 1);
+        VmConfig *a = vms->pdata[0];
+        g_assert_cmpstr(a->name, ==, "a");
+        g_assert_nonnull(a->tags);
+        g_assert_null(a->tags[0]);
+        g_assert_nonnull(a->devices);
+        g_assert_null(a->netvm);
+        g_ptr_array_unref(vms);
+        rm_rf(dir);
+}
+
+static void test_errors(void) {
+        struct {
+                const char *file, *text, *error;
+        } cases[] = {
+                { "x.vm", "[VM]\nRole=persona\nColour=blue\n", "vms.d/x.vm:3: key Colour: unknown key in [VM]" },
+                { "x.vm", "[VM]\nRole=persona\n[Sound]\nCard=1\n", "vms.d/x.vm:0: unknown group [Sound]" },
+                { "x.vm", "[VM]\nRole=persona\nTags=a\nTags=b\n", "vms.d/x.vm:4: key Tags: given twice in [VM] (first on line 3)" },
+                { "x.vm", "[VM]\nRole=persona\n[VM]\nMemory=1G\n", "vms.d/x.vm:3: group [VM] appears twice" },
+                { "x.vm", "[VM]\nMemory=1G\n", "vms.d/x.vm:0: key Role: missing" },
+                { "x.vm", "# c\n[VM]\nRole=king\n", "vms.d/x.vm:3: key Role: unknown role 'king'" },
+                { "x.vm", "[VM]\nRole=app\nMemory=lots\n", "vms.d/x.vm:3: key Memory: invalid size 'lots'" },
+                { "x.vm", "[VM]\nRole=app\nMemory=0\n", "key Memory: invalid size '0'" },
+                { "x.vm", "[VM]\nRole=app\nMemory=99999999999T\n", "key Memory: invalid size" },
+                { "x.vm", "[VM]\nRole=app\nVCPUs=0\n", "vms.d/x.vm:3: key VCPUs: invalid count '0'" },
+                { "x.vm", "[VM]\nRole=app\nVCPUs=2x\n", "key VCPUs: invalid count" },
+                { "x.vm", "[VM]\nRole=app\nDisk=disk.qcow2\n", "vms.d/x.vm:3: key Disk: 'disk.qcow2' is not an absolute path" },
+                { "x.vm", "[VM]\nRole=app\nNetVM=-net\n", "vms.d/x.vm:3: key NetVM: '-net' is not a valid VM name" },
+                { "x.vm", "[VM]\nRole=app\nNetVM=nobody\n", "vms.d/x.vm:0: key NetVM: no VM named 'nobody'" },
+                { "x.vm", "[VM]\nRole=app\nNetVM=x\n", "a VM cannot be its own network VM" },
+                { "x.vm", "[VM]\nRole=app\nAutostart=perhaps\n", "vms.d/x.vm:3: key Autostart: expected true or false" },
+                { "x.vm", "[VM]\nRole=app\nAccel=hvf\n", "vms.d/x.vm:3: key Accel: unknown accelerator 'hvf'" },
+                { "x.vm", "[VM]\nRole=app\nTags=ok;not ok\n", "vms.d/x.vm:3: key Tags: invalid tag 'not ok'" },
+                { "x.vm", "[VM]\nRole=app\nDefaultDispVM=x\n", "key DefaultDispVM: 'x' is not a VM with Role=disposable-template" },
+                { "x.vm", "[VM]\nRole=app\n[Passthrough]\nDevices=01:00.0\n", "vms.d/x.vm:4: key Devices: invalid PCI address '01:00.0'" },
+                { "x.vm", "[VM]\nRole=app\n[Passthrough]\nDevices=0000:01:00.8\n", "invalid PCI address" },
+                { "x.vm", "[VM]\nRole=app\n[Passthrough]\nRom=x\n", "vms.d/x.vm:4: key Rom: unknown key in [Passthrough]" },
+                { "x.vm", "[Passthrough]\nDevices=0000:01:00.0\n", "vms.d/x.vm:0: no [VM] group" },
+                { "x.vm", "Role=persona\n", "vms.d/x.vm:0: not a valid key file" },
+                { "9lives.vm", "[VM]\nRole=app\n", "vms.d/9lives.vm:0: '9lives' is not a valid VM name" },
+        };
+        for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
+                g_autofree char *dir = tmpdir();
+                put(dir, cases[i].file, cases[i].text);
+                GPtrArray *vms = NULL, *errors = NULL;
+                int r = vm_config_load_dir(dir, &vms, &errors);
+                if (r != -EINVAL || !has_error(errors, cases[i].error)) {
+                        g_printerr("case %zu: want '%s', r=%d\n", i, cases[i].error, r);
+                        dump(errors);
+                        g_assert_not_reached();
+                }
+                g_assert_null(vms);
+                g_ptr_array_unref(errors);
+                rm_rf(dir);
+        }
+
+        /* Every file's errors are reported, not just the first. */
+        g_autofree char *dir = tmpdir();
+        put(dir, "a.vm", "[VM]\nRole=king\n");
+        put(dir, "b.vm", "[VM]\nRole=app\nVCPUs=none\nAccel=x\n");
+        put(dir, "c.vm", "[VM]\nRole=app\n[Firewall]\nAllow=anything\n");
+        GPtrArray *vms = NULL, *errors = NULL;
+        g_assert_cmpint(vm_config_load_dir(dir, &vms, &errors), ==, -EINVAL);
+        g_assert_cmpuint(errors->len, ==, 3);
+        g_ptr_array_unref(errors);
+        rm_rf(dir);
+}
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, NULL);
+        g_test_add_func("/vmconfig/example-federation", test_example_federation);
+        g_test_add_func("/vmconfig/empty-and-ignored", test_empty_and_ignored);
+        g_test_add_func("/vmconfig/errors", test_errors);
+        return g_test_run();
+}
