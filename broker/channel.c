@@ -72,26 +72,35 @@ static gboolean reap_connection(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+static void guest_connection_schedule_reap(GuestConnection *g);
+
 static void guest_connection_closed(void *userdata, int error) {
         GuestConnection *g = userdata;
 
-        if (error != -ECONNRESET && error != -ENOTCONN)
+        if (error != -ECONNRESET && error != -ENOTCONN && error != -EPIPE)
                 log_warning_errno(error, "Channel %s: dropping connection %" PRIu64 ": %m",
                                   g->channel->vm_name, g->id);
         /* We are inside the source's dispatch: free from an idle callback. */
-        if (!g->reap_id)
-                g->reap_id = g_idle_add(reap_connection, g);
+        guest_connection_schedule_reap(g);
 }
 
 /* ---- org.vmfed.Federation1.Guest --------------------------------------- */
 
+static void guest_connection_schedule_reap(GuestConnection *g) {
+        /* Above the bus sources' priority: a flooding peer must not starve its own removal. */
+        if (!g->reap_id)
+                g->reap_id = g_idle_add_full(G_PRIORITY_HIGH, reap_connection, g, NULL);
+}
+
 static int guest_check_flood(GuestConnection *g) {
         uint64_t n = 0;
+
+        if (g->reap_id)
+                return -ENOBUFS;
         if (sd_bus_get_n_queued_write(g->bus, &n) >= 0 && n > CHANNEL_MAX_QUEUED_REPLIES) {
                 log_warning("Channel %s: peer does not read its replies (%" PRIu64 " queued); disconnecting.",
                             g->channel->vm_name, n);
-                if (!g->reap_id)
-                        g->reap_id = g_idle_add(reap_connection, g);
+                guest_connection_schedule_reap(g);
                 return -ENOBUFS;
         }
         return 0;
@@ -140,8 +149,6 @@ static int guest_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         GuestConnection *g = userdata;
         const char *iface, *member;
 
-        if (sd_bus_message_get_type(m, NULL) < 0)
-                return 0;
         uint8_t type;
         if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL)
                 return 0;
@@ -221,20 +228,20 @@ static int guest_connection_new(Channel *c, int fd, GuestConnection **ret) {
         return 0;
 }
 
-static gboolean channel_on_accept(gint fd, GIOCondition condition, gpointer userdata) {
-        Channel *c = userdata;
+static void channel_accept_one(Channel *c, int cfd) {
         GuestConnection *g = NULL;
         struct ucred ucred = {};
         socklen_t len = sizeof ucred;
         int r;
 
-        int cfd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-        if (cfd < 0) {
-                if (errno != EAGAIN && errno != EINTR)
-                        log_warning_errno(negative_errno(), "Channel %s: accept failed: %m", c->vm_name);
-                return G_SOURCE_CONTINUE;
-        }
         (void) getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &ucred, &len);
+        /*
+         * Bound what a guest that does not read can make the kernel buffer for
+         * us; past that, replies pile up in sd-bus' write queue, which
+         * guest_check_flood() bounds.
+         */
+        int sndbuf = CHANNEL_SNDBUF;
+        (void) setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 
         /* One guest, one connection: the newest wins (the agent or QEMU reconnected). */
         if (c->conn)
@@ -242,12 +249,28 @@ static gboolean channel_on_accept(gint fd, GIOCondition condition, gpointer user
 
         r = guest_connection_new(c, cfd, &g);
         if (r < 0) {
-                log_warning_errno(r, "Channel %s: cannot set up a D-Bus server connection: %m", c->vm_name);
-                return G_SOURCE_CONTINUE;
+                log_full_errno(r == -ECONNRESET || r == -EPIPE ? LOG_DEBUG : LOG_WARNING, r,
+                               "Channel %s: cannot set up a D-Bus server connection: %m", c->vm_name);
+                return;
         }
         c->conn = g;
         log_info("Channel %s: connection %" PRIu64 " from pid %d uid %u.", c->vm_name, g->id, (int) ucred.pid,
                  (unsigned) ucred.uid);
+}
+
+static gboolean channel_on_accept(gint fd, GIOCondition condition, gpointer userdata) {
+        Channel *c = userdata;
+
+        /* A bounded batch per wakeup; the newest connection ends up the one kept. */
+        for (unsigned i = 0; i < CHANNEL_BACKLOG; i++) {
+                int cfd = accept4(c->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0) {
+                        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+                                log_warning_errno(negative_errno(), "Channel %s: accept failed: %m", c->vm_name);
+                        break;
+                }
+                channel_accept_one(c, cfd);
+        }
         return G_SOURCE_CONTINUE;
 }
 
@@ -275,7 +298,7 @@ static int channel_listen(Channel *c) {
         mode_t old = umask(0117);
         int r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
         umask(old);
-        if (r < 0 || listen(fd, 4) < 0) {
+        if (r < 0 || listen(fd, CHANNEL_BACKLOG) < 0) {
                 r = negative_errno();
                 safe_close(fd);
                 return log_error_errno(r, "Cannot listen on %s: %m", c->path);

@@ -23,6 +23,8 @@
 
 #define GUEST_INTERFACE "org.vmfed.Federation1.Guest"
 #define CHANNEL_MAX_QUEUED_REPLIES 256
+#define CHANNEL_BACKLOG 16
+#define CHANNEL_SNDBUF (64 * 1024)
 
 int channel_new(Broker *b, const char *vm_name, Channel **ret);
 void channel_free(void *c);

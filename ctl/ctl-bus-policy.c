@@ -15,7 +15,8 @@
 #include "common/macro.h"
 #include "ctl/ctl.h"
 
-#define CTL_POLICY_FILE_MAX (1024 * 1024)
+/* Generous: the broker enforces the real limit and says so (TooLarge). */
+#define CTL_POLICY_FILE_MAX (16 * 1024 * 1024)
 
 int ctl_policy_files(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
@@ -157,7 +158,7 @@ int ctl_policy_replace(int argc, char **argv) {
                 for (;;) {
                         if (size + 4096 + 1 > alloc) {
                                 alloc = alloc ? alloc * 2 : 8192;
-                                if (alloc > CTL_POLICY_FILE_MAX + 4097)
+                                if (alloc > CTL_POLICY_FILE_MAX + 8192)
                                         return fprintf(stderr, "vmfedctl: input too large\n"), CTL_EXIT_FAILURE;
                                 char *p = realloc(content, alloc);
                                 if (!p)
