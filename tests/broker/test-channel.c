@@ -312,11 +312,24 @@ static void test_flood(void) {
 }
 
 int main(int argc, char **argv) {
-        g_test_init(&argc, &argv, NULL);
         if (argc < 2) {
-                fprintf(stderr, "usage: test-channel STATE_DIR\n");
+                fprintf(stderr, "usage: test-channel STATE_DIR | --introspect STATE_DIR VM\n");
                 return 2;
         }
+        if (strcmp(argv[1], "--introspect") == 0 && argc == 4) {
+                /* Print the introspection XML a guest sees on VM argv[3]'s channel. */
+                state_dir = argv[2];
+                sd_bus *bus = guest_connect(argv[3]);
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *xml;
+                g_assert_cmpint(sd_bus_call_method(bus, NULL, ROOT, "org.freedesktop.DBus.Introspectable",
+                                                   "Introspect", NULL, &reply, NULL), >=, 0);
+                g_assert_cmpint(sd_bus_message_read(reply, "s", &xml), >=, 0);
+                fputs(xml, stdout);
+                sd_bus_flush_close_unref(bus);
+                return 0;
+        }
+        g_test_init(&argc, &argv, NULL);
         state_dir = argv[1];
         g_test_add_func("/channel/identity", test_identity);
         g_test_add_func("/channel/replace", test_replace_connection);
