@@ -12,6 +12,7 @@ typedef struct BusSource {
         GSource source;
         sd_bus *bus;
         gpointer fd_tag;
+        GIOCondition events; /* what fd_tag currently polls for */
         BusSourceClosedFunc on_closed;
         void *userdata;
         bool closed;
@@ -55,7 +56,12 @@ static gboolean bus_source_prepare(GSource *source, gint *timeout) {
                 *timeout = 0;
                 return TRUE;
         }
-        g_source_modify_unix_fd(source, s->fd_tag, poll_to_gio(events) | G_IO_ERR | G_IO_HUP);
+        /* Only when it changes: g_source_modify_unix_fd() wakes the context up every time. */
+        GIOCondition want = poll_to_gio(events) | G_IO_ERR | G_IO_HUP;
+        if (want != s->events) {
+                g_source_modify_unix_fd(source, s->fd_tag, want);
+                s->events = want;
+        }
 
         *timeout = bus_source_timeout_ms(s);
         return *timeout == 0;
@@ -120,7 +126,8 @@ int bus_source_attach(sd_bus *bus, BusSourceClosedFunc on_closed, void *userdata
         s->bus = sd_bus_ref(bus);
         s->on_closed = on_closed;
         s->userdata = userdata;
-        s->fd_tag = g_source_add_unix_fd(source, fd, G_IO_IN | G_IO_ERR | G_IO_HUP);
+        s->events = G_IO_IN | G_IO_ERR | G_IO_HUP;
+        s->fd_tag = g_source_add_unix_fd(source, fd, s->events);
         g_source_set_name(source, "sd-bus");
         g_source_attach(source, NULL);
         *ret = source;
