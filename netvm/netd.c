@@ -50,7 +50,8 @@ struct Netd {
 
         /* --state mode */
         char *state_file;
-        GFileMonitor *monitor;
+        GPtrArray *monitors;    /* GFileMonitor*, one per directory watched */
+        GHashTable *watched;    /* paths whose change triggers a reload */
         guint reload_id;
 
         /* channel mode */
@@ -116,11 +117,15 @@ int netd_apply(Netd *d, NetState *new_state, char **errorp) {
 
 /* ---- --state FILE ----------------------------------------------------- */
 
+static void netd_watch_paths(Netd *d, const NetState *s);
+
 static int netd_load_and_apply(Netd *d, const char *path) {
         g_autofree char *errors = NULL;
         NetState *s = NULL;
 
         int r = netstate_load(path, &s, &errors);
+        if (r >= 0 && d->watched)
+                netd_watch_paths(d, s);
         if (r < 0) {
                 g_auto(GStrv) lines = g_strsplit(errors ? errors : "", "\n", -1);
                 for (char **l = lines; *l; l++)
@@ -144,25 +149,30 @@ static gboolean reload_cb(gpointer userdata) {
 }
 
 static void schedule_reload(Netd *d) {
-        /* Debounce: editors and atomic replaces produce bursts of events. */
-        if (d->reload_id)
-                g_source_remove(d->reload_id);
-        d->reload_id = g_timeout_add(100, reload_cb, d);
+        /* Coalesce bursts (editors, atomic replaces) into one reload 100 ms later. */
+        if (!d->reload_id)
+                d->reload_id = g_timeout_add(100, reload_cb, d);
 }
 
 static void monitor_cb(GFileMonitor *m, GFile *file, GFile *other, GFileMonitorEvent ev, gpointer userdata) {
+        Netd *d = userdata;
         switch (ev) {
         case G_FILE_MONITOR_EVENT_CHANGES_DONE_HINT:
         case G_FILE_MONITOR_EVENT_CREATED:
         case G_FILE_MONITOR_EVENT_DELETED:
         case G_FILE_MONITOR_EVENT_MOVED_IN:
+        case G_FILE_MONITOR_EVENT_MOVED_OUT:
         case G_FILE_MONITOR_EVENT_RENAMED:
-        case G_FILE_MONITOR_EVENT_CHANGED:
-                schedule_reload(userdata);
                 break;
         default:
-                break;
+                return;
         }
+        /* Only the state file and the rules files it names matter (a rename's target counts too). */
+        g_autofree char *path = g_file_get_path(file);
+        g_autofree char *other_path = other ? g_file_get_path(other) : NULL;
+        if ((path && g_hash_table_contains(d->watched, path)) ||
+            (other_path && g_hash_table_contains(d->watched, other_path)))
+                schedule_reload(d);
 }
 
 static gboolean sighup_cb(gpointer userdata) {
@@ -172,15 +182,42 @@ static gboolean sighup_cb(gpointer userdata) {
         return G_SOURCE_CONTINUE;
 }
 
-static int netd_watch(Netd *d) {
-        /* Watch the directory: atomic replaces (rename over) and rules files living beside it. */
-        g_autofree char *dir = g_path_get_dirname(d->state_file);
+static void watch_dir_of(Netd *d, const char *path) {
+        g_autofree char *dir = g_path_get_dirname(path);
+        for (guint i = 0; i < d->monitors->len; i++)
+                if (strcmp(g_object_get_data(d->monitors->pdata[i], "dir"), dir) == 0)
+                        return;
         g_autoptr(GFile) f = g_file_new_for_path(dir);
         g_autoptr(GError) error = NULL;
-        d->monitor = g_file_monitor_directory(f, G_FILE_MONITOR_WATCH_MOVES, NULL, &error);
-        if (!d->monitor)
-                return log_error_errno(-EIO, "Cannot watch %s: %s", dir, error->message);
-        g_signal_connect(d->monitor, "changed", G_CALLBACK(monitor_cb), d);
+        /* A directory monitor also sees atomic replaces (rename over the file). */
+        GFileMonitor *m = g_file_monitor_directory(f, G_FILE_MONITOR_WATCH_MOVES, NULL, &error);
+        if (!m) {
+                log_warning("Cannot watch %s: %s", dir, error->message);
+                return;
+        }
+        g_object_set_data_full(G_OBJECT(m), "dir", g_strdup(dir), g_free);
+        g_signal_connect(m, "changed", G_CALLBACK(monitor_cb), d);
+        g_ptr_array_add(d->monitors, m);
+}
+
+static void netd_watch_paths(Netd *d, const NetState *s) {
+        g_hash_table_remove_all(d->watched);
+        g_hash_table_add(d->watched, g_strdup(d->state_file));
+        watch_dir_of(d, d->state_file);
+        for (guint i = 0; s && i < s->rules_files->len; i++) {
+                const char *p = s->rules_files->pdata[i];
+                g_hash_table_add(d->watched, g_strdup(p));
+                watch_dir_of(d, p);
+        }
+}
+
+static int netd_watch(Netd *d) {
+        g_autofree char *abs = g_canonicalize_filename(d->state_file, NULL);
+        g_free(d->state_file);
+        d->state_file = g_steal_pointer(&abs);
+        d->monitors = g_ptr_array_new_with_free_func(g_object_unref);
+        d->watched = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        netd_watch_paths(d, NULL);
         return 0;
 }
 
@@ -305,7 +342,10 @@ static void netd_done(Netd *d) {
                 g_source_destroy(d->bus_source);
         sd_bus_slot_unref(d->slot);
         sd_bus_flush_close_unref(d->bus);
-        g_clear_object(&d->monitor);
+        if (d->monitors)
+                g_ptr_array_unref(d->monitors);
+        if (d->watched)
+                g_hash_table_unref(d->watched);
         ruleset_free(d->applied);
         netstate_free(d->state);
         nft_socket_free(d->nft);
@@ -382,10 +422,11 @@ int main(int argc, char **argv) {
                 goto out;
 
         if (d.state_file) {
+                /* Watch before the first load, so that no change is missed. */
+                if (watch && (r = netd_watch(&d)) < 0)
+                        goto out;
                 r = netd_load_and_apply(&d, d.state_file);
                 if (once)
-                        goto out;
-                if (watch && (r = netd_watch(&d)) < 0)
                         goto out;
         } else {
                 /* Re-assert the broker's last state at once, before the broker is back. */

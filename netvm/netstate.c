@@ -23,6 +23,7 @@ NetState *netstate_new(void) {
         s->dns = g_array_new(FALSE, TRUE, sizeof(NetAddr));
         s->downstream_addrs = g_array_new(FALSE, TRUE, sizeof(NetAddr));
         s->clients = g_ptr_array_new_with_free_func(netclient_destroy);
+        s->rules_files = g_ptr_array_new_with_free_func(g_free);
         return s;
 }
 
@@ -36,6 +37,7 @@ NetState *netstate_free(NetState *s) {
         g_array_unref(s->dns);
         g_array_unref(s->downstream_addrs);
         g_ptr_array_unref(s->clients);
+        g_ptr_array_unref(s->rules_files);
         g_free(s);
         return NULL;
 }
@@ -169,6 +171,7 @@ static void client_add_rules_file(Parser *p, unsigned line, NetClient *c, const 
                                                            : g_build_filename(p->rules_dir, value, NULL);
         _cleanup_free_ char *text = NULL;
         c->has_rules = true;
+        g_ptr_array_add(p->state->rules_files, g_strdup(path));
         int r = read_full_file(path, RULES_FILE_MAX, &text, NULL);
         if (r < 0) {
                 /* A rules file that cannot be read is a broken firewall: fail closed. */

@@ -41,6 +41,7 @@ typedef struct NetState {
         char *downstream;
         GArray *downstream_addrs;       /* NetAddr with prefix: the clients' gateway */
         GPtrArray *clients;     /* NetClient*, sorted by name */
+        GPtrArray *rules_files; /* char*, the RulesFile= paths read (for watching) */
 } NetState;
 
 NetState *netstate_new(void);

@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Traffic endpoints for the netvm tests, run inside network namespaces.
+
+  nettool.py serve-tcp ADDR PORT [LOG]     TCP echo server (one thread per peer)
+  nettool.py serve-udp ADDR PORT [LOG]     UDP echo server; LOG gets "peer payload" lines
+  nettool.py tcp ADDR PORT                 exit 0 if an echo round trip works within 2 s
+  nettool.py udp ADDR PORT [--src ADDR] [--token T]   same over UDP
+  nettool.py stream ADDR PORT COUNTFILE    long-lived TCP flow: one echo round trip
+                                           every 20 ms, the count written to COUNTFILE;
+                                           writes "dead" and exits when the flow breaks
+"""
+import os
+import socket
+import sys
+import threading
+import time
+
+
+def family_of(addr):
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
+def log_line(path, text):
+    if path:
+        with open(path, "a") as f:
+            f.write(text + "\n")
+
+
+def serve_tcp(addr, port, logpath=None):
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family_of(addr) == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    s.bind((addr, port))
+    s.listen(64)
+
+    def handle(c, peer):
+        log_line(logpath, "%s connected" % (peer[0],))
+        try:
+            while True:
+                data = c.recv(4096)
+                if not data:
+                    break
+                c.sendall(data)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    while True:
+        c, peer = s.accept()
+        threading.Thread(target=handle, args=(c, peer), daemon=True).start()
+
+
+def serve_udp(addr, port, logpath=None):
+    s = socket.socket(family_of(addr), socket.SOCK_DGRAM)
+    s.bind((addr, port))
+    while True:
+        data, peer = s.recvfrom(4096)
+        log_line(logpath, "%s %s" % (peer[0], data.decode(errors="replace")))
+        s.sendto(data, peer)
+
+
+def probe_tcp(addr, port):
+    try:
+        with socket.create_connection((addr, port), timeout=2) as c:
+            c.settimeout(2)
+            c.sendall(b"ping\n")
+            return c.recv(16) == b"ping\n"
+    except OSError:
+        return False
+
+
+def probe_udp(addr, port, src=None, token="ping"):
+    s = socket.socket(family_of(addr), socket.SOCK_DGRAM)
+    s.settimeout(0.7)
+    if src:
+        s.bind((src, 0))
+    try:
+        for _ in range(3):
+            s.sendto(token.encode(), (addr, port))
+            try:
+                data, _peer = s.recvfrom(4096)
+                if data == token.encode():
+                    return True
+            except socket.timeout:
+                continue
+        return False
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def stream(addr, port, countfile):
+    def write(text):
+        tmp = countfile + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.rename(tmp, countfile)
+
+    try:
+        c = socket.create_connection((addr, port), timeout=5)
+    except OSError:
+        write("dead")
+        return 1
+    c.settimeout(5)
+    n = 0
+    try:
+        while True:
+            c.sendall(b"x" * 64)
+            got = b""
+            while len(got) < 64:
+                chunk = c.recv(64 - len(got))
+                if not chunk:
+                    raise OSError("closed")
+                got += chunk
+            n += 1
+            write(str(n))
+            time.sleep(0.02)
+    except OSError:
+        write("dead")
+        return 1
+
+
+def main(argv):
+    cmd = argv[1]
+    if cmd == "serve-tcp":
+        serve_tcp(argv[2], int(argv[3]), argv[4] if len(argv) > 4 else None)
+    elif cmd == "serve-udp":
+        serve_udp(argv[2], int(argv[3]), argv[4] if len(argv) > 4 else None)
+    elif cmd == "tcp":
+        return 0 if probe_tcp(argv[2], int(argv[3])) else 1
+    elif cmd == "udp":
+        src = None
+        token = "ping"
+        rest = argv[4:]
+        while rest:
+            if rest[0] == "--src":
+                src = rest[1]
+            elif rest[0] == "--token":
+                token = rest[1]
+            rest = rest[2:]
+        return 0 if probe_udp(argv[2], int(argv[3]), src, token) else 1
+    elif cmd == "stream":
+        return stream(argv[2], int(argv[3]), argv[4])
+    else:
+        print(__doc__, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
