@@ -9,6 +9,7 @@ typedef struct BusSource {
         GSource source;
         sd_bus *bus;
         gpointer tag;
+        GIOCondition events;
         BusSourceClosed closed;
         gpointer userdata;
 } BusSource;
@@ -28,7 +29,12 @@ static gboolean bus_prepare(GSource *s, gint *timeout) {
                 *timeout = 0;
                 return TRUE; /* closed: let dispatch report it */
         }
-        g_source_modify_unix_fd(s, b->tag, (GIOCondition) events);
+        /* Only on change: g_source_modify_unix_fd() wakes the context up every time. */
+        GIOCondition want = (GIOCondition) events | G_IO_ERR | G_IO_HUP;
+        if (want != b->events) {
+                g_source_modify_unix_fd(s, b->tag, want);
+                b->events = want;
+        }
 
         *timeout = -1;
         if (sd_bus_get_timeout(b->bus, &until) < 0 || until == UINT64_MAX)
@@ -81,7 +87,8 @@ GSource *bus_source_attach(sd_bus *bus, BusSourceClosed closed, gpointer userdat
         b->bus = sd_bus_ref(bus);
         b->closed = closed;
         b->userdata = userdata;
-        b->tag = g_source_add_unix_fd(&b->source, sd_bus_get_fd(bus), G_IO_IN);
+        b->events = G_IO_IN | G_IO_ERR | G_IO_HUP;
+        b->tag = g_source_add_unix_fd(&b->source, sd_bus_get_fd(bus), b->events);
         g_source_set_name(&b->source, "sd-bus");
         g_source_attach(&b->source, NULL);
         g_source_unref(&b->source);

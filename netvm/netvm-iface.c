@@ -25,10 +25,22 @@ static bool state_equal(const NetState *a, const NetState *b) {
         return strcmp(x, y) == 0;
 }
 
-/* Apply, then turn broken firewalls into an error reply (the state is in force, fail closed). */
-static int apply_and_reply(sd_bus_message *m, Netd *d, NetState *s, sd_bus_error *error) {
-        g_autofree char *fw_errors = netstate_firewall_errors(s);
+/*
+ * Apply, then turn broken firewalls into an error reply (the state is in
+ * force, those clients fail closed).  `client` limits the report to the
+ * client the call was about: NULL reports every client, "" none.
+ */
+static int apply_and_reply(sd_bus_message *m, Netd *d, NetState *s, const char *client, sd_bus_error *error) {
+        g_autofree char *fw_errors = NULL;
         g_autofree char *err = NULL;
+
+        if (!client)
+                fw_errors = netstate_firewall_errors(s);
+        else if (*client) {
+                NetClient *c = netstate_find_client(s, client);
+                if (c && firewall_is_broken(c->firewall))
+                        fw_errors = g_strdup(c->firewall->errors->str);
+        }
 
         if (state_equal(netd_get_state(d), s)) {
                 netstate_free(s);
@@ -60,7 +72,7 @@ static int method_set_state(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = netstate_parse("state", untrusted_state, NULL, &s, &errors);
         if (r < 0)
                 return sd_bus_error_setf(error, ERROR_INVALID_ARGS, "%s", errors);
-        return apply_and_reply(m, d, s, error);
+        return apply_and_reply(m, d, s, NULL, error);
 }
 
 static int method_get_state(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -105,7 +117,7 @@ static int method_add_client(sd_bus_message *m, void *userdata, sd_bus_error *er
         if (r < 0)
                 return sd_bus_error_setf(error, ERROR_INVALID_ARGS, "%s", err);
         client = NULL; /* owned by next now */
-        return apply_and_reply(m, d, steal_pointer(&next), error);
+        return apply_and_reply(m, d, steal_pointer(&next), untrusted_name, error);
 }
 
 static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error *error) {
@@ -122,7 +134,7 @@ static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error 
                 return sd_bus_error_setf(error, ERROR_NOT_FOUND, "no client %s", untrusted_name);
         g_autoptr(NetState) next = netstate_copy(cur);
         (void) netstate_remove_client(next, untrusted_name);
-        return apply_and_reply(m, d, steal_pointer(&next), error);
+        return apply_and_reply(m, d, steal_pointer(&next), "", error);
 }
 
 static int property_clients(sd_bus *bus, const char *path, const char *interface, const char *property,
