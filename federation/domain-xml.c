@@ -174,15 +174,21 @@ int domain_xml_build(const VmSpec *s, const DomainXmlParams *p, char **ret) {
                 g_string_append(meta, e);
         }
         for (size_t i = 0; s->devices[i]; i++) {
-                g_autofree char *e = g_markup_printf_escaped("      <vmfed:device%s>%s</vmfed:device>\n",
-                                                             p->fake_passthrough ? " fake='yes'" : "",
-                                                             s->devices[i]);
+                g_autofree char *e =
+                        p->fake_passthrough
+                                ? g_markup_printf_escaped("      <vmfed:device fake='yes'>%s</vmfed:device>\n",
+                                                          s->devices[i])
+                                : g_markup_printf_escaped("      <vmfed:device>%s</vmfed:device>\n", s->devices[i]);
                 g_string_append(meta, e);
         }
         g_string_append(meta, "    </" DOMAIN_XML_NS_PREFIX ":vm>\n");
 
-        g_string_append_printf(x, "<domain type='%s'>\n  <name>%s</name>\n  <metadata>\n%s  </metadata>\n%s</domain>\n",
-                               type, name, meta->str, body->str);
+        g_string_append_printf(x, "<domain type='%s'>\n  <name>%s</name>\n", type, name);
+        if (p->uuid) {
+                g_autofree char *u = g_markup_escape_text(p->uuid, -1);
+                g_string_append_printf(x, "  <uuid>%s</uuid>\n", u);
+        }
+        g_string_append_printf(x, "  <metadata>\n%s  </metadata>\n%s</domain>\n", meta->str, body->str);
         *ret = g_string_free(steal_pointer(&x), false);
         return 0;
 }

@@ -34,6 +34,7 @@ typedef enum DomainChannelMode {
 
 typedef struct DomainXmlParams {
         const char *domain_name;   /* required */
+        const char *uuid;          /* NULL: libvirt picks one; redefinitions must keep the domain's UUID */
         const char *role;          /* metadata role; NULL: the spec's role ("disposable" for disposables) */
         uint64_t generation;       /* config generation recorded in metadata */
         const char *bridge;        /* NULL: no NIC */

@@ -33,6 +33,7 @@ typedef struct Vm {
         char *template_name;  /* disposables */
         char *overlay;        /* disposables with a disk: the overlay file */
         FederationVmState state;
+        bool restoring;          /* a start from a managed-save image is under way */
         GPtrArray *stop_waiters; /* Waiter* called when libvirt reports the domain stopped */
         guint stop_timer;        /* StopTimeout= for a graceful stop */
         guint settle_timer;      /* after destroy: check the domain once if no event came */
@@ -89,6 +90,10 @@ void progress(const FederationCallbacks *cb, const char *fmt, ...) _printf_(2, 3
 /* May spec start now?  Exclusivity (devices, personas; VMs in `ignore` do
  * not count), passthrough sysfs checks, files. */
 int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error);
+
+/* Fill the domain parameters of a VM; strings are owned by the caller's GPtrArray. */
+void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_name, GPtrArray *owned,
+                              DomainXmlParams *p);
 
 /* Async building blocks; done is always called later, on the loop. */
 void vm_start_async(Federation *f, Vm *vm, const FederationCallbacks *cb, VmDoneFn done, void *userdata);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -23,6 +24,10 @@ Generation *generation_free(Generation *g) {
         g_free(g->description);
         g_free(g);
         return NULL;
+}
+
+static void generation_destroy(gpointer p) {
+        generation_free(p);
 }
 
 /* ---- trees ------------------------------------------------------------- */
@@ -121,7 +126,7 @@ static char *generations_dir(const char *state_dir) {
 
 int generation_list(const char *state_dir, GPtrArray **ret) {
         g_autofree char *dir = generations_dir(state_dir), *index = g_build_filename(dir, "index", NULL);
-        g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func((GDestroyNotify) generation_free);
+        g_autoptr(GPtrArray) out = g_ptr_array_new_with_free_func(generation_destroy);
         g_autofree char *text = NULL;
         g_auto(GStrv) lines = NULL;
         int r;

@@ -472,6 +472,10 @@ int vm_spec_validate_federation(GPtrArray *specs, GPtrArray *errors) {
         return errors->len > before ? -EINVAL : 0;
 }
 
+static void spec_destroy(gpointer p) {
+        vm_spec_free(p);
+}
+
 static gint spec_compare(gconstpointer a, gconstpointer b) {
         const VmSpec *x = *(VmSpec *const *) a, *y = *(VmSpec *const *) b;
         return strcmp(x->name, y->name);
@@ -479,7 +483,7 @@ static gint spec_compare(gconstpointer a, gconstpointer b) {
 
 int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPtrArray **ret_specs,
                      GPtrArray **ret_errors) {
-        g_autoptr(GPtrArray) specs = g_ptr_array_new_with_free_func((GDestroyNotify) vm_spec_free);
+        g_autoptr(GPtrArray) specs = g_ptr_array_new_with_free_func(spec_destroy);
         g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
         g_autofree char *dir = g_build_filename(config_dir, "vms.d", NULL);
