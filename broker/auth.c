@@ -104,6 +104,95 @@ static int polkit_check(AuthPending *p) {
         return 0;
 }
 
+static void auth_pending_polkit(AuthPending *p) {
+        int r = polkit_check(p);
+        if (r < 0) {
+                log_debug_errno(r, "Cannot ask polkit: %m");
+                auth_pending_finish(p, false, "polkit unavailable");
+                auth_pending_free(p);
+        }
+        /* else: polkit_reply() finishes, the slot's destroy callback frees. */
+}
+
+/*
+ * The bus daemon's view of the caller's groups (dbus-daemon >= 1.14 reports
+ * UnixGroupIDs, taken at connect time from SO_PEERGROUPS), asked
+ * asynchronously.  sd-bus does not parse that field, and supplementary gids
+ * it would read from /proc are augmented, hence not trusted.
+ */
+static int groups_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
+        AuthPending *p = userdata;
+        Broker *b = p->broker;
+        bool member = false;
+        int r;
+
+        if (sd_bus_message_is_method_error(reply, NULL))
+                goto next;
+        r = sd_bus_message_enter_container(reply, 'a', "{sv}");
+        while (r > 0) {
+                const char *key;
+                r = sd_bus_message_enter_container(reply, 'e', "sv");
+                if (r <= 0)
+                        break;
+                r = sd_bus_message_read(reply, "s", &key);
+                if (r < 0)
+                        break;
+                if (strcmp(key, "UnixGroupIDs") == 0) {
+                        const void *gids;
+                        size_t size;
+                        r = sd_bus_message_enter_container(reply, 'v', "au");
+                        if (r < 0)
+                                break;
+                        r = sd_bus_message_read_array(reply, 'u', &gids, &size);
+                        if (r < 0)
+                                break;
+                        for (size_t i = 0; i < size / sizeof(uint32_t); i++)
+                                if (((const uint32_t *) gids)[i] == (uint32_t) b->vmfed_gid)
+                                        member = true;
+                        r = sd_bus_message_exit_container(reply);
+                } else
+                        r = sd_bus_message_skip(reply, "v");
+                if (r < 0)
+                        break;
+                r = sd_bus_message_exit_container(reply);
+        }
+next:
+        if (member) {
+                auth_pending_finish(p, true, "group-vmfed");
+                return 0; /* the slot's destroy callback frees p */
+        }
+        /* Not a member (or the bus daemon cannot say): polkit decides, with p handed over. */
+        AuthPending *q = calloc(1, sizeof *q);
+        if (!q) {
+                auth_pending_finish(p, false, "out of memory");
+                return 0;
+        }
+        *q = *p;
+        q->message = sd_bus_message_ref(p->message);
+        p->free_userdata = NULL; /* q owns userdata now */
+        p->finished = true;      /* p's destroy must not reply */
+        auth_pending_polkit(q);
+        return 0;
+}
+
+static int groups_check(AuthPending *p) {
+        sd_bus *bus = sd_bus_message_get_bus(p->message);
+        const char *sender = sd_bus_message_get_sender(p->message);
+        sd_bus_slot *slot = NULL;
+        int r;
+
+        if (!sender)
+                return -EBADMSG;
+        r = sd_bus_call_method_async(bus, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                     "org.freedesktop.DBus", "GetConnectionCredentials", groups_reply, p, "s",
+                                     sender);
+        if (r < 0)
+                return r;
+        (void) sd_bus_slot_set_destroy_callback(slot, auth_pending_free);
+        (void) sd_bus_slot_set_floating(slot, 1);
+        return 0;
+}
+
 static bool gid_in(gid_t gid, const gid_t *gids, int n) {
         for (int i = 0; i < n; i++)
                 if (gids[i] == gid)
@@ -178,13 +267,10 @@ void auth_check_manage(Broker *b, sd_bus_message *m, AuthDoneFunc done, void *us
                         auth_pending_free(p);
                         return;
                 }
+                /* Direct connections have no bus daemon to ask. */
+                if (sd_bus_message_get_sender(m) && groups_check(p) >= 0)
+                        return; /* groups_reply() goes on */
         }
 
-        r = polkit_check(p);
-        if (r < 0) {
-                log_debug_errno(r, "Cannot ask polkit: %m");
-                auth_pending_finish(p, false, "polkit unavailable");
-                auth_pending_free(p);
-        }
-        /* else: polkit_reply() finishes, the slot's destroy callback frees. */
+        auth_pending_polkit(p);
 }

@@ -62,6 +62,7 @@ Broker *broker_free(Broker *b) {
         g_free(b->libvirt_uri);
         g_free(b->bus_address);
         g_free(b->active_persona);
+        g_free(b->manage_group);
         g_free(b);
         return NULL;
 }
@@ -250,11 +251,13 @@ int broker_start(Broker *b) {
                 return r;
 
         /* Resolved once here: NSS lookups never run on the loop. */
-        gr = getgrnam("vmfed");
+        gr = getgrnam(b->manage_group ? b->manage_group : "vmfed");
         if (gr) {
                 b->have_vmfed_gid = true;
                 b->vmfed_gid = gr->gr_gid;
-        }
+        } else
+                log_debug("No group %s: only root and polkit may change the federation.",
+                          b->manage_group ? b->manage_group : "vmfed");
 
         (void) broker_reload(b, NULL);
 

@@ -56,6 +56,7 @@ typedef struct Broker {
 
         uint64_t next_request_id;
 
+        char *manage_group; /* "vmfed": its members may change things */
         bool have_vmfed_gid;
         gid_t vmfed_gid;
 } Broker;

@@ -23,6 +23,7 @@ static void help(FILE *f) {
                 "  --state-dir DIR      state (channels/) [%s]\n"
                 "  --libvirt-uri URI    hypervisor connection [qemu:///system]\n"
                 "  --bus-address ADDR   use this D-Bus address instead of the system bus\n"
+                "  --manage-group NAME  members may change the federation [vmfed]\n"
                 "  --debug              log debug messages\n"
                 "  --help, --version\n\n"
                 "Signals: SIGTERM/SIGINT stop, SIGHUP reloads configuration and policy.\n",
@@ -44,19 +45,20 @@ static gboolean on_reload_signal(gpointer userdata) {
 }
 
 int main(int argc, char **argv) {
-        enum { ARG_CONFIG = 0x100, ARG_STATE, ARG_URI, ARG_BUS, ARG_DEBUG, ARG_VERSION };
+        enum { ARG_CONFIG = 0x100, ARG_STATE, ARG_URI, ARG_BUS, ARG_GROUP, ARG_DEBUG, ARG_VERSION };
         static const struct option options[] = {
                 { "config-dir", required_argument, NULL, ARG_CONFIG },
                 { "state-dir", required_argument, NULL, ARG_STATE },
                 { "libvirt-uri", required_argument, NULL, ARG_URI },
                 { "bus-address", required_argument, NULL, ARG_BUS },
+                { "manage-group", required_argument, NULL, ARG_GROUP },
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         const char *config_dir = VMFED_CONFIG_DIR, *state_dir = VMFED_STATE_DIR;
-        const char *uri = "qemu:///system", *bus_address = NULL;
+        const char *uri = "qemu:///system", *bus_address = NULL, *manage_group = "vmfed";
         g_autoptr(Broker) b = NULL;
         int c, r;
 
@@ -74,6 +76,9 @@ int main(int argc, char **argv) {
                         break;
                 case ARG_BUS:
                         bus_address = optarg;
+                        break;
+                case ARG_GROUP:
+                        manage_group = optarg;
                         break;
                 case ARG_DEBUG:
                         log_set_max_level(LOG_DEBUG);
@@ -100,6 +105,7 @@ int main(int argc, char **argv) {
         r = broker_new(config_dir, state_dir, uri, bus_address, &b);
         if (r < 0)
                 return log_error_errno(r, "Out of memory."), 1;
+        b->manage_group = g_strdup(manage_group);
 
         g_unix_signal_add(SIGTERM, on_quit_signal, b);
         g_unix_signal_add(SIGINT, on_quit_signal, b);

@@ -10,6 +10,7 @@ can reach the bus socket); the dbus-daemon and vmfedd are killed and the
 directory removed on exit, on exceptions and on SIGTERM/SIGINT.
 """
 import atexit
+import ctypes
 import json
 import os
 import shutil
@@ -63,6 +64,14 @@ DEFAULT_POLICY = {
 _live = []
 
 
+def _die_with_parent():
+    """In a child: get SIGKILL when the test process dies, however it dies."""
+    try:
+        ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
+
 def _cleanup_all(*_):
     for h in list(_live):
         h.stop()
@@ -89,11 +98,12 @@ class CallError(Exception):
 
 
 class Harness:
-    def __init__(self, vmfedd, vms=None, policy=None, debug=False):
+    def __init__(self, vmfedd, vms=None, policy=None, debug=False, extra_args=()):
         self.vmfedd_path = vmfedd
         self.vms = DEFAULT_VMS if vms is None else vms
         self.policy = DEFAULT_POLICY if policy is None else policy
         self.debug = debug
+        self.extra_args = list(extra_args)
         self.dbus = None
         self.daemon = None
         self.tmp = None
@@ -135,7 +145,8 @@ class Harness:
         with open(conf, "w") as f:
             f.write(DBUS_CONFIG.format(path=self.bus_path))
         self.dbus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     preexec_fn=_die_with_parent)
         self._wait(lambda: os.path.exists(self.bus_path), "dbus-daemon socket")
         self.start_daemon()
 
@@ -146,7 +157,8 @@ class Harness:
                 "--libvirt-uri", "test:///default", "--bus-address", self.address]
         if self.debug:
             args.append("--debug")
-        self.daemon = subprocess.Popen(args, stdout=log, stderr=log)
+        args += self.extra_args
+        self.daemon = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_die_with_parent)
         log.close()
         self._wait(self._daemon_ready, "vmfedd on the bus")
 

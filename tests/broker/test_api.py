@@ -400,6 +400,29 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(r.returncode, 1)
             self.assertIn("already owned", r.stderr)
 
+    def test_manage_group(self):
+        # Members of the manage group (vmfed in production; "users", gid 100, here so the
+        # test needs no system changes) may change things: as egid or as supplementary gid.
+        import grp
+        try:
+            gid = grp.getgrnam("users").gr_gid
+        except KeyError:
+            self.skipTest("no group 'users'")
+        with Harness(VMFEDD, extra_args=["--manage-group", "users"], debug=True) as h:
+            def reload_as(*setpriv):
+                r = subprocess.run(["setpriv", "--reuid=65534"] + list(setpriv) + [
+                    "dbus-send", "--bus=" + h.address, "--print-reply", "--dest=" + harness.BUS, ROOT,
+                    harness.IFACE["Manager"] + ".Reload"], capture_output=True, text=True)
+                return r.returncode, r.stderr
+            rc, err = reload_as("--regid=65534", "--clear-groups")
+            self.assertEqual(rc, 1)
+            self.assertIn("AccessDenied", err)
+            rc, err = reload_as(f"--regid={gid}", "--clear-groups")
+            self.assertEqual(rc, 0, err + h.log())
+            rc, err = reload_as("--regid=65534", f"--groups={gid}")
+            self.assertEqual(rc, 0, err + h.log())
+            self.assertIn("VMFED_RULE=group-vmfed", h.log())
+
     def test_bad_vm_definitions_keep_serving(self):
         with Harness(VMFEDD, vms={"ok": "[VM]\nRole=app\n", "bad": "[VM]\nRole=wizard\n"}) as h:
             # The federation starts empty (fail closed) but the API answers.
