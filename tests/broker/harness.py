@@ -45,6 +45,37 @@ DBUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Confi
 </busconfig>
 """
 
+# Like Debian's /usr/share/dbus-1/system.conf: deny by default, then our
+# installed policy file (broker/data/org.vmfed.Federation1.conf).
+DBUS_SYSTEM_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path={path}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
+    <deny send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus" send_member="UpdateActivationEnvironment"/>
+  </policy>
+  <policy user="root">
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Monitoring"/>
+  </policy>
+  <include>{policy_file}</include>
+</busconfig>
+"""
+
 DEFAULT_VMS = {
     "rivendale": "[VM]\nRole=persona\nTags=dev;work\n",
     "gondor": "[VM]\nRole=persona\nTags=games\n",
@@ -98,12 +129,13 @@ class CallError(Exception):
 
 
 class Harness:
-    def __init__(self, vmfedd, vms=None, policy=None, debug=False, extra_args=()):
+    def __init__(self, vmfedd, vms=None, policy=None, debug=False, extra_args=(), system_policy=None):
         self.vmfedd_path = vmfedd
         self.vms = DEFAULT_VMS if vms is None else vms
         self.policy = DEFAULT_POLICY if policy is None else policy
         self.debug = debug
         self.extra_args = list(extra_args)
+        self.system_policy = system_policy  # path of our D-Bus policy file: a system-like bus
         self.dbus = None
         self.daemon = None
         self.tmp = None
@@ -143,7 +175,10 @@ class Harness:
                 f.write(text)
         conf = os.path.join(self.tmp, "bus.conf")
         with open(conf, "w") as f:
-            f.write(DBUS_CONFIG.format(path=self.bus_path))
+            if self.system_policy:
+                f.write(DBUS_SYSTEM_CONFIG.format(path=self.bus_path, policy_file=self.system_policy))
+            else:
+                f.write(DBUS_CONFIG.format(path=self.bus_path))
         self.dbus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      preexec_fn=_die_with_parent)

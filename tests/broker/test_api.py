@@ -423,6 +423,34 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(rc, 0, err + h.log())
             self.assertIn("VMFED_RULE=group-vmfed", h.log())
 
+    def test_installed_dbus_policy(self):
+        # A system-like bus (deny by default) with broker/data/org.vmfed.Federation1.conf.
+        conf = os.path.join(os.environ.get("VMFED_SOURCE_ROOT", os.path.join(os.path.dirname(__file__), "../..")),
+                            "broker", "data", "org.vmfed.Federation1.conf")
+        with Harness(VMFEDD, system_policy=conf) as h:
+            # Everyone may read...
+            self.assertEqual(len(h.call("Manager", "ListVMs", user="nobody")[0]), 4)
+            self.assertEqual(h.call("Policy", "Evaluate", "sss", "rivendale", "@default", "vmfed.OpenURL",
+                                    user="nobody")[0], "allow")
+            self.assertEqual(h.get_property("VM", "State", path=ROOT + "/vm/test", user="nobody"), "running")
+            (objs,) = h.call("org.freedesktop.DBus.ObjectManager", "GetManagedObjects", user="nobody")
+            self.assertEqual(len(objs), 4)
+            self.assertIn("org.vmfed.Federation1.Manager",
+                          h.busctl("introspect", harness.BUS, ROOT, user="nobody").stdout)
+            # ...and ask to change things, which vmfedd itself refuses.
+            name, msg = h.call_error("Manager", "Reload", user="nobody")
+            self.assertEqual(name, E + "AccessDenied")
+            # Nobody but root may own the name.
+            r = subprocess.run(harness.NOBODY + ["dbus-send", "--bus=" + h.address, "--print-reply",
+                                                 "--dest=org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                                 "org.freedesktop.DBus.RequestName",
+                                                 "string:org.vmfed.Federation1", "uint32:0"],
+                               capture_output=True, text=True)
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn("AccessDenied", r.stderr)
+            # Root may manage.
+            self.assertIsNone(h.call_error("Manager", "Reload")[0])
+
     def test_bad_vm_definitions_keep_serving(self):
         with Harness(VMFEDD, vms={"ok": "[VM]\nRole=app\n", "bad": "[VM]\nRole=wizard\n"}) as h:
             # The federation starts empty (fail closed) but the API answers.
