@@ -318,17 +318,27 @@ class Api(unittest.TestCase):
         self.assertEqual(self.files_on_disk()["30-user.policy"], text + f"# writer {winners[0]}\n")
 
     def test_revision_emits_properties_changed(self):
+        import select
         mon = subprocess.Popen(["dbus-monitor", "--address", self.h.address,
                                 "type='signal',interface='org.freedesktop.DBus.Properties',member='PropertiesChanged'"],
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        out = ""
         try:
-            time.sleep(0.3)
-            self.h.call("Policy", "ReplaceFile", "sss", "40-x.policy", "vmfed.OpenURL * gondor @default deny\n", "")
-            rev = self.revision()
-            time.sleep(0.3)
+            time.sleep(0.5)  # let the monitor register its match
+            for i in range(5):
+                self.h.call("Policy", "ReplaceFile", "sss", f"40-x{i}.policy",
+                            "vmfed.OpenURL * gondor @default deny\n", "")
+                rev = self.revision()
+                deadline = time.monotonic() + 2
+                while time.monotonic() < deadline and f"uint64 {rev}" not in out:
+                    ready, _, _ = select.select([mon.stdout], [], [], 0.1)
+                    if ready:
+                        out += os.read(mon.stdout.fileno(), 65536).decode(errors="replace")
+                if f"uint64 {rev}" in out:
+                    break
         finally:
             mon.terminate()
-            out = mon.communicate()[0]
+            mon.communicate()
         self.assertIn("org.vmfed.Federation1.Policy", out)
         self.assertIn('"Revision"', out)
         self.assertIn(f"uint64 {rev}", out)
