@@ -36,6 +36,7 @@ typedef struct Vm {
         bool restoring;          /* a start from a managed-save image is under way */
         GPtrArray *stop_waiters; /* Waiter* called when libvirt reports the domain stopped */
         guint stop_timer;        /* StopTimeout= for a graceful stop */
+        guint press_timer;       /* presses the power button again while a graceful stop waits */
         guint settle_timer;      /* after destroy: check the domain once if no event came */
         unsigned stop_timeout;
 } Vm;

@@ -21,6 +21,8 @@
 #include "federation/generation.h"
 #include "federation/passthrough.h"
 
+#define VM_PRESS_INTERVAL 3 /* seconds between power-button presses during a graceful stop */
+
 static const char *const state_names[_FEDERATION_VM_STATE_MAX] = {
         [FEDERATION_VM_STOPPED] = "stopped",   [FEDERATION_VM_STARTING] = "starting",
         [FEDERATION_VM_RUNNING] = "running",   [FEDERATION_VM_PAUSED] = "paused",
@@ -84,6 +86,8 @@ static void vm_free(Vm *vm) {
                 return;
         if (vm->stop_timer)
                 g_source_remove(vm->stop_timer);
+        if (vm->press_timer)
+                g_source_remove(vm->press_timer);
         if (vm->settle_timer)
                 g_source_remove(vm->settle_timer);
         g_ptr_array_unref(vm->stop_waiters);
@@ -150,6 +154,7 @@ static void vm_domain_stopped(Vm *vm, const char *reason, bool saved) {
         g_autofree char *name = g_strdup(vm->name);
 
         g_clear_handle_id(&vm->stop_timer, g_source_remove);
+        g_clear_handle_id(&vm->press_timer, g_source_remove);
         g_clear_handle_id(&vm->settle_timer, g_source_remove);
         if (vm->disposable)
                 disposable_stopped(f, vm);
@@ -199,7 +204,11 @@ static int lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int 
                              detail == VIR_DOMAIN_EVENT_STARTED_RESTORED || vm->restoring ? "restored" : "booted");
                 break;
         case VIR_DOMAIN_EVENT_RESUMED:
-                vm_set_state(vm, FEDERATION_VM_RUNNING, "resumed");
+                /* QEMU starts paused and is resumed: for a start, that is the boot. */
+                vm_set_state(vm, FEDERATION_VM_RUNNING,
+                             vm->state != FEDERATION_VM_STARTING ? "resumed"
+                             : vm->restoring                      ? "restored"
+                                                                  : "booted");
                 break;
         case VIR_DOMAIN_EVENT_SUSPENDED:
                 /* A managed save pauses the domain first: it is still stopping. */
@@ -674,9 +683,27 @@ static gboolean stop_timeout(gpointer userdata) {
         FEDERATION_BUSY(vm->f);
 
         vm->stop_timer = 0;
+        g_clear_handle_id(&vm->press_timer, g_source_remove);
         log_notice("federation: %s did not stop within %u s; destroying it", vm->name, vm->stop_timeout);
         vm_destroy(vm->f, vm);
         return G_SOURCE_REMOVE;
+}
+
+/* A guest that was still booting may have missed the first press (no ACPI daemon yet): press again. */
+static gboolean press_again(gpointer userdata) {
+        Vm *vm = userdata;
+        FEDERATION_BUSY(vm->f);
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+
+        if (vm->state != FEDERATION_VM_STOPPING) {
+                vm->press_timer = 0;
+                return G_SOURCE_REMOVE;
+        }
+        dom = VIRT_CALL(virDomainLookupByName(vm->f->conn, vm->domain_name));
+        if (dom && VIRT_CALL(virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)) < 0)
+                (void) VIRT_CALL(virDomainShutdownFlags(dom, 0));
+        virResetLastError();
+        return G_SOURCE_CONTINUE;
 }
 
 static void vm_shutdown(Federation *f, Vm *vm, const FederationCallbacks *cb) {
@@ -710,6 +737,8 @@ static void vm_shutdown(Federation *f, Vm *vm, const FederationCallbacks *cb) {
         progress(cb, "shutting down %s (ACPI power button; destroyed after %u s)", vm->name, vm->stop_timeout);
         if (vm_is_active(vm) && !vm->stop_timer)
                 vm->stop_timer = g_timeout_add_seconds(vm->stop_timeout, stop_timeout, vm);
+        if (vm_is_active(vm) && !vm->press_timer && vm->stop_timeout > VM_PRESS_INTERVAL)
+                vm->press_timer = g_timeout_add_seconds(VM_PRESS_INTERVAL, press_again, vm);
 }
 
 typedef struct SaveCtx {

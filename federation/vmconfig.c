@@ -270,6 +270,8 @@ static VmConfig *parse_vm(VmFile *vf, const char *name, const char *path, const 
                         else
                                 g_ptr_array_add(clean, g_strdup(t));
                 }
+                if (clean->len > POLICY_MAX_TAGS)
+                        file_error(vf, key_line(vf, "VM", "Tags"), "Tags", "more than %d tags", POLICY_MAX_TAGS);
                 g_ptr_array_add(clean, NULL);
                 c->tags = (char **) g_ptr_array_free(clean, FALSE);
         } else

@@ -2,8 +2,13 @@
 /*
  * policy_evaluate(): a pure function of (snapshot, facts, request).  It
  * reads the frozen snapshot and facts, writes only *ret and its own stack,
- * and never allocates, so a broker may call it from any thread for as long
- * as it holds references to both.
+ * and never allocates or locks, so a broker may call it from any thread for
+ * as long as it holds references to both.
+ *
+ * Cost: one hash lookup each for the source and target VM (in the facts),
+ * the service and a non-empty argument (in the snapshot); one probe per
+ * selected rule list; then a merge-walk over the few rules whose source can
+ * match.  VM names and tags are compared as registry ids (policy/names.h).
  */
 #include <errno.h>
 #include <string.h>
@@ -13,126 +18,99 @@
 #include "policy/snapshot.h"
 
 #define ARG_NOT_IN_POLICY (UINT32_MAX - 1)
-#define PARTY_MAX_TAGS 32
-
-/* A VM taking part in the request (source, target, or a @dispvm template). */
-typedef struct Party {
-        const FactsVm *vm; /* NULL: the host, or absent */
-        uint32_t id;       /* the name in the snapshot's table, 0 when no rule names it */
-        int n_tag_ids;     /* -1 until resolved */
-        uint32_t tag_ids[PARTY_MAX_TAGS];
-} Party;
+#define MAX_CURSORS 3
+#define KNOWN_SOURCE 1u /* every entry of the list matches the request's source */
+#define KNOWN_TARGET 2u /* ... its target */
 
 typedef enum TargetKind {
         TARGET_DEFAULT,
         TARGET_HOST,
         TARGET_VM,
-        TARGET_DISPVM,      /* "@dispvm", template resolved from the source (tmpl.vm may be NULL) */
+        TARGET_DISPVM,      /* "@dispvm", template resolved from the source (tmpl may be NULL) */
         TARGET_DISPVM_NAME, /* "@dispvm:NAME" */
 } TargetKind;
 
 typedef struct Target {
         TargetKind kind;
-        Party vm;   /* TARGET_VM */
-        Party tmpl; /* TARGET_DISPVM, TARGET_DISPVM_NAME */
+        const FactsVm *vm;   /* TARGET_VM */
+        const FactsVm *tmpl; /* TARGET_DISPVM, TARGET_DISPVM_NAME: a disposable template, or NULL */
 } Target;
+
+/* One list of index entries being walked. */
+typedef struct Cursor {
+        const IndexEntry *e;
+        uint32_t left; /* entries from e on */
+        unsigned known; /* KNOWN_* */
+} Cursor;
+
+/* The lists a request selects in its service's bucket. */
+typedef struct Walk {
+        Cursor c[MAX_CURSORS];
+        unsigned n;
+} Walk;
 
 typedef struct Context {
         const PolicySnapshot *s;
         const PolicyFacts *f;
-        bool source_is_host;
-        Party source;
+        const FactsVm *source; /* NULL: the host */
         uint32_t arg;
-        const uint32_t *generic;
-        uint32_t n_generic;
-        const uint32_t *exact;
-        uint32_t n_exact;
+        uint32_t bucket;
 } Context;
 
-static void party_init(const PolicySnapshot *s, Party *p, const FactsVm *vm) {
-        p->vm = vm;
-        p->id = vm ? intern_lookup(&s->strings, vm->name) : 0;
-        p->n_tag_ids = -1;
-}
-
-static bool party_has_tag(const PolicySnapshot *s, Party *p, uint32_t tag) {
-        const FactsVm *vm = p->vm;
-        if (!vm)
-                return false;
-        if (p->n_tag_ids < 0) {
-                if (vm->n_tags > PARTY_MAX_TAGS) {
-                        /* Rare: compare strings. */
-                        const char *want = intern_string(&s->strings, tag);
-                        for (size_t i = 0; i < vm->n_tags; i++)
-                                if (strcmp(vm->tags[i], want) == 0)
-                                        return true;
-                        return false;
-                }
-                int n = 0;
-                for (size_t i = 0; i < vm->n_tags; i++) {
-                        uint32_t id = intern_lookup(&s->strings, vm->tags[i]);
-                        if (id)
-                                p->tag_ids[n++] = id;
-                }
-                p->n_tag_ids = n;
-        }
-        for (int i = 0; i < p->n_tag_ids; i++)
-                if (p->tag_ids[i] == tag)
+static inline bool vm_has_tag(const FactsVm *vm, uint32_t tag) {
+        for (size_t i = 0; i < vm->n_tags; i++)
+                if (vm->tag_gids[i] == tag)
                         return true;
         return false;
 }
 
-/* The template a disposable was made from, for @dispvm:NAME / @dispvm:@tag:T as a source. */
-static bool disposable_template_matches(const Context *c, const PolicyToken *t) {
-        const FactsVm *vm = c->source.vm;
-        if (vm->role != POLICY_ROLE_DISPOSABLE || !vm->default_dispvm)
-                return false;
-        if (t->kind == TOKEN_DISPVM_NAME)
-                return strcmp(vm->default_dispvm, intern_string(&c->s->strings, t->id)) == 0;
-        const FactsVm *tmpl = facts_find_vm(c->f, vm->default_dispvm);
-        if (!tmpl || tmpl->role != POLICY_ROLE_DISPOSABLE_TEMPLATE)
-                return false;
-        Party p;
-        party_init(c->s, &p, tmpl);
-        return party_has_tag(c->s, &p, t->id);
+static const FactsVm *template_of(const PolicyFacts *f, const char *name) {
+        const FactsVm *t = name ? facts_find_vm(f, name) : NULL;
+        return t && t->role == POLICY_ROLE_DISPOSABLE_TEMPLATE ? t : NULL;
 }
 
-static bool source_matches(Context *c, const PolicyToken *t) {
-        if (c->source_is_host)
-                return t->kind == TOKEN_HOST;
-        switch ((TokenKind) t->kind) {
+static bool source_matches(const Context *c, uint8_t kind, int8_t role, uint32_t id) {
+        const FactsVm *vm = c->source;
+        if (!vm)
+                return kind == TOKEN_HOST;
+        switch ((TokenKind) kind) {
         case TOKEN_NAME:
-                return c->source.id == t->id;
+                return vm->gid == id;
         case TOKEN_ANYVM:
                 return true;
         case TOKEN_TAG:
-                return party_has_tag(c->s, &c->source, t->id);
+                return vm_has_tag(vm, id);
         case TOKEN_ROLE:
-                return c->source.vm->role == t->role;
+                return vm->role == role;
         case TOKEN_ACTIVE:
-                return facts_vm_is_active(c->f, c->source.vm);
+                return facts_vm_is_active(c->f, vm);
         case TOKEN_DISPVM:
-                return c->source.vm->role == POLICY_ROLE_DISPOSABLE;
+                return vm->role == POLICY_ROLE_DISPOSABLE;
         case TOKEN_DISPVM_NAME:
-        case TOKEN_DISPVM_TAG:
-                return disposable_template_matches(c, t);
+        case TOKEN_DISPVM_TAG: {
+                /* a running disposable, matched by the template it was made from */
+                if (vm->role != POLICY_ROLE_DISPOSABLE)
+                        return false;
+                const FactsVm *t = template_of(c->f, vm->default_dispvm);
+                return t && (kind == TOKEN_DISPVM_NAME ? t->gid == id : vm_has_tag(t, id));
+        }
         default:
                 return false;
         }
 }
 
-static bool target_matches(Context *c, const PolicyToken *t, Target *tg) {
-        switch ((TokenKind) t->kind) {
+static bool target_matches(const Context *c, uint8_t kind, int8_t role, uint32_t id, const Target *tg) {
+        switch ((TokenKind) kind) {
         case TOKEN_NAME:
-                return tg->kind == TARGET_VM && tg->vm.id == t->id;
+                return tg->kind == TARGET_VM && tg->vm->gid == id;
         case TOKEN_ANYVM:
                 return tg->kind != TARGET_HOST;
         case TOKEN_TAG:
-                return tg->kind == TARGET_VM && party_has_tag(c->s, &tg->vm, t->id);
+                return tg->kind == TARGET_VM && vm_has_tag(tg->vm, id);
         case TOKEN_ROLE:
-                return tg->kind == TARGET_VM && tg->vm.vm->role == t->role;
+                return tg->kind == TARGET_VM && tg->vm->role == role;
         case TOKEN_ACTIVE:
-                return tg->kind == TARGET_VM && facts_vm_is_active(c->f, tg->vm.vm);
+                return tg->kind == TARGET_VM && facts_vm_is_active(c->f, tg->vm);
         case TOKEN_HOST:
                 return tg->kind == TARGET_HOST;
         case TOKEN_DEFAULT:
@@ -140,59 +118,102 @@ static bool target_matches(Context *c, const PolicyToken *t, Target *tg) {
         case TOKEN_DISPVM:
                 return tg->kind == TARGET_DISPVM;
         case TOKEN_DISPVM_NAME:
-                return (tg->kind == TARGET_DISPVM || tg->kind == TARGET_DISPVM_NAME) && tg->tmpl.vm &&
-                       tg->tmpl.id == t->id;
+                return (tg->kind == TARGET_DISPVM || tg->kind == TARGET_DISPVM_NAME) && tg->tmpl &&
+                       tg->tmpl->gid == id;
         case TOKEN_DISPVM_TAG:
-                return (tg->kind == TARGET_DISPVM || tg->kind == TARGET_DISPVM_NAME) && tg->tmpl.vm &&
-                       tg->tmpl.vm->role == POLICY_ROLE_DISPOSABLE_TEMPLATE && party_has_tag(c->s, &tg->tmpl, t->id);
+                return (tg->kind == TARGET_DISPVM || tg->kind == TARGET_DISPVM_NAME) && tg->tmpl &&
+                       vm_has_tag(tg->tmpl, id);
         default:
                 return false;
         }
 }
 
-static bool rule_matches(Context *c, const PolicyRule *r, Target *tg, bool source_known) {
-        if (r->arg != RULE_ARG_ANY && r->arg != c->arg)
+static inline bool entry_matches(const Context *c, const IndexEntry *e, unsigned known, const Target *tg) {
+        if (e->arg != RULE_ARG_ANY && e->arg != c->arg)
                 return false;
-        if (!source_known && !source_matches(c, &r->source))
+        /* Most rules name their target: reject those cheaply first. */
+        if (!(known & KNOWN_TARGET) && e->dst_kind == TOKEN_NAME &&
+            (tg->kind != TARGET_VM || tg->vm->gid != e->dst_id))
                 return false;
-        return target_matches(c, &r->target, tg);
+        if (!(known & KNOWN_SOURCE) && !source_matches(c, e->src_kind, e->src_role, e->src_id))
+                return false;
+        return (known & KNOWN_TARGET) || target_matches(c, e->dst_kind, e->dst_role, e->dst_id, tg);
 }
 
-/* First matching rule in rule order: merge-walk the exact-source list and the generic list. */
-static const PolicyRule *find_first(Context *c, Target *tg) {
-        const PolicyRule *rules = c->s->rules;
-        uint32_t i = 0, j = 0;
-        while (i < c->n_exact || j < c->n_generic) {
-                bool take_exact = j == c->n_generic || (i < c->n_exact && c->exact[i] < c->generic[j]);
-                const PolicyRule *r = take_exact ? &rules[c->exact[i++]] : &rules[c->generic[j++]];
-                if (rule_matches(c, r, tg, take_exact))
-                        return r;
+/* Add the bucket's list for key, if there is one. */
+static inline void walk_add_list(Walk *w, const PolicySnapshot *s, uint32_t bucket, uint32_t key, unsigned known) {
+        for (uint32_t h = list_slot_hash(bucket, key) & s->list_mask;; h = (h + 1) & s->list_mask) {
+                const ListSlot *l = &s->list_slots[h];
+                if (l->n == 0)
+                        return;
+                if (l->bucket == bucket && l->key == key) {
+                        w->c[w->n++] = (Cursor) { s->entries + l->offset, l->n, known };
+                        return;
+                }
+        }
+}
+
+/* The lists that can hold a rule matching (source, tg). */
+static void walk_init(Walk *w, const Context *c, const Target *tg) {
+        const PolicySnapshot *s = c->s;
+        w->n = 0;
+        if (!c->source) {
+                walk_add_list(w, s, c->bucket, LIST_KEY_HOST, KNOWN_SOURCE); /* no generic source matches @host */
+                return;
+        }
+        walk_add_list(w, s, c->bucket, c->source->gid, KNOWN_SOURCE);
+        if (tg->kind == TARGET_VM)
+                walk_add_list(w, s, c->bucket, LIST_KEY_TARGET | tg->vm->gid, KNOWN_TARGET);
+        const Bucket *bk = &s->buckets[c->bucket];
+        if (bk->n_generic > 0)
+                w->c[w->n++] = (Cursor) { s->entries + bk->generic_offset, bk->n_generic, 0 };
+}
+
+/* First matching rule in rule order: merge-walk the selected lists by rule number. */
+static const PolicyRule *find_first(const Context *c, const Target *tg) {
+        Walk w;
+        walk_init(&w, c, tg);
+        while (w.n > 1) {
+                unsigned best = 0;
+                uint32_t best_rule = w.c[0].e->rule;
+                for (unsigned k = 1; k < w.n; k++)
+                        if (w.c[k].e->rule < best_rule) {
+                                best = k;
+                                best_rule = w.c[k].e->rule;
+                        }
+                Cursor *cur = &w.c[best];
+                unsigned known = cur->known;
+                const IndexEntry *e = cur->e++;
+                if (--cur->left == 0)
+                        w.c[best] = w.c[--w.n];
+                if (entry_matches(c, e, known, tg))
+                        return &c->s->rules[e->rule];
+        }
+        if (w.n == 1) {
+                const IndexEntry *e = w.c[0].e, *end = e + w.c[0].left;
+                for (; e < end; e++)
+                        if (entry_matches(c, e, w.c[0].known, tg))
+                                return &c->s->rules[e->rule];
         }
         return NULL;
 }
 
 /* The template for "@dispvm" from the request's source. */
-static void target_resolve_default_dispvm(const Context *c, Target *tg) {
-        const char *name = !c->source_is_host && c->source.vm->default_dispvm ? c->source.vm->default_dispvm
-                                                                                : c->f->default_dispvm;
-        const FactsVm *tmpl = name ? facts_find_vm(c->f, name) : NULL;
-        if (tmpl && tmpl->role != POLICY_ROLE_DISPOSABLE_TEMPLATE)
-                tmpl = NULL;
-        party_init(c->s, &tg->tmpl, tmpl);
+static const FactsVm *default_template(const Context *c) {
+        return template_of(c->f, c->source && c->source->default_dispvm ? c->source->default_dispvm
+                                                                        : c->f->default_dispvm);
 }
 
 /* Resolve a rule's target= / default_target= into a Target.  Returns a reason on failure. */
 static const char *target_from_token(const Context *c, const PolicyToken *t, Target *tg) {
-        *tg = (Target) {};
+        *tg = (Target) { .kind = TARGET_DEFAULT };
         switch ((TokenKind) t->kind) {
-        case TOKEN_NAME: {
-                const FactsVm *vm = facts_find_vm(c->f, t->text);
-                if (!vm)
+        case TOKEN_NAME:
+                tg->vm = facts_find_vm(c->f, t->text);
+                if (!tg->vm)
                         return "the rule's target= names a VM that does not exist";
                 tg->kind = TARGET_VM;
-                party_init(c->s, &tg->vm, vm);
                 return NULL;
-        }
         case TOKEN_HOST:
                 tg->kind = TARGET_HOST;
                 return NULL;
@@ -200,20 +221,18 @@ static const char *target_from_token(const Context *c, const PolicyToken *t, Tar
                 if (c->f->active == 0)
                         return "the rule's target=@active but no persona is active";
                 tg->kind = TARGET_VM;
-                party_init(c->s, &tg->vm, &c->f->vms[c->f->active - 1]);
+                tg->vm = &c->f->vms[c->f->active - 1];
                 return NULL;
         case TOKEN_DISPVM:
                 tg->kind = TARGET_DISPVM;
-                target_resolve_default_dispvm(c, tg);
+                tg->tmpl = default_template(c);
                 return NULL;
-        case TOKEN_DISPVM_NAME: {
-                const FactsVm *vm = facts_find_vm(c->f, intern_string(&c->s->strings, t->id));
-                if (!vm || vm->role != POLICY_ROLE_DISPOSABLE_TEMPLATE)
+        case TOKEN_DISPVM_NAME:
+                tg->tmpl = template_of(c->f, intern_string(&c->s->strings, t->id));
+                if (!tg->tmpl)
                         return "the rule's target=@dispvm:NAME does not name a disposable template";
                 tg->kind = TARGET_DISPVM_NAME;
-                party_init(c->s, &tg->tmpl, vm);
                 return NULL;
-        }
         default:
                 return "invalid redirect";
         }
@@ -223,16 +242,16 @@ static const char *target_from_token(const Context *c, const PolicyToken *t, Tar
 static const char *target_route(const Target *tg, const char **reason) {
         switch (tg->kind) {
         case TARGET_VM:
-                return tg->vm.vm->name;
+                return tg->vm->name;
         case TARGET_HOST:
                 return "@host";
         case TARGET_DISPVM:
         case TARGET_DISPVM_NAME:
-                if (!tg->tmpl.vm) {
+                if (!tg->tmpl) {
                         *reason = "@dispvm: no default disposable template is set for the caller";
                         return NULL;
                 }
-                return tg->tmpl.vm->dispvm_token;
+                return tg->tmpl->dispvm_token;
         case TARGET_DEFAULT:
         default:
                 *reason = "the caller named no target and the rule has no target=";
@@ -241,7 +260,7 @@ static const char *target_route(const Target *tg, const char **reason) {
 }
 
 static bool is_host_token(const char *s) {
-        return strcmp(s, "@host") == 0 || strcmp(s, "@adminvm") == 0;
+        return s[0] == '@' && (strcmp(s, "@host") == 0 || strcmp(s, "@adminvm") == 0);
 }
 
 static int deny(PolicyDecision *ret, const char *reason, int r) {
@@ -271,22 +290,26 @@ int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyR
         const char *untrusted_service = req->service, *untrusted_arg = req->arg ? req->arg : "";
         const char *untrusted_source = req->source;
         const char *untrusted_target = req->target && req->target[0] ? req->target : "@default";
+        const FactsVm *source_vm = NULL;
+        bool source_is_host = false;
 
-        size_t service_len = strlen(untrusted_service), arg_len = strlen(untrusted_arg);
-        if (policy_service_invalid_at(untrusted_service, service_len) >= 0)
-                return deny(ret, "malformed request: invalid service name", -EINVAL);
-        if (policy_arg_invalid_at(untrusted_arg, arg_len) >= 0)
-                return deny(ret, "malformed request: invalid argument", -EINVAL);
-
-        Context c = { .s = s, .f = f };
-        if (is_host_token(untrusted_source))
-                c.source_is_host = true;
-        else if (!policy_vm_name_is_valid(untrusted_source, strlen(untrusted_source)))
+        /* A name the facts know is valid by construction; only unknown ones need the syntax check. */
+        if (untrusted_source[0] != '@') {
+                source_vm = facts_find_vm(f, untrusted_source);
+                if (!source_vm && !policy_vm_name_is_valid(untrusted_source, strlen(untrusted_source)))
+                        return deny(ret, "malformed request: invalid source", -EINVAL);
+        } else if (is_host_token(untrusted_source))
+                source_is_host = true;
+        else
                 return deny(ret, "malformed request: invalid source", -EINVAL);
 
-        Target tg = {};
+        Target tg = { .kind = TARGET_VM };
         const char *tmpl_name = NULL;
-        if (strcmp(untrusted_target, "@default") == 0)
+        if (untrusted_target[0] != '@') {
+                tg.vm = facts_find_vm(f, untrusted_target);
+                if (!tg.vm && !policy_vm_name_is_valid(untrusted_target, strlen(untrusted_target)))
+                        return deny(ret, "malformed request: invalid target", -EINVAL);
+        } else if (strcmp(untrusted_target, "@default") == 0)
                 tg.kind = TARGET_DEFAULT;
         else if (is_host_token(untrusted_target))
                 tg.kind = TARGET_HOST;
@@ -297,68 +320,56 @@ int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyR
                 tmpl_name = untrusted_target + 8;
                 if (!policy_vm_name_is_valid(tmpl_name, strlen(tmpl_name)))
                         return deny(ret, "malformed request: invalid @dispvm: template name", -EINVAL);
-        } else if (policy_vm_name_is_valid(untrusted_target, strlen(untrusted_target)))
-                tg.kind = TARGET_VM;
-        else
+        } else
                 return deny(ret, "malformed request: invalid target", -EINVAL);
+
+        size_t service_len;
+        uint32_t service_hash = intern_hash(untrusted_service, &service_len);
+        uint32_t svc = intern_lookup_hashed(&s->strings, untrusted_service, service_len, service_hash);
+        uint32_t b = svc < s->n_service_bucket ? s->service_bucket[svc] : 0;
+        if (b == 0 && policy_service_invalid_at(untrusted_service, service_len) >= 0)
+                return deny(ret, "malformed request: invalid service name", -EINVAL);
+        uint32_t arg;
+        if (untrusted_arg[0] == '\0')
+                arg = s->empty_arg ? s->empty_arg : ARG_NOT_IN_POLICY;
+        else {
+                size_t arg_len = strlen(untrusted_arg);
+                if (policy_arg_invalid_at(untrusted_arg, arg_len) >= 0)
+                        return deny(ret, "malformed request: invalid argument", -EINVAL);
+                arg = intern_lookup_len(&s->strings, untrusted_arg, arg_len);
+                if (arg == 0)
+                        arg = ARG_NOT_IN_POLICY;
+        }
 
         /* The request is well formed; from here on every answer is a decision. */
         if (s->broken)
                 return deny(ret, "the policy has errors; every request is denied until they are fixed", 0);
+        if (!source_is_host && !source_vm)
+                return deny(ret, "unknown source VM", 0);
 
-        if (!c.source_is_host) {
-                const FactsVm *vm = facts_find_vm(f, untrusted_source);
-                if (!vm)
-                        return deny(ret, "unknown source VM", 0);
-                party_init(s, &c.source, vm);
-        }
+        Context c;
+        c.s = s;
+        c.f = f;
+        c.source = source_vm;
+        c.arg = arg;
+        c.bucket = b;
+
         switch (tg.kind) {
-        case TARGET_VM: {
-                const FactsVm *vm = facts_find_vm(f, untrusted_target);
-                if (!vm)
+        case TARGET_VM:
+                if (!tg.vm)
                         return deny(ret, "unknown target VM", 0);
-                party_init(s, &tg.vm, vm);
                 break;
-        }
-        case TARGET_DISPVM_NAME: {
-                const FactsVm *vm = facts_find_vm(f, tmpl_name);
-                if (!vm || vm->role != POLICY_ROLE_DISPOSABLE_TEMPLATE)
+        case TARGET_DISPVM_NAME:
+                tg.tmpl = template_of(f, tmpl_name);
+                if (!tg.tmpl)
                         return deny(ret, "the target @dispvm:NAME does not name a disposable template", 0);
-                party_init(s, &tg.tmpl, vm);
                 break;
-        }
         case TARGET_DISPVM:
-                target_resolve_default_dispvm(&c, &tg);
+                tg.tmpl = default_template(&c);
                 break;
         default:
                 break;
         }
-
-        /* Index: service bucket, then the source's exact list. */
-        uint32_t svc = intern_lookup_len(&s->strings, untrusted_service, service_len);
-        uint32_t b = svc < s->n_service_bucket ? s->service_bucket[svc] : 0;
-        const Bucket *bk = &s->buckets[b];
-        c.generic = s->pool + bk->generic_offset;
-        c.n_generic = bk->n_generic;
-        uint32_t key = c.source_is_host ? SOURCE_KEY_HOST : c.source.id;
-        if (key != 0) {
-                const SourceList *lists = s->lists + bk->lists_offset;
-                uint32_t lo = 0, hi = bk->n_lists;
-                while (lo < hi) {
-                        uint32_t mid = lo + (hi - lo) / 2;
-                        if (lists[mid].source < key)
-                                lo = mid + 1;
-                        else
-                                hi = mid;
-                }
-                if (lo < bk->n_lists && lists[lo].source == key) {
-                        c.exact = s->pool + lists[lo].offset;
-                        c.n_exact = lists[lo].n;
-                }
-        }
-        c.arg = intern_lookup_len(&s->strings, untrusted_arg, arg_len);
-        if (c.arg == 0)
-                c.arg = ARG_NOT_IN_POLICY;
 
         const PolicyRule *rule = find_first(&c, &tg);
         if (!rule)
@@ -367,13 +378,15 @@ int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyR
                 return deny_by(ret, rule, "denied by policy");
 
         /* allow / ask: where would the call go? */
-        Target eff = tg;
+        Target redirect;
+        const Target *eff = &tg;
         if (rule->redirect.kind != TOKEN_NONE) {
-                const char *why = target_from_token(&c, &rule->redirect, &eff);
+                const char *why = target_from_token(&c, &rule->redirect, &redirect);
                 if (why)
                         return deny_by(ret, rule, why);
+                eff = &redirect;
                 /* qubes-issues#8227: a redirect may not land where the policy denies this call. */
-                const PolicyRule *check = find_first(&c, &eff);
+                const PolicyRule *check = find_first(&c, eff);
                 if (!check || check->action == POLICY_ACTION_DENY)
                         return deny_by(ret, rule,
                                        "the rule's target= redirect is refused: the policy denies this call to "
@@ -389,12 +402,12 @@ int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyR
         };
         const char *reason = NULL;
         if (rule->action == POLICY_ACTION_ALLOW) {
-                d.target = target_route(&eff, &reason);
+                d.target = target_route(eff, &reason);
                 if (!d.target)
                         return deny_by(ret, rule, reason);
         } else {
-                if (eff.kind != TARGET_DEFAULT) {
-                        d.target = target_route(&eff, &reason);
+                if (eff->kind != TARGET_DEFAULT) {
+                        d.target = target_route(eff, &reason);
                         if (!d.target)
                                 return deny_by(ret, rule, reason);
                 }

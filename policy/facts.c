@@ -5,6 +5,7 @@
 #include <glib.h>
 
 #include "policy/facts.h"
+#include "policy/names.h"
 
 PolicyFacts *policy_facts_new(void) {
         PolicyFacts *f = g_new0(PolicyFacts, 1);
@@ -24,6 +25,9 @@ PolicyFacts *policy_facts_unref(PolicyFacts *f) {
                 return NULL;
         for (size_t i = 0; i < f->n_vms; i++) {
                 FactsVm *vm = &f->vms[i];
+                policy_name_unref(vm->gid);
+                for (size_t k = 0; k < vm->n_tags; k++)
+                        policy_name_unref(vm->tag_gids[k]);
                 g_free(vm->name);
                 g_strfreev(vm->tags);
                 g_free(vm->default_dispvm);
@@ -53,6 +57,8 @@ int policy_facts_add_vm(PolicyFacts *f, const char *name, const char *role, cons
         for (const char *const *t = tags; t && *t; t++, n_tags++)
                 if (policy_tag_invalid_at(*t, strlen(*t)) >= 0)
                         return -EINVAL;
+        if (n_tags > POLICY_MAX_TAGS)
+                return -E2BIG;
         if (intern_lookup(&f->names, name) != 0)
                 return -EEXIST;
 
@@ -62,14 +68,18 @@ int policy_facts_add_vm(PolicyFacts *f, const char *name, const char *role, cons
                 f->cap_vms = f->cap_vms ? f->cap_vms * 2 : 16;
                 f->vms = g_renew(FactsVm, f->vms, f->cap_vms);
         }
-        f->vms[f->n_vms++] = (FactsVm) {
+        FactsVm *vm = &f->vms[f->n_vms++];
+        *vm = (FactsVm) {
                 .name = g_strdup(name),
+                .gid = policy_name_ref(name, strlen(name)),
                 .role = r,
                 .tags = g_strdupv((char **) (tags ? tags : (const char *const[]) { NULL })),
                 .n_tags = n_tags,
                 .default_dispvm = g_strdup(default_dispvm),
                 .dispvm_token = g_strconcat("@dispvm:", name, NULL),
         };
+        for (size_t i = 0; i < n_tags; i++)
+                vm->tag_gids[i] = policy_name_ref(vm->tags[i], strlen(vm->tags[i]));
         return 0;
 }
 

@@ -10,9 +10,11 @@
 
 typedef struct FactsVm {
         char *name;
+        uint32_t gid; /* policy_name_ref() id of the name */
         PolicyRole role;
-        char **tags; /* NULL-terminated, never NULL */
-        size_t n_tags;
+        char **tags;   /* NULL-terminated, never NULL */
+        size_t n_tags; /* at most POLICY_MAX_TAGS */
+        uint32_t tag_gids[POLICY_MAX_TAGS];
         /*
          * Template for "@dispvm" requests from this VM (NULL: the federation
          * default); for a running disposable, the template it was made from.

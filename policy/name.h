@@ -13,6 +13,7 @@
 #define POLICY_TAG_MAX 63
 #define POLICY_SERVICE_MAX 127  /* service name, without the argument */
 #define POLICY_ARG_MAX 127      /* argument, without the '+' */
+#define POLICY_MAX_TAGS 32      /* tags of one VM */
 
 typedef enum PolicyRole {
         POLICY_ROLE_PERSONA,

@@ -65,7 +65,8 @@ PolicyFacts *policy_facts_unref(PolicyFacts *f);
  * disposable was made from, which rule sources @dispvm:NAME and
  * @dispvm:@tag:T match against.  References to other VMs are resolved at
  * evaluation time, so VMs may be added in any order.
- * -EEXIST when the name is already known, -EINVAL for a bad name, role or tag.
+ * -EEXIST when the name is already known, -EINVAL for a bad name, role or tag,
+ * -E2BIG for more than 32 tags.
  */
 int policy_facts_add_vm(PolicyFacts *f, const char *name, const char *role,
                         const char *const *tags, const char *default_dispvm);

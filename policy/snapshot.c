@@ -31,8 +31,11 @@ PolicySnapshot *policy_snapshot_unref(PolicySnapshot *s) {
         g_free(s->rules);
         g_free(s->buckets);
         g_free(s->service_bucket);
-        g_free(s->lists);
-        g_free(s->pool);
+        g_free(s->list_slots);
+        for (uint32_t i = 0; s->gids && i <= s->strings.n; i++)
+                policy_name_unref(s->gids[i]);
+        g_free(s->gids);
+        g_free(s->entries);
         intern_done(&s->strings);
         g_free(s);
         return NULL;
@@ -103,7 +106,7 @@ void snapshot_add_diagnostic(PolicySnapshot *s, const char *file, unsigned line,
 /* ---- index ----------------------------------------------------------- */
 
 typedef struct Entry {
-        uint32_t key; /* exact source key, 0 for generic */
+        uint32_t key; /* list key, 0 for generic */
         uint32_t rule;
 } Entry;
 
@@ -114,11 +117,17 @@ static int entry_compare(const void *a, const void *b) {
         return x->rule < y->rule ? -1 : x->rule > y->rule;
 }
 
-static uint32_t source_key(const PolicyRule *r) {
+/*
+ * Which list a rule goes to: its source when that is one VM or @host;
+ * otherwise its target when that is one VM; otherwise the generic list.
+ */
+static uint32_t list_key(const PolicySnapshot *s, const PolicyRule *r) {
         if (r->source.kind == TOKEN_NAME)
-                return r->source.id;
+                return s->gids[r->source.id];
         if (r->source.kind == TOKEN_HOST)
-                return SOURCE_KEY_HOST;
+                return LIST_KEY_HOST;
+        if (r->target.kind == TOKEN_NAME)
+                return LIST_KEY_TARGET | s->gids[r->target.id];
         return 0;
 }
 
@@ -135,8 +144,41 @@ static void uint_array_push(UintArray *a, uint32_t x) {
         a->v[a->n++] = x;
 }
 
+static IndexEntry index_entry(const PolicySnapshot *s, uint32_t i) {
+        const PolicyRule *r = &s->rules[i];
+        return (IndexEntry) {
+                .rule = i,
+                .arg = r->arg,
+                .src_id = s->gids[r->source.id],
+                .dst_id = s->gids[r->target.id],
+                .src_kind = r->source.kind,
+                .dst_kind = r->target.kind,
+                .src_role = r->source.role,
+                .dst_role = r->target.role,
+        };
+}
+
 void snapshot_compile(PolicySnapshot *s) {
         uint32_t n_strings = s->strings.n;
+
+        if (n_strings >= SOURCE_KEY_MAX_ID || s->n_rules >= UINT32_MAX / 2) {
+                snapshot_add_diagnostic(s, ".", 0, 0, "policy too large to index");
+                s->n_rules = 0;
+        }
+
+        /* 0. names and tags the rules use, in the registry shared with the facts */
+        s->gids = g_new0(uint32_t, n_strings + 1);
+        for (size_t i = 0; i < s->n_rules; i++) {
+                const PolicyToken *tokens[] = { &s->rules[i].source, &s->rules[i].target };
+                for (size_t k = 0; k < G_N_ELEMENTS(tokens); k++) {
+                        uint32_t id = tokens[k]->id;
+                        if (id == 0 || tokens[k]->kind == TOKEN_ROLE || s->gids[id] != 0)
+                                continue;
+                        const char *str = intern_string(&s->strings, id);
+                        s->gids[id] = policy_name_ref(str, strlen(str));
+                }
+        }
+        s->empty_arg = intern_lookup_len(&s->strings, "", 0);
 
         /* 1. one bucket per service named by a rule; bucket 0 for '*' only. */
         s->n_service_bucket = n_strings + 1;
@@ -155,14 +197,16 @@ void snapshot_compile(PolicySnapshot *s) {
                 uint_array_push(&per[svc ? s->service_bucket[svc] : 0], (uint32_t) i);
         }
 
-        /* 3. for each bucket: merge with the '*' rules, split by source. */
+        /* 3. for each bucket: its rules and the '*' rules, grouped by list key, each group in rule order. */
+        size_t total = 0;
+        for (uint32_t b = 0; b < n_buckets; b++)
+                total += per[b].n + (b == 0 ? 0 : per[0].n);
         s->n_buckets = n_buckets;
         s->buckets = g_new0(Bucket, n_buckets);
-        UintArray pool = {};
-        size_t n_lists = 0, cap_lists = 0;
-        SourceList *lists = NULL;
-        size_t cap_entries = 0;
+        s->entries = g_new(IndexEntry, total ? total : 1);
+        size_t n_entries = 0, n_lists = 0, cap_lists = 0, cap_entries = 0;
         Entry *entries = NULL;
+        ListSlot *lists = NULL;
 
         for (uint32_t b = 0; b < n_buckets; b++) {
                 const UintArray *own = &per[b], *wild = b == 0 ? NULL : &per[0];
@@ -173,38 +217,49 @@ void snapshot_compile(PolicySnapshot *s) {
                 }
                 size_t k = 0;
                 for (size_t i = 0; i < own->n; i++)
-                        entries[k++] = (Entry) { source_key(&s->rules[own->v[i]]), own->v[i] };
+                        entries[k++] = (Entry) { list_key(s, &s->rules[own->v[i]]), own->v[i] };
                 for (size_t i = 0; wild && i < wild->n; i++)
-                        entries[k++] = (Entry) { source_key(&s->rules[wild->v[i]]), wild->v[i] };
+                        entries[k++] = (Entry) { list_key(s, &s->rules[wild->v[i]]), wild->v[i] };
                 qsort(entries, n, sizeof(Entry), entry_compare);
 
                 Bucket *bk = &s->buckets[b];
-                bk->generic_offset = (uint32_t) pool.n;
+                bk->generic_offset = (uint32_t) n_entries;
                 size_t i = 0;
                 for (; i < n && entries[i].key == 0; i++)
-                        uint_array_push(&pool, entries[i].rule);
+                        s->entries[n_entries++] = index_entry(s, entries[i].rule);
                 bk->n_generic = (uint32_t) i;
-                bk->lists_offset = (uint32_t) n_lists;
                 while (i < n) {
                         uint32_t key = entries[i].key;
                         if (n_lists == cap_lists) {
                                 cap_lists = cap_lists ? cap_lists * 2 : 64;
-                                lists = g_renew(SourceList, lists, cap_lists);
+                                lists = g_renew(ListSlot, lists, cap_lists);
                         }
-                        SourceList *l = &lists[n_lists++];
-                        l->source = key;
-                        l->offset = (uint32_t) pool.n;
+                        ListSlot *l = &lists[n_lists++];
+                        l->bucket = b;
+                        l->key = key;
+                        l->offset = (uint32_t) n_entries;
                         for (; i < n && entries[i].key == key; i++)
-                                uint_array_push(&pool, entries[i].rule);
-                        l->n = (uint32_t) (pool.n - l->offset);
-                        bk->n_lists++;
+                                s->entries[n_entries++] = index_entry(s, entries[i].rule);
+                        l->n = (uint32_t) (n_entries - l->offset);
                 }
         }
+
+        /* 4. the (bucket, key) hash table, load factor at most 1/2 */
+        uint32_t nslots = 16;
+        while (nslots < n_lists * 2)
+                nslots *= 2;
+        s->list_slots = g_new0(ListSlot, nslots);
+        s->list_mask = nslots - 1;
+        for (size_t i = 0; i < n_lists; i++) {
+                uint32_t h = list_slot_hash(lists[i].bucket, lists[i].key) & s->list_mask;
+                while (s->list_slots[h].n != 0)
+                        h = (h + 1) & s->list_mask;
+                s->list_slots[h] = lists[i];
+        }
+        g_free(lists);
 
         for (uint32_t b = 0; b < n_buckets; b++)
                 g_free(per[b].v);
         g_free(per);
         g_free(entries);
-        s->lists = lists;
-        s->pool = pool.v;
 }

@@ -5,36 +5,60 @@
  *
  *   service name --service_bucket--> Bucket
  *   Bucket = the rules naming that service or '*', in rule order, split into
- *            "exact source" lists (source is one VM name or @host; found by
- *            binary search on the source) and one "generic" list (every
- *            other source).
+ *            keyed lists and one generic list:
+ *              - source is one VM or @host: the list keyed by that source;
+ *              - else target is one VM: the list keyed by that target;
+ *              - else (source and target both patterns): the generic list.
+ *            A hash table finds a (bucket, key) list with one probe.
  *
- * Evaluation merge-walks the request source's exact list with the generic
- * list by rule number, so it only looks at rules that can match and still
- * honours "first match wins".
+ * A request from VM v to VM t walks at most three lists: "source v",
+ * "target t" and generic (from @host: only "source @host", no generic
+ * source matches the host).  It merge-walks them by rule number, so it
+ * honours "first match wins" while looking only at rules that can match.
+ * The lists hold compact copies of what matching needs (IndexEntry),
+ * contiguous per list, so a walk does not chase pointers into the rules.
  */
 #pragma once
 
 #include <stdint.h>
 
 #include "policy/intern.h"
+#include "policy/names.h"
 #include "policy/policy.h"
 #include "policy/rule.h"
 
-#define SOURCE_KEY_HOST UINT32_MAX
+#define LIST_KEY_TARGET 0x80000000u /* | registry id of the target VM */
+#define LIST_KEY_HOST 0xFFFFFFFFu   /* source @host; registry ids stay below LIST_KEY_TARGET */
+#define SOURCE_KEY_MAX_ID 0x7FFFFFFFu
 
-typedef struct SourceList {
-        uint32_t source; /* interned VM name, or SOURCE_KEY_HOST */
-        uint32_t offset; /* into PolicySnapshot.pool */
+typedef struct IndexEntry {
+        uint32_t rule; /* index into PolicySnapshot.rules */
+        uint32_t arg;  /* PolicyRule.arg */
+        uint32_t src_id, dst_id;
+        uint8_t src_kind, dst_kind;
+        int8_t src_role, dst_role;
+} IndexEntry;
+
+/* (bucket, source key) -> list of entries; open addressing, n == 0 marks an empty slot. */
+typedef struct ListSlot {
+        uint32_t bucket;
+        uint32_t key;
+        uint32_t offset; /* into PolicySnapshot.entries */
         uint32_t n;
-} SourceList;
+} ListSlot;
 
 typedef struct Bucket {
-        uint32_t generic_offset; /* into pool */
+        uint32_t generic_offset; /* into entries */
         uint32_t n_generic;
-        uint32_t lists_offset; /* into PolicySnapshot.lists, sorted by source */
-        uint32_t n_lists;
 } Bucket;
+
+static inline uint32_t list_slot_hash(uint32_t bucket, uint32_t key) {
+        uint64_t x = ((uint64_t) bucket << 32) | key;
+        x *= 0x9e3779b97f4a7c15ull;
+        x ^= x >> 31;
+        x *= 0xbf58476d1ce4e5b9ull;
+        return (uint32_t) (x >> 32);
+}
 
 struct PolicySnapshot {
         int n_ref;
@@ -55,8 +79,11 @@ struct PolicySnapshot {
         uint32_t n_buckets;
         uint32_t *service_bucket; /* by string id, 0..strings.n */
         uint32_t n_service_bucket;
-        SourceList *lists;
-        uint32_t *pool;
+        ListSlot *list_slots;
+        uint32_t list_mask;
+        IndexEntry *entries; /* ids are policy_name_ref() ids, shared with the facts */
+        uint32_t *gids;      /* string id -> registry id, 0 when not a VM name or tag */
+        uint32_t empty_arg;  /* string id of "" (a lone '+'), 0 when no rule has one */
 };
 
 #define POLICY_MAX_DIAGNOSTICS 1000

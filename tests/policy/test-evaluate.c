@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include "policy/names.h"
 #include "policy/policy.h"
 
 static PolicyFacts *make_facts(const char *active) {
@@ -46,6 +47,11 @@ static void test_facts_api(void) {
                         -EINVAL);
         g_assert_cmpint(policy_facts_add_vm(f, "x", "persona", NULL, "-bad"), ==, -EINVAL);
         g_assert_cmpint(policy_facts_add_vm(f, "svc", "service", NULL, NULL), ==, 0);
+        const char *many[34];
+        for (int i = 0; i < 33; i++)
+                many[i] = "t";
+        many[33] = NULL;
+        g_assert_cmpint(policy_facts_add_vm(f, "tagged", "persona", many, NULL), ==, -E2BIG);
         g_assert_cmpint(policy_facts_set_active(f, "nope"), ==, -ENOENT);
         g_assert_cmpint(policy_facts_set_active(f, "svc"), ==, -EINVAL);
         g_assert_cmpint(policy_facts_set_active(f, "ok"), ==, 0);
@@ -327,6 +333,20 @@ static void test_random_against_scan(void) {
         policy_facts_unref(f);
 }
 
+/* Names shared by snapshots and facts are released with the last of them. */
+static void test_name_registry(void) {
+        size_t before = policy_name_count();
+        PolicyFacts *f = make_facts("work");
+        PolicySnapshot *s = make_policy("svc * brand-new-vm @tag:brand-new-tag allow\nsvc * work games allow\n");
+        g_assert_cmpuint(policy_name_count(), >, before);
+        PolicySnapshot *s2 = make_policy("svc * brand-new-vm games deny\n");
+        policy_snapshot_unref(s);
+        policy_facts_unref(f);
+        g_assert_cmpuint(policy_name_count(), ==, before + 2); /* brand-new-vm and games, still used by s2 */
+        policy_snapshot_unref(s2);
+        g_assert_cmpuint(policy_name_count(), ==, before);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/policy/evaluate/facts-api", test_facts_api);
@@ -335,5 +355,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/policy/evaluate/lifetimes", test_lifetimes);
         g_test_add_func("/policy/evaluate/roles-and-disposables", test_roles_and_disposables);
         g_test_add_func("/policy/evaluate/random-against-scan", test_random_against_scan);
+        g_test_add_func("/policy/evaluate/name-registry", test_name_registry);
         return g_test_run();
 }

@@ -136,6 +136,8 @@ static void test_errors(void) {
                 { "x.vm", "[Passthrough]\nDevices=0000:01:00.0\n", "vms.d/x.vm:0: no [VM] group" },
                 { "x.vm", "Role=persona\n", "vms.d/x.vm:0: not a valid key file" },
                 { "9lives.vm", "[VM]\nRole=app\n", "vms.d/9lives.vm:0: '9lives' is not a valid VM name" },
+                { "x.vm", "[VM]\nRole=app\nTags=a;b;c;d;e;f;g;h;i;j;k;l;m;n;o;p;q;r;s;t;u;v;w;x;y;z;a1;b1;c1;d1;e1;f1;g1\n",
+                  "vms.d/x.vm:3: key Tags: more than 32 tags" },
         };
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
                 g_autofree char *dir = tmpdir();
