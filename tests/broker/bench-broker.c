@@ -32,7 +32,7 @@
 
 #include "common/macro.h"
 
-#define ROUNDS 21
+#define ROUNDS 41
 #define CALLS_PER_ROUND 200
 #define WARMUP 200
 
