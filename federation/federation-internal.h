@@ -34,6 +34,14 @@ typedef struct Vm {
         char *overlay;        /* disposables with a disk: the overlay file */
         FederationVmState state;
         bool restoring;          /* a start from a managed-save image is under way */
+        /*
+         * QEMU exited but libvirt has not reported the domain stopped yet
+         * (it is still tearing it down and giving devices back): shown as
+         * stopped, still counted as holding its devices and persona slot.
+         */
+        bool releasing;
+        int qemu_pidfd;          /* pidfd of the domain's QEMU (local qemu:///system), or -EBADF */
+        guint qemu_watch;
         GPtrArray *stop_waiters; /* Waiter* called when libvirt reports the domain stopped */
         guint stop_timer;        /* StopTimeout= for a graceful stop */
         guint press_timer;       /* presses the power button again while a graceful stop waits */

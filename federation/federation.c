@@ -12,7 +12,10 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <unistd.h>
+
+#include <glib-unix.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
@@ -90,6 +93,9 @@ static void vm_free(Vm *vm) {
                 g_source_remove(vm->press_timer);
         if (vm->settle_timer)
                 g_source_remove(vm->settle_timer);
+        if (vm->qemu_watch)
+                g_source_remove(vm->qemu_watch);
+        safe_close(vm->qemu_pidfd);
         g_ptr_array_unref(vm->stop_waiters);
         g_free(vm->name);
         g_free(vm->domain_name);
@@ -104,6 +110,7 @@ static Vm *vm_new(Federation *f, const char *name) {
         vm->name = g_strdup(name);
         vm->domain_name = g_strconcat(f->prefix, name, NULL);
         vm->state = FEDERATION_VM_STOPPED;
+        vm->qemu_pidfd = -EBADF;
         vm->stop_waiters = g_ptr_array_new_with_free_func(g_free);
         g_hash_table_replace(f->vms, vm->name, vm);
         return vm;
@@ -132,6 +139,15 @@ bool vm_is_active(const Vm *vm) {
                vm->state == FEDERATION_VM_PAUSED || vm->state == FEDERATION_VM_STOPPING;
 }
 
+static bool vm_holds_resources(const Vm *vm) {
+        return vm_is_active(vm) || vm->releasing;
+}
+
+static void vm_unwatch_qemu(Vm *vm) {
+        g_clear_handle_id(&vm->qemu_watch, g_source_remove);
+        vm->qemu_pidfd = safe_close(vm->qemu_pidfd);
+}
+
 void vm_set_state(Vm *vm, FederationVmState s, const char *reason) {
         Federation *f = vm->f;
         if (vm->state == s)
@@ -156,6 +172,8 @@ static void vm_domain_stopped(Vm *vm, const char *reason, bool saved) {
         g_clear_handle_id(&vm->stop_timer, g_source_remove);
         g_clear_handle_id(&vm->press_timer, g_source_remove);
         g_clear_handle_id(&vm->settle_timer, g_source_remove);
+        vm_unwatch_qemu(vm);
+        vm->releasing = false;
         if (vm->disposable)
                 disposable_stopped(f, vm);
         vm_set_state(vm, saved ? FEDERATION_VM_SAVED : FEDERATION_VM_STOPPED, reason);
@@ -168,6 +186,49 @@ static void vm_domain_stopped(Vm *vm, const char *reason, bool saved) {
         vm = federation_find_vm(f, name);
         if (vm && vm->disposable && !vm_is_active(vm))
                 g_hash_table_remove(f->vms, name);
+}
+
+/* ---- QEMU exit watch -------------------------------------------------------
+ *
+ * libvirt reports a QEMU that died only after tearing the domain down,
+ * which takes more than a second on a loaded host.  With a local
+ * qemu:///system we also hold a pidfd of the QEMU process: its exit shows
+ * the VM stopped at once, while exclusivity keeps counting it until
+ * libvirt's stopped event says the devices are back (vm->releasing).
+ */
+
+static gboolean qemu_exited(gint fd, GIOCondition cond, gpointer userdata) {
+        Vm *vm = userdata;
+        FEDERATION_BUSY(vm->f);
+
+        vm->qemu_watch = 0;
+        vm->qemu_pidfd = safe_close(vm->qemu_pidfd);
+        /* A stop we asked for: libvirt's event tells how it ended (shutdown, saved). */
+        if (vm->state == FEDERATION_VM_RUNNING || vm->state == FEDERATION_VM_PAUSED) {
+                vm->releasing = true;
+                vm_set_state(vm, FEDERATION_VM_STOPPED, "qemu exited");
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static void vm_watch_qemu(Federation *f, Vm *vm) {
+        g_autofree char *path = NULL, *text = NULL;
+        long pid;
+        int fd;
+
+        if (vm->qemu_watch)
+                return;
+        path = g_strdup_printf("/run/libvirt/qemu/%s.pid", vm->domain_name);
+        if (read_full_file(path, 64, &text, NULL) < 0)
+                return; /* not a local QEMU domain: libvirt's events only */
+        pid = strtol(text, NULL, 10);
+        if (pid <= 1)
+                return;
+        fd = (int) syscall(SYS_pidfd_open, (pid_t) pid, 0);
+        if (fd < 0)
+                return;
+        vm->qemu_pidfd = fd;
+        vm->qemu_watch = g_unix_fd_add(fd, G_IO_IN, qemu_exited, vm);
 }
 
 /* ---- libvirt events ------------------------------------------------------ */
@@ -200,10 +261,13 @@ static int lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int 
                 return 0;
         switch (event) {
         case VIR_DOMAIN_EVENT_STARTED:
+                vm->releasing = false;
+                vm_watch_qemu(f, vm);
                 vm_set_state(vm, FEDERATION_VM_RUNNING,
                              detail == VIR_DOMAIN_EVENT_STARTED_RESTORED || vm->restoring ? "restored" : "booted");
                 break;
         case VIR_DOMAIN_EVENT_RESUMED:
+                vm_watch_qemu(f, vm);
                 /* QEMU starts paused and is resumed: for a start, that is the boot. */
                 vm_set_state(vm, FEDERATION_VM_RUNNING,
                              vm->state != FEDERATION_VM_STARTING ? "resumed"
@@ -410,18 +474,41 @@ static int check_files(const VmSpec *s, char **ret_error) {
         return 0;
 }
 
+/* VMs whose QEMU exited: ask libvirt whether the teardown finished before its event reaches us. */
+static void settle_releasing(Federation *f) {
+        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+        GHashTableIter it;
+        gpointer value;
+
+        g_hash_table_iter_init(&it, f->vms);
+        while (g_hash_table_iter_next(&it, NULL, &value))
+                if (((Vm *) value)->releasing)
+                        g_ptr_array_add(names, g_strdup(((Vm *) value)->name));
+        for (guint i = 0; i < names->len; i++) {
+                Vm *vm = federation_find_vm(f, names->pdata[i]);
+                _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+                if (!vm)
+                        continue;
+                dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
+                if (!dom || VIRT_CALL(virDomainIsActive(dom)) == 0)
+                        vm_domain_stopped(vm, "failed", false);
+                virResetLastError();
+        }
+}
+
 int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error) {
         GHashTableIter it;
         gpointer value;
         int r;
 
+        settle_releasing(f);
         g_hash_table_iter_init(&it, f->vms);
         while (g_hash_table_iter_next(&it, NULL, &value)) {
                 Vm *other = value;
                 const VmSpec *os;
                 const char *dev;
 
-                if (other == ignore || strcmp(other->name, s->name) == 0 || !vm_is_active(other))
+                if (other == ignore || strcmp(other->name, s->name) == 0 || !vm_holds_resources(other))
                         continue;
                 os = vm_spec(f, other);
                 if (!os)
@@ -430,14 +517,18 @@ int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **re
                         if (ret_error)
                                 *ret_error = g_strdup_printf("cannot start persona %s: persona %s is %s; "
                                                              "switch personas instead",
-                                                             s->name, other->name, state_names[other->state]);
+                                                             s->name, other->name,
+                                                             other->releasing ? "being torn down by libvirt"
+                                                                              : state_names[other->state]);
                         return -EBUSY;
                 }
                 dev = passthrough_shared_device(s->devices, os->devices);
                 if (dev) {
                         if (ret_error)
                                 *ret_error = g_strdup_printf("cannot start %s: PCI device %s is held by %s (%s)",
-                                                             s->name, dev, other->name, state_names[other->state]);
+                                                             s->name, dev, other->name,
+                                                             other->releasing ? "being torn down by libvirt"
+                                                                              : state_names[other->state]);
                         return -EBUSY;
                 }
         }
@@ -854,6 +945,8 @@ int federation_start_vm(Federation *f, const char *name, const FederationCallbac
                 return refuse(ret_error, -ENOENT, "no VM named '%s' in vms.d/", name);
         if (vm_is_active(vm))
                 return refuse(ret_error, -EALREADY, "%s is already %s", name, state_names[vm->state]);
+        if (vm->releasing)
+                return refuse(ret_error, -EBUSY, "%s is still being torn down by libvirt", name);
         if (f->sw && s->role == VM_ROLE_PERSONA)
                 return refuse(ret_error, -EBUSY, "a persona switch is under way");
         r = federation_check_start(f, s, NULL, ret_error);
@@ -1120,6 +1213,7 @@ static void adopt_domain(Federation *f, virDomainPtr dom, GHashTable *live_overl
                 if (active == 1 && !federation_find_vm(f, dname + strlen(f->prefix))) {
                         vm = vm_new_disposable(f, dname + strlen(f->prefix), m.template_name, m.overlay);
                         vm->state = FEDERATION_VM_RUNNING;
+                        vm_watch_qemu(f, vm);
                         if (m.overlay)
                                 g_hash_table_add(live_overlays, g_strdup(m.overlay));
                         log_info("federation: adopted running disposable %s", vm->name);
@@ -1141,6 +1235,7 @@ static void adopt_domain(Federation *f, virDomainPtr dom, GHashTable *live_overl
                 vm->state = state == VIR_DOMAIN_PAUSED || state == VIR_DOMAIN_PMSUSPENDED ? FEDERATION_VM_PAUSED
                             : state == VIR_DOMAIN_SHUTDOWN                                 ? FEDERATION_VM_STOPPING
                                                                                             : FEDERATION_VM_RUNNING;
+                vm_watch_qemu(f, vm);
                 log_info("federation: adopted %s (%s)", vm->name, state_names[vm->state]);
         } else if (active == 0)
                 vm->state = VIRT_CALL(virDomainHasManagedSaveImage(dom, 0)) == 1 ? FEDERATION_VM_SAVED

@@ -217,7 +217,8 @@ static void load_dir(Loader *l, const char *reldir, const char *file, unsigned l
                         g_ptr_array_add(names, g_strdup(o->name));
                 }
 
-        qsort(names->pdata, names->len, sizeof(char *), compare_strings);
+        if (names->len > 1)
+                qsort(names->pdata, names->len, sizeof(char *), compare_strings);
         /* Qubes: one bad name fails the whole directory (all or nothing). */
         bool bad = false;
         for (size_t i = 0; i < names->len; i++) {
@@ -286,13 +287,20 @@ int policy_snapshot_load(const char *policy_dir, const PolicyOverride *overrides
         return 0;
 }
 
-int policy_snapshot_load_string(const char *name, const char *text, PolicySnapshot **ret) {
-        if (!name || !text || !ret)
+int loader_load_buffer(const char *name, const char *untrusted_data, size_t size, const LegacyService *legacy,
+                       PolicySnapshot **ret) {
+        if (!name || (!untrusted_data && size > 0) || !ret)
                 return -EINVAL;
         PolicySnapshot *s = snapshot_new();
         Loader l = { .snapshot = s };
-        load_text(&l, name, 0, 0, text, strlen(text), NULL);
+        load_text(&l, name, 0, 0, untrusted_data ? untrusted_data : "", size, legacy);
         snapshot_compile(s);
         *ret = s;
         return 0;
+}
+
+int policy_snapshot_load_string(const char *name, const char *text, PolicySnapshot **ret) {
+        if (!text)
+                return -EINVAL;
+        return loader_load_buffer(name, text, strlen(text), NULL, ret);
 }

@@ -39,5 +39,12 @@ typedef struct LegacyService {
 /* Called by the parser on directives.  (file, line, column) is where the directive stands. */
 void loader_include(Loader *l, const char *file, unsigned line, unsigned column, const char *untrusted_path,
                     size_t len, const LegacyService *legacy);
+/*
+ * Load one in-memory text that may contain NUL bytes (for the fuzzer and
+ * tests); legacy != NULL parses it in the !include-service format.
+ */
+int loader_load_buffer(const char *name, const char *untrusted_data, size_t size, const LegacyService *legacy,
+                       PolicySnapshot **ret);
+
 void loader_include_dir(Loader *l, const char *file, unsigned line, unsigned column, const char *untrusted_path,
                         size_t len);

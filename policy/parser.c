@@ -374,6 +374,8 @@ void parser_parse(Loader *l, const char *file, const char *data, size_t size, co
                                 fields[n] = (Field) { text + b, k - b, (unsigned) b + 1 };
                         n++;
                 }
+                if (n == 0)
+                        continue; /* a legacy line of only commas */
                 if (text[i] == '!') {
                         if (n > MAX_FIELDS)
                                 parser_error(&p, fields[MAX_FIELDS].column, "too many arguments");

@@ -220,7 +220,8 @@ void snapshot_compile(PolicySnapshot *s) {
                         entries[k++] = (Entry) { list_key(s, &s->rules[own->v[i]]), own->v[i] };
                 for (size_t i = 0; wild && i < wild->n; i++)
                         entries[k++] = (Entry) { list_key(s, &s->rules[wild->v[i]]), wild->v[i] };
-                qsort(entries, n, sizeof(Entry), entry_compare);
+                if (n > 1)
+                        qsort(entries, n, sizeof(Entry), entry_compare);
 
                 Bucket *bk = &s->buckets[b];
                 bk->generic_offset = (uint32_t) n_entries;
