@@ -13,8 +13,8 @@
  *       peer-to-peer Echo on a socketpair (forked server, ANONYMOUS auth).
  *       Target: at most 1.5x.
  *
- * Calls alternate in rounds between the measured path and its floor so both
- * see the same machine noise; each figure is the median of the rounds.
+ * Calls alternate one by one between the measured path and its floor so
+ * both see the same machine noise; each figure is the median call.
  */
 #include <errno.h>
 #include <signal.h>
@@ -85,29 +85,34 @@ static void serve_forever(sd_bus *bus) {
 
 typedef int (*CallFunc)(sd_bus *bus, void *userdata);
 
-static double time_calls(CallFunc f, sd_bus *bus, void *userdata, unsigned n) {
+static double time_one(CallFunc f, sd_bus *bus, void *userdata) {
         double t0 = now_us();
-        for (unsigned i = 0; i < n; i++) {
-                int r = f(bus, userdata);
-                if (r < 0)
-                        die("call", r);
-        }
-        return (now_us() - t0) / n;
+        int r = f(bus, userdata);
+        if (r < 0)
+                die("call", r);
+        return now_us() - t0;
 }
 
+/*
+ * Alternate single calls of both paths, so bursts of machine noise hit both
+ * alike, and report the median call of each.
+ */
 static void measure(CallFunc fa, sd_bus *ba, void *ua, CallFunc fb, sd_bus *bb, void *ub, double *ret_a,
                     double *ret_b) {
-        double a[ROUNDS], b[ROUNDS];
-        (void) time_calls(fa, ba, ua, WARMUP);
-        (void) time_calls(fb, bb, ub, WARMUP);
-        for (unsigned i = 0; i < ROUNDS; i++) {
-                a[i] = time_calls(fa, ba, ua, CALLS_PER_ROUND);
-                b[i] = time_calls(fb, bb, ub, CALLS_PER_ROUND);
+        enum { N = ROUNDS * CALLS_PER_ROUND };
+        static double a[N], b[N];
+        for (unsigned i = 0; i < WARMUP; i++) {
+                (void) time_one(fa, ba, ua);
+                (void) time_one(fb, bb, ub);
         }
-        qsort(a, ROUNDS, sizeof(double), cmp_double);
-        qsort(b, ROUNDS, sizeof(double), cmp_double);
-        *ret_a = a[ROUNDS / 2];
-        *ret_b = b[ROUNDS / 2];
+        for (unsigned i = 0; i < N; i++) {
+                a[i] = time_one(fa, ba, ua);
+                b[i] = time_one(fb, bb, ub);
+        }
+        qsort(a, N, sizeof(double), cmp_double);
+        qsort(b, N, sizeof(double), cmp_double);
+        *ret_a = a[N / 2];
+        *ret_b = b[N / 2];
 }
 
 static int call_echo(sd_bus *bus, void *userdata) {
@@ -170,8 +175,8 @@ static int bench_bus(const char *address) {
         sd_bus_flush_close_unref(bus);
 
         printf("{\"benchmark\":\"policy-evaluate-vs-bus-echo\",\"evaluate_us\":%.1f,\"echo_us\":%.1f,"
-               "\"ratio\":%.3f,\"target_ratio\":1.2,\"rounds\":%d,\"calls_per_round\":%d}\n",
-               evaluate_us, echo_us, evaluate_us / echo_us, ROUNDS, CALLS_PER_ROUND);
+               "\"ratio\":%.3f,\"target_ratio\":1.2,\"calls\":%d}\n",
+               evaluate_us, echo_us, evaluate_us / echo_us, ROUNDS * CALLS_PER_ROUND);
         return 0;
 }
 
@@ -218,8 +223,8 @@ static int bench_channel(const char *state_dir, const char *vm) {
         waitpid(child, NULL, 0);
 
         printf("{\"benchmark\":\"guest-hello-vs-p2p-echo\",\"hello_us\":%.1f,\"echo_us\":%.1f,"
-               "\"ratio\":%.3f,\"target_ratio\":1.5,\"rounds\":%d,\"calls_per_round\":%d}\n",
-               hello_us, echo_us, hello_us / echo_us, ROUNDS, CALLS_PER_ROUND);
+               "\"ratio\":%.3f,\"target_ratio\":1.5,\"calls\":%d}\n",
+               hello_us, echo_us, hello_us / echo_us, ROUNDS * CALLS_PER_ROUND);
         return 0;
 }
 
