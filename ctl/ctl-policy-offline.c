@@ -53,13 +53,15 @@ static void lint_help(FILE *f) {
         fprintf(f,
                 "Usage: vmfedctl policy lint [OPTIONS]\n"
                 "\n"
-                "Report every error in the policy files and the VM definitions.\n"
+                "Report every error in the policy files and the VM definitions, and\n"
+                "warn about rules naming VMs, templates or tags that do not exist.\n"
                 "\n"
                 "  --policy-dir DIR   policy files [CONFIG-DIR/policy.d]\n"
                 "  --config-dir DIR   federation configuration with vms.d/ [%s]\n"
                 "  -h, --help         this help\n"
                 "\n"
-                "Exit status: 0 when everything is valid, 1 when there are errors,\n"
+                "Exit status: 0 when everything is valid (warnings or not), 1 when\n"
+                "there are errors,\n"
                 "3 for a usage error.\n",
                 VMFED_CONFIG_DIR);
 }
@@ -253,6 +255,17 @@ int ctl_policy_eval(int argc, char **argv) {
         return ret;
 }
 
+typedef struct LintState {
+        const char *policy_dir;
+        size_t n_warnings;
+} LintState;
+
+static void lint_warning(const PolicyDiagnostic *d, void *userdata) {
+        LintState *st = userdata;
+        fprintf(stderr, "%s/%s:%u:%u: warning: %s\n", st->policy_dir, d->file, d->line, d->column, d->message);
+        st->n_warnings++;
+}
+
 int ctl_policy_lint(int argc, char **argv) {
         Options o = {};
         int r = parse_options(argc, argv, &o, false);
@@ -266,6 +279,8 @@ int ctl_policy_lint(int argc, char **argv) {
         g_autofree char *policy_dir = o.policy_dir ? g_strdup(o.policy_dir)
                                                    : g_build_filename(o.config_dir, "policy.d", NULL);
         size_t n_errors = 0, n_vms = 0;
+        LintState st = { .policy_dir = policy_dir };
+        PolicyFacts *facts = NULL;
 
         GPtrArray *vms = NULL, *errors = NULL;
         r = vm_config_load_dir(o.config_dir, &vms, &errors);
@@ -280,22 +295,32 @@ int ctl_policy_lint(int argc, char **argv) {
                 }
         } else {
                 n_vms = vms->len;
+                if (vm_config_build_policy_facts(vms, NULL, NULL, &facts) < 0)
+                        facts = NULL;
                 g_ptr_array_unref(vms);
         }
 
         PolicySnapshot *s = NULL;
         r = policy_snapshot_load(policy_dir, NULL, 0, &s);
         if (r < 0) {
+                policy_facts_unref(facts);
                 fprintf(stderr, "vmfedctl: cannot load policy: %s\n", g_strerror(-r));
                 return CTL_EXIT_FAILURE;
         }
         print_diagnostics(s, policy_dir);
+        /* Names that match nothing are likely typos: warnings, not errors. */
+        if (facts && policy_snapshot_is_valid(s))
+                policy_snapshot_check_facts(s, facts, lint_warning, &st);
+        policy_facts_unref(facts);
         n_errors += policy_snapshot_n_diagnostics(s);
         if (!policy_snapshot_is_valid(s) && policy_snapshot_n_diagnostics(s) == 0)
                 n_errors++;
 
         if (n_errors > 0)
                 fprintf(stderr, "%zu error%s\n", n_errors, n_errors == 1 ? "" : "s");
+        else if (st.n_warnings > 0)
+                printf("OK: %zu rules in %zu files, %zu VMs; %zu warning%s\n", policy_snapshot_n_rules(s),
+                       policy_snapshot_n_files(s), n_vms, st.n_warnings, st.n_warnings == 1 ? "" : "s");
         else
                 printf("OK: %zu rules in %zu files, %zu VMs\n", policy_snapshot_n_rules(s), policy_snapshot_n_files(s),
                        n_vms);

@@ -161,6 +161,8 @@ static void parse_rule(Parser *p, const Field *fields, size_t n) {
         }
         ok = parse_token(p, &f[2], TOKEN_PLACE_SOURCE, &rule.source) && ok;
         ok = parse_token(p, &f[3], TOKEN_PLACE_TARGET, &rule.target) && ok;
+        rule.columns[0] = (uint16_t) f[2].column;
+        rule.columns[1] = (uint16_t) f[3].column;
 
         const Field *action = &f[4];
         if (field_is(action, "allow"))
@@ -233,10 +235,13 @@ static void parse_rule(Parser *p, const Field *fields, size_t n) {
                         ok = false;
                         continue;
                 }
-                if (seen == &seen_target)
+                if (seen == &seen_target) {
                         ok = parse_token(p, &value, TOKEN_PLACE_REDIRECT, &rule.redirect) && ok;
-                else if (seen == &seen_default)
+                        rule.columns[2] = (uint16_t) value.column;
+                } else if (seen == &seen_default) {
                         ok = parse_token(p, &value, TOKEN_PLACE_REDIRECT, &rule.default_target) && ok;
+                        rule.columns[3] = (uint16_t) value.column;
+                }
                 else if (seen == &seen_autostart)
                         ok = parse_bool_param(p, prm, vstart, &rule.autostart) && ok;
                 else

@@ -112,6 +112,18 @@ size_t policy_snapshot_n_rules(const PolicySnapshot *s);
 /* Number of files read (top-level and included). */
 size_t policy_snapshot_n_files(const PolicySnapshot *s);
 
+/*
+ * Cross-check a snapshot's rules against facts, for lint: a rule naming a
+ * VM the facts do not know (a typo never matches anything), @dispvm:NAME
+ * where NAME is not a disposable template, @tag:T that no VM has.  These
+ * are warnings, not errors: the policy stays valid.  func is called once
+ * per finding, in rule order; the diagnostic lives for the call only.
+ * Returns the number of findings.
+ */
+typedef void (*PolicyWarningFunc)(const PolicyDiagnostic *d, void *userdata);
+size_t policy_snapshot_check_facts(const PolicySnapshot *s, const PolicyFacts *f, PolicyWarningFunc func,
+                                   void *userdata);
+
 /* ---- evaluation -------------------------------------------------------- */
 
 typedef struct PolicyRequest {

@@ -54,6 +54,8 @@ typedef struct PolicyRule {
         bool notify;
         const char *file; /* interned, relative to the policy directory */
         unsigned line;
+        /* 1-based columns of source, target, target= value, default_target= value (0: absent) */
+        uint16_t columns[4];
 } PolicyRule;
 
 typedef struct Intern Intern;

@@ -58,6 +58,15 @@ grep -q "50-broken.policy:1:31: unknown action" "$tmp/stderr" || fail "lint diag
 grep -q "50-broken.policy:2:17: unknown token '@nobody'" "$tmp/stderr" || fail "lint diagnostic 2"
 grep -q "^2 errors$" "$tmp/stderr" || fail "lint count: $(cat "$tmp/stderr")"
 
+# typos are warnings: lint still succeeds but says where
+cp -r "$cfg" "$tmp/warn"
+printf 'vmfed.OpenURL * rivendal @anyvm allow target=gondr\nvmfed.OpenURL * @tag:gamez @dispvm:gondor deny\n' > "$tmp/warn/policy.d/50-typos.policy"
+expect 0 "OK: 24 rules in 4 files, 5 VMs; 4 warnings" -- policy lint --config-dir "$tmp/warn"
+grep -q "policy.d/50-typos.policy:1:17: warning: source 'rivendal' is not a known VM" "$tmp/stderr" || fail "warning 1: $(cat "$tmp/stderr")"
+grep -q "50-typos.policy:1:46: warning: target= 'gondr' is not a known VM; the redirect is always refused" "$tmp/stderr" || fail "warning 2"
+grep -q "50-typos.policy:2:17: warning: source '@tag:gamez': no VM has tag 'gamez'" "$tmp/stderr" || fail "warning 3"
+grep -q "50-typos.policy:2:28: warning: target '@dispvm:gondor': 'gondor' is not a disposable template" "$tmp/stderr" || fail "warning 4"
+
 # a broken VM definition: eval refuses, lint reports it with the policy's errors
 rm "$tmp/cfg/policy.d/50-broken.policy"
 printf '[VM]\nRole=persona\nMemroy=4G\n' > "$tmp/cfg/vms.d/rohan.vm"
