@@ -26,10 +26,11 @@
 #define DOMAIN_XML_AGENT_PORT "org.vmfed.agent.0"
 
 typedef enum DomainChannelMode {
-        /* QEMU (libvirt) listens on the socket, the broker connects (design §3). */
-        DOMAIN_CHANNEL_BIND,
-        /* The broker listens, QEMU connects (and reconnects every second). */
+        /* The broker listens on the socket, QEMU connects and reconnects every
+         * second (broker/channel.h, docs/dbus-api.md "Who listens"): the default. */
         DOMAIN_CHANNEL_CONNECT,
+        /* QEMU (libvirt) listens, the other side connects: tests without a broker. */
+        DOMAIN_CHANNEL_BIND,
 } DomainChannelMode;
 
 typedef struct DomainXmlParams {

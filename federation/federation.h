@@ -71,7 +71,7 @@ typedef struct FederationOptions {
          * "vmfbr-" + the first 9 characters of their name.  NULL: no NICs.
          */
         const char *bridge;
-        DomainChannelMode channel_mode; /* default BIND: QEMU listens, the broker connects */
+        DomainChannelMode channel_mode; /* default CONNECT: the broker listens on STATE/channels/NAME.sock */
         bool force_tcg;             /* also when $VMFED_FORCE_TCG=1 */
         bool fake_passthrough;      /* also when $VMFED_TEST_FAKE_PASSTHROUGH=1: exclusivity only, no <hostdev> */
 } FederationOptions;
@@ -114,6 +114,15 @@ int federation_resume(Federation *f, const FederationCallbacks *cb, char **ret_e
 
 /* Re-read vms.d/ after a change (running VMs keep running). */
 int federation_reload(Federation *f, GPtrArray **ret_errors);
+
+/*
+ * Start every VM with Autostart=yes that is not running, service VMs
+ * first, one after the other (each after its NetVM).  Refusals do not stop
+ * the others (a second autostart persona is refused: one persona runs).
+ * done: 0, or the first error with every error joined by "; ".
+ * The broker calls it once at start, after federation_resume().
+ */
+int federation_autostart(Federation *f, const FederationCallbacks *cb, char **ret_error);
 
 /* ---- queries ------------------------------------------------------------ */
 

@@ -40,6 +40,7 @@ static Federation *federation_open(void) {
                 .state_dir = state,
                 .domain_prefix = prefix,
                 .bridge = bridge,
+                .channel_mode = DOMAIN_CHANNEL_BIND, /* no broker listens here: QEMU does */
                 .force_tcg = true,
                 .fake_passthrough = true,
         };

@@ -636,6 +636,40 @@ static void test_passthrough_sysfs(Fixture *x, gconstpointer data) {
         g_ptr_array_unref(res.progress);
 }
 
+static void test_autostart(Fixture *x, gconstpointer data) {
+        Result res = {};
+        FederationCallbacks cb;
+
+        fixture_write(x, "netvm", "service", "DefaultNetVM=yes\nAutostart=yes\n");
+        fixture_write(x, "firewall", "service", "NetVM=\nAutostart=true\n");
+        fixture_write(x, "alpha", "persona", "Autostart=yes\n");
+        fixture_write(x, "beta", "persona", "Autostart=yes\n");
+        fixture_write(x, "gamma", "persona", NULL);
+        x->f = fixture_federation(x);
+
+        cb = result_callbacks(&res);
+        g_assert_cmpint(federation_autostart(x->f, &cb, NULL), ==, 0);
+        g_assert_true(run_until(&res.done, 10));
+        /* One persona only: alpha (by name), beta refused, the services up first. */
+        g_assert_cmpint(res.r, ==, -EBUSY);
+        g_assert_nonnull(strstr(res.message, "cannot start persona beta: persona alpha is running"));
+        g_assert_cmpint(federation_vm_state(x->f, "netvm"), ==, FEDERATION_VM_RUNNING);
+        g_assert_cmpint(federation_vm_state(x->f, "firewall"), ==, FEDERATION_VM_RUNNING);
+        g_assert_cmpint(federation_vm_state(x->f, "alpha"), ==, FEDERATION_VM_RUNNING);
+        g_assert_cmpint(federation_vm_state(x->f, "beta"), ==, FEDERATION_VM_STOPPED);
+        g_assert_cmpint(federation_vm_state(x->f, "gamma"), ==, FEDERATION_VM_STOPPED);
+        g_assert_cmpint(state_log_find(&x->log, "firewall starting"), <, state_log_find(&x->log, "alpha starting"));
+
+        /* Again: everything wanted already runs, beta is still refused. */
+        cb = result_callbacks(&res);
+        g_assert_cmpint(federation_autostart(x->f, &cb, NULL), ==, 0);
+        g_assert_true(run_until(&res.done, 10));
+        g_assert_cmpint(res.r, ==, -EBUSY);
+        g_assert_cmpuint(x->log.violations, ==, 0);
+        g_ptr_array_unref(res.progress);
+        g_free(res.message);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_assert_cmpint(virInitialize(), ==, 0);
@@ -653,5 +687,6 @@ int main(int argc, char *argv[]) {
         ADD("/federation/disposables", test_disposables);
         ADD("/federation/add-remove-rollback", test_add_remove);
         ADD("/federation/passthrough-sysfs", test_passthrough_sysfs);
+        ADD("/federation/autostart", test_autostart);
         return g_test_run();
 }
