@@ -54,6 +54,8 @@ NetClient *netclient_free(NetClient *c) {
         if (!c)
                 return NULL;
         g_free(c->name);
+        g_free(c->digest);
+        fwplan_unref(c->plan);
         g_array_unref(c->addrs);
         g_ptr_array_unref(c->rule_lines);
         firewall_free(c->firewall);
@@ -513,23 +515,45 @@ char *netstate_format(const NetState *s) {
         return g_string_free(out, FALSE);
 }
 
+static GArray *addr_array_copy(GArray *a) {
+        GArray *n = g_array_sized_new(FALSE, TRUE, sizeof(NetAddr), a->len);
+        g_array_append_vals(n, a->data, a->len);
+        return n;
+}
+
+static NetClient *netclient_copy(const NetClient *o) {
+        NetClient *c = netclient_alloc();
+        c->name = g_strdup(o->name);
+        memcpy(c->mac, o->mac, 6);
+        g_array_append_vals(c->addrs, o->addrs->data, o->addrs->len);
+        c->has_rules = o->has_rules;
+        for (guint i = 0; i < o->rule_lines->len; i++)
+                g_ptr_array_add(c->rule_lines, g_strdup(o->rule_lines->pdata[i]));
+        c->firewall->has_default = o->firewall->has_default;
+        c->firewall->default_action = o->firewall->default_action;
+        g_array_append_vals(c->firewall->rules, o->firewall->rules->data, o->firewall->rules->len);
+        g_string_assign(c->firewall->errors, o->firewall->errors->str);
+        c->firewall->n_errors = o->firewall->n_errors;
+        c->digest = g_strdup(o->digest);
+        c->plan = o->plan ? fwplan_ref(o->plan) : NULL;
+        return c;
+}
+
 NetState *netstate_copy(const NetState *s) {
-        g_autofree char *text = netstate_format(s);
-        g_autofree char *errors = NULL;
-        NetState *copy = NULL;
-        /* The text was produced from a valid state and parses back. */
-        if (netstate_parse("copy", text, NULL, &copy, &errors) < 0)
-                g_error("netstate_copy: canonical state does not parse: %s", errors);
-        /* Firewall errors keep their original sources. */
-        for (guint i = 0; i < s->clients->len; i++) {
-                NetClient *o = s->clients->pdata[i], *n = copy->clients->pdata[i];
-                firewall_free(n->firewall);
-                n->firewall = firewall_new();
-                n->firewall->has_default = o->firewall->has_default;
-                n->firewall->default_action = o->firewall->default_action;
-                g_array_append_vals(n->firewall->rules, o->firewall->rules->data, o->firewall->rules->len);
-                g_string_assign(n->firewall->errors, o->firewall->errors->str);
-                n->firewall->n_errors = o->firewall->n_errors;
-        }
-        return copy;
+        NetState *n = netstate_new();
+        n->uplink = g_strdup(s->uplink);
+        n->downstream = g_strdup(s->downstream);
+        g_array_unref(n->uplink_addrs);
+        n->uplink_addrs = addr_array_copy(s->uplink_addrs);
+        g_array_unref(n->gateways);
+        n->gateways = addr_array_copy(s->gateways);
+        g_array_unref(n->dns);
+        n->dns = addr_array_copy(s->dns);
+        g_array_unref(n->downstream_addrs);
+        n->downstream_addrs = addr_array_copy(s->downstream_addrs);
+        for (guint i = 0; i < s->clients->len; i++)
+                g_ptr_array_add(n->clients, netclient_copy(s->clients->pdata[i]));
+        for (guint i = 0; i < s->rules_files->len; i++)
+                g_ptr_array_add(n->rules_files, g_strdup(s->rules_files->pdata[i]));
+        return n;
 }

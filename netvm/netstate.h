@@ -18,6 +18,7 @@
 #include <glib.h>
 
 #include "netvm/firewall.h"
+#include "netvm/fwplan.h"
 #include "netvm/netaddr.h"
 
 #define NETSTATE_CLIENTS_MAX 4096
@@ -31,6 +32,8 @@ typedef struct NetClient {
         bool has_rules;         /* false: no firewall given = "default accept" */
         GPtrArray *rule_lines;  /* char*, the rules' text, one line each */
         Firewall *firewall;     /* never NULL; may be broken */
+        char *digest;           /* cache for ruleset.c: digest of the above, or NULL */
+        FwPlan *plan;           /* cache for ruleset.c: the compiled firewall, or NULL */
 } NetClient;
 
 typedef struct NetState {

@@ -13,8 +13,8 @@
  *   chain antispoof   prerouting -300         downstream source must be in allowed4/6
  *   chain forward     forward 0               downstream traffic: vmap fwd4/fwd6
  *   chain input       input 0                 what clients/uplink may send the netvm
- *   chain dnat        nat prerouting -100     DNS path: gateway:53 -> resolver
- *   chain masq        nat postrouting 100     masquerade to the uplink
+ *   chain dns-path    nat prerouting -100     DNS path: gateway:53 -> resolver
+ *   chain uplink-masq nat postrouting 100     masquerade to the uplink
  *   chain fwd-NAME    one per client VM       its firewall, then default action
  *
  * Adding or removing a client VM is one chain plus its set elements; no
@@ -36,6 +36,7 @@ typedef struct Ruleset Ruleset;
 typedef struct RulesetStats {
         unsigned chains_added, chains_changed, chains_removed;
         unsigned elems_added, elems_removed;
+        unsigned rules_added;
         unsigned messages;
 } RulesetStats;
 

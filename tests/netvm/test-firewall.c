@@ -6,6 +6,7 @@
 #include <glib.h>
 
 #include "netvm/firewall.h"
+#include "netvm/fwplan.h"
 
 static void test_good(void) {
         g_autoptr(Firewall) fw = firewall_new();
@@ -132,11 +133,50 @@ static void test_all_errors_reported(void) {
         g_assert_nonnull(strstr(fw->errors->str, "f:3: "));
 }
 
+/* Order-independent runs become interval sets; overlaps and action changes start new ones. */
+static void test_plan(void) {
+        g_autoptr(Firewall) fw = firewall_new();
+        const char *text =
+                "accept 10.0.0.0/8\n"                    /* set 0 (v4, accept) */
+                "accept 192.0.2.0/24 proto tcp port 80\n" /* set 0 */
+                "accept 2001:db8::/32 proto udp\n"        /* set 1 (v6, accept) */
+                "accept 10.1.0.0/16 proto tcp\n"          /* overlaps 10/8: set 2 */
+                "drop 198.51.100.0/24\n"                  /* action changes: set 3 */
+                "accept dns\n"                            /* a rule of its own */
+                "accept 198.51.100.0/24 proto icmp type echo-request\n" /* a rule of its own */
+                "drop 203.0.113.0/24\n";                  /* set 4 */
+        g_assert_cmpint(firewall_parse_text(fw, "p", text), ==, 0);
+        FwPlan *plan = fwplan_new(fw);
+        g_assert_cmpuint(plan->sets->len, ==, 5);
+        g_assert_cmpuint(plan->items->len, ==, 7);
+        const FwPlanKind kinds[] = { FWPLAN_SET, FWPLAN_SET, FWPLAN_SET, FWPLAN_SET, FWPLAN_RULE, FWPLAN_RULE, FWPLAN_SET };
+        for (guint i = 0; i < plan->items->len; i++)
+                g_assert_cmpint(g_array_index(plan->items, FwPlanItem, i).kind, ==, kinds[i]);
+        FwSetPlan *s0 = plan->sets->pdata[0];
+        g_assert_cmpuint(s0->boxes->len, ==, 2);
+        FwBox *b = &g_array_index(s0->boxes, FwBox, 0);
+        /* 10.0.0.0/8, any protocol, any port */
+        const uint8_t lo[12] = { 10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+        const uint8_t hi[12] = { 10, 255, 255, 255, 255, 0, 0, 0, 0xff, 0xff, 0, 0 };
+        g_assert_cmpmem(b->lo, 12, lo, 12);
+        g_assert_cmpmem(b->hi, 12, hi, 12);
+        b = &g_array_index(s0->boxes, FwBox, 1);
+        const uint8_t lo2[12] = { 192, 0, 2, 0, 6, 0, 0, 0, 0, 80, 0, 0 };
+        const uint8_t hi2[12] = { 192, 0, 2, 255, 6, 0, 0, 0, 0, 80, 0, 0 };
+        g_assert_cmpmem(b->lo, 12, lo2, 12);
+        g_assert_cmpmem(b->hi, 12, hi2, 12);
+        g_assert_cmpint(((FwSetPlan *) plan->sets->pdata[1])->family, ==, AF_INET6);
+        g_assert_cmpint(((FwSetPlan *) plan->sets->pdata[3])->action, ==, FW_ACTION_DROP);
+        g_assert_cmpuint(fwplan_key_len(AF_INET6), ==, 24);
+        fwplan_unref(plan);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/firewall/good", test_good);
         g_test_add_func("/firewall/default-is-drop", test_default_is_drop);
         g_test_add_func("/firewall/errors", test_errors);
         g_test_add_func("/firewall/all-errors-reported", test_all_errors_reported);
+        g_test_add_func("/firewall/plan", test_plan);
         return g_test_run();
 }

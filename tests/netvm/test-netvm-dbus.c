@@ -211,7 +211,9 @@ static void test_channel(void) {
         g_assert_cmpint(r, >=, 0);
         g_autofree char *t2 = nft_table();
         g_assert_nonnull(strstr(t2, "chain fwd-b"));
-        g_assert_nonnull(strstr(t2, "ip daddr 192.0.2.0/24 tcp dport 443 accept"));
+        /* Address/port rules are compiled into an interval set of the client (netvm/fwplan.h). */
+        g_assert_nonnull(strstr(t2, "elements = { 192.0.2.0/24 . tcp . 443 }"));
+        g_assert_nonnull(strstr(t2, "ip daddr . meta l4proto . th dport @c-b-"));
         g_assert_nonnull(strstr(t2, "52:54:00:00:00:0b . 10.200.0.11"));
 
         r = call(bus, "AddClient", &e, NULL, "ssass", "c", "52:54:00:00:00:0b", 1, "10.200.0.12", "");
@@ -236,6 +238,8 @@ static void test_channel(void) {
         g_assert_cmpint(call(bus, "RemoveClient", &e, NULL, "s", "b"), >=, 0);
         g_autofree char *t4 = nft_table();
         g_assert_null(strstr(t4, "fwd-b"));
+        g_assert_null(strstr(t4, "@c-b-"));
+        g_assert_null(strstr(t4, "set c-b-"));
         g_assert_null(strstr(t4, "10.200.0.11"));
         g_assert_nonnull(strstr(t4, "chain fwd-a"));
         r = call(bus, "RemoveClient", &e, NULL, "s", "b");

@@ -45,6 +45,7 @@ default drop
 accept dns
 accept 192.0.2.1 proto tcp port 8080
 accept 192.0.2.1 proto udp port 5353
+accept 192.0.2.0/28 proto udp port 5350-5360
 accept 2001:db8::/64 proto tcp port 8080
 """
 
