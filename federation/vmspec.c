@@ -74,22 +74,17 @@ static bool tag_is_valid(const char *t) {
 }
 
 char *pci_address_normalize(const char *untrusted) {
-        unsigned dom = 0, bus, slot, fn;
+        unsigned dom, bus, slot, fn;
         int n = 0;
 
-        if (!untrusted)
+        /* DDDD:BB:DD.F exactly (as vmconfig.c and lspci -D write it); case-insensitive. */
+        if (!untrusted || strlen(untrusted) != 12 || untrusted[strspn(untrusted, "0123456789abcdefABCDEF:.")] != 0)
                 return NULL;
-        if (sscanf(untrusted, "%4x:%2x:%2x.%1x%n", &dom, &bus, &slot, &fn, &n) == 4 &&
-            (size_t) n == strlen(untrusted) && n == 12) {
-        } else if (dom = 0, n = 0,
-                   sscanf(untrusted, "%2x:%2x.%1x%n", &bus, &slot, &fn, &n) == 3 && (size_t) n == strlen(untrusted) &&
-                           n == 7) {
-        } else
+        if (untrusted[4] != ':' || untrusted[7] != ':' || untrusted[10] != '.')
+                return NULL;
+        if (sscanf(untrusted, "%4x:%2x:%2x.%1x%n", &dom, &bus, &slot, &fn, &n) != 4 || n != 12)
                 return NULL;
         if (slot > 0x1f || fn > 7)
-                return NULL;
-        /* sscanf accepts signs and spaces in %x; refuse anything but hex digits and separators. */
-        if (untrusted[strspn(untrusted, "0123456789abcdefABCDEF:.")] != 0)
                 return NULL;
         return g_strdup_printf("%04x:%02x:%02x.%x", dom, bus, slot, fn);
 }
@@ -185,14 +180,14 @@ static int parse_uint(const char *untrusted, unsigned min, unsigned max, unsigne
         return 0;
 }
 
-static int parse_bool(const char *untrusted, bool *ret) {
-        static const char *const yes[] = { "yes", "true", "1", "on" }, *const no[] = { "no", "false", "0", "off" };
-        for (size_t i = 0; i < ELEMENTSOF(yes); i++) {
-                if (g_ascii_strcasecmp(untrusted, yes[i]) == 0)
-                        return *ret = true, 0;
-                if (g_ascii_strcasecmp(untrusted, no[i]) == 0)
-                        return *ret = false, 0;
-        }
+int vm_bool_from_string(const char *untrusted, bool *ret) {
+        /* What g_key_file_get_boolean() accepts, so that vmconfig.c agrees. */
+        if (!untrusted)
+                return -EINVAL;
+        if (strcmp(untrusted, "true") == 0 || strcmp(untrusted, "1") == 0)
+                return *ret = true, 0;
+        if (strcmp(untrusted, "false") == 0 || strcmp(untrusted, "0") == 0)
+                return *ret = false, 0;
         return -EINVAL;
 }
 
@@ -288,14 +283,14 @@ static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
         }
 
         dnv = g_key_file_get_string(kf, G, "DefaultNetVM", NULL);
-        if (dnv && parse_bool(dnv, &s->default_netvm) < 0)
-                parser_error(p, G, "DefaultNetVM", "'%s' is not a boolean (yes/no)", dnv);
+        if (dnv && vm_bool_from_string(dnv, &s->default_netvm) < 0)
+                parser_error(p, G, "DefaultNetVM", "'%s' is not a boolean (true or false)", dnv);
         if (s->default_netvm && s->role != VM_ROLE_SERVICE)
                 parser_error(p, G, "DefaultNetVM", "only a service VM can be the default netvm");
 
         autostart = g_key_file_get_string(kf, G, "Autostart", NULL);
-        if (autostart && parse_bool(autostart, &s->autostart) < 0)
-                parser_error(p, G, "Autostart", "'%s' is not a boolean (yes/no)", autostart);
+        if (autostart && vm_bool_from_string(autostart, &s->autostart) < 0)
+                parser_error(p, G, "Autostart", "'%s' is not a boolean (true or false)", autostart);
 
         accel = g_key_file_get_string(kf, G, "Accel", NULL);
         if (!accel)

@@ -68,8 +68,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmSpec, vm_spec_free)
 /* The policy language's VM names: [A-Za-z][A-Za-z0-9_.-]{0,30}. */
 bool vm_spec_name_is_valid(const char *name);
 
-/* "0000:01:00.0" (case-insensitive, domain optional) → normalized copy; NULL if invalid. */
+/* "0000:01:00.0" (DDDD:BB:DD.F, case-insensitive) → normalized copy; NULL if invalid. */
 char *pci_address_normalize(const char *untrusted);
+
+/* "true"/"1" or "false"/"0" (as GKeyFile reads booleans); -EINVAL otherwise. */
+int vm_bool_from_string(const char *untrusted, bool *ret);
 
 /*
  * Parse one file's text.  Checks everything that concerns this file alone

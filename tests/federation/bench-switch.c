@@ -49,7 +49,7 @@ int main(int argc, char *argv[]) {
                 write_vm(config, personas[i], t);
         }
         {
-                g_autofree char *t = g_strdup_printf("[VM]\nRole=service\nMemory=256M\nKernel=%s\nDefaultNetVM=yes\n", kernel);
+                g_autofree char *t = g_strdup_printf("[VM]\nRole=service\nMemory=256M\nKernel=%s\nDefaultNetVM=true\n", kernel);
                 write_vm(config, "netvm", t);
         }
         {

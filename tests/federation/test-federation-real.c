@@ -168,7 +168,7 @@ static void test_real(void) {
         write_text(bad_kernel, "this is not a Linux kernel image\n");
         cmd = g_strdup_printf("qemu-img create -q -f qcow2 '%s' 64M", base);
         g_assert_cmpint(system(cmd), ==, 0);
-        write_guest("netvm", "service", kernel, "DefaultNetVM=yes\n");
+        write_guest("netvm", "service", kernel, "DefaultNetVM=true\n");
         write_guest("persona-a", "persona", kernel, "[Passthrough]\nDevices=0000:0f:00.0\n");
         write_guest("persona-b", "persona", kernel, "[Passthrough]\nDevices=0000:0f:00.0\n");
         write_guest("persona-c", "persona", bad_kernel, "[Passthrough]\nDevices=0000:0f:00.0\n");

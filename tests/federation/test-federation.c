@@ -94,7 +94,7 @@ static Federation *fixture_federation(Fixture *x) {
 
 /* A netvm, two personas sharing a (fake) GPU, a third persona without devices. */
 static void fixture_standard(Fixture *x) {
-        fixture_write(x, "netvm", "service", "DefaultNetVM=yes\n");
+        fixture_write(x, "netvm", "service", "DefaultNetVM=true\n");
         fixture_write(x, "rivendale", "persona", "[Passthrough]\nDevices=0000:01:00.0;0000:01:00.1\n");
         fixture_write(x, "gondor", "persona", "[Passthrough]\nDevices=0000:01:00.0;0000:01:00.1\n");
         fixture_write(x, "shire", "persona", NULL);
@@ -174,10 +174,10 @@ static void test_exclusivity(Fixture *x, gconstpointer data) {
         FederationCallbacks cb;
         g_autofree char *err = NULL, *err2 = NULL;
 
-        fixture_write(x, "netvm", "service", "DefaultNetVM=yes\n");
+        fixture_write(x, "netvm", "service", "DefaultNetVM=true\n");
         fixture_write(x, "rivendale", "persona", "[Passthrough]\nDevices=0000:01:00.0\n");
         fixture_write(x, "gondor", "persona", "[Passthrough]\nDevices=0000:02:00.0\n");
-        fixture_write(x, "usbvm", "service", "NetVM=\n[Passthrough]\nDevices=01:00.0\n");
+        fixture_write(x, "usbvm", "service", "NetVM=\n[Passthrough]\nDevices=0000:01:00.0\n");
         fixture_write(x, "usbvm2", "service", "NetVM=\n[Passthrough]\nDevices=0000:02:00.0\n");
         x->f = fixture_federation(x);
 
@@ -186,7 +186,7 @@ static void test_exclusivity(Fixture *x, gconstpointer data) {
         cb = result_callbacks(&res);
         g_assert_cmpint(federation_start_vm(x->f, "gondor", &cb, &err), ==, -EBUSY);
         g_assert_nonnull(strstr(err, "persona rivendale"));
-        /* A service VM claiming the persona's device (written short, normalized): refused. */
+        /* A service VM claiming the persona's device: refused. */
         g_assert_cmpint(federation_start_vm(x->f, "usbvm", &cb, &err2), ==, -EBUSY);
         g_assert_nonnull(strstr(err2, "0000:01:00.0"));
         g_assert_nonnull(strstr(err2, "rivendale"));
@@ -289,7 +289,7 @@ static void test_switch_rollback(Fixture *x, gconstpointer data) {
         g_autofree char *text = NULL;
 
         write_text(disk, "raw disk\n");
-        fixture_write(x, "netvm", "service", "DefaultNetVM=yes\n");
+        fixture_write(x, "netvm", "service", "DefaultNetVM=true\n");
         text = g_strdup_printf("[VM]\nRole=service\nMemory=128M\nDisk=%s\n", disk);
         write_vm(x->config, "netvm2", text);
         fixture_write(x, "rivendale", "persona", "[Passthrough]\nDevices=0000:01:00.0\n");
@@ -468,7 +468,7 @@ static void test_disposables(Fixture *x, gconstpointer data) {
         g_autofree char *overlay = NULL;
 
         g_assert_cmpint(system(cmd), ==, 0);
-        fixture_write(x, "netvm", "service", "DefaultNetVM=yes\n");
+        fixture_write(x, "netvm", "service", "DefaultNetVM=true\n");
         text = g_strdup_printf("[VM]\nRole=disposable-template\nMemory=256M\nDisk=%s\n", base);
         write_vm(x->config, "dvm", text);
         fixture_write(x, "direct", "disposable-template", "NetVM=\n");
@@ -567,7 +567,7 @@ static void test_add_remove(Fixture *x, gconstpointer data) {
         g_assert_true(errors_contain(e2, "vms.d/app1.vm:4: key NetVM: 'rivendale' is a persona VM, not a service VM"));
         /* A second default netvm. */
         g_clear_pointer(&good, g_free);
-        good = g_strdup_printf("[VM]\nRole=service\nKernel=%s\nDefaultNetVM=yes\n", x->kernel);
+        good = g_strdup_printf("[VM]\nRole=service\nKernel=%s\nDefaultNetVM=true\n", x->kernel);
         g_assert_cmpint(federation_add_vm(x->f, "netvm2", good, &e3), ==, -EINVAL);
         g_assert_true(errors_contain(e3, "DefaultNetVM: netvm already is the default netvm") ||
                       errors_contain(e3, "DefaultNetVM: netvm2 already is the default netvm"));
@@ -640,10 +640,10 @@ static void test_autostart(Fixture *x, gconstpointer data) {
         Result res = {};
         FederationCallbacks cb;
 
-        fixture_write(x, "netvm", "service", "DefaultNetVM=yes\nAutostart=yes\n");
+        fixture_write(x, "netvm", "service", "DefaultNetVM=true\nAutostart=true\n");
         fixture_write(x, "firewall", "service", "NetVM=\nAutostart=true\n");
-        fixture_write(x, "alpha", "persona", "Autostart=yes\n");
-        fixture_write(x, "beta", "persona", "Autostart=yes\n");
+        fixture_write(x, "alpha", "persona", "Autostart=true\n");
+        fixture_write(x, "beta", "persona", "Autostart=true\n");
         fixture_write(x, "gamma", "persona", NULL);
         x->f = fixture_federation(x);
 

@@ -33,8 +33,8 @@ static void test_good(void) {
         g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
         g_autofree char *text = g_strdup_printf(
                 "# a persona\n[VM]\nRole=persona\nMemory=8G\nVCPUs=4\nKernel=%s\nInitrd=%s\nCmdline=console=ttyS0 quiet\n"
-                "Tags=dev;work\nNetVM=netvm\nAutostart=yes\nAccel=tcg\nStopTimeout=10\nDefaultDispVM=dvm\n"
-                "[Passthrough]\nDevices=0000:01:00.0; 01:00.1 ;0000:00:14.0\n",
+                "Tags=dev;work\nNetVM=netvm\nAutostart=true\nAccel=tcg\nStopTimeout=10\nDefaultDispVM=dvm\n"
+                "[Passthrough]\nDevices=0000:01:00.0; 0000:01:00.1 ;0000:00:1F.3\n",
                 kernel, kernel);
         g_autoptr(VmSpec) s = NULL;
 
@@ -50,7 +50,7 @@ static void test_good(void) {
         g_assert_cmpint(s->accel, ==, VM_ACCEL_TCG);
         g_assert_cmpuint(s->stop_timeout, ==, 10);
         g_assert_cmpstr(s->devices[1], ==, "0000:01:00.1");
-        g_assert_cmpstr(s->devices[2], ==, "0000:00:14.0");
+        g_assert_cmpstr(s->devices[2], ==, "0000:00:1f.3"); /* normalized to lower case */
         g_assert_null(s->devices[3]);
 }
 
@@ -64,7 +64,7 @@ static void test_bad_values(void) {
         g_clear_pointer(&e, g_ptr_array_unref);
 
         t = g_strdup_printf("[VM]\nRole=app\nKernel=%s\nMemory=8\nVCPUs=0\nAccel=xen\nStopTimeout=-1\n"
-                            "Autostart=maybe\nTags=ok;not ok\nColor=red\n[Passthrough]\nDevices=01:00.0;zz:00.0;01:00.0\n"
+                            "Autostart=maybe\nTags=ok;not ok\nColor=red\n[Passthrough]\nDevices=0000:01:00.0;zz:00.0;0000:01:00.0\n"
                             "[Extra]\nA=b\n",
                             kernel);
         e = parse_errors("a", t);
@@ -88,9 +88,14 @@ static void test_bad_values(void) {
         g_assert_true(contains(e, "key Disk: 'relative.img' is not an absolute path"));
         g_assert_true(contains(e, "key Memory: '16M' is out of range"));
         g_clear_pointer(&e, g_ptr_array_unref);
-        e = parse_errors("a", "[VM]\nRole=app\nCmdline=quiet\nDefaultNetVM=yes\n");
+        e = parse_errors("a", "[VM]\nRole=app\nCmdline=quiet\nDefaultNetVM=true\n");
         g_assert_true(contains(e, "key Cmdline: needs Kernel="));
         g_assert_true(contains(e, "key DefaultNetVM: only a service VM"));
+        g_clear_pointer(&e, g_ptr_array_unref);
+        e = parse_errors("a", "[VM]\nRole=persona\nKernel=/dev/null\n[Passthrough]\nDevices=01:00.0;0000:01:20.0;0000:0A:00.8\n");
+        g_assert_true(contains(e, "vms.d/a.vm:5: key Devices: '01:00.0' is not a PCI address"));
+        g_assert_true(contains(e, "'0000:01:20.0' is not a PCI address")); /* slot > 0x1f */
+        g_assert_true(contains(e, "'0000:0A:00.8' is not a PCI address")); /* function > 7 */
         g_clear_pointer(&e, g_ptr_array_unref);
         e = parse_errors("a", "not a key file");
         g_assert_true(contains(e, "vms.d/a.vm:0: not a valid key file"));
@@ -106,8 +111,8 @@ static void test_federation_checks(void) {
         struct {
                 const char *name, *role, *extra;
         } files[] = {
-                { "net1", "service", "DefaultNetVM=yes\n" },
-                { "net2", "service", "DefaultNetVM=true\n" },
+                { "net1", "service", "DefaultNetVM=true\n" },
+                { "net2", "service", "DefaultNetVM=1\n" },
                 { "p1", "persona", "NetVM=p2\n" },
                 { "p2", "persona", "NetVM=ghost\nDefaultDispVM=p1\n" },
                 { "p3", "persona", "" },
