@@ -22,6 +22,7 @@
 
 typedef struct Hypervisor Hypervisor;
 typedef struct Channel Channel;
+typedef struct Lifecycle Lifecycle;
 
 /* One VM the broker knows from vms.d/: exported as a .VM object. */
 typedef struct VmObject {
@@ -44,6 +45,7 @@ typedef struct Broker {
         GSource *bus_source;
 
         Hypervisor *hypervisor;
+        Lifecycle *lifecycle; /* the federation on libvirt (broker/lifecycle.c) */
 
         GPtrArray *vms;        /* VmConfig*, sorted by name, owning */
         GHashTable *vm_objects; /* name → VmObject* (owning) */
@@ -90,3 +92,50 @@ uint64_t broker_next_request_id(Broker *b);
 VmObject *broker_find_vm(Broker *b, const char *name);
 /* Update a VM's State and emit PropertiesChanged when it changed. */
 void broker_set_vm_state(Broker *b, const char *name, const char *state);
+
+/* ---- running VMs on demand (for routing; implemented in broker/lifecycle.c) ----
+ *
+ * Both functions go through the federation library, so its invariants hold
+ * whoever asks: two VMs that claim the same PCI device never run together,
+ * one persona at a time, a VM's NetVM starts first, one switch at a time.
+ *
+ * cb is called exactly once, later, on the main loop (never from inside
+ * the call that took it), unless the call returns a negative errno:
+ * r = 0 with vm the VM's name (for a disposable the new name, "disp1234"),
+ * or r < 0 with error a sentence (for the audit line / the caller).
+ */
+typedef void (*BrokerVmReadyFn)(Broker *b, int r, const char *vm, const char *error, void *userdata);
+
+/*
+ * Make sure the VM `name` of vms.d/ runs: cb at once (from an idle) when
+ * it is running, else it is started like Manager.StartVM (Progress signals
+ * under operation id "vmfedd/N").  A persona is only started when no other
+ * persona runs (it never switches away from the active one).  Refused at
+ * once: -ENOENT (unknown VM), -EBUSY (an exclusive device is held, another
+ * persona runs, a switch is under way, the VM is stopping), -ENXIO (no
+ * hypervisor connection or vms.d/ does not load); *ret_error (optional)
+ * gets the sentence.
+ */
+int broker_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error);
+
+/*
+ * Start a disposable VM for one job.  target: "@dispvm" (the default
+ * template; DefaultDispVM= of `caller` if it has one), "@dispvm:TEMPLATE"
+ * or TEMPLATE.  caller (may be NULL): the calling VM.  cb gets the new VM's
+ * name.  From then on broker_dispvm_is_running() is true for it and the
+ * broker listens on its channel STATE/channels/NAME.sock (kept in
+ * b->channels, so channel_sync_all() must not drop channels for which
+ * broker_dispvm_is_running() is true).  Refusals as above (-ENOENT: no such
+ * template).
+ */
+int broker_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
+                        char **ret_error);
+
+/*
+ * The job of disposable `name` ended: destroy it now (forced, no grace: it
+ * is thrown away), its overlay is deleted and its channel closed.  0, or
+ * -ENOENT when no such disposable runs.  A disposable that stops by itself
+ * (the guest powered off) is cleaned up the same way without this call.
+ */
+int broker_dispvm_release(Broker *b, const char *name);
+bool broker_dispvm_is_running(Broker *b, const char *name);
