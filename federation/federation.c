@@ -679,6 +679,12 @@ static void start_after_netvm(Federation *f, int r, const char *error, void *use
         start_define_and_create(f, c);
 }
 
+static void start_failed(Federation *f, int r, const char *error, void *userdata) {
+        StartCtx *c = userdata;
+        g_autofree char *msg = g_strdup_printf("cannot start %s: %s", c->name, error);
+        start_ctx_finish(f, c, r, msg);
+}
+
 void vm_start_async(Federation *f, Vm *vm, const FederationCallbacks *cb, VmDoneFn done, void *userdata) {
         const VmSpec *s = vm_spec(f, vm);
         StartCtx *c = g_new0(StartCtx, 1);
@@ -689,7 +695,7 @@ void vm_start_async(Federation *f, Vm *vm, const FederationCallbacks *cb, VmDone
         c->done = done;
         c->userdata = userdata;
         if (!s) {
-                federation_complete_later(f, (VmDoneFn) start_after_netvm, c, -ENOENT, "not configured");
+                federation_complete_later(f, start_failed, c, -ENOENT, "not configured in vms.d/");
                 return;
         }
         vm_set_state(vm, FEDERATION_VM_STARTING, "start requested");
@@ -1267,6 +1273,14 @@ int federation_remove_vm(Federation *f, const char *name, GPtrArray **ret_errors
         (void) record_generation(f, desc);
         federation_take_specs(f, steal_pointer(&specs));
         return 0;
+}
+
+int federation_record_generation(Federation *f, const char *description, uint64_t *ret_number) {
+        FEDERATION_BUSY(f);
+        int r = generation_record(f->config_dir, f->state_dir, description, &f->generation);
+        if (r >= 0 && ret_number)
+                *ret_number = f->generation;
+        return r;
 }
 
 int federation_rollback(Federation *f, uint64_t n, uint64_t *ret_new, GPtrArray **ret_errors) {

@@ -202,6 +202,14 @@ int federation_add_vm(Federation *f, const char *name, const char *untrusted_tex
 int federation_remove_vm(Federation *f, const char *name, GPtrArray **ret_errors);
 
 /*
+ * Record the current vms.d/ and policy.d/ as a generation (generation.h):
+ * the broker calls this after each write of a policy file.  Returns
+ * GENERATION_RECORDED or GENERATION_UNCHANGED (identical to the latest),
+ * *ret_number (optional) the generation they now are.
+ */
+int federation_record_generation(Federation *f, const char *description, uint64_t *ret_number);
+
+/*
  * Restore generation n of vms.d/ and policy.d/ (generation.h) and reload.
  * Refused (-EBUSY) during a switch.  *ret_new (optional): the generation
  * recorded for the rollback itself.

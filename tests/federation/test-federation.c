@@ -586,6 +586,17 @@ static void test_add_remove(Fixture *x, gconstpointer data) {
         g_assert_cmpuint(gens->len, ==, 2);
         g_assert_cmpuint(federation_generation(x->f), ==, 2);
 
+        /* A policy edit by the broker: recorded once, not twice. */
+        {
+                g_autofree char *pol = g_build_filename(x->config, "policy.d", "30-user.policy", NULL);
+                uint64_t n = 0;
+                write_text(pol, "vmfed.OpenURL * @anyvm @dispvm allow\n");
+                g_assert_cmpint(federation_record_generation(x->f, "policy: 30-user.policy", &n), ==, GENERATION_RECORDED);
+                g_assert_cmpuint(n, ==, 3);
+                g_assert_cmpint(federation_record_generation(x->f, "again", &n), ==, GENERATION_UNCHANGED);
+                g_assert_cmpuint(n, ==, 3);
+        }
+
         /* Removing the netvm office names: refused by validation. */
         g_assert_cmpint(federation_remove_vm(x->f, "netvm", &e5), ==, -EINVAL);
         g_assert_true(errors_contain(e5, "vms.d/office.vm:5: key NetVM: no VM named 'netvm'"));
@@ -603,12 +614,16 @@ static void test_add_remove(Fixture *x, gconstpointer data) {
                 virDomainPtr dom = lookup(x, "office");
                 g_assert_null(dom); /* undefined too */
         }
-        g_assert_cmpuint(federation_generation(x->f), ==, 3);
+        g_assert_cmpuint(federation_generation(x->f), ==, 4);
 
-        /* Roll back to generation 2: office is back. */
+        /* Roll back to generation 2: office is back, the policy edit gone. */
         g_assert_cmpint(federation_rollback(x->f, 2, NULL, NULL), ==, 0);
         g_assert_nonnull(federation_vm_spec(x->f, "office"));
-        g_assert_cmpuint(federation_generation(x->f), ==, 4);
+        g_assert_cmpuint(federation_generation(x->f), ==, 5);
+        {
+                g_autofree char *pol = g_build_filename(x->config, "policy.d", "30-user.policy", NULL);
+                g_assert_false(g_file_test(pol, G_FILE_TEST_EXISTS));
+        }
         g_assert_cmpint(federation_rollback(x->f, 99, NULL, NULL), ==, -ENOENT);
         g_ptr_array_unref(res.progress);
 }
