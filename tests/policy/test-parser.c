@@ -356,6 +356,7 @@ static void test_include_cycles(void) {
         rm_rf(dir);
 
         /* A symlink to an open file is a cycle too; a deep but finite chain hits the depth limit. */
+        g_free(dir);
         dir = mkdtemp_policy();
         put(dir, "10-a.policy", "!include inc/b\n");
         put(dir, "inc/b", "!include inc/link\n");
@@ -425,12 +426,15 @@ static void test_overrides(void) {
 static void test_nul_in_file(void) {
         g_autofree char *dir = mkdtemp_policy();
         g_autofree char *p = g_build_filename(dir, "10-nul.policy", NULL);
-        g_assert_true(g_file_set_contents(p, "svc * a b allow\n# ok\x00 comment\nsvc * a\x00 b allow\n", 50, NULL));
+        static const char text[] = "svc * a b allow\n# ok\x00 comment\nsvc * a\x00 b allow\n";
+        g_assert_true(g_file_set_contents(p, text, sizeof(text) - 1, NULL));
         PolicySnapshot *s = load_dir(dir);
         dump(s);
         g_assert_false(policy_snapshot_is_valid(s));
         g_assert_true(has_diagnostic(s, "10-nul.policy", 2, 5, "NUL byte"));
         g_assert_true(has_diagnostic(s, "10-nul.policy", 3, 8, "NUL byte"));
+        g_assert_cmpuint(policy_snapshot_n_diagnostics(s), ==, 2);
+        g_assert_cmpuint(policy_snapshot_n_rules(s), ==, 1);
         policy_snapshot_unref(s);
         rm_rf(dir);
 }
