@@ -16,8 +16,14 @@
 
 #include "common/log.h"
 
-/* Room reserved before building one message: libnftnl does not bound-check. */
-#define MSG_ROOM (256u * 1024)
+/*
+ * Room reserved before building one message: libnftnl does not bound-check.
+ * The largest message vmfed builds (256 set elements with key and key end)
+ * stays well under it; batch_done() asserts that.
+ */
+#define MSG_ROOM (64u * 1024)
+/* BATCH_BEGIN goes in front of the messages, BATCH_END after them. */
+#define BATCH_HDR NLMSG_ALIGN(sizeof(struct nlmsghdr) + sizeof(struct nfgenmsg))
 
 struct NftSocket {
         struct mnl_socket *nl;
@@ -82,10 +88,11 @@ size_t nft_batch_size(const NftBatch *b) {
 }
 
 static char *batch_reserve(NftBatch *b) {
-        if (b->alloc - b->used < MSG_ROOM) {
-                size_t n = MAX(b->alloc * 2, b->used + MSG_ROOM);
+        if (!b->buf)
+                b->used = BATCH_HDR;
+        if (b->alloc < b->used + MSG_ROOM + BATCH_HDR) {
+                size_t n = MAX(b->alloc * 2, b->used + MSG_ROOM + BATCH_HDR);
                 b->buf = g_realloc(b->buf, n);
-                memset(b->buf + b->alloc, 0, n - b->alloc);
                 b->alloc = n;
         }
         return b->buf + b->used;
@@ -166,24 +173,22 @@ int nft_socket_commit(NftSocket *s, NftBatch *b) {
         if (n == 0)
                 return 0;
 
-        size_t total = b->used + 2 * NLMSG_ALIGN(sizeof(struct nlmsghdr) + sizeof(struct nfgenmsg));
-        g_autofree char *buf = g_malloc0(total);
+        char *buf = b->buf;
         uint32_t first = s->seq;
         s->seq += (uint32_t) n + 2;
 
+        /* The buffer has room for BEGIN in front (batch_reserve) and END behind. */
         struct nlmsghdr *nlh = nftnl_batch_begin(buf, first);
-        size_t off = NLMSG_ALIGN(nlh->nlmsg_len);
-        memcpy(buf + off, b->buf, b->used);
+        g_assert(NLMSG_ALIGN(nlh->nlmsg_len) == BATCH_HDR);
         /* Number the object messages first+1 .. first+n. */
-        size_t p = 0;
+        size_t p = BATCH_HDR;
         for (uint32_t i = 0; p < b->used; i++) {
-                struct nlmsghdr *m = (struct nlmsghdr *) (buf + off + p);
+                struct nlmsghdr *m = (struct nlmsghdr *) (buf + p);
                 m->nlmsg_seq = first + 1 + i;
                 p += NLMSG_ALIGN(m->nlmsg_len);
         }
-        off += b->used;
-        nlh = nftnl_batch_end(buf + off, first + (uint32_t) n + 1);
-        off += NLMSG_ALIGN(nlh->nlmsg_len);
+        nlh = nftnl_batch_end(buf + b->used, first + (uint32_t) n + 1);
+        size_t off = b->used + NLMSG_ALIGN(nlh->nlmsg_len);
 
         int r = ensure_bufsize(s, SO_SNDBUFFORCE, &s->sndbuf, off + 4096);
         if (r < 0)

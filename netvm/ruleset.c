@@ -231,7 +231,9 @@ static const FwPlan *client_plan(const NetClient *c) {
 }
 
 static char *client_set_name(const NetClient *c, const char *digest, guint index) {
-        return g_strdup_printf(CLIENT_SET_PREFIX "%s-%s-%u", c->name, digest, index);
+        char num[16];
+        snprintf(num, sizeof num, "-%u", index);
+        return g_strconcat(CLIENT_SET_PREFIX, c->name, "-", digest, num, NULL);
 }
 
 static char *client_context(const NetState *s) {
