@@ -13,7 +13,7 @@
 #define RULES_FILE_MAX (4u * 1024 * 1024)
 
 static void netclient_destroy(gpointer p) {
-        netclient_free(p);
+        netclient_unref(p);
 }
 
 NetState *netstate_new(void) {
@@ -44,14 +44,20 @@ NetState *netstate_free(NetState *s) {
 
 static NetClient *netclient_alloc(void) {
         NetClient *c = g_new0(NetClient, 1);
+        c->n_ref = 1;
         c->addrs = g_array_new(FALSE, TRUE, sizeof(NetAddr));
         c->rule_lines = g_ptr_array_new_with_free_func(g_free);
         c->firewall = firewall_new();
         return c;
 }
 
-NetClient *netclient_free(NetClient *c) {
-        if (!c)
+NetClient *netclient_ref(NetClient *c) {
+        c->n_ref++;
+        return c;
+}
+
+NetClient *netclient_unref(NetClient *c) {
+        if (!c || --c->n_ref > 0)
                 return NULL;
         g_free(c->name);
         g_free(c->digest);
@@ -154,13 +160,13 @@ static void finish_client(Parser *p) {
                 ok = false;
         }
         if (!ok) {
-                netclient_free(c);
+                netclient_unref(c);
                 return;
         }
         g_autofree char *e = NULL;
         if (netstate_put_client(p->state, c, &e) < 0) {
                 perr(p, p->client_line, "[Client %s]: %s", c->name, e);
-                netclient_free(c);
+                netclient_unref(c);
         }
 }
 
@@ -521,24 +527,6 @@ static GArray *addr_array_copy(GArray *a) {
         return n;
 }
 
-static NetClient *netclient_copy(const NetClient *o) {
-        NetClient *c = netclient_alloc();
-        c->name = g_strdup(o->name);
-        memcpy(c->mac, o->mac, 6);
-        g_array_append_vals(c->addrs, o->addrs->data, o->addrs->len);
-        c->has_rules = o->has_rules;
-        for (guint i = 0; i < o->rule_lines->len; i++)
-                g_ptr_array_add(c->rule_lines, g_strdup(o->rule_lines->pdata[i]));
-        c->firewall->has_default = o->firewall->has_default;
-        c->firewall->default_action = o->firewall->default_action;
-        g_array_append_vals(c->firewall->rules, o->firewall->rules->data, o->firewall->rules->len);
-        g_string_assign(c->firewall->errors, o->firewall->errors->str);
-        c->firewall->n_errors = o->firewall->n_errors;
-        c->digest = g_strdup(o->digest);
-        c->plan = o->plan ? fwplan_ref(o->plan) : NULL;
-        return c;
-}
-
 NetState *netstate_copy(const NetState *s) {
         NetState *n = netstate_new();
         n->uplink = g_strdup(s->uplink);
@@ -552,8 +540,45 @@ NetState *netstate_copy(const NetState *s) {
         g_array_unref(n->downstream_addrs);
         n->downstream_addrs = addr_array_copy(s->downstream_addrs);
         for (guint i = 0; i < s->clients->len; i++)
-                g_ptr_array_add(n->clients, netclient_copy(s->clients->pdata[i]));
+                g_ptr_array_add(n->clients, netclient_ref(s->clients->pdata[i]));
         for (guint i = 0; i < s->rules_files->len; i++)
                 g_ptr_array_add(n->rules_files, g_strdup(s->rules_files->pdata[i]));
         return n;
+}
+
+static bool addrs_equal(GArray *a, GArray *b) {
+        if (a->len != b->len)
+                return false;
+        for (guint i = 0; i < a->len; i++)
+                if (!netaddr_equal(&g_array_index(a, NetAddr, i), &g_array_index(b, NetAddr, i)))
+                        return false;
+        return true;
+}
+
+static bool client_equal(const NetClient *a, const NetClient *b) {
+        if (a == b)
+                return true;
+        if (strcmp(a->name, b->name) != 0 || memcmp(a->mac, b->mac, 6) != 0 ||
+            !addrs_equal(a->addrs, b->addrs) || a->has_rules != b->has_rules ||
+            a->rule_lines->len != b->rule_lines->len)
+                return false;
+        for (guint i = 0; i < a->rule_lines->len; i++)
+                if (strcmp(a->rule_lines->pdata[i], b->rule_lines->pdata[i]) != 0)
+                        return false;
+        /* Same text but a rules file that could not be read once and now can: not equal. */
+        return a->firewall->n_errors == b->firewall->n_errors;
+}
+
+bool netstate_equal(const NetState *a, const NetState *b) {
+        if (!a || !b)
+                return a == b;
+        if (g_strcmp0(a->uplink, b->uplink) != 0 || g_strcmp0(a->downstream, b->downstream) != 0 ||
+            !addrs_equal(a->uplink_addrs, b->uplink_addrs) || !addrs_equal(a->gateways, b->gateways) ||
+            !addrs_equal(a->dns, b->dns) || !addrs_equal(a->downstream_addrs, b->downstream_addrs) ||
+            a->clients->len != b->clients->len)
+                return false;
+        for (guint i = 0; i < a->clients->len; i++)
+                if (!client_equal(a->clients->pdata[i], b->clients->pdata[i]))
+                        return false;
+        return true;
 }

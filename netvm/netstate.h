@@ -25,7 +25,13 @@
 #define NETSTATE_ADDRS_MAX 16
 #define NETSTATE_NAME_MAX 48
 
+/*
+ * A client is immutable once it is in a NetState (only the caches below are
+ * filled in lazily), so states share clients by reference: copying a state
+ * costs O(clients), not O(rules).
+ */
 typedef struct NetClient {
+        unsigned n_ref;
         char *name;
         uint8_t mac[6];
         GArray *addrs;          /* NetAddr, host addresses (full prefix) */
@@ -51,8 +57,9 @@ NetState *netstate_new(void);
 NetState *netstate_free(NetState *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(NetState, netstate_free)
 
-NetClient *netclient_free(NetClient *c);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(NetClient, netclient_free)
+NetClient *netclient_ref(NetClient *c);
+NetClient *netclient_unref(NetClient *c);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(NetClient, netclient_unref)
 
 /*
  * Parse a state from untrusted text.  source names it in errors.
@@ -70,7 +77,11 @@ int netstate_load(const char *path, NetState **ret, char **errorsp);
 /* The canonical text of s (rules inlined as Rule= lines); parses back to an equal state. */
 char *netstate_format(const NetState *s);
 
+/* A new state sharing s's clients (see NetClient). */
 NetState *netstate_copy(const NetState *s);
+
+/* Same desired state (same text)?  Clients shared by reference compare in O(1). */
+bool netstate_equal(const NetState *a, const NetState *b);
 
 /*
  * Build a client from untrusted D-Bus arguments.  untrusted_rules NULL means
@@ -84,8 +95,8 @@ int netclient_new(const char *untrusted_name, const char *untrusted_mac,
 /*
  * Add c to s, replacing a client of the same name.  Refuses (-EEXIST) a MAC
  * or an address another client has, and (-EINVAL) an address outside every
- * downstream subnet or equal to the gateway.  Takes ownership of c on
- * success only.
+ * downstream subnet or equal to the gateway.  Takes over the caller's
+ * reference to c on success only.
  */
 int netstate_put_client(NetState *s, NetClient *c, char **errorp);
 /* -ENOENT if there is no such client. */

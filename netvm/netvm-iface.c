@@ -17,14 +17,6 @@
 /* Same bound as a state file; sd-bus itself refuses messages over 128 MiB. */
 #define STATE_TEXT_MAX (16u * 1024 * 1024)
 
-static bool state_equal(const NetState *a, const NetState *b) {
-        if (!a || !b)
-                return false;
-        g_autofree char *x = netstate_format(a);
-        g_autofree char *y = netstate_format(b);
-        return strcmp(x, y) == 0;
-}
-
 /*
  * Apply, then turn broken firewalls into an error reply (the state is in
  * force, those clients fail closed).  `client` limits the report to the
@@ -42,7 +34,8 @@ static int apply_and_reply(sd_bus_message *m, Netd *d, NetState *s, const char *
                         fw_errors = g_strdup(c->firewall->errors->str);
         }
 
-        if (state_equal(netd_get_state(d), s)) {
+        const NetState *cur = netd_get_state(d);
+        if (cur && netstate_equal(cur, s)) {
                 netstate_free(s);
                 /* Nothing to do, but a broken firewall is still worth saying. */
         } else {

@@ -51,6 +51,11 @@ static void test_good_and_round_trip(void) {
         g_autoptr(NetState) copy = netstate_copy(s);
         g_autofree char *out3 = netstate_format(copy);
         g_assert_cmpstr(out, ==, out3);
+        g_assert_true(netstate_equal(s, copy));
+        g_assert_true(netstate_equal(s, s2));
+        g_assert_cmpint(netstate_remove_client(copy, "beta"), ==, 0);
+        g_assert_false(netstate_equal(s, copy));
+        g_assert_nonnull(netstate_find_client(s, "beta")); /* the original is untouched */
 }
 
 typedef struct Bad {
@@ -170,7 +175,7 @@ static void test_clients(void) {
         g_assert_cmpint(netclient_new("other", "52:54:00:aa:bb:cd", same, NULL, &d, &e), ==, 0);
         g_assert_cmpint(netstate_put_client(s, d, &e), ==, -EEXIST);
         g_assert_nonnull(strstr(e, "already client web's"));
-        netclient_free(d);
+        netclient_unref(d);
 
         /* Replace by name. */
         NetClient *w2 = NULL;
