@@ -976,7 +976,8 @@ int federation_stop_vm(Federation *f, const char *name, bool force, const Federa
                 g_hash_table_iter_init(&it, f->vms);
                 while (g_hash_table_iter_next(&it, NULL, &value)) {
                         Vm *o = value;
-                        const VmSpec *os = vm_spec(f, o);
+                        /* Disposables use their template's network. */
+                        const VmSpec *os = o->disposable ? vm_spec_find(f->specs, o->template_name) : vm_spec(f, o);
                         if (vm_is_active(o) && os && os->netvm && strcmp(os->netvm, name) == 0)
                                 return refuse(ret_error, -EBUSY, "%s is the NetVM of running VM %s; stop that "
                                               "first or force", name, o->name);

@@ -1,6 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * VM definitions: vms.d/NAME.vm GKeyFile files in the config directory.
+ *
+ * Two readers of the same files: this one is what the policy engine, the
+ * broker's VM objects and `vmfedctl policy` need, and it works on a
+ * configuration whose disks are not on this machine (linting, examples).
+ * federation/vmspec.h is the strict reading the federation runs VMs from
+ * (files must exist, every key's meaning, checks across files); both accept
+ * the same keys and agree on names, roles, PCI addresses and booleans.
  * This is the federation's model of what VMs exist; issue by issue it grows
  * (memory, disks, passthrough, ...).  Today it carries what the policy
  * engine and the broker's VM objects need: name, role, tags.

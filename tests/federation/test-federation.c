@@ -507,6 +507,20 @@ static void test_disposables(Fixture *x, gconstpointer data) {
         g_assert_false(g_file_test(overlay, G_FILE_TEST_EXISTS));
         g_assert_cmpint(federation_vm_state(x->f, disp1), ==, -ENOENT);
 
+        /* The netvm serves a running disposable: not stopped without force. */
+        cb = result_callbacks(&res);
+        g_assert_cmpint(federation_start_disposable(x->f, "dvm", NULL, &cb, NULL), ==, 0);
+        g_assert_true(run_until(&res.done, 10));
+        g_clear_pointer(&disp1, g_free);
+        disp1 = g_strdup(res.message);
+        g_clear_pointer(&err, g_free);
+        g_assert_cmpint(federation_stop_vm(x->f, "netvm", false, &cb, &err), ==, -EBUSY);
+        g_assert_nonnull(strstr(err, disp1));
+        cb = result_callbacks(&res);
+        g_assert_cmpint(federation_stop_vm(x->f, disp1, true, &cb, NULL), ==, 0);
+        g_assert_true(run_until(&res.done, 5));
+        g_assert_cmpint(count_overlays(x), ==, 0);
+
         /* The caller's DefaultDispVM picks the direct-boot template: no overlay. */
         cb = result_callbacks(&res);
         g_assert_cmpint(federation_start_disposable(x->f, "@dispvm", "rivendale", &cb, NULL), ==, 0);
