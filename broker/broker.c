@@ -10,6 +10,8 @@
 #include "broker/channel.h"
 #include "broker/errors.h"
 #include "broker/hypervisor.h"
+#include "broker/lifecycle.h"
+#include "broker/generations-iface.h"
 #include "broker/manager.h"
 #include "broker/policy-iface.h"
 #include "broker/vm-object.h"
@@ -43,6 +45,7 @@ int broker_new(const char *config_dir, const char *state_dir, const char *libvir
 Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
+        b->lifecycle = lifecycle_free(b->lifecycle);
         g_clear_pointer(&b->channels, g_hash_table_unref);
         b->hypervisor = hypervisor_free(b->hypervisor);
         b->bus_source = bus_source_free(b->bus_source);
@@ -63,6 +66,8 @@ Broker *broker_free(Broker *b) {
         g_free(b->bus_address);
         g_free(b->active_persona);
         g_free(b->manage_group);
+        g_free(b->domain_prefix);
+        g_free(b->bridge);
         g_free(b);
         return NULL;
 }
@@ -84,6 +89,18 @@ void broker_set_vm_state(Broker *b, const char *name, const char *state) {
         g_free(o->state);
         o->state = g_strdup(state);
         vm_object_emit_changed(b, name, "State", NULL);
+}
+
+static int broker_rebuild_facts(Broker *b);
+
+void broker_set_active_persona(Broker *b, const char *name) {
+        if (g_strcmp0(b->active_persona, name) == 0)
+                return;
+        log_info("Active persona: %s -> %s.", b->active_persona ?: "(none)", name ?: "(none)");
+        g_free(b->active_persona);
+        b->active_persona = g_strdup(name);
+        (void) broker_rebuild_facts(b);
+        manager_emit_active_persona(b);
 }
 
 void broker_set_policy(Broker *b, PolicySnapshot *s) {
@@ -170,6 +187,9 @@ int broker_reload(Broker *b, GPtrArray **ret_errors) {
                 broker_set_vms(b, vms);
         }
 
+        if (b->lifecycle)
+                (void) lifecycle_reload(b->lifecycle, errors);
+
         r = broker_rebuild_facts(b);
         if (r < 0)
                 g_ptr_array_add(errors, g_strdup_printf("policy facts: %s", strerror(-r)));
@@ -195,6 +215,9 @@ int broker_reload(Broker *b, GPtrArray **ret_errors) {
                  policy_snapshot_is_valid(b->policy) ? "" : " (BROKEN: denying everything)");
 
         r = errors->len > 0 ? -EINVAL : 0;
+        /* A configuration that loads is a generation (nothing is recorded when it equals the latest). */
+        if (r == 0)
+                (void) generations_record(b, "reload");
         if (ret_errors)
                 *ret_errors = r < 0 ? steal_pointer(&errors) : NULL;
         return r;
@@ -275,6 +298,9 @@ int broker_start(Broker *b) {
         if (r < 0)
                 return log_error_errno(r, "Cannot export objects: %m");
 
+        r = lifecycle_new(b, b->domain_prefix, b->bridge, &b->lifecycle);
+        if (r < 0)
+                return r;
         r = hypervisor_new(b, b->libvirt_uri, &b->hypervisor);
         if (r < 0)
                 return r;

@@ -58,6 +58,9 @@ typedef struct Broker {
 
         uint64_t next_request_id;
 
+        char *domain_prefix; /* --domain-prefix (tests), NULL: "vmfed-" */
+        char *bridge;        /* --bridge: the default netvm's bridge, NULL: no NICs */
+
         char *manage_group; /* "vmfed": its members may change things */
         bool have_vmfed_gid;
         gid_t vmfed_gid;
@@ -92,6 +95,8 @@ uint64_t broker_next_request_id(Broker *b);
 VmObject *broker_find_vm(Broker *b, const char *name);
 /* Update a VM's State and emit PropertiesChanged when it changed. */
 void broker_set_vm_state(Broker *b, const char *name, const char *state);
+/* Set Manager.ActivePersona (NULL: none), rebuild the policy facts (@active), emit PropertiesChanged. */
+void broker_set_active_persona(Broker *b, const char *name);
 
 /* ---- running VMs on demand (for routing; implemented in broker/lifecycle.c) ----
  *

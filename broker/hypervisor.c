@@ -8,8 +8,10 @@
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
+#include "broker/lifecycle.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "federation/virt.h"
 
 #define HYPERVISOR_RECONNECT_SECONDS 3
 
@@ -17,73 +19,25 @@ struct Hypervisor {
         Broker *broker;
         char *uri;
         virConnectPtr conn;
-        int lifecycle_id;
         guint reconnect_id;
         bool closing;
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(virDomainPtr, virDomainFree)
-
-static const char *libvirt_error(void) {
-        const virError *e = virGetLastError();
-        return e && e->message ? e->message : "unknown libvirt error";
-}
-
-/* libvirt prints errors to stderr by default; we log them ourselves. */
-static void libvirt_error_func(void *userdata, virErrorPtr error) {
-}
-
 int hypervisor_init_event_loop(void) {
-        if (virInitialize() < 0)
-                return log_error_errno(-EIO, "Failed to initialize libvirt: %s", libvirt_error());
-        virSetErrorFunc(NULL, libvirt_error_func);
-        if (virEventRegisterDefaultImpl() < 0)
-                return log_error_errno(-EIO, "Failed to register libvirt's event loop: %s",
-                                       libvirt_error());
+        g_autofree char *error = NULL;
+        int r;
+
+        /* libvirt prints errors to stderr by default; virt_error() reports them instead. */
+        virt_quiet_errors();
+        if (virInitialize() < 0) {
+                r = virt_error("virInitialize", &error);
+                return log_error_errno(r, "Failed to initialize libvirt: %s", error);
+        }
+        if (virEventRegisterDefaultImpl() < 0) {
+                r = virt_error("virEventRegisterDefaultImpl", &error);
+                return log_error_errno(r, "Failed to register libvirt's event loop: %s", error);
+        }
         return 0;
-}
-
-static const char *state_to_string(int state) {
-        switch (state) {
-        case VIR_DOMAIN_RUNNING:
-        case VIR_DOMAIN_BLOCKED:
-                return "running";
-        case VIR_DOMAIN_PAUSED:
-                return "paused";
-        case VIR_DOMAIN_SHUTDOWN:
-                return "stopping";
-        case VIR_DOMAIN_SHUTOFF:
-                return "stopped";
-        case VIR_DOMAIN_CRASHED:
-                return "crashed";
-        case VIR_DOMAIN_PMSUSPENDED:
-                return "suspended";
-        default:
-                return "unknown";
-        }
-}
-
-static const char *event_to_state(int event) {
-        switch (event) {
-        case VIR_DOMAIN_EVENT_STARTED:
-        case VIR_DOMAIN_EVENT_RESUMED:
-                return "running";
-        case VIR_DOMAIN_EVENT_SUSPENDED:
-                return "paused";
-        case VIR_DOMAIN_EVENT_SHUTDOWN:
-                return "stopping";
-        case VIR_DOMAIN_EVENT_STOPPED:
-        case VIR_DOMAIN_EVENT_DEFINED:
-                return "stopped";
-        case VIR_DOMAIN_EVENT_UNDEFINED:
-                return "undefined";
-        case VIR_DOMAIN_EVENT_CRASHED:
-                return "crashed";
-        case VIR_DOMAIN_EVENT_PMSUSPENDED:
-                return "suspended";
-        default:
-                return NULL;
-        }
 }
 
 bool hypervisor_is_connected(Hypervisor *h) {
@@ -91,41 +45,11 @@ bool hypervisor_is_connected(Hypervisor *h) {
 }
 
 const char *hypervisor_domain_state(Hypervisor *h, const char *name) {
-        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-        int state, reason;
-
-        if (!h || !h->conn)
-                return "unknown";
-        dom = virDomainLookupByName(h->conn, name);
-        if (!dom) {
-                const virError *e = virGetLastError();
-                if (e && e->code == VIR_ERR_NO_DOMAIN)
-                        return "undefined";
-                return "unknown";
-        }
-        if (virDomainGetState(dom, &state, &reason, 0) < 0)
-                return "unknown";
-        return state_to_string(state);
+        return lifecycle_vm_state(h ? h->broker->lifecycle : NULL, name);
 }
 
 void hypervisor_refresh_states(Hypervisor *h) {
-        GHashTableIter it;
-        gpointer key, value;
-
-        g_hash_table_iter_init(&it, h->broker->vm_objects);
-        while (g_hash_table_iter_next(&it, &key, &value))
-                broker_set_vm_state(h->broker, key, hypervisor_domain_state(h, key));
-}
-
-static int lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque) {
-        Hypervisor *h = opaque;
-        const char *name = virDomainGetName(dom);
-        const char *state = event_to_state(event);
-
-        log_debug("libvirt: domain %s event %d detail %d", name ? name : "?", event, detail);
-        if (name && state)
-                broker_set_vm_state(h->broker, name, state);
-        return 0;
+        lifecycle_refresh_states(h->broker->lifecycle);
 }
 
 static void hypervisor_schedule_reconnect(Hypervisor *h);
@@ -145,9 +69,8 @@ static void hypervisor_disconnect(Hypervisor *h) {
         if (!h->conn)
                 return;
         h->closing = true;
-        if (h->lifecycle_id >= 0)
-                (void) virConnectDomainEventDeregisterAny(h->conn, h->lifecycle_id);
-        h->lifecycle_id = -1;
+        /* The federation goes first: pending operations fail, VM states become "unknown". */
+        lifecycle_detach(h->broker->lifecycle);
         (void) virConnectUnregisterCloseCallback(h->conn, close_callback);
         (void) virConnectClose(h->conn);
         h->conn = NULL;
@@ -155,22 +78,25 @@ static void hypervisor_disconnect(Hypervisor *h) {
 }
 
 static int hypervisor_connect(Hypervisor *h) {
+        g_autofree char *error = NULL;
+        int r;
+
         h->conn = virConnectOpen(h->uri);
-        if (!h->conn)
-                return log_warning_errno(-ECONNREFUSED, "Failed to connect to %s: %s", h->uri,
-                                         libvirt_error());
+        if (!h->conn) {
+                r = virt_error("virConnectOpen", &error);
+                return log_warning_errno(r, "Failed to connect to %s: %s", h->uri, error);
+        }
 
         /* Remote drivers only; the test driver refuses keepalive, which is fine. */
-        (void) virConnectSetKeepAlive(h->conn, 5, 3);
-        if (virConnectRegisterCloseCallback(h->conn, close_callback, h, NULL) < 0)
-                log_debug("No close callback for %s: %s", h->uri, libvirt_error());
-        h->lifecycle_id = virConnectDomainEventRegisterAny(
-                h->conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE, VIR_DOMAIN_EVENT_CALLBACK(lifecycle_event), h,
-                NULL);
-        if (h->lifecycle_id < 0)
-                log_warning("No lifecycle events from %s: %s", h->uri, libvirt_error());
-
+        if (virConnectSetKeepAlive(h->conn, 5, 3) < 0)
+                virResetLastError();
+        if (virConnectRegisterCloseCallback(h->conn, close_callback, h, NULL) < 0) {
+                r = virt_error("virConnectRegisterCloseCallback", &error);
+                log_debug("No close callback for %s: %s", h->uri, error);
+        }
         log_info("Connected to %s.", h->uri);
+        /* Lifecycle events and VM state belong to the federation. */
+        lifecycle_attach(h->broker->lifecycle, h->conn);
         return 0;
 }
 
@@ -204,7 +130,6 @@ int hypervisor_new(Broker *b, const char *uri, Hypervisor **ret) {
         if (!h)
                 return -ENOMEM;
         h->broker = b;
-        h->lifecycle_id = -1;
         h->uri = strdup(uri);
         if (!h->uri) {
                 free(h);

@@ -7,9 +7,10 @@
  * are dispatched there.  When the connection closes it is reopened every
  * few seconds; meanwhile every VM's State is "unknown".
  *
- * VM states reported on .VM.State: "running", "paused", "stopping",
- * "stopped", "crashed", "suspended" (to RAM), "undefined" (no libvirt
- * domain of that name), "unknown" (no hypervisor connection).
+ * Domain lifecycle events and VM state belong to the federation
+ * (broker/lifecycle.c): each new connection is handed to lifecycle_attach(),
+ * a lost one to lifecycle_detach().  libvirt errors are translated by
+ * federation/virt.c's virt_error().
  */
 #pragma once
 
@@ -23,8 +24,8 @@ Hypervisor *hypervisor_free(Hypervisor *h);
 
 bool hypervisor_is_connected(Hypervisor *h);
 
-/* Query the state of one domain now (a libvirt call). */
+/* A VM's state as the federation keeps it ("unknown" without one); no libvirt call. */
 const char *hypervisor_domain_state(Hypervisor *h, const char *name);
 
-/* Refresh every VM's State from libvirt (after connecting and on reload). */
+/* Refresh every VM's State from the federation (after connecting and on reload). */
 void hypervisor_refresh_states(Hypervisor *h);

@@ -1,26 +1,435 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* Placeholder: the federation wiring lands in the next commits. */
-#include <errno.h>
+#include "broker/lifecycle.h"
 
-#include "broker/broker.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "broker/channel.h"
+#include "broker/operation.h"
+#include "common/log.h"
+#include "common/macro.h"
+
+typedef struct ReadyWaiter {
+        char *name;
+        BrokerVmReadyFn cb;
+        void *userdata;
+} ReadyWaiter;
+
+static void ready_waiter_free(void *p) {
+        ReadyWaiter *w = p;
+        g_free(w->name);
+        g_free(w);
+}
+
+int lifecycle_new(Broker *b, const char *domain_prefix, const char *bridge, Lifecycle **ret) {
+        Lifecycle *l = g_new0(Lifecycle, 1);
+
+        l->broker = b;
+        l->domain_prefix = g_strdup(domain_prefix);
+        l->bridge = g_strdup(bridge);
+        l->unavailable = g_strdup("no connection to libvirt");
+        l->operations = g_hash_table_new(g_str_hash, g_str_equal);
+        l->dispvms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        l->ready_waiters = g_ptr_array_new_with_free_func(ready_waiter_free);
+        *ret = l;
+        return 0;
+}
+
+static void ready_waiters_fail(Lifecycle *l, const char *name, int r, const char *error);
+
+Lifecycle *lifecycle_free(Lifecycle *l) {
+        if (!l)
+                return NULL;
+        g_clear_handle_id(&l->boot_idle, g_source_remove);
+        /* First the federation (it then never calls back), then whoever waited. */
+        l->federation = federation_free(l->federation);
+        operation_abandon_all(l->broker, -ESHUTDOWN, "vmfedd is shutting down");
+        ready_waiters_fail(l, NULL, -ESHUTDOWN, "vmfedd is shutting down");
+        if (l->conn)
+                virConnectClose(l->conn);
+        g_hash_table_unref(l->operations);
+        g_hash_table_unref(l->dispvms);
+        g_ptr_array_unref(l->ready_waiters);
+        g_free(l->domain_prefix);
+        g_free(l->bridge);
+        g_free(l->unavailable);
+        g_free(l);
+        return NULL;
+}
+
+Federation *lifecycle_federation(Lifecycle *l, const char **ret_reason) {
+        if (ret_reason)
+                *ret_reason = l && l->unavailable ? l->unavailable : "the federation is not loaded";
+        return l ? l->federation : NULL;
+}
+
+const char *lifecycle_vm_state(Lifecycle *l, const char *name) {
+        FederationVmState s;
+
+        if (!l || !l->federation)
+                return "unknown";
+        s = federation_vm_state(l->federation, name);
+        return federation_vm_state_to_string(s) ?: "unknown";
+}
+
+static void lifecycle_update_active_persona(Lifecycle *l) {
+        const char *active = l->federation ? federation_active_persona(l->federation) : NULL;
+        broker_set_active_persona(l->broker, active);
+}
+
+void lifecycle_refresh_states(Lifecycle *l) {
+        GHashTableIter it;
+        gpointer key;
+
+        if (!l)
+                return;
+        g_hash_table_iter_init(&it, l->broker->vm_objects);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                broker_set_vm_state(l->broker, key, lifecycle_vm_state(l, key));
+        lifecycle_update_active_persona(l);
+}
+
+/* ---- waiters of broker_vm_ensure_running() ------------------------------ */
+
+typedef struct ReadyLater {
+        Broker *broker;
+        BrokerVmReadyFn cb;
+        void *userdata;
+        int r;
+        char *vm;
+        char *error;
+} ReadyLater;
+
+static gboolean ready_later_dispatch(gpointer p) {
+        ReadyLater *x = p;
+        x->cb(x->broker, x->r, x->vm, x->error, x->userdata);
+        g_free(x->vm);
+        g_free(x->error);
+        g_free(x);
+        return G_SOURCE_REMOVE;
+}
+
+static void ready_later(Broker *b, BrokerVmReadyFn cb, void *userdata, int r, const char *vm, const char *error) {
+        ReadyLater *x = g_new0(ReadyLater, 1);
+        *x = (ReadyLater) { .broker = b, .cb = cb, .userdata = userdata, .r = r, .vm = g_strdup(vm),
+                            .error = g_strdup(error) };
+        g_idle_add(ready_later_dispatch, x);
+}
+
+/* name NULL: every waiter. */
+static void ready_waiters_fail(Lifecycle *l, const char *name, int r, const char *error) {
+        for (guint i = 0; i < l->ready_waiters->len;) {
+                ReadyWaiter *w = l->ready_waiters->pdata[i];
+                if (name && strcmp(w->name, name) != 0) {
+                        i++;
+                        continue;
+                }
+                ready_later(l->broker, w->cb, w->userdata, r, w->name, error);
+                g_ptr_array_remove_index(l->ready_waiters, i);
+        }
+}
+
+static void ready_waiters_check(Lifecycle *l, const char *name, FederationVmState s) {
+        g_autofree char *error = NULL;
+
+        if (s == FEDERATION_VM_RUNNING) {
+                for (guint i = 0; i < l->ready_waiters->len;) {
+                        ReadyWaiter *w = l->ready_waiters->pdata[i];
+                        if (strcmp(w->name, name) != 0) {
+                                i++;
+                                continue;
+                        }
+                        ready_later(l->broker, w->cb, w->userdata, 0, name, NULL);
+                        g_ptr_array_remove_index(l->ready_waiters, i);
+                }
+        } else if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED) {
+                error = g_strdup_printf("%s stopped instead of starting", name);
+                ready_waiters_fail(l, name, -EIO, error);
+        }
+}
+
+/* ---- disposables ----------------------------------------------------------- */
+
+static void dispvm_gone(Lifecycle *l, const char *name) {
+        if (!g_hash_table_remove(l->dispvms, name))
+                return;
+        log_info("Disposable %s is gone; closing its channel.", name);
+        g_hash_table_remove(l->broker->channels, name);
+}
+
+bool broker_dispvm_is_running(Broker *b, const char *name) {
+        return b->lifecycle && name && g_hash_table_contains(b->lifecycle->dispvms, name);
+}
+
+/* ---- the federation's state callback ------------------------------------- */
+
+static void on_vm_state(const char *vm, FederationVmState s, const char *reason, void *userdata) {
+        Lifecycle *l = userdata;
+        const char *state = federation_vm_state_to_string(s);
+
+        log_debug("Federation: %s is %s (%s).", vm, state ? state : "?", reason ? reason : "-");
+        if (state)
+                broker_set_vm_state(l->broker, vm, state);
+        if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED)
+                dispvm_gone(l, vm);
+        ready_waiters_check(l, vm, s);
+        lifecycle_update_active_persona(l);
+}
+
+/* ---- creation, boot (resume, autostart) ------------------------------------ */
+
+static void autostart_done(Broker *b, int r, const char *message, void *userdata) {
+}
+
+static void resume_done(Broker *b, int r, const char *message, void *userdata) {
+        Lifecycle *l = b->lifecycle;
+        bool autostart = GPOINTER_TO_INT(userdata);
+        g_autofree char *error = NULL;
+        Operation *op;
+
+        if (!l->federation || !autostart)
+                return;
+        op = operation_new(b, NULL, "autostart", autostart_done, NULL);
+        r = federation_autostart(l->federation, operation_callbacks(op), &error);
+        if (r < 0)
+                operation_finish(op, r, error);
+}
+
+/* After (re)creating the federation: resume an interrupted switch; the first time also autostart. */
+static gboolean lifecycle_boot(gpointer userdata) {
+        Lifecycle *l = userdata;
+        Broker *b = l->broker;
+        bool autostart = !l->booted;
+        g_autofree char *error = NULL;
+        Operation *op;
+        int r;
+
+        l->boot_idle = 0;
+        if (!l->federation)
+                return G_SOURCE_REMOVE;
+        l->booted = true;
+        op = operation_new(b, NULL, "resume an interrupted persona switch", resume_done,
+                           GINT_TO_POINTER(autostart));
+        r = federation_resume(l->federation, operation_callbacks(op), &error);
+        if (r < 0)
+                operation_finish(op, r, error);
+        return G_SOURCE_REMOVE;
+}
+
+static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
+        Broker *b = l->broker;
+        g_autoptr(GPtrArray) ferrors = NULL;
+        FederationOptions o = {
+                .config_dir = b->config_dir,
+                .state_dir = b->state_dir,
+                .domain_prefix = l->domain_prefix,
+                .bridge = l->bridge,
+                /* The broker listens on STATE/channels/NAME.sock (channel.c); QEMU connects. */
+                .channel_mode = DOMAIN_CHANNEL_CONNECT,
+        };
+        Federation *f = NULL;
+        int r;
+
+        r = federation_new(l->conn, &o, &f, &ferrors);
+        if (r < 0) {
+                g_autofree char *joined = NULL;
+                if (ferrors && ferrors->len > 0) {
+                        for (guint i = 0; i < ferrors->len; i++)
+                                if (errors)
+                                        g_ptr_array_add(errors, g_strdup(ferrors->pdata[i]));
+                        g_ptr_array_add(ferrors, NULL);
+                        joined = g_strjoinv("; ", (char **) ferrors->pdata);
+                }
+                g_free(l->unavailable);
+                l->unavailable = g_strdup_printf("the federation could not be loaded: %s",
+                                                 joined ? joined : strerror(-r));
+                log_error("No federation: %s", l->unavailable);
+                return r;
+        }
+        federation_set_state_callback(f, on_vm_state, l);
+        l->federation = f;
+        g_clear_pointer(&l->unavailable, g_free);
+        log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
+                 l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
+        if (!l->boot_idle)
+                l->boot_idle = g_idle_add(lifecycle_boot, l);
+        return 0;
+}
+
+void lifecycle_attach(Lifecycle *l, virConnectPtr conn) {
+        if (!l || l->conn == conn)
+                return;
+        lifecycle_detach(l);
+        virConnectRef(conn);
+        l->conn = conn;
+        (void) lifecycle_create(l, NULL);
+        lifecycle_refresh_states(l);
+}
+
+void lifecycle_detach(Lifecycle *l) {
+        static const char lost[] = "the connection to libvirt was lost; an interrupted persona switch is "
+                                   "finished or rolled back when it returns";
+
+        if (!l || !l->conn)
+                return;
+        g_clear_handle_id(&l->boot_idle, g_source_remove);
+        l->federation = federation_free(l->federation);
+        operation_abandon_all(l->broker, -ENOTCONN, lost);
+        ready_waiters_fail(l, NULL, -ENOTCONN, lost);
+        virConnectClose(l->conn);
+        l->conn = NULL;
+        g_free(l->unavailable);
+        l->unavailable = g_strdup("no connection to libvirt");
+        lifecycle_refresh_states(l);
+}
+
+int lifecycle_reload(Lifecycle *l, GPtrArray *errors) {
+        g_autoptr(GPtrArray) ferrors = NULL;
+        int r;
+
+        if (!l || !l->conn)
+                return 0;
+        if (!l->federation) {
+                r = lifecycle_create(l, errors);
+                lifecycle_refresh_states(l);
+                return r < 0 ? -EINVAL : 0;
+        }
+        r = federation_reload(l->federation, &ferrors);
+        if (r < 0 && ferrors && errors)
+                for (guint i = 0; i < ferrors->len; i++)
+                        g_ptr_array_add(errors, g_strdup(ferrors->pdata[i]));
+        lifecycle_refresh_states(l);
+        return r < 0 ? -EINVAL : 0;
+}
+
+/* ---- API for routing (broker.h) ------------------------------------------- */
+
+typedef struct EnsureCtx {
+        char *name;
+        BrokerVmReadyFn cb;
+        void *userdata;
+} EnsureCtx;
+
+static void ensure_done(Broker *b, int r, const char *message, void *userdata) {
+        EnsureCtx *c = userdata;
+        c->cb(b, r, c->name, r < 0 ? message : NULL, c->userdata);
+        g_free(c->name);
+        g_free(c);
+}
+
+static int refuse(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+static int refuse(char **ret_error, int r, const char *fmt, ...) {
+        va_list ap;
+        if (ret_error) {
+                va_start(ap, fmt);
+                *ret_error = g_strdup_vprintf(fmt, ap);
+                va_end(ap);
+        }
+        return r;
+}
 
 int broker_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
-        if (ret_error)
-                *ret_error = g_strdup("the federation is not wired into the broker yet");
-        return -ENXIO;
+        const char *reason;
+        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        g_autofree char *error = NULL;
+        FederationVmState s;
+        EnsureCtx *c;
+        Operation *op;
+        int r;
+
+        if (!f)
+                return refuse(ret_error, -ENXIO, "%s", reason);
+        s = federation_vm_state(f, name);
+        if (s < 0 || !federation_vm_spec(f, name))
+                return refuse(ret_error, -ENOENT, "no VM named '%s' in vms.d/", name);
+        switch (s) {
+        case FEDERATION_VM_RUNNING:
+                ready_later(b, cb, userdata, 0, name, NULL);
+                return 0;
+        case FEDERATION_VM_STARTING: {
+                ReadyWaiter *w = g_new0(ReadyWaiter, 1);
+                *w = (ReadyWaiter) { .name = g_strdup(name), .cb = cb, .userdata = userdata };
+                g_ptr_array_add(b->lifecycle->ready_waiters, w);
+                return 0;
+        }
+        case FEDERATION_VM_STOPPING:
+                return refuse(ret_error, -EBUSY, "%s is stopping", name);
+        case FEDERATION_VM_PAUSED:
+                return refuse(ret_error, -EBUSY, "%s is paused", name);
+        default:
+                break;
+        }
+
+        c = g_new0(EnsureCtx, 1);
+        *c = (EnsureCtx) { .name = g_strdup(name), .cb = cb, .userdata = userdata };
+        error = g_strdup_printf("start %s (on demand)", name);
+        op = operation_new(b, NULL, error, ensure_done, c);
+        g_clear_pointer(&error, g_free);
+        r = federation_start_vm(f, name, operation_callbacks(op), &error);
+        if (r < 0) {
+                operation_cancel(op);
+                g_free(c->name);
+                g_free(c);
+                return refuse(ret_error, r, "%s", error ? error : strerror(-r));
+        }
+        return 0;
+}
+
+static void dispvm_done(Broker *b, int r, const char *message, void *userdata) {
+        EnsureCtx *c = userdata;
+        Lifecycle *l = b->lifecycle;
+
+        if (r >= 0 && message) {
+                Channel *ch = NULL;
+                g_hash_table_add(l->dispvms, g_strdup(message));
+                if (!g_hash_table_contains(b->channels, message) && channel_new(b, message, &ch) >= 0)
+                        g_hash_table_insert(b->channels, g_strdup(message), ch);
+                c->cb(b, 0, message, NULL, c->userdata);
+        } else
+                c->cb(b, r < 0 ? r : -EIO, NULL, message ? message : "the disposable did not start",
+                      c->userdata);
+        g_free(c->name);
+        g_free(c);
 }
 
 int broker_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
                         char **ret_error) {
-        if (ret_error)
-                *ret_error = g_strdup("the federation is not wired into the broker yet");
-        return -ENXIO;
+        const char *reason;
+        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        g_autofree char *error = NULL, *what = NULL;
+        EnsureCtx *c;
+        Operation *op;
+        int r;
+
+        if (!f)
+                return refuse(ret_error, -ENXIO, "%s", reason);
+        c = g_new0(EnsureCtx, 1);
+        *c = (EnsureCtx) { .name = g_strdup(target), .cb = cb, .userdata = userdata };
+        what = g_strdup_printf("start a disposable from %s for %s", target ? target : "@dispvm",
+                               caller ? caller : "@host");
+        op = operation_new(b, NULL, what, dispvm_done, c);
+        r = federation_start_disposable(f, target, caller, operation_callbacks(op), &error);
+        if (r < 0) {
+                operation_cancel(op);
+                g_free(c->name);
+                g_free(c);
+                return refuse(ret_error, r, "%s", error ? error : strerror(-r));
+        }
+        return 0;
 }
 
 int broker_dispvm_release(Broker *b, const char *name) {
-        return -ENOENT;
-}
+        Federation *f = lifecycle_federation(b->lifecycle, NULL);
+        g_autofree char *error = NULL;
+        int r;
 
-bool broker_dispvm_is_running(Broker *b, const char *name) {
-        return false;
+        if (!broker_dispvm_is_running(b, name))
+                return -ENOENT;
+        if (!f)
+                return -ENXIO;
+        r = federation_stop_vm(f, name, true, NULL, &error);
+        if (r < 0)
+                return log_warning_errno(r, "Cannot destroy disposable %s: %s", name, error ? error : "?");
+        return 0;
 }

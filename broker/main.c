@@ -24,6 +24,8 @@ static void help(FILE *f) {
                 "  --libvirt-uri URI    hypervisor connection [qemu:///system]\n"
                 "  --bus-address ADDR   use this D-Bus address instead of the system bus\n"
                 "  --manage-group NAME  members may change the federation [vmfed]\n"
+                "  --domain-prefix P    libvirt domain names are P + VM name [vmfed-] (tests)\n"
+                "  --bridge NAME        host bridge of the default netvm [none: no NICs]\n"
                 "  --debug              log debug messages\n"
                 "  --help, --version\n\n"
                 "Signals: SIGTERM/SIGINT stop, SIGHUP reloads configuration and policy.\n",
@@ -45,7 +47,7 @@ static gboolean on_reload_signal(gpointer userdata) {
 }
 
 int main(int argc, char **argv) {
-        enum { ARG_CONFIG = 0x100, ARG_STATE, ARG_URI, ARG_BUS, ARG_GROUP, ARG_DEBUG, ARG_VERSION };
+        enum { ARG_CONFIG = 0x100, ARG_STATE, ARG_URI, ARG_BUS, ARG_GROUP, ARG_DEBUG, ARG_VERSION, ARG_PREFIX, ARG_BRIDGE };
         static const struct option options[] = {
                 { "config-dir", required_argument, NULL, ARG_CONFIG },
                 { "state-dir", required_argument, NULL, ARG_STATE },
@@ -53,12 +55,15 @@ int main(int argc, char **argv) {
                 { "bus-address", required_argument, NULL, ARG_BUS },
                 { "manage-group", required_argument, NULL, ARG_GROUP },
                 { "debug", no_argument, NULL, ARG_DEBUG },
+                { "domain-prefix", required_argument, NULL, ARG_PREFIX },
+                { "bridge", required_argument, NULL, ARG_BRIDGE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
         const char *config_dir = VMFED_CONFIG_DIR, *state_dir = VMFED_STATE_DIR;
         const char *uri = "qemu:///system", *bus_address = NULL, *manage_group = "vmfed";
+        const char *domain_prefix = NULL, *bridge = NULL;
         g_autoptr(Broker) b = NULL;
         int c, r;
 
@@ -79,6 +84,16 @@ int main(int argc, char **argv) {
                         break;
                 case ARG_GROUP:
                         manage_group = optarg;
+                        break;
+                case ARG_PREFIX:
+                        if (!g_str_has_prefix(optarg, "vmfed-")) {
+                                fprintf(stderr, "vmfedd: --domain-prefix must start with 'vmfed-'\n");
+                                return 2;
+                        }
+                        domain_prefix = optarg;
+                        break;
+                case ARG_BRIDGE:
+                        bridge = optarg;
                         break;
                 case ARG_DEBUG:
                         log_set_max_level(LOG_DEBUG);
@@ -106,6 +121,8 @@ int main(int argc, char **argv) {
         if (r < 0)
                 return log_error_errno(r, "Out of memory."), 1;
         b->manage_group = g_strdup(manage_group);
+        b->domain_prefix = g_strdup(domain_prefix);
+        b->bridge = g_strdup(bridge);
 
         g_unix_signal_add(SIGTERM, on_quit_signal, b);
         g_unix_signal_add(SIGINT, on_quit_signal, b);

@@ -7,6 +7,9 @@
 #include "broker/audit.h"
 #include "broker/auth.h"
 #include "broker/errors.h"
+#include "broker/generations-iface.h"
+#include "broker/lifecycle-iface.h"
+#include "broker/vm-config-iface.h"
 #include "broker/vm-object.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -138,8 +141,22 @@ static const sd_bus_vtable manager_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
+/* The Manager interface is served by one vtable per noun: this one, lifecycle-iface.c (StartVM, StopVM,
+ * SwitchPersona, Progress; also VM.Start/Stop), vm-config-iface.c (AddVM, RemoveVM) and
+ * generations-iface.c (ListGenerations, Rollback); sd-bus merges them in introspection. */
 int manager_register(Broker *b) {
-        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, manager_vtable, b);
+        int r;
+
+        r = sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, manager_vtable, b);
+        if (r < 0)
+                return r;
+        r = lifecycle_iface_register(b);
+        if (r < 0)
+                return r;
+        r = vm_config_iface_register(b);
+        if (r < 0)
+                return r;
+        return generations_iface_register(b);
 }
 
 void manager_emit_active_persona(Broker *b) {

@@ -9,6 +9,7 @@
 #include "broker/audit.h"
 #include "broker/auth.h"
 #include "broker/errors.h"
+#include "broker/generations-iface.h"
 #include "broker/policy-file.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -260,6 +261,11 @@ static int edit_apply(Broker *b, const PolicyEdit *e, char **ret_etag, sd_bus_er
         /* What is on disk now is exactly what was compiled. */
         broker_set_policy(b, s);
         policy_snapshot_unref(s);
+        {
+                g_autofree char *desc = g_strdup_printf("%s policy file %s", e->content ? "write" : "remove",
+                                                        e->name);
+                (void) generations_record(b, desc);
+        }
         if (ret_etag)
                 *ret_etag = e->content ? policy_file_etag(e->content, strlen(e->content)) : NULL;
         return 0;

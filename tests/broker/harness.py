@@ -76,11 +76,13 @@ DBUS_SYSTEM_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bu
 </busconfig>
 """
 
+# @KERNEL@ becomes a (dummy) file in the test's directory: the federation
+# needs a boot source that exists; test:///default never reads it.
 DEFAULT_VMS = {
-    "rivendale": "[VM]\nRole=persona\nTags=dev;work\n",
-    "gondor": "[VM]\nRole=persona\nTags=games\n",
-    "netvm": "[VM]\nRole=service\n",
-    "test": "[VM]\nRole=app\nTags=probe\n",
+    "rivendale": "[VM]\nRole=persona\nTags=dev;work\nKernel=@KERNEL@\n",
+    "gondor": "[VM]\nRole=persona\nTags=games\nKernel=@KERNEL@\n",
+    "netvm": "[VM]\nRole=service\nKernel=@KERNEL@\n",
+    "test": "[VM]\nRole=app\nTags=probe\nKernel=@KERNEL@\n",
 }
 
 DEFAULT_POLICY = {
@@ -129,13 +131,16 @@ class CallError(Exception):
 
 
 class Harness:
-    def __init__(self, vmfedd, vms=None, policy=None, debug=False, extra_args=(), system_policy=None):
+    def __init__(self, vmfedd, vms=None, policy=None, debug=False, extra_args=(), system_policy=None,
+                 uri="test:///default", env=None):
         self.vmfedd_path = vmfedd
         self.vms = DEFAULT_VMS if vms is None else vms
         self.policy = DEFAULT_POLICY if policy is None else policy
         self.debug = debug
         self.extra_args = list(extra_args)
         self.system_policy = system_policy  # path of our D-Bus policy file: a system-like bus
+        self.uri = uri
+        self.env = env  # extra environment for vmfedd
         self.dbus = None
         self.daemon = None
         self.tmp = None
@@ -167,9 +172,12 @@ class Harness:
         os.makedirs(os.path.join(self.config_dir, "vms.d"))
         os.makedirs(self.policy_dir)
         os.makedirs(self.state_dir)
+        self.kernel = os.path.join(self.tmp, "kernel")
+        with open(self.kernel, "w") as f:
+            f.write("not a kernel: test:///default does not boot\n")
         for name, text in self.vms.items():
             with open(os.path.join(self.config_dir, "vms.d", name + ".vm"), "w") as f:
-                f.write(text)
+                f.write(text.replace("@KERNEL@", self.kernel))
         for name, text in self.policy.items():
             with open(os.path.join(self.policy_dir, name), "w") as f:
                 f.write(text)
@@ -189,11 +197,12 @@ class Harness:
         self.log_path = os.path.join(self.tmp, "vmfedd.log")
         log = open(self.log_path, "a")
         args = [self.vmfedd_path, "--config-dir", self.config_dir, "--state-dir", self.state_dir,
-                "--libvirt-uri", "test:///default", "--bus-address", self.address]
+                "--libvirt-uri", self.uri, "--bus-address", self.address]
         if self.debug:
             args.append("--debug")
         args += self.extra_args
-        self.daemon = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        env = dict(os.environ, **self.env) if self.env else None
+        self.daemon = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_die_with_parent, env=env)
         log.close()
         self._wait(self._daemon_ready, "vmfedd on the bus")
 
@@ -288,3 +297,74 @@ class Harness:
     def get_property(self, iface, name, path=ROOT, user=None):
         r = self.busctl("--json=short", "get-property", BUS, path, IFACE.get(iface, iface), name, user=user)
         return json.loads(r.stdout)["data"]
+
+
+class Monitor:
+    """Collect the broker's signals in the background (busctl monitor --json=short).
+
+    with Monitor(h) as mon:
+        ...
+        msg = mon.wait(lambda m: m["member"] == "Progress", timeout=5)
+    Each message is busctl's JSON object ("member", "path", "interface",
+    "payload": {"type": ..., "data": [...]}, "timestamp-realtime" in usec).
+    """
+
+    def __init__(self, h, match="type='signal',sender='" + BUS + "'"):
+        import threading
+        self.messages = []
+        self._cond = threading.Condition()
+        self.proc = subprocess.Popen(["busctl", "--address=" + h.address, "monitor", "--json=short",
+                                      "--match=" + match], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                     text=True, preexec_fn=_die_with_parent)
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        # busctl installs its match before it prints anything; a ping through the bus makes sure.
+        time.sleep(0.3)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                msg = json.loads(line)
+            except ValueError:
+                continue
+            with self._cond:
+                self.messages.append(msg)
+                self._cond.notify_all()
+
+    def wait(self, pred, timeout=10, start=0):
+        """The first message (from index start) for which pred is true, or None after timeout."""
+        end = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for m in self.messages[start:]:
+                    try:
+                        if pred(m):
+                            return m
+                    except (KeyError, IndexError, TypeError):
+                        pass
+                left = end - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def state_changed(path, state):
+    """A predicate for Monitor.wait: PropertiesChanged of VM.State on path to state."""
+    def pred(m):
+        if m.get("member") != "PropertiesChanged" or m.get("path") != path:
+            return False
+        data = m["payload"]["data"]
+        return data[0] == IFACE["VM"] and data[1].get("State", {}).get("data") == state
+    return pred

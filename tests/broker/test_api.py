@@ -69,9 +69,10 @@ class Api(unittest.TestCase):
         by_name = {v[0]: v for v in vms}
         self.assertEqual(by_name["rivendale"][1], "persona")
         self.assertEqual(by_name["netvm"][1], "service")
-        # test:///default has a running domain "test"; the others are not defined there.
-        self.assertEqual(by_name["test"][2], "running")
-        self.assertEqual(by_name["gondor"][2], "undefined")
+        # State comes from the federation: nothing runs.  (test:///default's own running domain
+        # "test" is not ours: vmfed's domains are named vmfed-NAME.)
+        self.assertEqual(by_name["test"][2], "stopped")
+        self.assertEqual(by_name["gondor"][2], "stopped")
         self.assertEqual(by_name["test"][3], ROOT + "/vm/test")
 
     def test_get_vm(self):
@@ -91,7 +92,7 @@ class Api(unittest.TestCase):
         self.assertEqual(self.h.get_property("VM", "Name", path=p), "rivendale")
         self.assertEqual(self.h.get_property("VM", "Role", path=p), "persona")
         self.assertEqual(self.h.get_property("VM", "Tags", path=p), ["dev", "work"])
-        self.assertEqual(self.h.get_property("VM", "State", path=ROOT + "/vm/test"), "running")
+        self.assertEqual(self.h.get_property("VM", "State", path=ROOT + "/vm/test"), "stopped")
         tree = self.h.busctl("tree", harness.BUS).stdout
         for vm in ["gondor", "netvm", "rivendale", "test"]:
             self.assertIn(ROOT + "/vm/" + vm, tree)
@@ -106,7 +107,7 @@ class Api(unittest.TestCase):
     def test_vm_name_escaping(self):
         # Names with '-' need escaping in object paths.
         with open(os.path.join(self.h.config_dir, "vms.d", "work-vm.vm"), "w") as f:
-            f.write("[VM]\nRole=app\n")
+            f.write("[VM]\nRole=app\nKernel=%s\n" % self.h.kernel)
         try:
             self.h.call("Manager", "Reload")
             (path,) = self.h.call("Manager", "GetVM", "s", "work-vm")
@@ -442,7 +443,7 @@ class Lifecycle(unittest.TestCase):
             self.assertEqual(len(h.call("Manager", "ListVMs", user="nobody")[0]), 4)
             self.assertEqual(h.call("Policy", "Evaluate", "sss", "rivendale", "@default", "vmfed.OpenURL",
                                     user="nobody")[0], "allow")
-            self.assertEqual(h.get_property("VM", "State", path=ROOT + "/vm/test", user="nobody"), "running")
+            self.assertEqual(h.get_property("VM", "State", path=ROOT + "/vm/test", user="nobody"), "stopped")
             (objs,) = h.call("org.freedesktop.DBus.ObjectManager", "GetManagedObjects", user="nobody")
             self.assertEqual(len(objs), 4)
             self.assertIn("org.vmfed.Federation1.Manager",
