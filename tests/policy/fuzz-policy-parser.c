@@ -66,6 +66,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 free(m);
         }
 
+        /* lint's cross-check walks every rule and token */
+        size_t n_warnings = policy_snapshot_check_facts(s, facts, NULL, NULL);
+        if (n_warnings > 4 * policy_snapshot_n_rules(s))
+                abort();
+
         static const PolicyRequest reqs[] = {
                 { "s", NULL, "a", "b" },          { "s", "x", "a", "@default" }, { "s", "", "b", "@dispvm" },
                 { "svc", "arg", "x", "@dispvm:d" }, { "s", NULL, "@host", "a" },  { "s", NULL, "a", "@host" },
