@@ -323,8 +323,10 @@ int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyR
         } else
                 return deny(ret, "malformed request: invalid target", -EINVAL);
 
-        size_t service_len;
-        uint32_t service_hash = intern_hash(untrusted_service, &service_len);
+        size_t service_len = strlen(untrusted_service);
+        if (service_len > POLICY_SERVICE_MAX)
+                return deny(ret, "malformed request: invalid service name", -EINVAL);
+        uint32_t service_hash = intern_hash_len(untrusted_service, service_len);
         uint32_t svc = intern_lookup_hashed(&s->strings, untrusted_service, service_len, service_hash);
         uint32_t b = svc < s->n_service_bucket ? s->service_bucket[svc] : 0;
         if (b == 0 && policy_service_invalid_at(untrusted_service, service_len) >= 0)

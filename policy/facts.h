@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdbool.h>
+#include <string.h>
 
 #include "policy/intern.h"
 #include "policy/name.h"
@@ -34,7 +35,10 @@ struct PolicyFacts {
 };
 
 static inline const FactsVm *facts_find_vm(const PolicyFacts *f, const char *name) {
-        uint32_t id = intern_lookup(&f->names, name);
+        size_t len = strlen(name);
+        if (len > POLICY_NAME_MAX) /* cannot be a VM; do not hash what a caller may have made huge */
+                return NULL;
+        uint32_t id = intern_lookup_hashed(&f->names, name, len, intern_hash_len(name, len));
         return id ? &f->vms[id - 1] : NULL;
 }
 

@@ -93,6 +93,11 @@ static void test_malformed(void) {
                 { .service = "svc", .source = "work", .target = "@tag:x" },
                 { .service = "svc", .source = "work", .target = "@dispvm:" },
                 { .service = "svc", .source = "work", .target = "gam es" },
+                { .service = "svc", .source = "work", .target = "a-name-longer-than-thirty-one-chars" },
+                { .service = "svc", .source = "a-name-longer-than-thirty-one-chars", .target = "games" },
+                { .service = "s-longer-than-127-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                             "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+                  .source = "work", .target = "games" },
         };
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
                 d.action = POLICY_ACTION_ALLOW;
