@@ -62,6 +62,8 @@ NetClient *netclient_unref(NetClient *c) {
         g_free(c->name);
         g_free(c->digest);
         fwplan_unref(c->plan);
+        if (c->model)
+                c->model_free(c->model);
         g_array_unref(c->addrs);
         g_ptr_array_unref(c->rule_lines);
         firewall_free(c->firewall);

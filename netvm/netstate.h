@@ -40,6 +40,8 @@ typedef struct NetClient {
         Firewall *firewall;     /* never NULL; may be broken */
         char *digest;           /* cache for ruleset.c: digest of the above, or NULL */
         FwPlan *plan;           /* cache for ruleset.c: the compiled firewall, or NULL */
+        void *model;            /* cache for ruleset.c: its part of the nftables model, or NULL */
+        void (*model_free)(void *model);
 } NetClient;
 
 typedef struct NetState {

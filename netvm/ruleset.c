@@ -75,7 +75,6 @@ typedef struct ChainSpec {
         char *name;
         ChainKind kind;
         char *digest;                   /* "" when unknown (forces a rewrite) */
-        const NetClient *client;        /* desired client chains only, borrowed */
 } ChainSpec;
 
 typedef struct ElemSpec {
@@ -84,42 +83,71 @@ typedef struct ElemSpec {
         char *chain;                    /* maps: goto target */
 } ElemSpec;
 
+/* A client's interval set (netvm/fwplan.h), named after the client and its chain digest. */
+typedef struct ClientSetEntry {
+        char *name;                     /* "c-NAME-DIGEST-N" */
+        char *client;
+        guint index;                    /* into the client's FwPlan.sets */
+} ClientSetEntry;
+
+/*
+ * Everything one client contributes to a model, built once per client (and
+ * client context) and cached in the NetClient, so that compiling a state
+ * with many clients allocates nothing for the clients that did not change.
+ */
+typedef struct ClientModel {
+        unsigned n_ref;
+        char ctx[9];                    /* the client context digest it was built for */
+        ChainSpec chain;
+        GPtrArray *elem_ids;            /* char*, identity of elems[i] */
+        GPtrArray *elems;               /* ElemSpec* */
+        GArray *elem_sets;              /* int, the set of elems[i] */
+        GArray *sets;                   /* ClientSetEntry */
+} ClientModel;
+
+/*
+ * The hash tables only borrow: what a model allocates itself is in `owned`
+ * (single g_free'able blocks), client parts in the referenced ClientModels.
+ */
 struct Ruleset {
         bool table_exists;
         const NetState *state;          /* desired only, borrowed */
         GHashTable *chains;             /* name -> ChainSpec* */
         bool set_exists[_SET_MAX];
         GHashTable *elems[_SET_MAX];    /* identity string -> ElemSpec* */
-        GHashTable *client_sets;        /* "c-NAME-DIGEST-N" -> ClientSetRef* (desired) or NULL (applied) */
+        GHashTable *client_sets;        /* name -> ClientSetEntry* (desired) or NULL (read from the kernel) */
+        GPtrArray *owned;
+        GPtrArray *models;
 };
-
-/* A client's interval set (netvm/fwplan.h), named after the client and its chain digest. */
-typedef struct ClientSetRef {
-        const NetClient *client;
-        guint index;
-} ClientSetRef;
 
 #define CLIENT_SET_PREFIX "c-"
 
-static void chain_spec_free(gpointer p) {
-        ChainSpec *c = p;
-        g_free(c->name);
-        g_free(c->digest);
-        g_free(c);
-}
-
-static void elem_spec_free(gpointer p) {
-        ElemSpec *e = p;
-        g_free(e->chain);
-        g_free(e);
+static void client_model_unref(gpointer p) {
+        ClientModel *m = p;
+        if (!m || --m->n_ref > 0)
+                return;
+        g_free(m->chain.name);
+        g_free(m->chain.digest);
+        g_ptr_array_unref(m->elem_ids);
+        g_ptr_array_unref(m->elems);
+        g_array_unref(m->elem_sets);
+        for (guint i = 0; i < m->sets->len; i++) {
+                ClientSetEntry *e = &g_array_index(m->sets, ClientSetEntry, i);
+                g_free(e->name);
+                g_free(e->client);
+        }
+        g_array_unref(m->sets);
+        g_free(m);
 }
 
 static Ruleset *ruleset_new(void) {
         Ruleset *r = g_new0(Ruleset, 1);
-        r->chains = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, chain_spec_free);
+        r->chains = g_hash_table_new(g_str_hash, g_str_equal);
         for (int i = 0; i < _SET_MAX; i++)
-                r->elems[i] = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, elem_spec_free);
-        r->client_sets = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+                r->elems[i] = g_hash_table_new(g_str_hash, g_str_equal);
+        r->client_sets = g_hash_table_new(g_str_hash, g_str_equal);
+        r->owned = g_ptr_array_new_with_free_func(g_free);
+        r->models = g_ptr_array_new_with_free_func(client_model_unref);
         return r;
 }
 
@@ -130,6 +158,8 @@ Ruleset *ruleset_free(Ruleset *r) {
         for (int i = 0; i < _SET_MAX; i++)
                 g_hash_table_unref(r->elems[i]);
         g_hash_table_unref(r->client_sets);
+        g_ptr_array_unref(r->owned);
+        g_ptr_array_unref(r->models);
         g_free(r);
         return NULL;
 }
@@ -143,12 +173,16 @@ static ChainKind chain_kind_from_name(const char *name) {
         return CHAIN_UNKNOWN;
 }
 
-static void add_chain_spec(Ruleset *r, const char *name, const char *digest, const NetClient *client) {
-        ChainSpec *c = g_new0(ChainSpec, 1);
-        c->name = g_strdup(name);
+/* One block: the ChainSpec and its strings. */
+static void add_chain_spec(Ruleset *r, const char *name, const char *digest) {
+        size_t nl = strlen(name) + 1, dl = strlen(digest ? digest : "") + 1;
+        ChainSpec *c = g_malloc(sizeof(ChainSpec) + nl + dl);
+        c->name = (char *) (c + 1);
+        memcpy(c->name, name, nl);
+        c->digest = c->name + nl;
+        memcpy(c->digest, digest ? digest : "", dl);
         c->kind = chain_kind_from_name(name);
-        c->digest = g_strdup(digest ? digest : "");
-        c->client = client;
+        g_ptr_array_add(r->owned, c);
         g_hash_table_replace(r->chains, c->name, c);
 }
 
@@ -169,13 +203,26 @@ static char *elem_identity(const ElemSpec *e) {
         return s;
 }
 
-static void add_elem(Ruleset *r, int set, const void *key, uint32_t key_len, const char *chain) {
-        ElemSpec *e = g_new0(ElemSpec, 1);
+/* One block: the ElemSpec and its chain name. */
+static ElemSpec *elem_new(const void *key, uint32_t key_len, const char *chain) {
+        size_t cl = chain ? strlen(chain) + 1 : 0;
+        ElemSpec *e = g_malloc0(sizeof(ElemSpec) + cl);
         g_assert(key_len <= sizeof e->key);
         memcpy(e->key, key, key_len);
         e->key_len = key_len;
-        e->chain = g_strdup(chain);
-        g_hash_table_replace(r->elems[set], elem_identity(e), e);
+        if (chain) {
+                e->chain = (char *) (e + 1);
+                memcpy(e->chain, chain, cl);
+        }
+        return e;
+}
+
+static void add_elem(Ruleset *r, int set, const void *key, uint32_t key_len, const char *chain) {
+        ElemSpec *e = elem_new(key, key_len, chain);
+        char *id = elem_identity(e);
+        g_ptr_array_add(r->owned, e);
+        g_ptr_array_add(r->owned, id);
+        g_hash_table_replace(r->elems[set], id, e);
 }
 
 /* ---- compiling -------------------------------------------------------- */
@@ -241,6 +288,66 @@ static char *client_context(const NetState *s) {
                                s->uplink, s->downstream, has_dns(s, AF_INET), has_dns(s, AF_INET6));
 }
 
+static void client_model_add_elem(ClientModel *m, int set, const void *key, uint32_t key_len, const char *chain) {
+        ElemSpec *e = elem_new(key, key_len, chain);
+        g_ptr_array_add(m->elems, e);
+        g_ptr_array_add(m->elem_ids, elem_identity(e));
+        g_array_append_val(m->elem_sets, set);
+}
+
+static void client_model_free_void(void *p) {
+        client_model_unref(p);
+}
+
+static ClientModel *client_model_get(NetClient *c, const char *cdigest) {
+        ClientModel *m = c->model;
+        if (m && memcmp(m->ctx, cdigest, 8) == 0)
+                return m;
+
+        m = g_new0(ClientModel, 1);
+        m->n_ref = 1;
+        memcpy(m->ctx, cdigest, 8);
+        m->elem_ids = g_ptr_array_new_with_free_func(g_free);
+        m->elems = g_ptr_array_new_with_free_func(g_free);
+        m->elem_sets = g_array_new(FALSE, FALSE, sizeof(int));
+        m->sets = g_array_new(FALSE, TRUE, sizeof(ClientSetEntry));
+
+        m->chain.name = g_strconcat(CLIENT_CHAIN_PREFIX, c->name, NULL);
+        m->chain.kind = CHAIN_CLIENT;
+        m->chain.digest = g_malloc(17);
+        memcpy(m->chain.digest, cdigest, 8);
+        memcpy(m->chain.digest + 8, client_digest(c), 8);
+        m->chain.digest[16] = '\0';
+
+        for (guint j = 0; j < c->addrs->len; j++) {
+                const NetAddr *a = &g_array_index(c->addrs, NetAddr, j);
+                bool v6 = a->family == AF_INET6;
+                uint8_t key[24] = {};
+                memcpy(key, c->mac, 6);
+                memcpy(key + 8, a->bytes, v6 ? 16 : 4);
+                client_model_add_elem(m, v6 ? SET_ALLOWED6 : SET_ALLOWED4, key, v6 ? 24 : 12, NULL);
+                client_model_add_elem(m, v6 ? SET_FWD6 : SET_FWD4, a->bytes, v6 ? 16 : 4, m->chain.name);
+        }
+        if (!firewall_is_broken(c->firewall)) {
+                const FwPlan *plan = client_plan(c);
+                for (guint k = 0; k < plan->sets->len; k++) {
+                        ClientSetEntry e = {
+                                .name = client_set_name(c, m->chain.digest, k),
+                                .client = g_strdup(c->name),
+                                .index = k,
+                        };
+                        g_array_append_val(m->sets, e);
+                }
+        }
+
+        /* A cache in an otherwise immutable object, like the digest and the plan. */
+        if (c->model)
+                c->model_free(c->model);
+        c->model = m;
+        c->model_free = client_model_free_void;
+        return m;
+}
+
 Ruleset *ruleset_compile(const NetState *s) {
         Ruleset *r = ruleset_new();
         r->state = s;
@@ -251,38 +358,23 @@ Ruleset *ruleset_compile(const NetState *s) {
         for (size_t k = 0; k < G_N_ELEMENTS(base_chains); k++) {
                 g_autofree char *ctx = base_context(s, (ChainKind) k);
                 g_autofree char *d = digest_of(ctx);
-                add_chain_spec(r, base_chains[k].name, d, NULL);
+                add_chain_spec(r, base_chains[k].name, d);
         }
 
         /* A client chain's digest: what every client chain depends on, plus the client's own part. */
         g_autofree char *cctx = client_context(s);
         g_autofree char *cdigest = digest_of(cctx);
         for (guint i = 0; i < s->clients->len; i++) {
-                const NetClient *c = s->clients->pdata[i];
-                g_autofree char *chain = g_strconcat(CLIENT_CHAIN_PREFIX, c->name, NULL);
-                char d[17];
-                memcpy(d, cdigest, 8);
-                memcpy(d + 8, client_digest(c), 8);
-                d[16] = '\0';
-                add_chain_spec(r, chain, d, c);
-                if (!firewall_is_broken(c->firewall)) {
-                        const FwPlan *plan = client_plan(c);
-                        for (guint k = 0; k < plan->sets->len; k++) {
-                                ClientSetRef *ref = g_new0(ClientSetRef, 1);
-                                ref->client = c;
-                                ref->index = k;
-                                g_hash_table_replace(r->client_sets, client_set_name(c, d, k), ref);
-                        }
-                }
-
-                for (guint j = 0; j < c->addrs->len; j++) {
-                        const NetAddr *a = &g_array_index(c->addrs, NetAddr, j);
-                        bool v6 = a->family == AF_INET6;
-                        uint8_t key[24] = {};
-                        memcpy(key, c->mac, 6);
-                        memcpy(key + 8, a->bytes, v6 ? 16 : 4);
-                        add_elem(r, v6 ? SET_ALLOWED6 : SET_ALLOWED4, key, v6 ? 24 : 12, NULL);
-                        add_elem(r, v6 ? SET_FWD6 : SET_FWD4, a->bytes, v6 ? 16 : 4, chain);
+                ClientModel *m = client_model_get(s->clients->pdata[i], cdigest);
+                m->n_ref++;
+                g_ptr_array_add(r->models, m);
+                g_hash_table_replace(r->chains, m->chain.name, &m->chain);
+                for (guint k = 0; k < m->elems->len; k++)
+                        g_hash_table_replace(r->elems[g_array_index(m->elem_sets, int, k)],
+                                             m->elem_ids->pdata[k], m->elems->pdata[k]);
+                for (guint k = 0; k < m->sets->len; k++) {
+                        ClientSetEntry *e = &g_array_index(m->sets, ClientSetEntry, k);
+                        g_hash_table_replace(r->client_sets, e->name, e);
                 }
         }
         for (guint i = 0; i < s->dns->len; i++) {
@@ -522,7 +614,7 @@ static void build_set_rule(const FwSetPlan *sp, const char *set, const char *cha
 }
 
 static void build_client_rules(const NetState *s, const ChainSpec *cs, GPtrArray *out) {
-        const NetClient *c = cs->client;
+        const NetClient *c = netstate_find_client(s, cs->name + strlen(CLIENT_CHAIN_PREFIX));
         const Firewall *fw = c->firewall;
         const char *chain = cs->name;
         struct nftnl_rule *r;
@@ -586,7 +678,7 @@ static int chain_cb(const struct nlmsghdr *nlh, void *data) {
         if (nftnl_chain_nlmsg_parse(nlh, c) < 0)
                 return MNL_CB_ERROR;
         if (strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), RULESET_TABLE) == 0)
-                add_chain_spec(r, nftnl_chain_get_str(c, NFTNL_CHAIN_NAME), "", NULL);
+                add_chain_spec(r, nftnl_chain_get_str(c, NFTNL_CHAIN_NAME), "");
         return MNL_CB_OK;
 }
 
@@ -619,8 +711,11 @@ static int set_cb(const struct nlmsghdr *nlh, void *data) {
         for (int i = 0; i < _SET_MAX; i++)
                 if (strcmp(set_defs[i].name, name) == 0)
                         r->set_exists[i] = true;
-        if (g_str_has_prefix(name, CLIENT_SET_PREFIX))
-                g_hash_table_replace(r->client_sets, g_strdup(name), NULL);
+        if (g_str_has_prefix(name, CLIENT_SET_PREFIX)) {
+                char *copy = g_strdup(name);
+                g_ptr_array_add(r->owned, copy);
+                g_hash_table_replace(r->client_sets, copy, NULL);
+        }
         return MNL_CB_OK;
 }
 
@@ -682,8 +777,9 @@ int ruleset_read(NftSocket *sock, Ruleset **ret) {
                 g_hash_table_iter_init(&it, r->chains);
                 while (g_hash_table_iter_next(&it, NULL, (gpointer *) &c)) {
                         const char *d = g_hash_table_lookup(first, c->name);
-                        g_free(c->digest);
-                        c->digest = g_strdup(d ? d : "");
+                        char *copy = g_strdup(d ? d : "");
+                        g_ptr_array_add(r->owned, copy);
+                        c->digest = copy;
                 }
                 k = nft_socket_dump(sock, NFT_MSG_GETSET, NFPROTO_INET, NULL, NULL, set_cb, r);
                 if (k < 0)
@@ -778,8 +874,10 @@ static unsigned queue_elems(GHashTable *from, GHashTable *other, int set, uint16
 #define TYPE_INET_PROTO 12
 #define TYPE_INET_SERVICE 13
 
-static void queue_client_set(const ClientSetRef *ref, const char *name, uint32_t id, NftBatch *b, RulesetStats *st) {
-        const FwSetPlan *sp = ref->client->plan->sets->pdata[ref->index];
+static void queue_client_set(const NetState *state, const ClientSetEntry *ref, const char *name, uint32_t id,
+                             NftBatch *b, RulesetStats *st) {
+        const NetClient *c = netstate_find_client(state, ref->client);
+        const FwSetPlan *sp = client_plan(c)->sets->pdata[ref->index];
         bool v6 = sp->family == AF_INET6;
         uint32_t key_len = fwplan_key_len(sp->family);
         const uint8_t fields[3] = { v6 ? 16 : 4, 1, 2 };
@@ -847,13 +945,13 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
         /* New client sets with their elements: the new chain rules refer to them. */
         GHashTableIter sit;
         const char *sname;
-        ClientSetRef *ref;
+        ClientSetEntry *ref;
         uint32_t set_id = 100;
         g_hash_table_iter_init(&sit, desired->client_sets);
         while (g_hash_table_iter_next(&sit, (gpointer *) &sname, (gpointer *) &ref)) {
                 if (g_hash_table_contains(applied->client_sets, sname))
                         continue;
-                queue_client_set(ref, sname, set_id++, b, st);
+                queue_client_set(desired->state, ref, sname, set_id++, b, st);
         }
 
         /* New chains first: rules and map elements may refer to them. */
@@ -919,12 +1017,7 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
 
 /* A desired model without its borrowed state: what the kernel now holds. */
 static void ruleset_detach(Ruleset *r) {
-        GHashTableIter it;
-        ChainSpec *c;
         r->state = NULL;
-        g_hash_table_iter_init(&it, r->chains);
-        while (g_hash_table_iter_next(&it, NULL, (gpointer *) &c))
-                c->client = NULL;
 }
 
 int ruleset_apply(NftSocket *sock, Ruleset **applied, const NetState *state, RulesetStats *stats) {
