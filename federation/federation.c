@@ -949,6 +949,9 @@ int federation_start_vm(Federation *f, const char *name, const FederationCallbac
 
         if (!s)
                 return refuse(ret_error, -ENOENT, "no VM named '%s' in vms.d/", name);
+        if (s->role == VM_ROLE_DISPOSABLE_TEMPLATE)
+                return refuse(ret_error, -EINVAL, "%s is a disposable template: start @dispvm:%s instead", name,
+                              name);
         if (vm_is_active(vm))
                 return refuse(ret_error, -EALREADY, "%s is already %s", name, state_names[vm->state]);
         if (vm->releasing)

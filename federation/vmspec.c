@@ -292,6 +292,9 @@ static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
         if (autostart && vm_bool_from_string(autostart, &s->autostart) < 0)
                 parser_error(p, G, "Autostart", "'%s' is not a boolean (true or false)", autostart);
 
+        if (s->autostart && s->role == VM_ROLE_DISPOSABLE_TEMPLATE)
+                parser_error(p, G, "Autostart", "a disposable template never runs itself");
+
         accel = g_key_file_get_string(kf, G, "Accel", NULL);
         if (!accel)
                 s->accel = VM_ACCEL_AUTO;

@@ -173,6 +173,14 @@ static void test_real(void) {
         write_guest("persona-b", "persona", kernel, "[Passthrough]\nDevices=0000:0f:00.0\n");
         write_guest("persona-c", "persona", bad_kernel, "[Passthrough]\nDevices=0000:0f:00.0\n");
         write_guest("persona-s", "persona", kernel, NULL);
+        /* A guest that ignores the power button: a shell as PID 1, no acpid. */
+        {
+                g_autofree char *text = g_strdup_printf(
+                        "[VM]\nRole=app\nMemory=256M\nKernel=%s\nInitrd=%s/initrd-base.img\n"
+                        "Cmdline=console=ttyS0 quiet rdinit=/bin/sh\nStopTimeout=3\nNetVM=\n",
+                        kernel, guest_dir);
+                write_vm(config, "stubborn", text);
+        }
         dvm = g_strdup_printf("Disk=%s\n", base);
         write_guest("dvm", "disposable-template", kernel, dvm);
 
@@ -260,6 +268,24 @@ static void test_real(void) {
         g_assert_true(result_has_progress(&res, "restoring persona-s from its saved state"));
         g_assert_cmpint(state_log_find(&slog, "persona-s running restored"), >=, 0);
         g_assert_cmpint(qemu_pid("netvm"), ==, net_pid);
+
+        /* A graceful stop of a guest that ignores ACPI: destroyed after StopTimeout=3. */
+        {
+                FederationCallbacks cb = result_callbacks(&res);
+                gint64 t0;
+                double took;
+                g_assert_cmpint(federation_start_vm(fed, "stubborn", &cb, NULL), ==, 0);
+                g_assert_true(run_until(&res.done, 60));
+                g_assert_cmpint(res.r, ==, 0);
+                run_for(2); /* let it boot to its shell */
+                t0 = g_get_monotonic_time();
+                g_assert_cmpint(do_stop("stubborn", false, &res), ==, 0);
+                took = (g_get_monotonic_time() - t0) / 1e6;
+                g_printerr("stubborn guest destroyed after %.1f s\n", took);
+                g_assert_cmpfloat(took, >=, 2.9);
+                g_assert_cmpfloat(took, <, 15);
+                g_assert_cmpint(state_log_find(&slog, "stubborn stopped destroyed"), >=, 0);
+        }
 
         /* Disposables: overlay while running, gone after a stop. */
         disp = do_disposable(&res);

@@ -480,6 +480,7 @@ static void test_disposables(Fixture *x, gconstpointer data) {
         g_assert_cmpint(federation_start_disposable(x->f, "@dispvm", NULL, &cb, &err), ==, -ENOENT);
         g_assert_nonnull(strstr(err, "several"));
         g_assert_cmpint(federation_start_disposable(x->f, "@dispvm:rivendale", NULL, &cb, NULL), ==, -EINVAL);
+        g_assert_cmpint(federation_start_vm(x->f, "dvm", &cb, NULL), ==, -EINVAL); /* templates never run */
 
         /* Disk template: overlay in the state dir while it runs; netvm first. */
         cb = result_callbacks(&res);

@@ -97,6 +97,9 @@ static void test_bad_values(void) {
         g_assert_true(contains(e, "'0000:01:20.0' is not a PCI address")); /* slot > 0x1f */
         g_assert_true(contains(e, "'0000:0A:00.8' is not a PCI address")); /* function > 7 */
         g_clear_pointer(&e, g_ptr_array_unref);
+        e = parse_errors("a", "[VM]\nRole=disposable-template\nKernel=/dev/null\nAutostart=true\n");
+        g_assert_true(contains(e, "vms.d/a.vm:4: key Autostart: a disposable template never runs itself"));
+        g_clear_pointer(&e, g_ptr_array_unref);
         e = parse_errors("a", "not a key file");
         g_assert_true(contains(e, "vms.d/a.vm:0: not a valid key file"));
         g_clear_pointer(&e, g_ptr_array_unref);
