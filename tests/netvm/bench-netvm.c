@@ -24,7 +24,7 @@
 #include "netvm/ruleset.h"
 
 #define RULES_PER_CLIENT 100
-#define ITERATIONS 41
+#define ITERATIONS 201
 #define NFT_RUNS 3
 
 static double now_ms(void) {
@@ -122,22 +122,25 @@ int main(void) {
                 }
                 double user_ms = median(user, ITERATIONS);
 
-                /* The kernel's share of an add: the commit alone (re-read the model afterwards, untimed). */
-                double kern[11];
-                for (int i = 0; i < 11; i++) {
-                        _cleanup_(ruleset_freep) Ruleset *desired = ruleset_compile(with);
-                        _cleanup_(nft_batch_freep) NftBatch *batch = nft_batch_new();
-                        ruleset_diff(applied, desired, batch, NULL);
-                        double k0 = now_ms();
-                        if (nft_socket_commit(nft, batch) < 0)
-                                g_error("commit failed");
-                        kern[i] = now_ms() - k0;
-                        ruleset_free(applied);
-                        applied = NULL;
-                        if (ruleset_read(nft, &applied) < 0 || ruleset_apply(nft, &applied, base, NULL) < 0)
-                                g_error("reset failed");
+                /* The kernel's share: the commits alone (the model is re-read afterwards, untimed). */
+                double kern[21], kern_rm[21];
+                for (int i = 0; i < 21; i++) {
+                        for (int dir = 0; dir < 2; dir++) {
+                                _cleanup_(ruleset_freep) Ruleset *desired = ruleset_compile(dir ? base : with);
+                                _cleanup_(nft_batch_freep) NftBatch *batch = nft_batch_new();
+                                ruleset_diff(applied, desired, batch, NULL);
+                                double k0 = now_ms();
+                                if (nft_socket_commit(nft, batch) < 0)
+                                        g_error("commit failed");
+                                (dir ? kern_rm : kern)[i] = now_ms() - k0;
+                                ruleset_free(applied);
+                                applied = NULL;
+                                if (ruleset_read(nft, &applied) < 0)
+                                        g_error("reading back failed");
+                        }
                 }
-                double kern_ms = median(kern, 11);
+                double kern_rm_ms = median(kern_rm, 21);
+                double kern_ms = median(kern, 21);
                 for (int i = 0; i < ITERATIONS; i++) {
                         double t0 = now_ms();
                         if (ruleset_apply(nft, &applied, with, &add_st) < 0)
@@ -151,6 +154,7 @@ int main(void) {
                 }
                 add_ms[k] = median(adds, ITERATIONS);
                 remove_ms[k] = median(removes, ITERATIONS);
+                double add_min = adds[0], remove_min = removes[0]; /* sorted by median() */
 
                 /* nft -f of the same full ruleset (with the extra client), from scratch. */
                 if (ruleset_apply(nft, &applied, with, NULL) < 0)
@@ -173,8 +177,9 @@ int main(void) {
 
                 g_string_append_printf(json,
                         "%s{\"firewall_rules\":%u,\"table_rules\":%u,\"add_client_ms\":%.3f,\"remove_client_ms\":%.3f,"
+                        "\"add_client_min_ms\":%.3f,\"remove_client_min_ms\":%.3f,\"remove_commit_ms\":%.3f,"
                         "\"add_userspace_ms\":%.3f,\"add_commit_ms\":%.3f,\"add_messages\":%u,\"remove_messages\":%u,\"nft_f_full_ruleset_ms\":%.1f}",
-                        k ? "," : "", sizes[k], table_rules, add_ms[k], remove_ms[k],
+                        k ? "," : "", sizes[k], table_rules, add_ms[k], remove_ms[k], add_min, remove_min, kern_rm_ms,
                         user_ms, kern_ms, add_st.messages, rm_st.messages, nft_ms);
         }
         size_t last = G_N_ELEMENTS(sizes) - 1;
