@@ -91,7 +91,9 @@ static void test_empty_and_ignored(void) {
         g_assert_cmpuint(vms->len, ==, 0);
         g_ptr_array_unref(vms);
 
-        put(dir, "a.vm", "[VM]\nRole=app\n");
+        /* every key of vmfed.vm(5) is accepted, [Firewall] belongs to the netvm's parser */
+        put(dir, "a.vm", "[VM]\nRole=app\nKernel=/boot/vmlinuz\nInitrd=/boot/initrd\nCmdline=console=ttyS0 quiet\n"
+                         "StopTimeout=30\nAccel=auto\nDefaultNetVM=false\n[Firewall]\nAnything=goes\n");
         put(dir, ".b.vm", "garbage");
         put(dir, "README", "garbage");
         put(dir, "c.vm~", "garbage");
