@@ -84,6 +84,21 @@ static void load_text(Loader *l, const char *path, dev_t dev, ino_t ino, const c
         l->depth--;
 }
 
+static bool check_budget(Loader *l, size_t size, const char *file, unsigned line, unsigned column) {
+        if (l->n_loads + 1 > LOADER_MAX_LOADS || l->total_bytes + size > LOADER_MAX_TOTAL_BYTES) {
+                if (!l->over_budget)
+                        snapshot_add_diagnostic(l->snapshot, file ? file : ".", line, column,
+                                                "the policy reads more than %u files or %llu MiB in all (includes "
+                                                "repeated too often?); not reading any more",
+                                                LOADER_MAX_LOADS, LOADER_MAX_TOTAL_BYTES >> 20);
+                l->over_budget = true;
+                return false;
+        }
+        l->n_loads++;
+        l->total_bytes += size;
+        return true;
+}
+
 static bool check_nesting(Loader *l, const char *path, dev_t dev, ino_t ino, const char *file, unsigned line,
                           unsigned column) {
         for (size_t i = 0; i < l->depth; i++)
@@ -118,8 +133,9 @@ static void load_file(Loader *l, const char *path, const char *file, unsigned li
                         snapshot_add_diagnostic(s, file, line, column, "included file '%s' does not exist", path);
                         return;
                 }
-                if (check_nesting(l, path, 0, 0, file, line, column))
-                        load_text(l, path, 0, 0, o->content, strlen(o->content), legacy);
+                size_t size = strlen(o->content);
+                if (check_nesting(l, path, 0, 0, file, line, column) && check_budget(l, size, file, line, column))
+                        load_text(l, path, 0, 0, o->content, size, legacy);
                 return;
         }
 
@@ -155,7 +171,8 @@ static void load_file(Loader *l, const char *path, const char *file, unsigned li
                 snapshot_add_diagnostic(s, path, 0, 0, "cannot read file: %s", g_strerror(-r));
                 return;
         }
-        load_text(l, path, st.st_dev, st.st_ino, text, size, legacy);
+        if (check_budget(l, size, file, line, column))
+                load_text(l, path, st.st_dev, st.st_ino, text, size, legacy);
 }
 
 static int compare_strings(const void *a, const void *b) {

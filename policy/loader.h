@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -14,6 +15,9 @@
 
 #define LOADER_MAX_DEPTH 16
 #define LOADER_MAX_FILE_SIZE (16u * 1024u * 1024u)
+/* Includes may read a file more than once (a diamond of includes): bound the total work. */
+#define LOADER_MAX_LOADS 4096u
+#define LOADER_MAX_TOTAL_BYTES (64ull * 1024u * 1024u)
 
 typedef struct LoaderFrame {
         const char *path; /* relative to the policy directory */
@@ -28,6 +32,9 @@ typedef struct Loader {
         size_t n_overrides;
         LoaderFrame stack[LOADER_MAX_DEPTH];
         size_t depth;
+        size_t n_loads;
+        unsigned long long total_bytes;
+        bool over_budget; /* reported once */
 } Loader;
 
 /* A file's content in the legacy (!include-service) format is parsed for this service. */

@@ -377,6 +377,25 @@ static void test_include_cycles(void) {
         rm_rf(dir);
 }
 
+/* A diamond of includes reads files many times over; the total is bounded. */
+static void test_include_budget(void) {
+        g_autofree char *dir = mkdtemp_policy();
+        for (int i = 0; i < 14; i++) {
+                g_autofree char *name = g_strdup_printf("d/%02d", i);
+                g_autofree char *text = g_strdup_printf("!include d/%02d\n!include d/%02d\n", i + 1, i + 1);
+                put(dir, name, text);
+        }
+        put(dir, "d/14", "x * a b deny\n");
+        put(dir, "10-diamond.policy", "!include d/00\n");
+        PolicySnapshot *s = load_dir(dir);
+        g_assert_false(policy_snapshot_is_valid(s));
+        g_assert_cmpuint(policy_snapshot_n_diagnostics(s), ==, 1);
+        g_assert_nonnull(strstr(policy_snapshot_diagnostic(s, 0)->message, "more than 4096 files"));
+        g_assert_cmpuint(policy_snapshot_n_files(s), <=, 4096);
+        policy_snapshot_unref(s);
+        rm_rf(dir);
+}
+
 static void test_overrides(void) {
         g_autofree char *dir = mkdtemp_policy();
         put(dir, "10-a.policy", "svc * a b deny\n");
@@ -451,6 +470,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/policy/loader/order-and-names", test_dir_order_and_names);
         g_test_add_func("/policy/loader/includes", test_includes);
         g_test_add_func("/policy/loader/include-cycles", test_include_cycles);
+        g_test_add_func("/policy/loader/include-budget", test_include_budget);
         g_test_add_func("/policy/loader/overrides", test_overrides);
         g_test_add_func("/policy/loader/nul", test_nul_in_file);
         return g_test_run();
