@@ -138,10 +138,11 @@ typedef struct PolicyDecision {
         /*
          * allow: where to route the call, after any target= redirect, with
          * "@dispvm" resolved to "@dispvm:TEMPLATE"; NULL otherwise.
-         * ask: the target the caller named (or a redirect), may be NULL.
+         * ask: the target the caller named (or the redirect), resolved the
+         * same way; NULL when the caller named none (@default).
          */
         const char *target;
-        const char *default_target; /* ask: the suggested target, or NULL */
+        const char *default_target; /* ask: the suggested target, or NULL (also when the policy would deny it) */
         bool autostart;             /* false when the rule says autostart=no */
         bool notify;                /* false when the rule says notify=no */
         const char *rule_file;      /* rule that decided, NULL for the default deny */
