@@ -81,14 +81,22 @@ static int link_get(HostNet *h, const char *name, struct rtnl_link **ret) {
         return nl_error_to_errno(r);
 }
 
-static int link_set(HostNet *h, struct rtnl_link *link, int master, bool up) {
+typedef enum LinkUp {
+        LINK_KEEP,
+        LINK_UP,
+        LINK_DOWN,
+} LinkUp;
+
+static int link_set(HostNet *h, struct rtnl_link *link, int master, LinkUp up) {
         _cleanup_(rtnl_link_putp) struct rtnl_link *change = rtnl_link_alloc();
         if (!change)
                 return -ENOMEM;
         if (master >= 0)
                 rtnl_link_set_master(change, master);
-        if (up)
+        if (up == LINK_UP)
                 rtnl_link_set_flags(change, IFF_UP);
+        else if (up == LINK_DOWN)
+                rtnl_link_unset_flags(change, IFF_UP);
         return nl_error_to_errno(rtnl_link_change(h->sk, link, change, 0));
 }
 
@@ -130,7 +138,7 @@ int hostnet_bridge_ensure(HostNet *h, const char *bridge) {
         const char *type = rtnl_link_get_type(link);
         if (!type || strcmp(type, "bridge") != 0)
                 return log_error_errno(-EEXIST, "%s exists and is not a bridge", bridge);
-        r = link_set(h, link, -1, true);
+        r = link_set(h, link, -1, LINK_UP);
         if (r < 0)
                 return log_error_errno(r, "Cannot set bridge %s up: %m", bridge);
 
@@ -361,12 +369,22 @@ int hostnet_port_attach(HostNet *h, const char *bridge, const char *tap, const c
         if (r < 0)
                 return log_error_errno(r, "Cannot install anti-spoofing for %s: %m", tap);
 
-        r = link_set(h, link, rtnl_link_get_ifindex(br), true);
+        /*
+         * Join the bridge with the tap down, isolate the port, then bring it up:
+         * the port is never forwarding before it is isolated.  (Re-attaching
+         * a tap already on this bridge keeps it up and isolated.)
+         */
+        int br_index = rtnl_link_get_ifindex(br);
+        bool already = rtnl_link_get_master(link) == br_index;
+        r = link_set(h, link, br_index, already ? LINK_KEEP : LINK_DOWN);
         if (r < 0)
                 return log_error_errno(r, "Cannot attach %s to %s: %m", tap, bridge);
         r = port_set_isolated(h, rtnl_link_get_ifindex(link), true);
         if (r < 0)
                 return log_error_errno(r, "Cannot isolate bridge port %s: %m", tap);
+        r = link_set(h, link, -1, LINK_UP);
+        if (r < 0)
+                return log_error_errno(r, "Cannot set %s up: %m", tap);
         return 0;
 }
 
@@ -378,7 +396,7 @@ int hostnet_netvm_attach(HostNet *h, const char *bridge, const char *tap) {
         r = link_get(h, tap, &link);
         if (r < 0)
                 return log_error_errno(r, "Tap %s: %m", tap);
-        r = link_set(h, link, rtnl_link_get_ifindex(br), true);
+        r = link_set(h, link, rtnl_link_get_ifindex(br), LINK_UP);
         if (r < 0)
                 return log_error_errno(r, "Cannot attach %s to %s: %m", tap, bridge);
         r = port_set_isolated(h, rtnl_link_get_ifindex(link), false);
@@ -397,7 +415,7 @@ int hostnet_port_detach(HostNet *h, const char *tap) {
                 return r;
         if (r >= 0 && rtnl_link_get_master(link) > 0) {
                 /* Off the bridge first, then drop the filter: never unfiltered on the bridge. */
-                r = link_set(h, link, 0, false);
+                r = link_set(h, link, 0, LINK_KEEP);
                 if (r < 0)
                         return log_error_errno(r, "Cannot detach %s: %m", tap);
         }
