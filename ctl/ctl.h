@@ -61,3 +61,12 @@ int ctl_policy_get(int argc, char **argv);
 int ctl_policy_replace(int argc, char **argv);
 int ctl_policy_remove(int argc, char **argv);
 int ctl_policy_evaluate(int argc, char **argv);
+
+/* ctl-bus-lifecycle.c: run the federation through vmfedd (progress lines from Manager.Progress). */
+int ctl_start(int argc, char **argv);
+int ctl_stop(int argc, char **argv);
+int ctl_switch(int argc, char **argv);
+int ctl_vm_add(int argc, char **argv);
+int ctl_vm_remove(int argc, char **argv);
+int ctl_generations(int argc, char **argv);
+int ctl_rollback(int argc, char **argv);

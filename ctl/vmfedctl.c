@@ -16,6 +16,13 @@ static const CtlVerb verbs[] = {
         { "policy", "replace", ctl_policy_replace, "validate and replace a policy file through the broker" },
         { "policy", "remove", ctl_policy_remove, "remove a policy file through the broker" },
         { "policy", "evaluate", ctl_policy_evaluate, "evaluate a request against the broker's policy" },
+        { NULL, "start", ctl_start, "start a VM (waits, printing progress)" },
+        { NULL, "stop", ctl_stop, "stop a VM gracefully, or with --force at once" },
+        { NULL, "switch", ctl_switch, "switch the active persona (waits, printing progress)" },
+        { "vm", "add", ctl_vm_add, "add or replace a VM definition through the broker" },
+        { "vm", "remove", ctl_vm_remove, "remove a VM definition through the broker" },
+        { NULL, "generations", ctl_generations, "list configuration generations" },
+        { NULL, "rollback", ctl_rollback, "restore vms.d/ and policy.d/ of a generation" },
 };
 
 static void help(FILE *f) {

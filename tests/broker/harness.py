@@ -294,6 +294,20 @@ class Harness:
             return name, msg
         return "?", r.stderr
 
+    def call_error_typed(self, iface, method, *args, path=ROOT, user=None):
+        """Like call_error with dbus-send typed arguments ("string:x", "boolean:true", "uint32:3")."""
+        cmd = (NOBODY if user == "nobody" else []) + [
+            "dbus-send", "--bus=" + self.address, "--print-reply", "--dest=" + BUS, path,
+            IFACE.get(iface, iface) + "." + method] + list(args)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode == 0:
+            return None, r.stdout
+        line = r.stderr.strip().splitlines()[0] if r.stderr.strip() else ""
+        if line.startswith("Error "):
+            name, _, msg = line[len("Error "):].partition(": ")
+            return name, msg
+        return "?", r.stderr
+
     def get_property(self, iface, name, path=ROOT, user=None):
         r = self.busctl("--json=short", "get-property", BUS, path, IFACE.get(iface, iface), name, user=user)
         return json.loads(r.stdout)["data"]
@@ -351,6 +365,8 @@ class Monitor:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._thread.join(2)
+        self.proc.stdout.close()
 
     def __enter__(self):
         return self
