@@ -9,6 +9,7 @@
 #include "broker/bus-source.h"
 #include "broker/channel.h"
 #include "broker/errors.h"
+#include "broker/guest-services.h"
 #include "broker/hypervisor.h"
 #include "broker/lifecycle.h"
 #include "broker/generations-iface.h"
@@ -47,6 +48,7 @@ Broker *broker_free(Broker *b) {
                 return NULL;
         b->lifecycle = lifecycle_free(b->lifecycle);
         g_clear_pointer(&b->channels, g_hash_table_unref);
+        guest_services_free(b);
         b->hypervisor = hypervisor_free(b->hypervisor);
         b->bus_source = bus_source_free(b->bus_source);
         if (b->bus) {
@@ -293,6 +295,8 @@ int broker_start(Broker *b) {
                 r = policy_iface_register(b);
         if (r >= 0)
                 r = vm_object_register(b);
+        if (r >= 0)
+                r = guest_services_start(b);
         if (r >= 0)
                 r = sd_bus_add_object_manager(b->bus, NULL, BROKER_ROOT_PATH);
         if (r < 0)

@@ -23,6 +23,7 @@
 typedef struct Hypervisor Hypervisor;
 typedef struct Channel Channel;
 typedef struct Lifecycle Lifecycle;
+typedef struct Services Services;
 
 /* One VM the broker knows from vms.d/: exported as a .VM object. */
 typedef struct VmObject {
@@ -46,6 +47,7 @@ typedef struct Broker {
 
         Hypervisor *hypervisor;
         Lifecycle *lifecycle; /* the federation on libvirt (broker/lifecycle.c) */
+        Services *services;   /* clipboard, routing, asks (broker/guest-services.c) */
 
         GPtrArray *vms;        /* VmConfig*, sorted by name, owning */
         GHashTable *vm_objects; /* name → VmObject* (owning) */

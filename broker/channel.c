@@ -16,11 +16,11 @@
 #include "broker/audit.h"
 #include "broker/bus-source.h"
 #include "broker/errors.h"
+#include "broker/guest-services.h"
+#include "broker/route.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"
-
-typedef struct GuestConnection GuestConnection;
 
 struct Channel {
         Broker *broker;
@@ -38,6 +38,7 @@ struct GuestConnection {
         sd_bus *bus;
         GSource *source;
         guint reap_id;
+        bool agent_ready; /* Hello answered: Agent1 calls may go out */
 };
 
 static void guest_connection_free(GuestConnection *g) {
@@ -59,6 +60,10 @@ static void channel_drop_connection(Channel *c, const char *why) {
         if (!c->conn)
                 return;
         log_info("Channel %s: connection %" PRIu64 " closed: %s.", c->vm_name, c->conn->id, why);
+        bool was_ready = c->conn->agent_ready;
+        c->conn->agent_ready = false;
+        if (was_ready)
+                route_agent_lost(c->broker, c->vm_name); /* calls in flight fail, never count as done */
         guest_connection_free(steal_pointer(&c->conn));
 }
 
@@ -92,7 +97,7 @@ static void guest_connection_schedule_reap(GuestConnection *g) {
                 g->reap_id = g_idle_add_full(G_PRIORITY_HIGH, reap_connection, g, NULL);
 }
 
-static int guest_check_flood(GuestConnection *g) {
+int guest_connection_check_flood(GuestConnection *g) {
         uint64_t n = 0;
 
         if (g->reap_id)
@@ -114,18 +119,23 @@ static int method_hello(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read(m, "s", &untrusted_agent_version);
         if (r < 0)
                 return r;
-        if (guest_check_flood(g) < 0)
+        if (guest_connection_check_flood(g) < 0)
                 return 1;
         /* The identity is the channel's, whatever the message claims. */
         log_debug("Channel %s: Hello from agent (%zu bytes of version).", g->channel->vm_name,
                   strlen(untrusted_agent_version));
-        return sd_bus_reply_method_return(m, "ss", g->channel->vm_name, VMFED_VERSION);
+        r = sd_bus_reply_method_return(m, "ss", g->channel->vm_name, VMFED_VERSION);
+        if (r >= 0 && !g->agent_ready && g->channel->conn == g) {
+                g->agent_ready = true;
+                route_agent_ready(g->channel->broker, g->channel->vm_name);
+        }
+        return r;
 }
 
 static int method_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         GuestConnection *g = userdata;
 
-        if (guest_check_flood(g) < 0)
+        if (guest_connection_check_flood(g) < 0)
                 return 1;
         return sd_bus_reply_method_return(m, "s", g->channel->vm_name);
 }
@@ -137,6 +147,7 @@ static const sd_bus_vtable guest_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("Ping", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", vm), method_ping,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        GUEST_SERVICES_VTABLE_METHODS,
         SD_BUS_VTABLE_END,
 };
 
@@ -152,7 +163,7 @@ static int guest_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         uint8_t type;
         if (sd_bus_message_get_type(m, &type) < 0 || type != SD_BUS_MESSAGE_METHOD_CALL)
                 return 0;
-        if (guest_check_flood(g) < 0)
+        if (guest_connection_check_flood(g) < 0)
                 return 1; /* swallow: the connection is going away */
 
         iface = sd_bus_message_get_interface(m);
@@ -350,6 +361,19 @@ bool channel_is_connected(Channel *c) {
         return c && c->conn;
 }
 
+sd_bus *channel_agent_bus(Broker *b, const char *vm) {
+        Channel *c = b->channels ? g_hash_table_lookup(b->channels, vm) : NULL;
+        return c && c->conn && c->conn->agent_ready && !c->conn->reap_id ? c->conn->bus : NULL;
+}
+
+Broker *guest_connection_broker(GuestConnection *g) {
+        return g->channel->broker;
+}
+
+const char *guest_connection_vm(GuestConnection *g) {
+        return g->channel->vm_name;
+}
+
 int channel_sync_all(Broker *b) {
         GHashTableIter it;
         gpointer key, value;
@@ -362,7 +386,7 @@ int channel_sync_all(Broker *b) {
 
         g_hash_table_iter_init(&it, b->channels);
         while (g_hash_table_iter_next(&it, &key, &value))
-                if (!broker_find_vm(b, key))
+                if (!broker_find_vm(b, key) && !broker_dispvm_is_running(b, key))
                         g_hash_table_iter_remove(&it);
 
         for (guint i = 0; i < b->vms->len; i++) {

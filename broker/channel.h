@@ -32,5 +32,19 @@ void channel_free(void *c);
 const char *channel_path(Channel *c);
 bool channel_is_connected(Channel *c);
 
+/*
+ * The bus of vm's agent when it is connected and has said Hello (the broker
+ * calls org.vmfed.Agent1 there, see broker/route.h), else NULL.
+ */
+sd_bus *channel_agent_bus(Broker *b, const char *vm);
+
+/* One accepted connection on a channel: the userdata of Guest method handlers. */
+typedef struct GuestConnection GuestConnection;
+Broker *guest_connection_broker(GuestConnection *g);
+/* The channel's VM: the caller of every message on this connection. */
+const char *guest_connection_vm(GuestConnection *g);
+/* -ENOBUFS when the peer floods (it is being disconnected: do not answer). */
+int guest_connection_check_flood(GuestConnection *g);
+
 /* Create/remove channels so that there is exactly one per defined VM. */
 int channel_sync_all(Broker *b);

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/clipboard.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "broker/audit.h"
+#include "broker/auth.h"
+#include "broker/errors.h"
+#include "common/log.h"
+#include "common/macro.h"
+
+struct Clipboard {
+        uint64_t max_size;
+        bool clear_after_paste;
+        uint64_t generation;
+
+        char *owner; /* NULL: empty */
+        char *mime;
+        int memfd;
+        void *map;   /* read-only mapping of memfd, NULL for size 0 */
+        size_t size;
+};
+
+Clipboard *clipboard_new(uint64_t max_size, bool clear_after_paste) {
+        Clipboard *c = g_new0(Clipboard, 1);
+        c->max_size = max_size;
+        c->clear_after_paste = clear_after_paste;
+        c->memfd = -EBADF;
+        return c;
+}
+
+static void clipboard_drop(Clipboard *c) {
+        if (c->map)
+                munmap(c->map, c->size);
+        c->map = NULL;
+        c->memfd = safe_close(c->memfd);
+        c->size = 0;
+        g_clear_pointer(&c->owner, g_free);
+        g_clear_pointer(&c->mime, g_free);
+        c->generation++;
+}
+
+Clipboard *clipboard_free(Clipboard *c) {
+        if (!c)
+                return NULL;
+        clipboard_drop(c);
+        g_free(c);
+        return NULL;
+}
+
+uint64_t clipboard_max_size(Clipboard *c) {
+        return c->max_size;
+}
+
+bool clipboard_clear_after_paste(Clipboard *c) {
+        return c->clear_after_paste;
+}
+
+uint64_t clipboard_generation(Clipboard *c) {
+        return c->generation;
+}
+
+static void clipboard_emit(Broker *b) {
+        if (b->bus)
+                (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, CLIPBOARD_INTERFACE, "Owner", "Mime",
+                                                      "Size", NULL);
+}
+
+/* A sealed memfd holding data, mapped read-only. */
+static int sealed_memfd(const void *data, size_t size, int *ret_fd, void **ret_map) {
+        _cleanup_close_ int fd = memfd_create("vmfed-clipboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return negative_errno();
+        if (size > 0) {
+                if (ftruncate(fd, (off_t) size) < 0)
+                        return negative_errno();
+                /* One copy: write into a shared writable mapping, unmap, seal, map read-only. */
+                void *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (w == MAP_FAILED)
+                        return negative_errno();
+                memcpy(w, data, size);
+                munmap(w, size);
+        }
+        if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
+                return negative_errno();
+        void *map = NULL;
+        if (size > 0) {
+                map = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
+                if (map == MAP_FAILED)
+                        return negative_errno();
+        }
+        *ret_fd = steal_fd(&fd);
+        *ret_map = map;
+        return 0;
+}
+
+int clipboard_copy(Broker *b, Clipboard *c, const char *owner, const char *mime, const void *data, size_t size,
+                   char **why) {
+        int fd;
+        void *map;
+        int r;
+
+        if (size > c->max_size) {
+                *why = g_strdup_printf("The clipboard takes at most %" G_GUINT64_FORMAT " bytes; %zu bytes were "
+                                       "not copied (nothing was truncated).",
+                                       c->max_size, size);
+                return -EFBIG;
+        }
+        if (g_str_has_prefix(mime, "text/") && !g_utf8_validate_len(data, size, NULL)) {
+                *why = g_strdup_printf("%s must be UTF-8 (without NUL bytes); nothing was copied.", mime);
+                return -EILSEQ;
+        }
+        r = sealed_memfd(data, size, &fd, &map);
+        if (r < 0) {
+                *why = g_strdup_printf("Cannot store the clipboard: %s", strerror(-r));
+                return r;
+        }
+        clipboard_drop(c);
+        c->memfd = fd;
+        c->map = map;
+        c->size = size;
+        c->owner = g_strdup(owner);
+        c->mime = g_strdup(mime);
+        clipboard_emit(b);
+        return 0;
+}
+
+int clipboard_peek(Clipboard *c, const char **ret_owner, const char **ret_mime, const void **ret_data,
+                   size_t *ret_size) {
+        if (!c->owner)
+                return -ENOENT;
+        *ret_owner = c->owner;
+        *ret_mime = c->mime;
+        *ret_data = c->map ? c->map : "";
+        *ret_size = c->size;
+        return 0;
+}
+
+void clipboard_clear(Broker *b, Clipboard *c, const char *why) {
+        if (!c->owner)
+                return;
+        log_debug("Clipboard cleared (%s).", why);
+        clipboard_drop(c);
+        clipboard_emit(b);
+}
+
+/* ---- org.vmfed.Federation1.Clipboard ----------------------------------- */
+
+static Clipboard *clipboard_of(Broker *b);
+
+static void clear_done(Broker *b, sd_bus_message *m, bool allowed, const char *how, const char *who, void *userdata) {
+        audit_log(&(AuditRecord) {
+                .request_id = broker_next_request_id(b),
+                .source = "@host",
+                .caller = who,
+                .target = "@host",
+                .service = "vmfed.Admin.ClearClipboard",
+                .decision = allowed ? "allow" : "deny",
+                .rule = how,
+        });
+        if (!allowed) {
+                (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_ACCESS_DENIED,
+                                                  "Clearing the clipboard needs uid 0, membership of group vmfed "
+                                                  "or polkit authorization for org.vmfed.manage (caller %s: %s).",
+                                                  who, how);
+                return;
+        }
+        clipboard_clear(b, clipboard_of(b), "cleared by the admin");
+        (void) sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_clear(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+
+        /* No-op short-circuit: an empty clipboard needs no authorization to stay empty. */
+        if (!clipboard_of(b)->owner)
+                return sd_bus_reply_method_return(m, NULL);
+        auth_check_manage(b, m, clear_done, NULL, NULL);
+        return 1;
+}
+
+static int property_get(sd_bus *bus, const char *path, const char *interface, const char *property,
+                        sd_bus_message *reply, void *userdata, sd_bus_error *error) {
+        Clipboard *c = clipboard_of(userdata);
+
+        if (strcmp(property, "Owner") == 0)
+                return sd_bus_message_append(reply, "s", c->owner ? c->owner : "");
+        if (strcmp(property, "Mime") == 0)
+                return sd_bus_message_append(reply, "s", c->mime ? c->mime : "");
+        if (strcmp(property, "MaxSize") == 0)
+                return sd_bus_message_append(reply, "t", c->max_size);
+        return sd_bus_message_append(reply, "t", (uint64_t) c->size);
+}
+
+static const sd_bus_vtable clipboard_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Owner", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Mime", "s", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("Size", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+        SD_BUS_PROPERTY("MaxSize", "t", property_get, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+        SD_BUS_METHOD_WITH_ARGS("Clear", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_clear, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+};
+
+#include "broker/guest-services.h"
+
+static Clipboard *clipboard_of(Broker *b) {
+        return b->services->clipboard;
+}
+
+int clipboard_register(Broker *b, Clipboard *c) {
+        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, CLIPBOARD_INTERFACE, clipboard_vtable, b);
+}

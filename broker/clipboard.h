@@ -1,0 +1,58 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Clipboard: the federation's one global clipboard (Qubes' model).
+ *
+ * A copy in VM A (an explicit user action there: Guest.Copy on A's channel)
+ * stores the data with its owner A and MIME type; a paste into VM B is the
+ * policy service vmfed.Clipboard.Paste with source A and target B, and
+ * empties the clipboard afterwards unless ClearAfterPaste=false.
+ *
+ * The data lives in a sealed memfd (F_SEAL_SHRINK|GROW|WRITE|SEAL), mapped
+ * read-only: nobody — including a bug of ours — can change it after the
+ * copy, and a paste sends straight from the mapping.  Size limit MaxSize=
+ * (default 16 MiB); larger copies are refused with TooLarge, never
+ * truncated.  Text types (text/...) must be UTF-8.
+ *
+ * The admin side sees org.vmfed.Federation1.Clipboard on
+ * /org/vmfed/Federation1: Owner, Mime, Size (emit changes) and Clear() —
+ * never the contents.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "broker/broker.h"
+
+#define CLIPBOARD_INTERFACE "org.vmfed.Federation1.Clipboard"
+#define CLIPBOARD_DEFAULT_MAX_SIZE (16u * 1024 * 1024)
+#define CLIPBOARD_HARD_MAX_SIZE (64u * 1024 * 1024)
+
+typedef struct Clipboard Clipboard;
+
+Clipboard *clipboard_new(uint64_t max_size, bool clear_after_paste);
+Clipboard *clipboard_free(Clipboard *c);
+
+uint64_t clipboard_max_size(Clipboard *c);
+bool clipboard_clear_after_paste(Clipboard *c);
+/* Bumped by every copy and clear: a paste that waited (ask) checks it did not change. */
+uint64_t clipboard_generation(Clipboard *c);
+
+/* Export the admin interface on b->bus. */
+int clipboard_register(Broker *b, Clipboard *c);
+
+/*
+ * Replace the contents.  mime must be normalized (service-args.h).
+ * -EFBIG over the limit, -EILSEQ for text that is not UTF-8; *why (g_free)
+ * says so for the user.
+ */
+int clipboard_copy(Broker *b, Clipboard *c, const char *owner, const char *mime, const void *data, size_t size,
+                   char **why);
+
+/* The contents (borrowed, valid until the next copy/clear); -ENOENT when empty. */
+int clipboard_peek(Clipboard *c, const char **ret_owner, const char **ret_mime, const void **ret_data,
+                   size_t *ret_size);
+
+/* Empty it (emits PropertiesChanged when it held something). */
+void clipboard_clear(Broker *b, Clipboard *c, const char *why);

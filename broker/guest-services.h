@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Guest services: the routed requests a VM makes on its channel
+ * (org.vmfed.Federation1.Guest): clipboard copy/paste, open a URL or a file
+ * and launch an app in another VM, a routed ping, and management requests
+ * (switch persona, start/stop a VM, list VMs).
+ *
+ * Every request: parse → validate (service-args.h) → policy (source = the
+ * channel's VM, never the message) → allow: deliver / deny: AccessDenied /
+ * ask: broker/ask.c, then deliver the chosen target after re-checking it.
+ * Delivering may start the target (autostart, broker_vm_ensure_running), a
+ * disposable (broker_dispvm_start, released when the job is done) or — for
+ * a persona that needs a switch — ask first (never switch silently).  One
+ * audit line per decision.
+ *
+ * Configuration: CONFIG/services.conf (GKeyFile), all optional:
+ *
+ *   [Clipboard]  MaxSize=16M  ClearAfterPaste=true
+ *   [Open]       URLSchemes=http;https;ftp
+ *   [Ask]        Timeout=60               (seconds; then denied)
+ *   [Agents]     ConnectTimeout=60        (seconds to wait for a started VM's agent)
+ *   [Apps]       rivendale=org.mozilla.firefox;org.gnome.TextEditor
+ *
+ * [Apps] declares the application ids each VM offers (vmfed.Launch checks
+ * them; for a disposable, the template's list counts).
+ */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "broker/broker.h"
+
+typedef struct Clipboard Clipboard;
+typedef struct RouteTable RouteTable;
+typedef struct AskQueue AskQueue;
+
+typedef struct Services {
+        uint64_t clipboard_max;
+        bool clear_after_paste;
+        char **url_schemes;
+        unsigned ask_timeout_sec;
+        unsigned agent_timeout_sec;
+        GHashTable *apps; /* VM name → char** app ids */
+
+        Clipboard *clipboard;
+        RouteTable *routes;
+        AskQueue *asks;
+} Services;
+
+/* Load services.conf, create the clipboard, routes and asks, export Clipboard and Ask on b->bus. */
+int guest_services_start(Broker *b);
+void guest_services_free(Broker *b);
+
+/* Handlers of org.vmfed.Federation1.Guest (userdata: the channel's GuestConnection). */
+int guest_services_copy(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_services_paste(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_services_open_url(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_services_open_file(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_services_launch(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_services_ping_vm(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_services_admin(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_services_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error);
+
+#define GUEST_SERVICES_VTABLE_METHODS                                                                               \
+        SD_BUS_METHOD_WITH_ARGS("Copy", SD_BUS_ARGS("s", mime, "ay", data), SD_BUS_NO_RESULT, guest_services_copy,  \
+                                SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
+        SD_BUS_METHOD_WITH_ARGS("Paste", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", source, "s", mime, "ay", data),         \
+                                guest_services_paste, SD_BUS_VTABLE_UNPRIVILEGED),                                  \
+        SD_BUS_METHOD_WITH_ARGS("OpenURL", SD_BUS_ARGS("s", url, "s", target), SD_BUS_RESULT("s", vm),              \
+                                guest_services_open_url, SD_BUS_VTABLE_UNPRIVILEGED),                               \
+        SD_BUS_METHOD_WITH_ARGS("OpenFile", SD_BUS_ARGS("s", name, "ay", data, "s", target),                        \
+                                SD_BUS_RESULT("s", vm, "b", changed, "ay", data), guest_services_open_file,          \
+                                SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
+        SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_ARGS("s", app_id, "as", args, "s", target),                        \
+                                SD_BUS_RESULT("s", vm), guest_services_launch, SD_BUS_VTABLE_UNPRIVILEGED),         \
+        SD_BUS_METHOD_WITH_ARGS("PingVM", SD_BUS_ARGS("s", target), SD_BUS_RESULT("s", vm),                         \
+                                guest_services_ping_vm, SD_BUS_VTABLE_UNPRIVILEGED),                                \
+        SD_BUS_METHOD_WITH_ARGS("SwitchPersona", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_services_admin,      \
+                                SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
+        SD_BUS_METHOD_WITH_ARGS("StartVM", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_services_admin,            \
+                                SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
+        SD_BUS_METHOD_WITH_ARGS("StopVM", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_services_admin,             \
+                                SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
+        SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", vms), guest_services_list_vms,    \
+                                SD_BUS_VTABLE_UNPRIVILEGED)

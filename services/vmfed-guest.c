@@ -1,0 +1,389 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * vmfed-guest: drive org.vmfed.Guest1 from a script or a desktop shortcut.
+ *
+ *   vmfed-guest copy [--mime TYPE] [FILE]     (default: stdin, text/plain)
+ *   vmfed-guest paste                         (data on stdout; source VM and type on stderr)
+ *   vmfed-guest open-url URL [TARGET]
+ *   vmfed-guest open-file FILE [TARGET]       (the file is updated when it was changed)
+ *   vmfed-guest launch APP_ID [TARGET] [-- ARG...]
+ *   vmfed-guest ping TARGET
+ *   vmfed-guest switch VM | start VM | stop VM | list | status
+ *
+ * TARGET is a VM name, @default (the default) or @dispvm.  Exit status: 0
+ * done, 1 refused or failed (the reason on stderr), 2 usage.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+
+#include "common/fileio.h"
+#include "common/macro.h"
+
+#define GUEST1_BUS_NAME "org.vmfed.Guest1"
+#define GUEST1_PATH "/org/vmfed/Guest1"
+#define GUEST1_INTERFACE "org.vmfed.Guest1"
+#define DEFAULT_SOCKET "/run/vmfed/guest.sock"
+#define PAYLOAD_MAX (64u * 1024 * 1024)
+#define CALL_TIMEOUT_USEC (15ULL * 60 * 1000000)
+
+static const char *arg_socket = NULL;
+static const char *arg_mime = "text/plain";
+static const char *destination = NULL;
+
+static void help(FILE *f) {
+        fputs("Usage: vmfed-guest [--socket PATH] COMMAND ...\n\n"
+              "  copy [--mime TYPE] [FILE]       put FILE (or stdin) on the federation's clipboard\n"
+              "  paste                           print the clipboard (source VM and type on stderr)\n"
+              "  open-url URL [TARGET]           open a URL in another VM\n"
+              "  open-file FILE [TARGET]         open a file in another VM; changes come back\n"
+              "  launch APP_ID [TARGET] [-- ARG...]\n"
+              "  ping TARGET                     a routed no-op round trip\n"
+              "  switch VM | start VM | stop VM | list | status\n\n"
+              "TARGET: a VM name, @default or @dispvm.  --socket: the agent's private socket\n"
+              "(default: the system bus, else " DEFAULT_SOCKET ").\n", f);
+}
+
+static int connect_agent(sd_bus **ret) {
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
+        if (!arg_socket && access("/run/dbus/system_bus_socket", F_OK) == 0 &&
+            sd_bus_open_system(&bus) >= 0) {
+                destination = GUEST1_BUS_NAME;
+                *ret = steal_pointer(&bus);
+                return 0;
+        }
+        char address[4200];
+        snprintf(address, sizeof address, "unix:path=%s", arg_socket ? arg_socket : DEFAULT_SOCKET);
+        r = sd_bus_new(&bus);
+        if (r >= 0)
+                r = sd_bus_set_address(bus, address);
+        if (r >= 0)
+                r = sd_bus_set_anonymous(bus, 1);
+        if (r >= 0)
+                r = sd_bus_negotiate_fds(bus, 1);
+        if (r >= 0)
+                r = sd_bus_start(bus);
+        if (r < 0) {
+                fprintf(stderr, "vmfed-guest: cannot reach the agent at %s: %s\n",
+                        arg_socket ? arg_socket : DEFAULT_SOCKET, strerror(-r));
+                return r;
+        }
+        *ret = steal_pointer(&bus);
+        return 0;
+}
+
+static int fail(const char *what, const sd_bus_error *e, int r) {
+        if (e && sd_bus_error_is_set(e)) {
+                const char *name = e->name;
+                const char *shortname = strrchr(name, '.');
+                fprintf(stderr, "vmfed-guest: %s: %s (%s)\n", what, e->message ? e->message : "",
+                        shortname ? shortname + 1 : name);
+        } else
+                fprintf(stderr, "vmfed-guest: %s: %s\n", what, strerror(r < 0 ? -r : EIO));
+        return 1;
+}
+
+static int new_call(sd_bus *bus, const char *member, sd_bus_message **ret) {
+        return sd_bus_message_new_method_call(bus, ret, destination, GUEST1_PATH, GUEST1_INTERFACE, member);
+}
+
+static int call(sd_bus *bus, sd_bus_message *m, const char *what, sd_bus_message **reply) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &e, reply);
+        if (r < 0)
+                return fail(what, &e, r);
+        return 0;
+}
+
+static int read_input(const char *path, char **ret, size_t *size) {
+        if (path)
+                return read_full_file(path, PAYLOAD_MAX + 1, ret, size);
+        size_t cap = 65536, n = 0;
+        char *buf = malloc(cap);
+        if (!buf)
+                return -ENOMEM;
+        for (;;) {
+                if (n == cap) {
+                        if (cap > PAYLOAD_MAX) {
+                                free(buf);
+                                return -EFBIG;
+                        }
+                        cap *= 2;
+                        char *nb = realloc(buf, cap);
+                        if (!nb) {
+                                free(buf);
+                                return -ENOMEM;
+                        }
+                        buf = nb;
+                }
+                ssize_t k = read(STDIN_FILENO, buf + n, cap - n);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0) {
+                        free(buf);
+                        return -errno;
+                }
+                if (k == 0)
+                        break;
+                n += (size_t) k;
+        }
+        *ret = buf;
+        *size = n;
+        return 0;
+}
+
+static int do_copy(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_free_ char *data = NULL;
+        size_t size = 0;
+        int r;
+
+        r = read_input(argc > 1 ? argv[1] : NULL, &data, &size);
+        if (r == -EFBIG) {
+                fprintf(stderr, "vmfed-guest: copy: more than %u bytes; nothing was copied (TooLarge)\n", PAYLOAD_MAX);
+                return 1;
+        }
+        if (r < 0)
+                return fail("copy: cannot read the input", NULL, r);
+        r = new_call(bus, "Copy", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", arg_mime);
+        if (r >= 0)
+                r = sd_bus_message_append_array(m, 'y', data, size);
+        if (r < 0)
+                return fail("copy", NULL, r);
+        return call(bus, m, "copy", &reply);
+}
+
+static int do_paste(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *source, *mime;
+        const void *data;
+        size_t size;
+        int r;
+
+        r = new_call(bus, "Paste", &m);
+        if (r < 0)
+                return fail("paste", NULL, r);
+        r = call(bus, m, "paste", &reply);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_read(reply, "ss", &source, &mime);
+        if (r >= 0)
+                r = sd_bus_message_read_array(reply, 'y', &data, &size);
+        if (r < 0)
+                return fail("paste: bad reply", NULL, r);
+        fprintf(stderr, "vmfed-guest: pasted %zu bytes of %s from %s\n", size, mime, source);
+        for (size_t off = 0; off < size;) {
+                ssize_t k = write(STDOUT_FILENO, (const char *) data + off, size - off);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return fail("paste: write", NULL, -errno);
+                off += (size_t) k;
+        }
+        return 0;
+}
+
+static int print_vm_reply(sd_bus_message *reply) {
+        const char *vm;
+        if (sd_bus_message_read(reply, "s", &vm) < 0)
+                return fail("bad reply", NULL, -EBADMSG);
+        printf("%s\n", vm);
+        return 0;
+}
+
+static int do_simple(sd_bus *bus, const char *member, const char *what, const char *types, const char *a1,
+                     const char *a2) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int r = new_call(bus, member, &m);
+        if (r >= 0 && types)
+                r = strlen(types) == 2 ? sd_bus_message_append(m, types, a1, a2) : sd_bus_message_append(m, types, a1);
+        if (r < 0)
+                return fail(what, NULL, r);
+        r = call(bus, m, what, &reply);
+        if (r != 0)
+                return r;
+        if (strcmp(member, "OpenURL") == 0 || strcmp(member, "PingVM") == 0)
+                return print_vm_reply(reply);
+        return 0;
+}
+
+static int do_open_file(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_close_ int fd = -EBADF;
+        const char *vm;
+        int changed, r;
+
+        fd = open(argv[1], O_RDWR | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0)
+                return fail("open-file: cannot open the file read-write", NULL, -errno);
+        const char *base = strrchr(argv[1], '/');
+        base = base ? base + 1 : argv[1];
+        r = new_call(bus, "OpenFile", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "hss", fd, base, argc > 2 ? argv[2] : "@default");
+        if (r < 0)
+                return fail("open-file", NULL, r);
+        r = call(bus, m, "open-file", &reply);
+        if (r != 0)
+                return r;
+        if (sd_bus_message_read(reply, "sb", &vm, &changed) < 0)
+                return fail("open-file: bad reply", NULL, -EBADMSG);
+        printf("%s %s\n", vm, changed ? "changed" : "unchanged");
+        return 0;
+}
+
+static int do_launch(sd_bus *bus, int argc, char **argv) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *target = "@default";
+        int i = 2, r;
+
+        if (i < argc && strcmp(argv[i], "--") != 0)
+                target = argv[i++];
+        if (i < argc && strcmp(argv[i], "--") == 0)
+                i++;
+        r = new_call(bus, "Launch", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", argv[1]);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, argv + i);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", target);
+        if (r < 0)
+                return fail("launch", NULL, r);
+        r = call(bus, m, "launch", &reply);
+        if (r != 0)
+                return r;
+        return print_vm_reply(reply);
+}
+
+static int do_list(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *name, *state;
+        int r = new_call(bus, "ListVMs", &m);
+        if (r < 0)
+                return fail("list", NULL, r);
+        r = call(bus, m, "list", &reply);
+        if (r != 0)
+                return r;
+        r = sd_bus_message_enter_container(reply, 'a', "(ss)");
+        while (r >= 0 && (r = sd_bus_message_read(reply, "(ss)", &name, &state)) > 0)
+                printf("%s %s\n", name, state);
+        return r < 0 ? fail("list: bad reply", NULL, r) : 0;
+}
+
+static int do_status(sd_bus *bus) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        const char *vm;
+        int connected;
+        int r = new_call(bus, "Status", &m);
+        if (r < 0)
+                return fail("status", NULL, r);
+        r = call(bus, m, "status", &reply);
+        if (r != 0)
+                return r;
+        if (sd_bus_message_read(reply, "sb", &vm, &connected) < 0)
+                return fail("status: bad reply", NULL, -EBADMSG);
+        printf("vm %s\nconnected %s\n", *vm ? vm : "-", connected ? "yes" : "no");
+        return connected ? 0 : 1;
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "socket", required_argument, NULL, 'S' },
+                { "mime", required_argument, NULL, 'm' },
+                { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
+        int c;
+
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
+                switch (c) {
+                case 'S':
+                        arg_socket = optarg;
+                        break;
+                case 'm':
+                        arg_mime = optarg;
+                        break;
+                case 'h':
+                        help(stdout);
+                        return 0;
+                default:
+                        help(stderr);
+                        return 2;
+                }
+        argc -= optind;
+        argv += optind;
+        if (argc < 1) {
+                help(stderr);
+                return 2;
+        }
+        const char *cmd = argv[0];
+        /* Options after the command (copy --mime TYPE). */
+        if (strcmp(cmd, "copy") == 0 && argc >= 3 && strcmp(argv[1], "--mime") == 0) {
+                arg_mime = argv[2];
+                argv[2] = argv[0];
+                argv += 2;
+                argc -= 2;
+        }
+
+#define NEED(n)                                                                  \
+        do {                                                                     \
+                if (argc < (n)) {                                                \
+                        fprintf(stderr, "vmfed-guest: %s: missing argument\n", cmd); \
+                        return 2;                                                \
+                }                                                                \
+        } while (0)
+
+        if (connect_agent(&bus) < 0)
+                return 1;
+        if (strcmp(cmd, "copy") == 0)
+                return do_copy(bus, argc, argv);
+        if (strcmp(cmd, "paste") == 0)
+                return do_paste(bus);
+        if (strcmp(cmd, "open-url") == 0) {
+                NEED(2);
+                return do_simple(bus, "OpenURL", "open-url", "ss", argv[1], argc > 2 ? argv[2] : "@default");
+        }
+        if (strcmp(cmd, "open-file") == 0) {
+                NEED(2);
+                return do_open_file(bus, argc, argv);
+        }
+        if (strcmp(cmd, "launch") == 0) {
+                NEED(2);
+                return do_launch(bus, argc, argv);
+        }
+        if (strcmp(cmd, "ping") == 0) {
+                NEED(2);
+                return do_simple(bus, "PingVM", "ping", "s", argv[1], NULL);
+        }
+        if (strcmp(cmd, "switch") == 0) {
+                NEED(2);
+                return do_simple(bus, "SwitchPersona", "switch", "s", argv[1], NULL);
+        }
+        if (strcmp(cmd, "start") == 0) {
+                NEED(2);
+                return do_simple(bus, "StartVM", "start", "s", argv[1], NULL);
+        }
+        if (strcmp(cmd, "stop") == 0) {
+                NEED(2);
+                return do_simple(bus, "StopVM", "stop", "s", argv[1], NULL);
+        }
+        if (strcmp(cmd, "list") == 0)
+                return do_list(bus);
+        if (strcmp(cmd, "status") == 0)
+                return do_status(bus);
+        fprintf(stderr, "vmfed-guest: unknown command '%s'\n", cmd);
+        help(stderr);
+        return 2;
+}

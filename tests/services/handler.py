@@ -1,0 +1,26 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Stands in for a browser, a file viewer or an app inside a test VM.
+
+handler.py url EVENTS URL                 record the URL
+handler.py app EVENTS APP_ID ARGS...      record the app and its argv
+handler.py file-keep EVENTS PATH          record the file's content
+handler.py file-edit EVENTS PATH          ... and append " (edited)" to it
+
+Each call appends one JSON line to EVENTS (with the argv it got: proof
+that no shell was involved).
+"""
+import json
+import sys
+
+mode, events = sys.argv[1], sys.argv[2]
+rest = sys.argv[3:]
+ev = {"mode": mode, "argv": rest}
+if mode.startswith("file"):
+    with open(rest[0], "rb") as f:
+        ev["content"] = f.read().decode(errors="replace")
+    if mode == "file-edit":
+        with open(rest[0], "ab") as f:
+            f.write(b" (edited)")
+with open(events, "a") as f:
+    f.write(json.dumps(ev) + "\n")

@@ -1,0 +1,166 @@
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Services tests: the real vmfedd on a private bus (tests/broker/harness.py)
+plus real vmfed-agent processes standing in for VMs, each connected to the
+broker's channel socket STATE/channels/VM.sock with --channel and offering
+Guest1 on a private socket, driven with vmfed-guest.
+
+Everything (broker, bus, agents, temp dirs) is torn down on exit, on
+exceptions and on SIGTERM/SIGINT (harness.py's handlers).
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.join(os.environ.get("VMFED_SOURCE_ROOT", os.path.dirname(__file__) + "/../.."),
+                                "tests", "broker"))
+import harness  # noqa: E402
+from harness import Harness, _die_with_parent  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+HANDLER = os.path.join(HERE, "handler.py")
+
+
+def vm(role="app", extra=""):
+    return f"[VM]\nRole={role}\nKernel=@KERNEL@\n{extra}"
+
+
+class ServicesHarness(Harness):
+    """A Harness that writes CONFIG/services.conf and runs agents."""
+
+    def __init__(self, vmfedd, agent, guest, services_conf="", **kw):
+        super().__init__(vmfedd, **kw)
+        self.agent_path = agent
+        self.guest_path = guest
+        self.services_conf = services_conf
+        self.agents = {}
+
+    def start_daemon(self):
+        with open(os.path.join(self.config_dir, "services.conf"), "w") as f:
+            f.write(self.services_conf)
+        super().start_daemon()
+
+    def stop(self):
+        for a in list(self.agents.values()):
+            a.stop()
+        self.agents = {}
+        super().stop()
+
+    def dump_log(self):
+        super().dump_log()
+        for a in self.agents.values():
+            a.dump_log()
+
+    def channel(self, name):
+        return os.path.join(self.state_dir, "channels", name + ".sock")
+
+    def agent(self, name, wait=True, **kw):
+        a = Agent(self, name, **kw)
+        self.agents[name] = a
+        a.start()
+        if wait:
+            a.wait_connected()
+        return a
+
+    def policy_set(self, name, text):
+        with open(os.path.join(self.policy_dir, name), "w") as f:
+            f.write(text)
+        self.call("Manager", "Reload")
+
+
+class Agent:
+    def __init__(self, h, name, apps=(), file_mode="keep"):
+        self.h = h
+        self.name = name
+        self.dir = os.path.join(h.tmp, "agent-" + name)
+        os.makedirs(self.dir, exist_ok=True)
+        self.socket = os.path.join(self.dir, "guest.sock")
+        self.events = os.path.join(self.dir, "events.jsonl")
+        self.log_path = os.path.join(self.dir, "agent.log")
+        self.apps_dir = os.path.join(self.dir, "apps")
+        os.makedirs(self.apps_dir, exist_ok=True)
+        for app in apps:
+            with open(os.path.join(self.apps_dir, app + ".desktop"), "w") as f:
+                f.write(f"[Desktop Entry]\nType=Application\nName={app}\n"
+                        f"Exec={sys.executable} {HANDLER} app {self.events} {app} %U\n")
+        self.file_mode = file_mode
+        self.proc = None
+
+    def start(self):
+        log = open(self.log_path, "a")
+        args = [self.h.agent_path, "--channel", self.h.channel(self.name), "--guest-socket", self.socket,
+                "--apps-dir", self.apps_dir, "--files-dir", os.path.join(self.dir, "files"),
+                "--url-handler", f"{sys.executable} {HANDLER} url {self.events}",
+                "--file-handler", f"{sys.executable} {HANDLER} file-{self.file_mode} {self.events}",
+                "--debug"]
+        self.proc = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        log.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def dump_log(self):
+        try:
+            with open(self.log_path) as f:
+                sys.stderr.write(f"---- agent {self.name} ----\n{f.read()}")
+        except OSError:
+            pass
+
+    def guest(self, *args, input=None, timeout=60):
+        """Run vmfed-guest against this agent: (returncode, stdout bytes, stderr text)."""
+        r = subprocess.run([self.h.guest_path, "--socket", self.socket] + list(args), input=input,
+                           capture_output=True, timeout=timeout)
+        return r.returncode, r.stdout, r.stderr.decode(errors="replace")
+
+    def guest_ok(self, *args, input=None, timeout=60):
+        rc, out, err = self.guest(*args, input=input, timeout=timeout)
+        if rc != 0:
+            raise AssertionError(f"vmfed-guest {' '.join(args)} in {self.name} failed ({rc}): {err}")
+        return out
+
+    def connected(self):
+        if not os.path.exists(self.socket):
+            return False
+        rc, out, _ = self.guest("status")
+        return rc == 0 and f"vm {self.name}".encode() in out
+
+    def wait_connected(self, timeout=15):
+        Harness._wait(self.connected, f"agent {self.name} connected", timeout)
+
+    def read_events(self):
+        try:
+            with open(self.events) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def wait_event(self, pred, what, timeout=15):
+        Harness._wait(lambda: any(pred(e) for e in self.read_events()), what, timeout)
+
+
+def expect_error(result, name, needle=None):
+    rc, out, err = result
+    assert rc != 0, f"expected {name}, got success: {out!r}"
+    assert f"({name})" in err, f"expected ({name}) in: {err}"
+    if needle:
+        assert needle in err, f"expected '{needle}' in: {err}"
+    return err
+
+
+def run(main):
+    """Run a test main(vmfedd, agent, guest, ...) and print ok."""
+    rc = main(*sys.argv[1:])
+    if rc in (None, 0):
+        print("ok")
+        sys.exit(0)
+    sys.exit(rc)
