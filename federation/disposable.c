@@ -81,6 +81,15 @@ static void disp_create_domain(Federation *f, DispCtx *c) {
         p.role = "disposable";
         p.template_name = c->template_name;
         p.disk_override = c->overlay;
+        {
+                g_autofree char *err = NULL;
+                r = federation_prepare_channel(f, c->name, &err);
+                if (r < 0) {
+                        g_autofree char *msg = g_strdup_printf("cannot start disposable %s", err);
+                        disp_finish(f, c, r, msg);
+                        return;
+                }
+        }
         r = domain_xml_build(&d, &p, &xml);
         if (r < 0) {
                 disp_finish(f, c, r, "cannot build the domain XML");

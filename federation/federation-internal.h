@@ -60,6 +60,8 @@ struct Federation {
         char *sysfs_root;     /* NULL: /sys without explicit root */
         char *bridge;
         DomainChannelMode channel_mode;
+        FederationChannelFn prepare_channel;
+        void *prepare_channel_userdata;
         bool force_tcg;
         bool fake_passthrough;
         bool kvm_available;
@@ -103,6 +105,9 @@ int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **re
 /* Fill the domain parameters of a VM; strings are owned by the caller's GPtrArray. */
 void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_name, GPtrArray *owned,
                               DomainXmlParams *p);
+
+/* CONNECT mode: have the caller listen on the VM's channel socket before its domain starts. */
+int federation_prepare_channel(Federation *f, const char *vm_name, char **ret_error);
 
 /* Async building blocks; done is always called later, on the loop. */
 void vm_start_async(Federation *f, Vm *vm, const FederationCallbacks *cb, VmDoneFn done, void *userdata);

@@ -459,6 +459,20 @@ void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_nam
         };
 }
 
+int federation_prepare_channel(Federation *f, const char *vm_name, char **ret_error) {
+        g_autofree char *path = NULL;
+        int r;
+
+        if (f->channel_mode != DOMAIN_CHANNEL_CONNECT || !f->prepare_channel)
+                return 0;
+        path = g_strdup_printf("%s/channels/%s.sock", f->state_dir, vm_name);
+        r = f->prepare_channel(vm_name, path, f->prepare_channel_userdata);
+        if (r < 0 && ret_error)
+                *ret_error = g_strdup_printf("%s: nothing listens on the agent channel %s: %s", vm_name, path,
+                                             g_strerror(-r));
+        return r;
+}
+
 static int check_files(const VmSpec *s, char **ret_error) {
         const char *files[] = { s->disk, s->kernel, s->initrd };
         const char *keys[] = { "Disk", "Kernel", "Initrd" };
@@ -660,6 +674,12 @@ static void start_define_and_create(Federation *f, StartCtx *c) {
                         return start_ctx_finish(f, c, r, msg);
                 }
                 saved = 0;
+        }
+        r = federation_prepare_channel(f, c->name, &err);
+        if (r < 0) {
+                vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
+                g_autofree char *msg = g_strdup_printf("cannot start %s", err);
+                return start_ctx_finish(f, c, r, msg);
         }
         c->restoring = vm->restoring = saved == 1;
         progress(&c->cb, c->restoring ? "restoring %s from its saved state" : "booting %s", c->name);
@@ -1437,6 +1457,8 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
         f->sysfs_root = g_strdup(o->sysfs_root);
         f->bridge = g_strdup(o->bridge);
         f->channel_mode = o->channel_mode;
+        f->prepare_channel = o->prepare_channel;
+        f->prepare_channel_userdata = o->prepare_channel_userdata;
         f->force_tcg = o->force_tcg || env_true("VMFED_FORCE_TCG");
         f->fake_passthrough = o->fake_passthrough || env_true("VMFED_TEST_FAKE_PASSTHROUGH");
         f->kvm_available = access("/dev/kvm", R_OK | W_OK) == 0;

@@ -60,6 +60,15 @@ typedef enum FederationVmState {
 /* "stopped", "starting", "running", "paused", "stopping", "saved" */
 const char *federation_vm_state_to_string(FederationVmState s);
 
+/*
+ * With DOMAIN_CHANNEL_CONNECT, libvirt refuses to start a domain whose
+ * channel socket does not exist: the listener must be there first.  Called
+ * on the main loop right before each VM's domain is started (disposables
+ * included) with the VM name and the socket path; return 0 once something
+ * listens there, or a negative errno to fail the start.
+ */
+typedef int (*FederationChannelFn)(const char *vm, const char *path, void *userdata);
+
 typedef struct FederationOptions {
         const char *config_dir;     /* holds vms.d/ (and policy.d/ for generations); required */
         const char *state_dir;      /* required; created if missing */
@@ -72,6 +81,8 @@ typedef struct FederationOptions {
          */
         const char *bridge;
         DomainChannelMode channel_mode; /* default CONNECT: the broker listens on STATE/channels/NAME.sock */
+        FederationChannelFn prepare_channel; /* may be NULL (the caller keeps listeners for every VM) */
+        void *prepare_channel_userdata;
         bool force_tcg;             /* also when $VMFED_FORCE_TCG=1 */
         bool fake_passthrough;      /* also when $VMFED_TEST_FAKE_PASSTHROUGH=1: exclusivity only, no <hostdev> */
 } FederationOptions;

@@ -19,6 +19,8 @@
  * broker was down.
  */
 #include <errno.h>
+#include <gio/gio.h>
+#include <gio/gunixsocketaddress.h>
 #include <libvirt/libvirt.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -33,6 +35,100 @@ static virConnectPtr conn;
 static Federation *fed;
 static StateLog slog;
 
+/* ---- the broker's side of the agent channels (QEMU connects to us) ---- */
+
+typedef struct Listener {
+        GSocketService *service;
+        GString *received; /* everything any connection sent */
+} Listener;
+
+static GHashTable *listeners; /* vm → Listener */
+
+typedef struct ReadCtx {
+        Listener *l;
+        GSocketConnection *conn;
+        char buf[256];
+} ReadCtx;
+
+static void read_more(ReadCtx *rc);
+
+static void read_done(GObject *source, GAsyncResult *res, gpointer userdata) {
+        ReadCtx *rc = userdata;
+        gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), res, NULL);
+        if (n <= 0) {
+                g_object_unref(rc->conn);
+                g_free(rc);
+                return;
+        }
+        g_string_append_len(rc->l->received, rc->buf, n);
+        read_more(rc);
+}
+
+static void read_more(ReadCtx *rc) {
+        g_input_stream_read_async(g_io_stream_get_input_stream(G_IO_STREAM(rc->conn)), rc->buf, sizeof rc->buf,
+                                  G_PRIORITY_DEFAULT, NULL, read_done, rc);
+}
+
+static gboolean on_incoming(GSocketService *service, GSocketConnection *c, GObject *source, gpointer userdata) {
+        ReadCtx *rc = g_new0(ReadCtx, 1);
+        rc->l = userdata;
+        rc->conn = g_object_ref(c);
+        read_more(rc);
+        return true;
+}
+
+static int prepare_channel(const char *vm, const char *path, void *userdata) {
+        g_autoptr(GSocketAddress) addr = NULL;
+        g_autoptr(GError) e = NULL;
+        Listener *l;
+
+        if (g_hash_table_contains(listeners, vm))
+                return 0;
+        (void) unlink(path);
+        addr = g_unix_socket_address_new(path);
+        l = g_new0(Listener, 1);
+        l->received = g_string_new(NULL);
+        l->service = g_socket_service_new();
+        if (!g_socket_listener_add_address(G_SOCKET_LISTENER(l->service), addr, G_SOCKET_TYPE_STREAM,
+                                           G_SOCKET_PROTOCOL_DEFAULT, NULL, NULL, &e)) {
+                g_printerr("cannot listen on %s: %s\n", path, e->message);
+                g_object_unref(l->service);
+                g_string_free(l->received, true);
+                g_free(l);
+                return -EADDRINUSE;
+        }
+        g_signal_connect(l->service, "incoming", G_CALLBACK(on_incoming), l);
+        g_socket_service_start(l->service);
+        g_hash_table_insert(listeners, g_strdup(vm), l);
+        return 0;
+}
+
+static void listener_free(gpointer p) {
+        Listener *l = p;
+        g_socket_service_stop(l->service);
+        g_socket_listener_close(G_SOCKET_LISTENER(l->service));
+        g_object_unref(l->service);
+        g_string_free(l->received, true);
+        g_free(l);
+}
+
+/* Wait until the guest's agent port delivered its ready line to our socket. */
+static void wait_channel_ready(const char *vm, unsigned n) {
+        g_autofree char *needle = g_strdup_printf("vmfed-guest-ready %s ", vm);
+        gint64 end = g_get_monotonic_time() + 30 * G_USEC_PER_SEC;
+
+        while (g_get_monotonic_time() < end) {
+                Listener *l = g_hash_table_lookup(listeners, vm);
+                unsigned count = 0;
+                for (const char *p = l ? l->received->str : ""; (p = strstr(p, needle)); p += strlen(needle))
+                        count++;
+                if (count >= n)
+                        return;
+                run_for(0.05);
+        }
+        g_error("no ready line %u from %s over its agent channel within 30 s", n, vm);
+}
+
 static Federation *federation_open(void) {
         g_autoptr(GPtrArray) errors = NULL;
         FederationOptions o = {
@@ -40,7 +136,9 @@ static Federation *federation_open(void) {
                 .state_dir = state,
                 .domain_prefix = prefix,
                 .bridge = bridge,
-                .channel_mode = DOMAIN_CHANNEL_BIND, /* no broker listens here: QEMU does */
+                /* As vmfedd does: we listen, QEMU connects (and reconnects). */
+                .channel_mode = DOMAIN_CHANNEL_CONNECT,
+                .prepare_channel = prepare_channel,
                 .force_tcg = true,
                 .fake_passthrough = true,
         };
@@ -56,7 +154,7 @@ static Federation *federation_open(void) {
 static void write_guest(const char *name, const char *role, const char *kernel, const char *extra) {
         g_autofree char *text = g_strdup_printf(
                 "[VM]\nRole=%s\nMemory=256M\nVCPUs=1\nKernel=%s\nInitrd=%s/initrd-base.img\n"
-                "Cmdline=console=ttyS0 quiet panic=-1 vmfed.name=%s\nStopTimeout=20\n%s",
+                "Cmdline=console=ttyS0 quiet panic=-1 vmfed.name=%s vmfed.selftest=1\nStopTimeout=20\n%s",
                 role, kernel, guest_dir, name, extra ? extra : "");
         write_vm(config, name, text);
 }
@@ -193,6 +291,9 @@ static void test_real(void) {
         net_pid = qemu_pid("netvm");
         g_assert_cmpint(net_pid, >, 0);
         wait_guest_up("persona-a", n);
+        /* The agent channel reaches the broker's socket (QEMU connected to us). */
+        wait_channel_ready("persona-a", 1);
+        wait_channel_ready("netvm", 1);
 
         /* a → b → a: graceful ACPI shutdowns, never both up (checked at every event). */
         n = next_boot("persona-b");
@@ -205,6 +306,7 @@ static void test_real(void) {
         g_assert_cmpint(state_log_find(&slog, "persona-b stopped shutdown"), >=, 0);
         g_assert_cmpint(qemu_pid("netvm"), ==, net_pid);
         wait_guest_up("persona-a", n);
+        wait_channel_ready("persona-a", 2); /* a new boot, a new connection */
         a_pid = qemu_pid("persona-a");
         g_assert_cmpint(a_pid, >, 0);
 
@@ -331,8 +433,10 @@ int main(int argc, char *argv[]) {
         g_assert_cmpint(virEventRegisterDefaultImpl(), ==, 0);
         conn = virConnectOpen("qemu:///system");
         g_assert_nonnull(conn);
+        listeners = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, listener_free);
         g_test_add_func("/federation-real/switch-adopt-crash-disposables", test_real);
         r = g_test_run();
+        g_hash_table_unref(listeners);
         virConnectClose(conn);
         state_log_clear(&slog);
         return r;

@@ -700,6 +700,64 @@ static void test_autostart(Fixture *x, gconstpointer data) {
         g_free(res.message);
 }
 
+typedef struct ChannelCalls {
+        GPtrArray *calls; /* "vm path" */
+} ChannelCalls;
+
+static int channel_cb(const char *vm, const char *path, void *userdata) {
+        ChannelCalls *cc = userdata;
+        g_ptr_array_add(cc->calls, g_strdup_printf("%s %s", vm, path));
+        return strcmp(vm, "gondor") == 0 ? -EADDRINUSE : 0;
+}
+
+static void test_channel_hook(Fixture *x, gconstpointer data) {
+        Result res = {};
+        ChannelCalls cc = { .calls = g_ptr_array_new_with_free_func(g_free) };
+        g_autoptr(GPtrArray) errors = NULL;
+        g_autofree char *expect = NULL, *err = NULL;
+        FederationCallbacks cb;
+        FederationOptions o = {
+                .config_dir = x->config,
+                .state_dir = x->state,
+                .domain_prefix = x->prefix,
+                .force_tcg = true,
+                .fake_passthrough = true,
+                .prepare_channel = channel_cb,
+                .prepare_channel_userdata = &cc,
+        };
+
+        fixture_write(x, "netvm", "service", "DefaultNetVM=true\n");
+        fixture_write(x, "rivendale", "persona", NULL);
+        fixture_write(x, "gondor", "persona", NULL);
+        fixture_write(x, "direct", "disposable-template", NULL);
+        g_assert_cmpint(federation_new(x->conn, &o, &x->f, &errors), ==, 0);
+
+        g_assert_cmpint(start_and_wait(x, "rivendale", &res), ==, 0);
+        g_assert_cmpuint(cc.calls->len, ==, 2); /* the netvm, then rivendale */
+        expect = g_strdup_printf("rivendale %s/channels/rivendale.sock", x->state);
+        g_assert_cmpstr(cc.calls->pdata[1], ==, expect);
+        {
+                virDomainPtr dom = lookup(x, "rivendale");
+                g_autofree char *xml = virDomainGetXMLDesc(dom, 0);
+                g_assert_nonnull(strstr(xml, "mode='connect'")); /* the default: the broker listens */
+                virDomainFree(dom);
+        }
+        /* Disposables get their channel prepared too. */
+        cb = result_callbacks(&res);
+        g_assert_cmpint(federation_start_disposable(x->f, "@dispvm", NULL, &cb, NULL), ==, 0);
+        g_assert_true(run_until(&res.done, 10));
+        g_assert_cmpint(res.r, ==, 0);
+        g_assert_true(g_str_has_prefix(cc.calls->pdata[2], res.message));
+        /* A listener that cannot be made fails the start, and a switch rolls back. */
+        g_assert_cmpint(switch_and_wait(x, "gondor", &res), ==, -EADDRINUSE);
+        g_assert_nonnull(strstr(res.message, "nothing listens on the agent channel"));
+        g_assert_nonnull(strstr(res.message, "rolled back to rivendale"));
+        g_assert_cmpstr(federation_active_persona(x->f), ==, "rivendale");
+        g_ptr_array_unref(cc.calls);
+        g_ptr_array_unref(res.progress);
+        g_free(res.message);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_assert_cmpint(virInitialize(), ==, 0);
@@ -718,5 +776,6 @@ int main(int argc, char *argv[]) {
         ADD("/federation/add-remove-rollback", test_add_remove);
         ADD("/federation/passthrough-sysfs", test_passthrough_sysfs);
         ADD("/federation/autostart", test_autostart);
+        ADD("/federation/channel-hook", test_channel_hook);
         return g_test_run();
 }
