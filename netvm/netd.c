@@ -2,6 +2,7 @@
 /*
  * vmfed-netd: keeps the network VM's network in its desired state.
  *
+ *   vmfed-netd --state FILE --check     check FILE (and its rules files), change nothing
  *   vmfed-netd --state FILE --once      apply FILE and exit
  *   vmfed-netd --state FILE --watch     apply FILE, re-apply whenever it changes
  *   vmfed-netd [--channel PATH]         take the state from the broker over the
@@ -25,6 +26,7 @@
 #include <gio/gio.h>
 #include <glib-unix.h>
 #include <systemd/sd-bus.h>
+#include <systemd/sd-daemon.h>
 
 #include "common/fileio.h"
 #include "common/log.h"
@@ -358,11 +360,12 @@ static void netd_done(Netd *d) {
 }
 
 int main(int argc, char **argv) {
-        gboolean once = FALSE, watch = FALSE, debug = FALSE, version = FALSE;
+        gboolean once = FALSE, watch = FALSE, check = FALSE, debug = FALSE, version = FALSE;
         g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL;
         GOptionEntry entries[] = {
                 { "state", 0, 0, G_OPTION_ARG_FILENAME, &state_file, "Take the desired state from FILE", "FILE" },
                 { "once", 0, 0, G_OPTION_ARG_NONE, &once, "Apply --state FILE and exit", NULL },
+                { "check", 0, 0, G_OPTION_ARG_NONE, &check, "Check --state FILE and its rules files; change nothing", NULL },
                 { "watch", 0, 0, G_OPTION_ARG_NONE, &watch, "Re-apply --state FILE whenever it changes", NULL },
                 { "channel", 0, 0, G_OPTION_ARG_FILENAME, &channel, "Agent channel: connect to this unix socket "
                   "(default: the virtio port " VIRTIO_PORT_NAME ")", "PATH" },
@@ -389,13 +392,29 @@ int main(int argc, char **argv) {
         }
         if (debug)
                 log_set_max_level(LOG_DEBUG);
-        if ((once || watch) && !state_file) {
-                log_error("--once and --watch need --state FILE");
+        if ((once || watch || check) && !state_file) {
+                log_error("--once, --watch and --check need --state FILE");
                 return 2;
         }
-        if (once && watch) {
-                log_error("--once and --watch exclude each other");
+        if (once + watch + check > 1) {
+                log_error("--once, --watch and --check exclude each other");
                 return 2;
+        }
+        if (check) {
+                /* Every error, state and firewall, as FILE:LINE: message; exit 1 if any. */
+                g_autofree char *errors = NULL;
+                g_autoptr(NetState) s = NULL;
+                if (netstate_load(state_file, &s, &errors) < 0) {
+                        fputs(errors ? errors : "", stderr);
+                        return 1;
+                }
+                g_autofree char *fw = netstate_firewall_errors(s);
+                if (fw) {
+                        fputs(fw, stderr);
+                        return 1;
+                }
+                printf("%s: OK (%u client(s))\n", state_file, s->clients->len);
+                return 0;
         }
         if (argc > 1) {
                 log_error("Unexpected argument \"%s\"", argv[1]);
@@ -444,6 +463,7 @@ int main(int argc, char **argv) {
                 }
         }
 
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", d.state ? "Enforcing the desired state" : "Waiting for a state");
         d.loop = g_main_loop_new(NULL, FALSE);
         g_unix_signal_add(SIGTERM, quit_cb, &d);
         g_unix_signal_add(SIGINT, quit_cb, &d);
@@ -451,6 +471,7 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         log_info("Running");
         g_main_loop_run(d.loop);
+        (void) sd_notify(false, "STOPPING=1");
         r = 0;
 out:
         netd_done(&d);

@@ -273,9 +273,21 @@ def run(lab):
     lab.check(netd.returncode == 0, "vmfed-netd exits cleanly on SIGTERM")
     lab.check(table_has(r"chain fwd-b"), "the table outlives vmfed-netd (no owner flag)")
 
-    # --once
+    # --once, --check
     rc = lab.nsx(netvm, NETD, "--state", state + ".missing", "--once", check=False)
     lab.check(rc == 1, "--once with a missing state file fails")
+    import subprocess
+    good = os.path.join(lab.tmp, "good.state")
+    write_atomic(good, HEADER + client_section("b"))
+    r = subprocess.run([NETD, "--state", good, "--check"], capture_output=True, text=True)
+    lab.check(r.returncode == 0 and "OK (1 client(s))" in r.stdout, "--check accepts a good state")
+    with open(os.path.join(lab.tmp, "a.rules"), "w") as f:
+        f.write("accept dns\nacept 192.0.2.1\n")
+    bad = os.path.join(lab.tmp, "bad.state")
+    write_atomic(bad, HEADER + client_section("a", rules_file="a.rules"))
+    r = subprocess.run([NETD, "--state", bad, "--check"], capture_output=True, text=True)
+    lab.check(r.returncode == 1 and re.search(r"a\.rules:2: unknown action \"acept\"", r.stderr) is not None,
+              "--check reports a broken rules file with file:line and fails")
 
 
 if __name__ == "__main__":
