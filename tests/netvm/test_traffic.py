@@ -100,18 +100,20 @@ def run(lab):
     host = lab.ns("host")
     cl = {n: lab.ns(n) for n in ("a", "b", "c")}
 
-    # internet
-    lab.veth(netvm, "up0", inet, "inet0")
-    for a in ("192.0.2.1/24", "192.0.2.53/24", "198.51.100.7/32"):
-        lab.sh("ip", "-n", inet, "addr", "add", a, "dev", "inet0")
-    lab.sh("ip", "-n", inet, "addr", "add", "2001:db8::1/64", "dev", "inet0", "nodad")
-    lab.sh("ip", "-n", inet, "route", "add", "10.200.0.0/24", "via", "192.0.2.2")  # never used: NAT
-
     # host bridge with isolated client ports
     lab.sh("ip", "-n", host, "link", "add", "br0", "type", "bridge")
     lab.sh("ip", "-n", host, "link", "set", "br0", "up")
-    lab.veth(netvm, "down0", host, "nv0")
-    lab.sh("ip", "-n", host, "link", "set", "nv0", "master", "br0")
+
+    def plug_netvm():
+        """The netvm's two NICs, with the fixed MACs the broker gives them."""
+        lab.veth(netvm, "up0", inet, "inet0", mac_a="52:54:00:ff:00:02")
+        for a in ("192.0.2.1/24", "192.0.2.53/24", "198.51.100.7/32"):
+            lab.sh("ip", "-n", inet, "addr", "add", a, "dev", "inet0")
+        lab.sh("ip", "-n", inet, "addr", "add", "2001:db8::1/64", "dev", "inet0", "nodad")
+        lab.veth(netvm, "down0", host, "nv0", mac_a="52:54:00:ff:00:01")
+        lab.sh("ip", "-n", host, "link", "set", "nv0", "master", "br0")
+
+    plug_netvm()
     for n, ns in cl.items():
         lab.veth(ns, "eth0", host, "p%s0" % n, mac_a=MAC[n])
         lab.sh("ip", "-n", host, "link", "set", "p%s0" % n, "master", "br0")
@@ -266,7 +268,33 @@ def run(lab):
     lab.check(table_has(r"chain fwd-a") and table_has(r"chain fwd-c"), "and the state in force stays")
     flowing("after a refused state")
 
+    # --- the netvm itself restarts: a new network namespace, nothing of the
+    # old kernel state left, the same MACs and state; clients are not touched.
+    mark = len(open(netd_log).read())
+    write_atomic(state, HEADER + client_section("a", rules_file="a.rules") + client_section("b")
+                 + client_section("c", inline=RULES_C))
+    lab.wait_for(lambda: "Applied" in open(netd_log).read()[mark:], "the good state again")
+    lab.stop(netd)
+    lab.sh("ip", "netns", "del", netvm)
+    lab.sh("ip", "netns", "add", netvm)
+    lab.sh("ip", "-n", netvm, "link", "set", "lo", "up")
+    # The internet servers bound to 0.0.0.0 survive; their addresses went with inet0.
+    plug_netvm()
+    mark = len(open(netd_log).read())
+    netd = lab.spawn(netvm, NETD, "--state", state, "--watch", log=netd_log)
+    lab.wait_for(lambda: "Applied" in open(netd_log).read()[mark:], "vmfed-netd in the restarted netvm")
+    lab.check(lab.tool(b, "tcp", "192.0.2.1", "9090"),
+              "after a netvm restart B reaches the internet again, without being touched")
+    lab.check(lab.tool(c, "tcp", IP4["b"], "2222") and not lab.tool(c, "tcp", "192.0.2.1", "8080"),
+              "and C's rules are enforced again")
+    lab.check(lab.tool(a, "tcp", "192.0.2.1", "8080") and not lab.tool(a, "tcp", "192.0.2.1", "9090"),
+              "and A's rules are enforced again")
+
     # --- other tables are left alone
+    lab.nsx(netvm, "nft", "add table inet other; add chain inet other keep")
+    mark = len(open(netd_log).read())
+    write_atomic(state, HEADER + client_section("b") + client_section("c", inline=RULES_C))
+    lab.wait_for(lambda: "Applied" in open(netd_log).read()[mark:], "a change with another table present")
     lab.check(lab.nsx(netvm, "nft", "list", "chain", "inet", "other", "keep", check=False) == 0,
               "table inet other is untouched")
     lab.stop(netd)
