@@ -80,6 +80,8 @@ int policy_facts_add_vm(PolicyFacts *f, const char *name, const char *role, cons
         };
         for (size_t i = 0; i < n_tags; i++)
                 vm->tag_gids[i] = policy_name_ref(vm->tags[i], strlen(vm->tags[i]));
+        vm->name_len = (uint32_t) strlen(name);
+        memcpy(vm->name_inline, name, vm->name_len + 1);
         return 0;
 }
 

@@ -12,6 +12,8 @@
 typedef struct FactsVm {
         char *name;
         uint32_t gid; /* policy_name_ref() id of the name */
+        uint32_t name_len;
+        char name_inline[POLICY_NAME_MAX + 1]; /* the same, beside the hot fields, for lookups */
         PolicyRole role;
         char **tags;   /* NULL-terminated, never NULL */
         size_t n_tags; /* at most POLICY_MAX_TAGS */
@@ -36,10 +38,20 @@ struct PolicyFacts {
 
 static inline const FactsVm *facts_find_vm(const PolicyFacts *f, const char *name) {
         size_t len = strlen(name);
-        if (len > POLICY_NAME_MAX) /* cannot be a VM; do not hash what a caller may have made huge */
+        if (len > POLICY_NAME_MAX || !f->names.slots) /* cannot be a VM; do not hash what a caller made huge */
                 return NULL;
-        uint32_t id = intern_lookup_hashed(&f->names, name, len, intern_hash_len(name, len));
-        return id ? &f->vms[id - 1] : NULL;
+        /* The facts' own probe: compare against the name kept inside the FactsVm (one cache line less). */
+        uint32_t h = intern_hash_len(name, len);
+        for (uint32_t i = h & f->names.mask;; i = (i + 1) & f->names.mask) {
+                const InternSlot *slot = &f->names.slots[i];
+                if (slot->id == 0)
+                        return NULL;
+                if (slot->hash == h) {
+                        const FactsVm *vm = &f->vms[slot->id - 1];
+                        if (vm->name_len == len && intern_bytes_equal(vm->name_inline, name, len))
+                                return vm;
+                }
+        }
 }
 
 static inline bool facts_vm_is_active(const PolicyFacts *f, const FactsVm *vm) {
