@@ -18,7 +18,11 @@ int generations_record(Broker *b, const char *description) {
         uint64_t n = 0;
         int r;
 
-        r = generation_record(b->config_dir, b->state_dir, description, &n);
+        Federation *f = lifecycle_federation(b->lifecycle, NULL);
+
+        /* Through the federation when there is one: it keeps its generation number current. */
+        r = f ? federation_record_generation(f, description, &n)
+              : generation_record(b->config_dir, b->state_dir, description, &n);
         if (r < 0)
                 return log_warning_errno(r, "Cannot record a configuration generation (%s): %m", description);
         if (r == GENERATION_RECORDED)

@@ -177,6 +177,32 @@ static void on_vm_state(const char *vm, FederationVmState s, const char *reason,
         lifecycle_update_active_persona(l);
 }
 
+/* ---- channels --------------------------------------------------------------
+ *
+ * libvirt refuses to start a domain whose connect-mode channel socket does
+ * not exist, so right before each domain starts the broker makes sure it
+ * listens there: VMs of vms.d/ normally have their channel already
+ * (channel_sync_all()); a disposable gets one here, dropped when it stops.
+ */
+static int on_prepare_channel(const char *vm, const char *path, void *userdata) {
+        Lifecycle *l = userdata;
+        Broker *b = l->broker;
+        Channel *c = NULL;
+        int r;
+
+        if (g_hash_table_contains(b->channels, vm))
+                return 0;
+        r = channel_new(b, vm, &c);
+        if (r < 0)
+                return log_error_errno(r, "Cannot listen on the channel of %s: %m", vm);
+        if (strcmp(channel_path(c), path) != 0)
+                log_warning("Channel of %s: the broker listens on %s, the domain uses %s.", vm, channel_path(c), path);
+        g_hash_table_insert(b->channels, g_strdup(vm), c);
+        if (!broker_find_vm(b, vm))
+                g_hash_table_add(l->dispvms, g_strdup(vm)); /* a disposable: its channel goes when it stops */
+        return 0;
+}
+
 /* ---- creation, boot (resume, autostart) ------------------------------------ */
 
 static void autostart_done(Broker *b, int r, const char *message, void *userdata) {
@@ -227,6 +253,8 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
                 .bridge = l->bridge,
                 /* The broker listens on STATE/channels/NAME.sock (channel.c); QEMU connects. */
                 .channel_mode = DOMAIN_CHANNEL_CONNECT,
+                .prepare_channel = on_prepare_channel,
+                .prepare_channel_userdata = l,
         };
         Federation *f = NULL;
         int r;
@@ -381,10 +409,8 @@ static void dispvm_done(Broker *b, int r, const char *message, void *userdata) {
         Lifecycle *l = b->lifecycle;
 
         if (r >= 0 && message) {
-                Channel *ch = NULL;
+                /* Its channel was opened by on_prepare_channel() before the domain started. */
                 g_hash_table_add(l->dispvms, g_strdup(message));
-                if (!g_hash_table_contains(b->channels, message) && channel_new(b, message, &ch) >= 0)
-                        g_hash_table_insert(b->channels, g_strdup(message), ch);
                 c->cb(b, 0, message, NULL, c->userdata);
         } else
                 c->cb(b, r < 0 ? r : -EIO, NULL, message ? message : "the disposable did not start",
