@@ -19,6 +19,7 @@ struct Operation {
         OperationDoneFn done;
         void *userdata;
         FederationCallbacks cb;
+        int64_t t0; /* monotonic µs when it began, for the log (and the switch benchmark) */
 };
 
 static uint64_t next_internal_id = 1;
@@ -36,6 +37,7 @@ Operation *operation_new(Broker *b, sd_bus_message *m, const char *what, Operati
         uint64_t cookie = 0;
 
         op->broker = b;
+        op->t0 = g_get_monotonic_time();
         op->what = g_strdup(what);
         op->done = done;
         op->userdata = userdata;
@@ -77,10 +79,12 @@ void operation_progress(Operation *op, const char *line) {
 void operation_finish(Operation *op, int r, const char *message) {
         Broker *b = op->broker;
 
+        double ms = (g_get_monotonic_time() - op->t0) / 1000.0;
+
         if (r < 0)
-                log_warning("%s failed: %s", op->what, message ? message : strerror(-r));
+                log_warning("%s failed after %.1f ms: %s", op->what, ms, message ? message : strerror(-r));
         else
-                log_info("%s: done.", op->what);
+                log_info("%s: done in %.3f ms.", op->what, ms);
         /* Unregister first: done may start another operation or abandon all. */
         g_hash_table_steal(b->lifecycle->operations, op->id);
         if (op->done)

@@ -7,8 +7,8 @@
  *       connection (both are on the wire before the first is answered) and
  *       print one line per call: "ok" or the D-Bus error name.
  *   switch-client ADDRESS bench A B ROUNDS
- *       alternate SwitchPersona(A)/(B) ROUNDS times and print the median
- *       and minimum wall time of one call in microseconds as JSON.
+ *       alternate SwitchPersona(B)/(A) ROUNDS times and print the wall time
+ *       of each call in microseconds, one per line, in order.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -77,11 +77,6 @@ static uint64_t now_us(void) {
         return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static int cmp_u64(const void *x, const void *y) {
-        uint64_t a = *(const uint64_t *) x, b = *(const uint64_t *) y;
-        return a < b ? -1 : a > b;
-}
-
 static int bench(sd_bus *bus, const char *a, const char *b, int rounds) {
         uint64_t *t = calloc(rounds, sizeof *t);
 
@@ -97,8 +92,8 @@ static int bench(sd_bus *bus, const char *a, const char *b, int rounds) {
                 }
                 sd_bus_error_free(&error);
         }
-        qsort(t, rounds, sizeof *t, cmp_u64);
-        printf("%" PRIu64 " %" PRIu64 "\n", t[rounds / 2], t[0]);
+        for (int i = 0; i < rounds; i++)
+                printf("%" PRIu64 "\n", t[i]);
         free(t);
         return 0;
 }
