@@ -259,6 +259,22 @@ static const char *target_route(const Target *tg, const char **reason) {
         }
 }
 
+/* The bucket of the rules naming this service (with the '*' rules), or 0: only the '*' rules apply. */
+static uint32_t service_find_bucket(const PolicySnapshot *s, const char *service, size_t len) {
+        uint32_t h = intern_hash_len(service, len);
+        for (uint32_t i = h & s->service_mask;; i = (i + 1) & s->service_mask) {
+                const ServiceSlot *slot = &s->service_slots[i];
+                if (slot->bucket == 0)
+                        return 0;
+                if (slot->hash != h)
+                        continue;
+                const Bucket *bk = &s->buckets[slot->bucket];
+                if (bk->name_len == len &&
+                    intern_bytes_equal(len < BUCKET_NAME_INLINE ? bk->name_inline : bk->name, service, len))
+                        return slot->bucket;
+        }
+}
+
 static bool is_host_token(const char *s) {
         return s[0] == '@' && (strcmp(s, "@host") == 0 || strcmp(s, "@adminvm") == 0);
 }
@@ -326,9 +342,7 @@ int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyR
         size_t service_len = strlen(untrusted_service);
         if (service_len > POLICY_SERVICE_MAX)
                 return deny(ret, "malformed request: invalid service name", -EINVAL);
-        uint32_t service_hash = intern_hash_len(untrusted_service, service_len);
-        uint32_t svc = intern_lookup_hashed(&s->strings, untrusted_service, service_len, service_hash);
-        uint32_t b = svc < s->n_service_bucket ? s->service_bucket[svc] : 0;
+        uint32_t b = service_find_bucket(s, untrusted_service, service_len);
         if (b == 0 && policy_service_invalid_at(untrusted_service, service_len) >= 0)
                 return deny(ret, "malformed request: invalid service name", -EINVAL);
         uint32_t arg;

@@ -31,6 +31,7 @@ PolicySnapshot *policy_snapshot_unref(PolicySnapshot *s) {
         g_free(s->rules);
         g_free(s->buckets);
         g_free(s->service_bucket);
+        g_free(s->service_slots);
         g_free(s->list_slots);
         for (uint32_t i = 0; s->gids && i <= s->strings.n; i++)
                 policy_name_unref(s->gids[i]);
@@ -190,6 +191,29 @@ void snapshot_compile(PolicySnapshot *s) {
                         s->service_bucket[svc] = n_buckets++;
         }
 
+        /* 1b. the service table requests look up: names inline in their bucket */
+        s->buckets = g_new0(Bucket, n_buckets);
+        uint32_t nservice_slots = 16;
+        while (nservice_slots < n_buckets * 2)
+                nservice_slots *= 2;
+        s->service_slots = g_new0(ServiceSlot, nservice_slots);
+        s->service_mask = nservice_slots - 1;
+        for (uint32_t id = 1; id <= n_strings; id++) {
+                uint32_t b = s->service_bucket[id];
+                if (b == 0)
+                        continue;
+                const InternEntry *e = &s->strings.entries[id];
+                Bucket *bk = &s->buckets[b];
+                bk->name = e->str;
+                bk->name_len = e->len;
+                if (e->len < BUCKET_NAME_INLINE)
+                        memcpy(bk->name_inline, e->str, e->len + 1);
+                uint32_t h = e->hash & s->service_mask;
+                while (s->service_slots[h].bucket != 0)
+                        h = (h + 1) & s->service_mask;
+                s->service_slots[h] = (ServiceSlot) { e->hash, b };
+        }
+
         /* 2. rule numbers per bucket, in order; '*' rules go to bucket 0. */
         UintArray *per = g_new0(UintArray, n_buckets);
         for (size_t i = 0; i < s->n_rules; i++) {
@@ -202,7 +226,6 @@ void snapshot_compile(PolicySnapshot *s) {
         for (uint32_t b = 0; b < n_buckets; b++)
                 total += per[b].n + (b == 0 ? 0 : per[0].n);
         s->n_buckets = n_buckets;
-        s->buckets = g_new0(Bucket, n_buckets);
         s->entries = g_new(IndexEntry, total ? total : 1);
         size_t n_entries = 0, n_lists = 0, cap_lists = 0, cap_entries = 0;
         Entry *entries = NULL;

@@ -3,7 +3,7 @@
  * The inside of a PolicySnapshot: rules in file order, diagnostics, the
  * string table, and the index built by snapshot_compile():
  *
- *   service name --service_bucket--> Bucket
+ *   service name --service_slots--> Bucket
  *   Bucket = the rules naming that service or '*', in rule order, split into
  *            keyed lists and one generic list:
  *              - source is one VM or @host: the list keyed by that source;
@@ -47,10 +47,22 @@ typedef struct ListSlot {
         uint32_t n;
 } ListSlot;
 
+#define BUCKET_NAME_INLINE 40
+
+/* One cache line: where its generic list is, and the service's name to confirm a lookup. */
 typedef struct Bucket {
         uint32_t generic_offset; /* into entries */
         uint32_t n_generic;
+        uint32_t name_len;
+        const char *name;                     /* interned; NULL for bucket 0 ('*' only) */
+        char name_inline[BUCKET_NAME_INLINE]; /* the name when shorter than this */
 } Bucket;
+
+/* service name -> bucket, open addressing; bucket 0 marks an empty slot. */
+typedef struct ServiceSlot {
+        uint32_t hash; /* intern_hash_len() of the name */
+        uint32_t bucket;
+} ServiceSlot;
 
 static inline uint32_t list_slot_hash(uint32_t bucket, uint32_t key) {
         uint64_t x = ((uint64_t) bucket << 32) | key;
@@ -79,6 +91,8 @@ struct PolicySnapshot {
         uint32_t n_buckets;
         uint32_t *service_bucket; /* by string id, 0..strings.n */
         uint32_t n_service_bucket;
+        ServiceSlot *service_slots; /* the same as a hash table, for requests */
+        uint32_t service_mask;
         ListSlot *list_slots;
         uint32_t list_mask;
         IndexEntry *entries; /* ids are policy_name_ref() ids, shared with the facts */
