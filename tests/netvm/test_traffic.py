@@ -23,6 +23,7 @@ from netlab import Failure, Lab, NETTOOL, PYTHON, require_root  # noqa: E402
 NETD = None
 MAC = {"a": "52:54:00:00:00:0a", "b": "52:54:00:00:00:0b", "c": "52:54:00:00:00:0c"}
 IP4 = {"a": "10.200.0.10", "b": "10.200.0.11", "c": "10.200.0.12"}
+IP6 = {"a": "fd00:200::10", "b": "fd00:200::11"}
 
 HEADER = """\
 [Uplink]
@@ -55,10 +56,10 @@ accept 10.200.0.11 proto tcp port 2222
 """
 
 
-def client_section(name, rules_file=None, inline=None, v6=None):
+def client_section(name, rules_file=None, inline=None):
     s = "\n[Client %s]\nMAC=%s\nAddress=%s\n" % (name, MAC[name], IP4[name])
-    if v6:
-        s += "Address=%s\n" % v6
+    if name in IP6:
+        s += "Address=%s\n" % IP6[name]
     if rules_file:
         s += "RulesFile=%s\n" % rules_file
     for line in (inline or "").splitlines():
@@ -123,8 +124,10 @@ def run(lab):
         lab.sh("ip", "-n", ns, "addr", "add", IP4[n] + "/32", "dev", "eth0")
         lab.sh("ip", "-n", ns, "route", "add", "10.200.0.1/32", "dev", "eth0")
         lab.sh("ip", "-n", ns, "route", "add", "default", "via", "10.200.0.1", "dev", "eth0")
-    lab.sh("ip", "-n", cl["a"], "addr", "add", "fd00:200::10/64", "dev", "eth0", "nodad")
-    lab.sh("ip", "-n", cl["a"], "-6", "route", "add", "default", "via", "fd00:200::1")
+    for n in IP6:
+        lab.sh("ip", "-n", cl[n], "addr", "add", IP6[n] + "/128", "dev", "eth0", "nodad")
+        lab.sh("ip", "-n", cl[n], "-6", "route", "add", "fd00:200::1", "dev", "eth0")
+        lab.sh("ip", "-n", cl[n], "-6", "route", "add", "default", "via", "fd00:200::1", "dev", "eth0")
 
     # servers
     logs = lab.tmp
@@ -135,6 +138,7 @@ def run(lab):
     lab.spawn(inet, PYTHON, NETTOOL, "serve-tcp", "::", "8080")
     lab.spawn(inet, PYTHON, NETTOOL, "serve-udp", "0.0.0.0", "5353", os.path.join(logs, "udp5353.log"))
     lab.spawn(inet, PYTHON, NETTOOL, "serve-udp", "192.0.2.53", "53", os.path.join(logs, "dns.log"))
+    lab.spawn(inet, PYTHON, NETTOOL, "serve-udp", "::", "5354", os.path.join(logs, "udp6.log"))
     lab.spawn(cl["b"], PYTHON, NETTOOL, "serve-tcp", "0.0.0.0", "2222")
     lab.spawn(cl["a"], PYTHON, NETTOOL, "serve-tcp", "0.0.0.0", "2222")
 
@@ -144,7 +148,7 @@ def run(lab):
     state = os.path.join(lab.tmp, "netvm.state")
     with open(os.path.join(lab.tmp, "a.rules"), "w") as f:
         f.write(RULES_A)
-    write_atomic(state, HEADER + client_section("a", rules_file="a.rules", v6="fd00:200::10")
+    write_atomic(state, HEADER + client_section("a", rules_file="a.rules")
                  + client_section("b"))
 
     netd_log = os.path.join(lab.tmp, "netd.log")
@@ -193,6 +197,13 @@ def run(lab):
     lab.sh("ip", "-n", a, "addr", "del", IP4["b"] + "/32", "dev", "eth0")
     lab.sh("ip", "-n", a, "addr", "del", "10.200.0.99/32", "dev", "eth0")
     lab.check(lab.tool(a, "udp", "192.0.2.1", "5353", "--token", "honestA"), "A's own address still works")
+    # The same over IPv6: B may send anywhere (default accept), A spoofs B's IPv6 address.
+    lab.check(lab.tool(b, "udp", "2001:db8::1", "5354", "--token", "honestB6"), "B reaches the internet over IPv6")
+    lab.sh("ip", "-n", a, "addr", "add", IP6["b"] + "/128", "dev", "eth0", "nodad")
+    lab.tool(a, "udp", "2001:db8::1", "5354", "--src", IP6["b"], "--token", "spoofB6")
+    lab.sh("ip", "-n", a, "addr", "del", IP6["b"] + "/128", "dev", "eth0")
+    seen6 = open(os.path.join(logs, "udp6.log")).read()
+    lab.check("honestB6" in seen6 and "spoofB6" not in seen6, "A spoofing B's IPv6 address gets nothing through")
 
     # --- a long-lived flow of B
     count = os.path.join(lab.tmp, "b.count")
