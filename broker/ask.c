@@ -63,6 +63,16 @@ static AskQueue *ask_queue_of(Broker *b) {
         return b->services ? b->services->asks : NULL;
 }
 
+/* id, source, service, candidates, default_target */
+static int ask_append(sd_bus_message *m, Ask *a) {
+        int r = sd_bus_message_append(m, "tss", a->id, a->source, a->service);
+        if (r >= 0)
+                r = sd_bus_message_append_strv(m, a->candidates);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "s", a->default_target);
+        return r;
+}
+
 static void ask_emit_finished(Broker *b, uint64_t id, const char *outcome, const char *target) {
         if (b->bus)
                 (void) sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, ASK_INTERFACE, "AskFinished", "tss", id, outcome,
@@ -133,9 +143,16 @@ int64_t ask_new(Broker *b, const char *source, const char *service, char **candi
         g_hash_table_insert(q->asks, &a->id, a);
 
         ask_audit(b, a, "ask", a->default_target, "ask:pending");
-        if (b->bus)
-                (void) sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, ASK_INTERFACE, "AskRequested", "tssass", a->id,
-                                          a->source, a->service, a->candidates, a->default_target);
+        if (b->bus) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
+                int r = sd_bus_message_new_signal(b->bus, &sig, BROKER_ROOT_PATH, ASK_INTERFACE, "AskRequested");
+                if (r >= 0)
+                        r = ask_append(sig, a);
+                if (r >= 0)
+                        r = sd_bus_send(b->bus, sig, NULL);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot announce question %" PRIu64 ": %m", a->id);
+        }
         return (int64_t) a->id;
 }
 
@@ -263,8 +280,11 @@ static int method_list_asks(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return r;
         for (GList *l = values; l; l = l->next) {
                 Ask *a = l->data;
-                r = sd_bus_message_append(reply, "(tssass)", a->id, a->source, a->service, a->candidates,
-                                          a->default_target);
+                r = sd_bus_message_open_container(reply, 'r', "tssass");
+                if (r >= 0)
+                        r = ask_append(reply, a);
+                if (r >= 0)
+                        r = sd_bus_message_close_container(reply);
                 if (r < 0)
                         return r;
         }

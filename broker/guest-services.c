@@ -571,9 +571,10 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
               policy_action_to_string(d.action), rule);
         switch (d.action) {
         case POLICY_ACTION_DENY:
+                r = sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED, "The policy does not allow %s to %s (%s).",
+                                      q->service, target, rule);
                 request_free(q);
-                return sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED, "The policy does not allow %s to %s (%s).",
-                                         q->service, target, rule);
+                return r;
         case POLICY_ACTION_ALLOW:
                 request_deliver(q, d.target, d.autostart);
                 return 1;
@@ -582,9 +583,10 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
                                   : strcmp(target, "@default") != 0 ? target : NULL;
                 g_auto(GStrv) cands = ask_candidates(b, q->service, q->arg, q->source, def);
                 if (!cands[0]) {
+                        r = sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED,
+                                              "The policy asks for %s but allows no target.", q->service);
                         request_free(q);
-                        return sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED,
-                                                 "The policy asks for %s but allows no target.", q->service);
+                        return r;
                 }
                 g_autofree char *service = q->arg ? g_strdup_printf("%s+%s", q->service, q->arg) : g_strdup(q->service);
                 int64_t id = ask_new(b, q->source, service, cands, def, request_answered, q);

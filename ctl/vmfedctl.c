@@ -23,6 +23,7 @@ static const CtlVerb verbs[] = {
         { "vm", "remove", ctl_vm_remove, "remove a VM definition through the broker" },
         { NULL, "generations", ctl_generations, "list configuration generations" },
         { NULL, "rollback", ctl_rollback, "restore vms.d/ and policy.d/ of a generation" },
+        { NULL, "ask", ctl_ask, "list/answer/deny questions of the policy (ask --watch: at the terminal)" },
 };
 
 static void help(FILE *f) {

@@ -164,3 +164,38 @@ def run(main):
         print("ok")
         sys.exit(0)
     sys.exit(rc)
+
+
+class AgentSpawner:
+    """Start an agent for every channel socket that appears (disposables and
+    VMs the broker starts), like QEMU + the guest's agent would.  A thread
+    polls STATE/channels; its agents die with it (PR_SET_PDEATHSIG follows
+    the creating thread), at stop() at the latest."""
+
+    def __init__(self, h, skip=(), **agent_kw):
+        import threading
+        self.h = h
+        self.known = set(skip)
+        self.agent_kw = agent_kw
+        self.started = []
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        d = os.path.join(self.h.state_dir, "channels")
+        while not self._stop:
+            try:
+                names = [n[:-5] for n in os.listdir(d) if n.endswith(".sock")]
+            except OSError:
+                names = []
+            for n in names:
+                if n not in self.known and n not in self.h.agents:
+                    self.known.add(n)
+                    self.started.append(n)
+                    self.h.agent(n, wait=False, **self.agent_kw)
+            time.sleep(0.05)
+
+    def stop(self):
+        self._stop = True
+        self._thread.join(2)
