@@ -6,6 +6,7 @@ handler.py url EVENTS URL                 record the URL
 handler.py app EVENTS APP_ID ARGS...      record the app and its argv
 handler.py file-keep EVENTS PATH          record the file's content
 handler.py file-edit EVENTS PATH          ... and append " (edited)" to it
+handler.py file-sleep EVENTS PATH         ... and take a minute (a viewer left open)
 
 Each call appends one JSON line to EVENTS (with the argv it got: proof
 that no shell was involved).
@@ -19,6 +20,12 @@ ev = {"mode": mode, "argv": rest}
 if mode.startswith("file"):
     with open(rest[0], "rb") as f:
         ev["content"] = f.read().decode(errors="replace")
+    if mode == "file-sleep":
+        with open(events, "a") as f:
+            f.write(json.dumps(ev) + "\n")
+        import time
+        time.sleep(60)
+        sys.exit(0)
     if mode == "file-edit":
         with open(rest[0], "ab") as f:
             f.write(b" (edited)")
