@@ -1,60 +1,77 @@
 # shellcheck shell=bash
 # Start a system libvirtd for a test when none runs, and stop it afterwards
-# only if this test started it.  Source it, then:
+# only if tests started it and no other test still uses it.  Source it, then:
 #
-#   libvirtd_ensure || exit 77      # 77: skip (not root, no libvirtd binary)
+#   libvirtd_ensure || exit $?      # 77: skip (not root, no libvirtd binary)
 #   trap 'libvirtd_release' EXIT    # or call it from your own cleanup
 #
 # Here there is no systemd: `virtlogd -d` and `libvirtd -d` are started by
 # hand and `virsh -c qemu:///system version` is polled until it answers
 # (about 8 s; the first start on a fresh machine probes QEMU and can take a
-# minute).  Only processes started here are stopped, by the pids they
-# wrote, never by name.
+# minute).
+#
+# Several tests (several meson runs, several engineers) may use the daemon
+# at once: each registers in $VMFED_LIBVIRTD_RUNDIR/users/ (under a lock),
+# and the daemons that tests started (recorded in .../started) are stopped
+# by the last user to leave — by the pids they wrote, checked against
+# /proc/PID/comm, never by name.  A libvirtd that was running before any
+# test is never stopped.
 
-VMFED_LIBVIRTD_STARTED=${VMFED_LIBVIRTD_STARTED:-}
-VMFED_VIRTLOGD_STARTED=${VMFED_VIRTLOGD_STARTED:-}
-VMFED_LIBVIRTD_PID=
-VMFED_VIRTLOGD_PID=
+VMFED_LIBVIRTD_RUNDIR=${VMFED_LIBVIRTD_RUNDIR:-/run/vmfed-tests-libvirtd}
+VMFED_LIBVIRTD_USER=${VMFED_LIBVIRTD_USER:-$$}
 
 libvirtd_answers() {
   timeout 5 virsh -c qemu:///system version >/dev/null 2>&1
 }
 
-# pid from a pidfile when that process is alive, else empty.
+# pid from a pidfile when that process is alive and is the named program, else empty.
 _libvirtd_pid_of() {
-  local f=$1 pid
+  local f=$1 comm=$2 pid
   [ -r "$f" ] || return 0
   pid=$(cat "$f" 2>/dev/null)
-  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && echo "$pid"
+  [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$comm" ] && echo "$pid"
   return 0
 }
 
-libvirtd_ensure() {
-  local timeout=${1:-120} i
+# Run "$@" holding the registry lock (daemons started meanwhile must not
+# inherit it: they would hold it forever).
+# ("lock2": a first version of this file let the daemons inherit "lock".)
+# Never wait forever: after 5 minutes go on without the lock, loudly.
+_LIBVIRTD_LOCK_FD=
+_libvirtd_locked() {
+  local rc=0
+  mkdir -p "$VMFED_LIBVIRTD_RUNDIR/users"
+  exec {_LIBVIRTD_LOCK_FD}>"$VMFED_LIBVIRTD_RUNDIR/lock2"
+  flock -w 300 "$_LIBVIRTD_LOCK_FD" ||
+    echo "libvirtd.sh: $VMFED_LIBVIRTD_RUNDIR/lock2 still held after 300 s; going on without it" >&2
+  "$@" || rc=$?
+  exec {_LIBVIRTD_LOCK_FD}>&-
+  return $rc
+}
+
+_libvirtd_start() {
+  local timeout=$1 i pid
+  touch "$VMFED_LIBVIRTD_RUNDIR/users/$VMFED_LIBVIRTD_USER"
   if libvirtd_answers; then
     return 0
   fi
-  if [ "$(id -u)" -ne 0 ] || ! command -v libvirtd >/dev/null || ! command -v virtlogd >/dev/null; then
-    echo "libvirtd.sh: no libvirtd and cannot start one (need root, libvirt-daemon-system)" >&2
-    return 77
-  fi
   mkdir -p /run/libvirt
-  if [ -z "$(_libvirtd_pid_of /run/virtlogd.pid)" ]; then
-    virtlogd -d || { echo "libvirtd.sh: virtlogd -d failed" >&2; return 1; }
+  if [ -z "$(_libvirtd_pid_of /run/virtlogd.pid virtlogd)" ]; then
+    virtlogd -d {_LIBVIRTD_LOCK_FD}>&- || { echo "libvirtd.sh: virtlogd -d failed" >&2; return 1; }
     for i in $(seq 50); do
-      VMFED_VIRTLOGD_PID=$(_libvirtd_pid_of /run/virtlogd.pid)
-      [ -n "$VMFED_VIRTLOGD_PID" ] && break
+      pid=$(_libvirtd_pid_of /run/virtlogd.pid virtlogd)
+      [ -n "$pid" ] && break
       sleep 0.1
     done
-    VMFED_VIRTLOGD_STARTED=1
+    [ -n "$pid" ] && echo "virtlogd $pid" >> "$VMFED_LIBVIRTD_RUNDIR/started"
   fi
-  if [ -z "$(_libvirtd_pid_of /run/libvirtd.pid)" ]; then
-    libvirtd -d || { echo "libvirtd.sh: libvirtd -d failed" >&2; return 1; }
-    VMFED_LIBVIRTD_STARTED=1
+  if [ -z "$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)" ]; then
+    libvirtd -d {_LIBVIRTD_LOCK_FD}>&- || { echo "libvirtd.sh: libvirtd -d failed" >&2; return 1; }
   fi
   for i in $(seq $((timeout * 2))); do
     if libvirtd_answers; then
-      VMFED_LIBVIRTD_PID=$(_libvirtd_pid_of /run/libvirtd.pid)
+      pid=$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)
+      [ -n "$pid" ] && echo "libvirtd $pid" >> "$VMFED_LIBVIRTD_RUNDIR/started"
       echo "libvirtd.sh: qemu:///system answers after ~$((i / 2)) s" >&2
       return 0
     fi
@@ -64,9 +81,23 @@ libvirtd_ensure() {
   return 1
 }
 
+libvirtd_ensure() {
+  local timeout=${1:-120}
+  if [ "$(id -u)" -ne 0 ]; then
+    libvirtd_answers && return 0
+    echo "libvirtd.sh: no libvirtd and cannot start one (need root)" >&2
+    return 77
+  fi
+  if ! command -v libvirtd >/dev/null || ! command -v virtlogd >/dev/null; then
+    libvirtd_answers && return 0
+    echo "libvirtd.sh: libvirtd/virtlogd not installed (libvirt-daemon-system)" >&2
+    return 77
+  fi
+  _libvirtd_locked _libvirtd_start "$timeout"
+}
+
 _libvirtd_stop_pid() {
   local pid=$1 i
-  [ -n "$pid" ] || return 0
   kill "$pid" 2>/dev/null || return 0
   for i in $(seq 100); do
     kill -0 "$pid" 2>/dev/null || return 0
@@ -75,15 +106,31 @@ _libvirtd_stop_pid() {
   kill -9 "$pid" 2>/dev/null || true
 }
 
+_libvirtd_leave() {
+  local u name pid
+  rm -f "$VMFED_LIBVIRTD_RUNDIR/users/$VMFED_LIBVIRTD_USER"
+  # Forget users that died without leaving.
+  for u in "$VMFED_LIBVIRTD_RUNDIR"/users/*; do
+    [ -e "$u" ] || continue
+    kill -0 "${u##*/}" 2>/dev/null || rm -f "$u"
+  done
+  if [ -n "$(ls -A "$VMFED_LIBVIRTD_RUNDIR/users")" ] || [ ! -f "$VMFED_LIBVIRTD_RUNDIR/started" ]; then
+    return 0
+  fi
+  # The last user: stop what tests started, libvirtd before virtlogd.
+  for name in libvirtd virtlogd; do
+    while read -r n pid; do
+      [ "$n" = "$name" ] || continue
+      [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ] && _libvirtd_stop_pid "$pid"
+    done < "$VMFED_LIBVIRTD_RUNDIR/started"
+  done
+  rm -f "$VMFED_LIBVIRTD_RUNDIR/started"
+}
+
 libvirtd_release() {
-  if [ -n "$VMFED_LIBVIRTD_STARTED" ]; then
-    _libvirtd_stop_pid "${VMFED_LIBVIRTD_PID:-$(_libvirtd_pid_of /run/libvirtd.pid)}"
-    VMFED_LIBVIRTD_STARTED=
-  fi
-  if [ -n "$VMFED_VIRTLOGD_STARTED" ]; then
-    _libvirtd_stop_pid "${VMFED_VIRTLOGD_PID:-$(_libvirtd_pid_of /run/virtlogd.pid)}"
-    VMFED_VIRTLOGD_STARTED=
-  fi
+  [ "$(id -u)" -eq 0 ] || return 0
+  [ -d "$VMFED_LIBVIRTD_RUNDIR/users" ] || return 0
+  _libvirtd_locked _libvirtd_leave
 }
 
 # Destroy and undefine every domain whose name starts with $1 (with saved state).
