@@ -338,6 +338,24 @@ class Federation(unittest.TestCase):
         h.call("Manager", "Rollback", "u", str(gens[-1]["generation"]))
 
 
+class Restart(unittest.TestCase):
+    def test_resume_interrupted_switch(self):
+        # A broker that died mid-switch left its journal; the next one finishes the switch at start.
+        with Harness(VMFEDD, vms=VMS, policy=POLICY, env={"VMFED_TEST_FAKE_PASSTHROUGH": "1"}) as h:
+            h.stop_daemon()
+            journal = os.path.join(h.state_dir, "switch.journal")
+            with open(journal, "w") as f:
+                f.write("[Switch]\nFrom=rivendale\nTo=gondor\nPhase=stopping\n")
+            h.start_daemon()
+            harness.Harness._wait(lambda: h.get_property("Manager", "ActivePersona") == "gondor", "switch resumed")
+            self.assertEqual(h.get_property("VM", "State", path=vm_path("gondor")), "running")
+            self.assertEqual(h.get_property("VM", "State", path=vm_path("rivendale")), "stopped")
+            harness.Harness._wait(lambda: not os.path.exists(journal), "journal removed")
+            # Autostart ran after the resume; the netvm runs too.
+            harness.Harness._wait(lambda: h.get_property("VM", "State", path=vm_path("netvm")) == "running",
+                                  "netvm autostarted")
+
+
 if __name__ == "__main__":
     VMFEDD, VMFEDCTL, SWITCH_CLIENT = sys.argv[1:4]
     unittest.main(argv=[sys.argv[0], "-v"] + sys.argv[4:])
