@@ -192,21 +192,21 @@ static int lifecycle_verb(int argc, char **argv, const char *usage, const char *
                 ctl_json_string(stdout, o.args[0]);
                 printf(",\"result\":\"done\"}\n");
         } else
-                printf("%s %s\n", o.args[0], done);
+                printf("done: %s %s\n", done, o.args[0]);
         return CTL_EXIT_OK;
 }
 
 int ctl_start(int argc, char **argv) {
-        return lifecycle_verb(argc, argv, "start [--address ADDR] [--json] NAME", "StartVM", false, "is running");
+        return lifecycle_verb(argc, argv, "start [--address ADDR] [--json] NAME", "StartVM", false, "started");
 }
 
 int ctl_stop(int argc, char **argv) {
-        return lifecycle_verb(argc, argv, "stop [--address ADDR] [--json] [--force] NAME", "StopVM", true, "is stopped");
+        return lifecycle_verb(argc, argv, "stop [--address ADDR] [--json] [--force] NAME", "StopVM", true, "stopped");
 }
 
 int ctl_switch(int argc, char **argv) {
         return lifecycle_verb(argc, argv, "switch [--address ADDR] [--json] PERSONA", "SwitchPersona", false,
-                              "is the active persona");
+                              "switched to");
 }
 
 int ctl_vm_add(int argc, char **argv) {
