@@ -1464,6 +1464,10 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
         f->kvm_available = access("/dev/kvm", R_OK | W_OK) == 0;
         f->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) vm_free);
         virt_quiet_errors();
+        /* A baseline to roll back to, and edits made while no broker ran become a generation too. */
+        r = generation_record(o->config_dir, o->state_dir, "configuration found at start", NULL);
+        if (r < 0)
+                log_warning_errno(r, "federation: cannot record a generation: %s", g_strerror(-r));
         federation_take_specs(f, steal_pointer(&specs));
 
         f->event_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,

@@ -105,7 +105,9 @@ typedef struct FederationCallbacks {
  * Load vms.d/ (strictly: on errors -EINVAL with *ret_errors), register for
  * lifecycle events on conn (a reference is taken), adopt running vmfed
  * domains as they are (nothing is started or stopped), sweep orphan
- * disposable overlays.  An interrupted switch is left for
+ * disposable overlays, record vms.d/ + policy.d/ as a generation when they
+ * differ from the latest one (the first start's baseline; edits made while
+ * no broker ran), finish a rollback a crash interrupted.  An interrupted switch is left for
  * federation_resume().
  */
 int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors);
