@@ -30,6 +30,10 @@ static void disp_ctx_free(DispCtx *c) {
         g_free(c);
 }
 
+static void disp_ctx_free_cb(gpointer p) {
+        disp_ctx_free(p);
+}
+
 static void disp_finish(Federation *f, DispCtx *c, int r, const char *error) {
         if (r < 0) {
                 Vm *vm = federation_find_vm(f, c->name);
@@ -96,7 +100,7 @@ static void disp_create_domain(Federation *f, DispCtx *c) {
                 return;
         }
         progress(&c->cb, "booting disposable %s", c->name);
-        virt_job_run(f, VIRT_JOB_CREATE_XML, NULL, xml, disp_created, c);
+        virt_job_run(f, VIRT_JOB_CREATE_XML, NULL, xml, disp_created, c, disp_ctx_free_cb);
 }
 
 typedef struct ImgCtx {

@@ -116,14 +116,17 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
 /* Call done from an idle source (for results known at once). */
 void federation_complete_later(Federation *f, VmDoneFn done, void *userdata, int r, const char *error);
 
-/* Run a long libvirt call in a worker thread; done on the loop. */
+/* Run a long libvirt call in a worker thread; done on the loop.  When the
+ * federation was freed meanwhile, done is not called and userdata_free
+ * (may be NULL) releases userdata instead. */
 typedef enum VirtJob {
         VIRT_JOB_CREATE,      /* virDomainCreate: boots, or restores a managed save */
         VIRT_JOB_CREATE_XML,  /* virDomainCreateXML: a transient domain */
         VIRT_JOB_MANAGED_SAVE,
         VIRT_JOB_DESTROY,
 } VirtJob;
-void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata);
+void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata,
+                  GDestroyNotify userdata_free);
 
 /* switch.c */
 void switch_free(Switch *sw);

@@ -306,6 +306,7 @@ typedef struct VirtJobData {
         char *xml;
         VmDoneFn done;
         void *userdata;
+        GDestroyNotify userdata_free;
         int r;
         char *error;
 } VirtJobData;
@@ -358,11 +359,13 @@ static void virt_job_done(GObject *source, GAsyncResult *res, gpointer userdata)
         if (!f->dead) {
                 FEDERATION_BUSY(f);
                 d->done(f, d->r, d->error, d->userdata);
-        }
+        } else if (d->userdata_free)
+                d->userdata_free(d->userdata);
         federation_unref(f);
 }
 
-void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata) {
+void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata,
+                  GDestroyNotify userdata_free) {
         g_autoptr(GTask) task = g_task_new(NULL, NULL, virt_job_done, NULL);
         VirtJobData *d = g_new0(VirtJobData, 1);
 
@@ -375,6 +378,7 @@ void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml,
         d->xml = g_strdup(xml);
         d->done = done;
         d->userdata = userdata;
+        d->userdata_free = userdata_free;
         g_task_set_task_data(task, d, (GDestroyNotify) virt_job_data_free);
         g_task_run_in_thread(task, virt_job_thread);
 }
@@ -566,10 +570,15 @@ typedef struct StartCtx {
         void *userdata;
 } StartCtx;
 
-static void start_ctx_finish(Federation *f, StartCtx *c, int r, const char *error) {
-        c->done(f, r, error, c->userdata);
+static void start_ctx_free(gpointer p) {
+        StartCtx *c = p;
         g_free(c->name);
         g_free(c);
+}
+
+static void start_ctx_finish(Federation *f, StartCtx *c, int r, const char *error) {
+        c->done(f, r, error, c->userdata);
+        start_ctx_free(c);
 }
 
 static void start_created(Federation *f, int r, const char *error, void *userdata) {
@@ -683,7 +692,7 @@ static void start_define_and_create(Federation *f, StartCtx *c) {
         }
         c->restoring = vm->restoring = saved == 1;
         progress(&c->cb, c->restoring ? "restoring %s from its saved state" : "booting %s", c->name);
-        virt_job_run(f, VIRT_JOB_CREATE, dom, NULL, start_created, c);
+        virt_job_run(f, VIRT_JOB_CREATE, dom, NULL, start_created, c, start_ctx_free);
 }
 
 static void start_after_netvm(Federation *f, int r, const char *error, void *userdata) {
@@ -792,7 +801,7 @@ static void vm_destroy(Federation *f, Vm *vm) {
                 vm_domain_stopped(vm, "gone", false);
                 return;
         }
-        virt_job_run(f, VIRT_JOB_DESTROY, dom, NULL, destroy_done, g_strdup(vm->name));
+        virt_job_run(f, VIRT_JOB_DESTROY, dom, NULL, destroy_done, g_strdup(vm->name), g_free);
 }
 
 static gboolean stop_timeout(gpointer userdata) {
@@ -863,6 +872,12 @@ typedef struct SaveCtx {
         FederationCallbacks cb;
 } SaveCtx;
 
+static void save_ctx_free(gpointer p) {
+        SaveCtx *c = p;
+        g_free(c->name);
+        g_free(c);
+}
+
 static void save_done(Federation *f, int r, const char *error, void *userdata) {
         SaveCtx *c = userdata;
         Vm *vm = federation_find_vm(f, c->name);
@@ -922,7 +937,7 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
                 s->name = g_strdup(vm->name);
                 s->cb = c->cb;
                 progress(cb, "saving %s (managed save)", vm->name);
-                virt_job_run(f, VIRT_JOB_MANAGED_SAVE, dom, NULL, save_done, s);
+                virt_job_run(f, VIRT_JOB_MANAGED_SAVE, dom, NULL, save_done, s, save_ctx_free);
                 break;
         }
         case STOP_GRACEFUL:
