@@ -345,6 +345,43 @@ static void parse_passthrough_group(Parser *p, GKeyFile *kf, VmSpec *s) {
         s->devices = (char **) g_ptr_array_free(steal_pointer(&out), false);
 }
 
+/* GKeyFile merges a repeated group and lets a repeated key win silently; a definition must not. */
+static void check_repeats(Parser *p) {
+        g_auto(GStrv) lines = g_strsplit(p->text, "\n", -1);
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autofree char *group = NULL;
+        guint before = p->errors->len;
+
+        for (unsigned i = 0; lines[i]; i++) {
+                g_autofree char *l = g_strstrip(g_strdup(lines[i]));
+                g_autofree char *id = NULL;
+                char *eq;
+
+                if (!l[0] || l[0] == '#')
+                        continue;
+                if (l[0] == '[' && l[strlen(l) - 1] == ']') {
+                        g_free(group);
+                        group = g_strndup(l + 1, strlen(l) - 2);
+                        id = g_strdup_printf("[%s]", group);
+                        if (!g_hash_table_add(seen, steal_pointer(&id)))
+                                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: section [%s] appears twice",
+                                                                           p->name, i + 1, group));
+                        continue;
+                }
+                eq = strchr(l, '=');
+                if (!group || !eq)
+                        continue;
+                *eq = 0;
+                g_strstrip(l);
+                id = g_strdup_printf("%s/%s", group, l);
+                if (!g_hash_table_add(seen, steal_pointer(&id)))
+                        g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: key %s: given twice in [%s]",
+                                                                   p->name, i + 1, l, group));
+        }
+        if (p->errors->len > before)
+                p->r = -EINVAL;
+}
+
 static void check_keys(Parser *p, GKeyFile *kf, const char *group, const char *const *allowed) {
         g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
         for (size_t i = 0; keys && keys[i]; i++)
@@ -379,6 +416,7 @@ int vm_spec_parse(const char *name, const char *path, const char *untrusted_text
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: missing section [VM]", name));
                 return -EINVAL;
         }
+        check_repeats(&p);
         check_keys(&p, kf, "VM", vm_keys);
         check_keys(&p, kf, "Passthrough", passthrough_keys);
 

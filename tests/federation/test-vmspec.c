@@ -100,6 +100,10 @@ static void test_bad_values(void) {
         e = parse_errors("a", "[VM]\nRole=disposable-template\nKernel=/dev/null\nAutostart=true\n");
         g_assert_true(contains(e, "vms.d/a.vm:4: key Autostart: a disposable template never runs itself"));
         g_clear_pointer(&e, g_ptr_array_unref);
+        e = parse_errors("a", "[VM]\nRole=app\nKernel=/dev/null\nMemory=1G\nMemory=2G\n[VM]\nVCPUs=2\n");
+        g_assert_true(contains(e, "vms.d/a.vm:5: key Memory: given twice in [VM]"));
+        g_assert_true(contains(e, "vms.d/a.vm:6: section [VM] appears twice"));
+        g_clear_pointer(&e, g_ptr_array_unref);
         e = parse_errors("a", "not a key file");
         g_assert_true(contains(e, "vms.d/a.vm:0: not a valid key file"));
         g_clear_pointer(&e, g_ptr_array_unref);
