@@ -46,6 +46,11 @@ typedef struct BaseChainDef {
         int32_t prio;
 } BaseChainDef;
 
+/*
+ * An existing chain is kept and only its rules are rewritten (by digest), so
+ * changing a chain's hook, type or priority needs a new chain name; the old
+ * one is then removed as unknown.
+ */
 static const BaseChainDef base_chains[] = {
         [CHAIN_ANTISPOOF] = { "antispoof", "filter", NF_INET_PRE_ROUTING, -300 },
         [CHAIN_FORWARD]   = { "forward",   "filter", NF_INET_FORWARD,       0 },
