@@ -72,7 +72,8 @@ static int polkit_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
 
 static int polkit_check(AuthPending *p) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *call = NULL;
-        sd_bus_slot *slot = NULL;
+        /* Our reference is dropped on return: once floating, the bus owns the slot. */
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
         sd_bus *bus = sd_bus_message_get_bus(p->message);
         const char *sender = sd_bus_message_get_sender(p->message);
         int r;
@@ -178,7 +179,7 @@ next:
 static int groups_check(AuthPending *p) {
         sd_bus *bus = sd_bus_message_get_bus(p->message);
         const char *sender = sd_bus_message_get_sender(p->message);
-        sd_bus_slot *slot = NULL;
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL; /* see polkit_check() */
         int r;
 
         if (!sender)

@@ -101,13 +101,19 @@ static int bench(sd_bus *bus, const char *a, const char *b, int rounds) {
 int main(int argc, char **argv) {
         sd_bus *bus;
 
+        int r;
+
         if (argc == 5 && strcmp(argv[2], "pair") == 0) {
                 bus = open_bus(argv[1]);
-                return pair(bus, argv[3], argv[4]);
+                r = pair(bus, argv[3], argv[4]);
+                sd_bus_flush_close_unref(bus);
+                return r;
         }
         if (argc == 6 && strcmp(argv[2], "bench") == 0) {
                 bus = open_bus(argv[1]);
-                return bench(bus, argv[3], argv[4], atoi(argv[5]) > 0 ? atoi(argv[5]) : 1);
+                r = bench(bus, argv[3], argv[4], atoi(argv[5]) > 0 ? atoi(argv[5]) : 1);
+                sd_bus_flush_close_unref(bus);
+                return r;
         }
         fprintf(stderr, "usage: switch-client ADDRESS pair A B | bench A B ROUNDS\n");
         return 2;

@@ -347,8 +347,9 @@ class Restart(unittest.TestCase):
             with open(journal, "w") as f:
                 f.write("[Switch]\nFrom=rivendale\nTo=gondor\nPhase=stopping\n")
             h.start_daemon()
-            harness.Harness._wait(lambda: h.get_property("Manager", "ActivePersona") == "gondor", "switch resumed")
-            self.assertEqual(h.get_property("VM", "State", path=vm_path("gondor")), "running")
+            harness.Harness._wait(lambda: h.get_property("VM", "State", path=vm_path("gondor")) == "running",
+                                  "switch resumed")
+            self.assertEqual(h.get_property("Manager", "ActivePersona"), "gondor")
             self.assertEqual(h.get_property("VM", "State", path=vm_path("rivendale")), "stopped")
             harness.Harness._wait(lambda: not os.path.exists(journal), "journal removed")
             # Autostart ran after the resume; the netvm runs too.
