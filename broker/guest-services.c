@@ -370,7 +370,7 @@ static void request_routed(Broker *b, sd_bus_message *reply, const sd_bus_error 
                 }
         } else
                 (void) sd_bus_reply_method_return(q->m, "s", q->vm);
-        log_info("%s from %s done in %s.", q->service, q->source, q->vm);
+        log_debug("%s from %s done in %s.", q->service, q->source, q->vm);
         request_free(q);
 }
 
@@ -384,7 +384,7 @@ static void request_route(Request *q, const char *vm) {
 
         g_free(q->vm);
         q->vm = g_strdup(vm);
-        r = route_new_args(b, &args);
+        r = q->kind == REQUEST_PING ? 0 : route_new_args(b, &args); /* Ping: no arguments to carry */
         if (r >= 0)
                 switch (q->kind) {
                 case REQUEST_OPEN_URL:

@@ -11,6 +11,7 @@
 #include "broker/guest-services.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "services/bus-copy.h"
 
 typedef struct Route {
         RouteTable *table;
@@ -104,7 +105,7 @@ static int route_send(Route *r, sd_bus *bus) {
         if (k >= 0 && r->args) {
                 k = sd_bus_message_rewind(r->args, true);
                 if (k >= 0)
-                        k = sd_bus_message_copy(call, r->args, true);
+                        k = bus_copy_args(call, r->args);
         }
         if (k >= 0)
                 k = sd_bus_call_async(bus, &r->slot, call, route_on_reply, r, r->timeout_usec);

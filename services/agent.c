@@ -20,6 +20,7 @@
 #include "broker/bus-source.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "services/bus-copy.h"
 
 #define RECONNECT_MS 500
 #define BROKER_ERROR_FAILED "org.vmfed.Federation1.Error.Failed"
@@ -176,6 +177,8 @@ static int agent_connect(Agent *a) {
         r = bus_source_attach(bus, broker_closed, a, &a->broker_source);
         if (r < 0)
                 return r;
+        /* No wakeup of the loop per dispatch (see broker/channel.c). */
+        g_source_set_can_recurse(a->broker_source, TRUE);
         a->broker = steal_pointer(&bus);
         a->n_connects++;
         return 0;
@@ -221,7 +224,7 @@ static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error 
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *out = NULL;
                 r = sd_bus_message_new_method_return(f->guest_call, &out);
                 if (r >= 0)
-                        r = sd_bus_message_copy(out, reply, true);
+                        r = bus_copy_args(out, reply);
                 if (r >= 0)
                         r = sd_bus_send(NULL, out, NULL);
         }

@@ -27,6 +27,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "services/bus-copy.h"
 
 #define GUEST_ERROR_INVALID_ARGS "org.vmfed.Federation1.Error.InvalidArgs"
 #define GUEST_ERROR_TOO_LARGE "org.vmfed.Federation1.Error.TooLarge"
@@ -63,7 +64,7 @@ static int forward_same(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                                         "Not connected to the broker (reconnecting); nothing was done.");
         if (r < 0)
                 return r;
-        r = sd_bus_message_copy(fwd, m, true);
+        r = bus_copy_args(fwd, m);
         if (r < 0)
                 return r;
         return agent_forward(a, m, steal_pointer(&fwd), NULL, NULL, NULL);
@@ -303,6 +304,7 @@ static void guest_server_accept_one(GuestServer *s, int fd) {
                 g_free(c);
                 return;
         }
+        g_source_set_can_recurse(c->source, TRUE); /* no loop wakeup per dispatch (broker/channel.c) */
         c->bus = steal_pointer(&bus);
         g_hash_table_add(s->clients, c);
 }

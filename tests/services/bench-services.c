@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Services benchmarks (started by bench.py with a real vmfedd and real
+ * agents), one JSON line on stdout each:
+ *
+ *   bench-services routed STATE_DIR FROM TO GUEST1_SOCKET_OF_FROM_OR_-
+ *       Guest.PingVM(TO) on FROM's channel: guest -> broker (policy) ->
+ *       TO's vmfed-agent (Agent1.Ping) -> broker -> guest.  Beside it, in the
+ *       same run and alternating call by call, a raw sd-bus peer-to-peer
+ *       echo on a socketpair (forked server).  p50/p99 of single calls, and
+ *       calls per second with 1 and 8 calls in flight.  Target: p50 at most
+ *       2.5x the raw round trip.
+ *
+ *   bench-services paste STATE_DIR FROM GUEST1_SOCKET_OF_TO SIZE
+ *       Copy SIZE bytes on FROM's channel, then time Guest1.Paste in TO
+ *       (app -> TO's agent -> broker -> back with the data).  Median of
+ *       rounds.  Target: 16 MiB under 100 ms.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <systemd/sd-bus.h>
+#include <systemd/sd-id128.h>
+
+#include "common/macro.h"
+
+#define ROOT "/org/vmfed/Federation1"
+#define GUEST "org.vmfed.Federation1.Guest"
+#define ECHO_PATH "/org/vmfed/BenchEcho"
+#define ECHO_IFACE "org.vmfed.BenchEcho"
+#define SINGLE_CALLS 2000
+#define WARMUP 200
+#define THROUGHPUT_CALLS 4000
+
+static void die(const char *what, int r) {
+        fprintf(stderr, "bench-services: %s: %s\n", what, strerror(r < 0 ? -r : r));
+        exit(1);
+}
+
+static double now_us(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+        double x = *(const double *) a, y = *(const double *) b;
+        return x < y ? -1 : x > y;
+}
+
+static int method_echo(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const char *s;
+        int r = sd_bus_message_read(m, "s", &s);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, "s", s);
+}
+
+static const sd_bus_vtable echo_vtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_METHOD("Echo", "s", "s", method_echo, 0),
+        SD_BUS_VTABLE_END,
+};
+
+static sd_bus *connect_p2p(const char *path, bool fds) {
+        char address[4200];
+        sd_bus *bus = NULL;
+        snprintf(address, sizeof address, "unix:path=%s", path);
+        for (int attempt = 0; attempt < 500; attempt++) {
+                int r = sd_bus_new(&bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(bus, address);
+                if (r >= 0)
+                        r = sd_bus_set_anonymous(bus, 1);
+                if (r >= 0)
+                        r = sd_bus_negotiate_fds(bus, fds);
+                if (r >= 0)
+                        r = sd_bus_start(bus);
+                if (r >= 0)
+                        return bus;
+                bus = sd_bus_unref(bus);
+                usleep(10000);
+        }
+        die(path, -ECONNREFUSED);
+        return NULL;
+}
+
+/* A forked echo server on a socketpair; returns the client side. */
+static sd_bus *raw_echo(pid_t *ret_child) {
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+                die("socketpair", -errno);
+        pid_t child = fork();
+        if (child < 0)
+                die("fork", -errno);
+        if (child == 0) {
+                sd_bus *server = NULL;
+                sd_id128_t id;
+                close(sv[0]);
+                if (sd_id128_randomize(&id) < 0 || sd_bus_new(&server) < 0 ||
+                    sd_bus_set_fd(server, sv[1], sv[1]) < 0 || sd_bus_set_server(server, 1, id) < 0 ||
+                    sd_bus_set_anonymous(server, 1) < 0 ||
+                    sd_bus_add_object_vtable(server, NULL, ECHO_PATH, ECHO_IFACE, echo_vtable, NULL) < 0 ||
+                    sd_bus_start(server) < 0)
+                        _exit(1);
+                for (;;) {
+                        int r = sd_bus_process(server, NULL);
+                        if (r < 0)
+                                _exit(0);
+                        if (r == 0 && sd_bus_wait(server, UINT64_MAX) < 0)
+                                _exit(0);
+                }
+        }
+        close(sv[1]);
+        sd_bus *p2p = NULL;
+        int r = sd_bus_new(&p2p);
+        if (r >= 0)
+                r = sd_bus_set_fd(p2p, sv[0], sv[0]);
+        if (r >= 0)
+                r = sd_bus_set_anonymous(p2p, 1);
+        if (r >= 0)
+                r = sd_bus_start(p2p);
+        if (r < 0)
+                die("socketpair client", r);
+        *ret_child = child;
+        return p2p;
+}
+
+typedef struct Target {
+        sd_bus *bus;
+        const char *path, *iface, *member, *arg;
+} Target;
+
+static int call_once(const Target *t) {
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        int r = sd_bus_call_method(t->bus, NULL, t->path, t->iface, t->member, &e, &reply, "s", t->arg);
+        if (r < 0) {
+                fprintf(stderr, "bench-services: %s: %s\n", t->member, e.message ? e.message : strerror(-r));
+                exit(1);
+        }
+        return r;
+}
+
+static unsigned in_flight_done;
+static int on_async(sd_bus_message *m, void *userdata, sd_bus_error *e) {
+        if (sd_bus_message_is_method_error(m, NULL)) {
+                fprintf(stderr, "bench-services: async call failed: %s\n", sd_bus_message_get_error(m)->message);
+                exit(1);
+        }
+        in_flight_done++;
+        return 0;
+}
+
+/* Calls per second with `depth` calls in flight. */
+static double throughput(const Target *t, unsigned depth, unsigned total) {
+        unsigned sent = 0;
+        in_flight_done = 0;
+        double t0 = now_us();
+        while (in_flight_done < total) {
+                while (sent < total && sent - in_flight_done < depth) {
+                        int r = sd_bus_call_method_async(t->bus, NULL, NULL, t->path, t->iface, t->member, on_async, NULL,
+                                                         "s", t->arg);
+                        if (r < 0)
+                                die("async call", r);
+                        sent++;
+                }
+                int r = sd_bus_process(t->bus, NULL);
+                if (r < 0)
+                        die("process", r);
+                if (r == 0 && sd_bus_wait(t->bus, UINT64_MAX) < 0)
+                        die("wait", -EIO);
+        }
+        return total / ((now_us() - t0) / 1e6);
+}
+
+static int bench_routed(const char *state_dir, const char *from, const char *to, const char *guest1) {
+        char path[4200];
+        pid_t child;
+        snprintf(path, sizeof path, "%s/channels/%s.sock", state_dir, from);
+        sd_bus *chan = connect_p2p(path, false);
+        sd_bus *raw = raw_echo(&child);
+        Target routed = { chan, ROOT, GUEST, "PingVM", to };
+        Target echo = { raw, ECHO_PATH, ECHO_IFACE, "Echo", "x" };
+        static double a[SINGLE_CALLS], b[SINGLE_CALLS], c[SINGLE_CALLS];
+
+        /* Hello first: the broker knows this connection as FROM either way, but be a good agent. */
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        if (sd_bus_call_method(chan, NULL, ROOT, GUEST, "Hello", &e, NULL, "s", "bench") < 0)
+                die("Hello", -EIO);
+
+        for (int i = 0; i < WARMUP; i++) {
+                call_once(&routed);
+                call_once(&echo);
+        }
+        for (int i = 0; i < SINGLE_CALLS; i++) {
+                double t0 = now_us();
+                call_once(&routed);
+                double t1 = now_us();
+                call_once(&echo);
+                double t2 = now_us();
+                a[i] = t1 - t0;
+                b[i] = t2 - t1;
+        }
+        qsort(a, SINGLE_CALLS, sizeof a[0], cmp_double);
+        qsort(b, SINGLE_CALLS, sizeof b[0], cmp_double);
+
+        /* Through the Guest1 socket of FROM's agent: what an app sees (one more hop). */
+        double via_p50 = 0;
+        if (strcmp(guest1, "-") != 0) {
+                sd_bus *g = connect_p2p(guest1, true);
+                Target via = { g, "/org/vmfed/Guest1", "org.vmfed.Guest1", "PingVM", to };
+                for (int i = 0; i < WARMUP; i++)
+                        call_once(&via);
+                for (int i = 0; i < SINGLE_CALLS / 4; i++) {
+                        double t0 = now_us();
+                        call_once(&via);
+                        c[i] = now_us() - t0;
+                }
+                qsort(c, SINGLE_CALLS / 4, sizeof c[0], cmp_double);
+                via_p50 = c[SINGLE_CALLS / 8];
+                sd_bus_flush_close_unref(g);
+        }
+
+        double routed_cps1 = throughput(&routed, 1, THROUGHPUT_CALLS);
+        double routed_cps8 = throughput(&routed, 8, THROUGHPUT_CALLS);
+        double raw_cps1 = throughput(&echo, 1, THROUGHPUT_CALLS);
+        double raw_cps8 = throughput(&echo, 8, THROUGHPUT_CALLS);
+
+        double p50 = a[SINGLE_CALLS / 2], p99 = a[SINGLE_CALLS * 99 / 100];
+        double raw50 = b[SINGLE_CALLS / 2], raw99 = b[SINGLE_CALLS * 99 / 100];
+        printf("{\"benchmark\":\"services-routed-call\",\"routed_p50_us\":%.1f,\"routed_p99_us\":%.1f,"
+               "\"raw_p2p_p50_us\":%.1f,\"raw_p2p_p99_us\":%.1f,\"ratio_p50\":%.3f,\"target_ratio\":2.5,"
+               "\"routed_calls_per_s_1\":%.0f,\"routed_calls_per_s_8\":%.0f,"
+               "\"raw_calls_per_s_1\":%.0f,\"raw_calls_per_s_8\":%.0f,\"via_guest1_p50_us\":%.1f,\"calls\":%d}\n",
+               p50, p99, raw50, raw99, p50 / raw50, routed_cps1, routed_cps8, raw_cps1, raw_cps8, via_p50,
+               SINGLE_CALLS);
+        sd_bus_flush_close_unref(chan);
+        sd_bus_flush_close_unref(raw);
+        kill(child, SIGTERM);
+        waitpid(child, NULL, 0);
+        return 0;
+}
+
+static int bench_paste(const char *state_dir, const char *from, const char *guest1_to, size_t size) {
+        char path[4200];
+        enum { ROUNDS = 11 };
+        double t[ROUNDS];
+        snprintf(path, sizeof path, "%s/channels/%s.sock", state_dir, from);
+        sd_bus *chan = connect_p2p(path, false);
+        sd_bus *to = connect_p2p(guest1_to, true);
+        char *data = malloc(size);
+        if (!data)
+                die("malloc", -ENOMEM);
+        for (size_t i = 0; i < size; i++)
+                data[i] = (char) ('a' + i % 26);
+
+        for (int i = 0; i < ROUNDS; i++) {
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                int r = sd_bus_message_new_method_call(chan, &m, NULL, ROOT, GUEST, "Copy");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", "text/plain");
+                if (r >= 0)
+                        r = sd_bus_message_append_array(m, 'y', data, size);
+                if (r >= 0)
+                        r = sd_bus_call(chan, m, 0, &e, NULL);
+                if (r < 0)
+                        die(e.message ? e.message : "Copy", r);
+
+                const void *got;
+                size_t got_size;
+                const char *src, *mime;
+                double t0 = now_us();
+                r = sd_bus_call_method(to, NULL, "/org/vmfed/Guest1", "org.vmfed.Guest1", "Paste", &e, &reply, NULL);
+                if (r >= 0)
+                        r = sd_bus_message_read(reply, "ss", &src, &mime);
+                if (r >= 0)
+                        r = sd_bus_message_read_array(reply, 'y', &got, &got_size);
+                t[i] = now_us() - t0;
+                if (r < 0 || got_size != size || memcmp(got, data, size) != 0)
+                        die(e.message ? e.message : "Paste", r < 0 ? r : -EBADMSG);
+        }
+        qsort(t, ROUNDS, sizeof t[0], cmp_double);
+        printf("{\"benchmark\":\"services-paste\",\"size\":%zu,\"paste_ms_median\":%.2f,\"paste_ms_min\":%.2f,"
+               "\"paste_ms_max\":%.2f,\"target_ms\":%s,\"rounds\":%d}\n",
+               size, t[ROUNDS / 2] / 1e3, t[0] / 1e3, t[ROUNDS - 1] / 1e3, size >= 16u << 20 ? "100" : "null",
+               ROUNDS);
+        free(data);
+        sd_bus_flush_close_unref(chan);
+        sd_bus_flush_close_unref(to);
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        signal(SIGPIPE, SIG_IGN);
+        if (argc == 6 && strcmp(argv[1], "routed") == 0)
+                return bench_routed(argv[2], argv[3], argv[4], argv[5]);
+        if (argc == 6 && strcmp(argv[1], "paste") == 0)
+                return bench_paste(argv[2], argv[3], argv[4], strtoull(argv[5], NULL, 10));
+        fprintf(stderr, "usage: bench-services routed STATE_DIR FROM TO GUEST1_SOCKET|- | "
+                        "paste STATE_DIR FROM GUEST1_SOCKET_OF_TO SIZE\n");
+        return 2;
+}
