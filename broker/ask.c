@@ -156,6 +156,25 @@ int64_t ask_new(Broker *b, const char *source, const char *service, char **candi
         return (int64_t) a->id;
 }
 
+void ask_queue_cancel_all(Broker *b) {
+        AskQueue *q = ask_queue_of(b);
+        if (!q)
+                return;
+        g_autoptr(GList) ids = g_hash_table_get_keys(q->asks);
+        g_autoptr(GArray) copy = g_array_new(FALSE, FALSE, sizeof(uint64_t));
+        for (GList *l = ids; l; l = l->next)
+                g_array_append_val(copy, *(uint64_t *) l->data);
+        for (guint i = 0; i < copy->len; i++) {
+                Ask *a = ask_take(q, g_array_index(copy, uint64_t, i));
+                if (!a)
+                        continue;
+                ask_audit(b, a, "deny", NULL, "ask:cancelled");
+                ask_emit_finished(b, a->id, "cancelled", NULL);
+                (void) a->answer(b, NULL, "The broker is shutting down; nothing was done.", NULL, a->userdata);
+                ask_free(a);
+        }
+}
+
 /* ---- org.vmfed.Federation1.Ask ---------------------------------------------------- */
 
 typedef struct AnswerCall {

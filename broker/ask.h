@@ -41,6 +41,9 @@ AskQueue *ask_queue_free(AskQueue *q);
 
 int ask_register(Broker *b);
 
+/* Deny every pending ask (AskFinished "cancelled"), calling back each. */
+void ask_queue_cancel_all(Broker *b);
+
 /*
  * Queue an ask.  candidates: NULL-terminated, at least one.  Returns the id
  * (> 0) or -EBUSY when too many asks are pending.

@@ -46,6 +46,7 @@ int broker_new(const char *config_dir, const char *state_dir, const char *libvir
 Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
+        guest_services_stop(b); /* fail pending requests while disposables can still be released */
         b->lifecycle = lifecycle_free(b->lifecycle);
         g_clear_pointer(&b->channels, g_hash_table_unref);
         guest_services_free(b);

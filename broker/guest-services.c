@@ -189,6 +189,13 @@ int guest_services_start(Broker *b) {
         return r;
 }
 
+void guest_services_stop(Broker *b) {
+        if (!b->services)
+                return;
+        ask_queue_cancel_all(b);
+        route_cancel_all(b);
+}
+
 void guest_services_free(Broker *b) {
         Services *s = b->services;
         if (!s)

@@ -49,6 +49,8 @@ typedef struct Services {
 
 /* Load services.conf, create the clipboard, routes and asks, export Clipboard and Ask on b->bus. */
 int guest_services_start(Broker *b);
+/* Fail every pending ask and routed call ("shutting down"); before the lifecycle goes. */
+void guest_services_stop(Broker *b);
 void guest_services_free(Broker *b);
 
 /* Handlers of org.vmfed.Federation1.Guest (userdata: the channel's GuestConnection). */

@@ -216,3 +216,18 @@ void route_agent_lost(Broker *b, const char *vm) {
                            r->vm);
         }
 }
+
+void route_cancel_all(Broker *b) {
+        RouteTable *t = route_table_of(b);
+        if (!t)
+                return;
+        g_autoptr(GList) routes = g_hash_table_get_keys(t->routes);
+        for (GList *l = routes; l; l = l->next) {
+                Route *r = l->data;
+                if (!g_hash_table_contains(t->routes, r))
+                        continue; /* gone with an earlier callback */
+                r->slot = sd_bus_slot_unref(r->slot);
+                route_fail(r, VMFED_ERROR_FAILED, "The broker is shutting down; the request to %s may not have been carried out.",
+                           r->vm);
+        }
+}

@@ -37,6 +37,9 @@ int route_new_args(Broker *b, sd_bus_message **ret);
 int route_call(Broker *b, const char *vm, const char *member, sd_bus_message *args, uint64_t timeout_usec,
                RouteDoneFn done, void *userdata);
 
+/* Fail every pending call (the broker is shutting down), calling back each. */
+void route_cancel_all(Broker *b);
+
 /* From channel.c: vm's agent said Hello on a new connection / its connection is gone. */
 void route_agent_ready(Broker *b, const char *vm);
 void route_agent_lost(Broker *b, const char *vm);

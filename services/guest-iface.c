@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -387,7 +388,7 @@ int guest_server_start(Agent *a, GuestServer **ret) {
         s->listen_fd = -EBADF;
         s->clients = g_hash_table_new_full(g_direct_hash, g_direct_equal, guest_client_free, NULL);
 
-        if (!a->guest_socket && access("/run/dbus/system_bus_socket", F_OK) == 0) {
+        if (!a->guest_socket && (getenv("DBUS_SYSTEM_BUS_ADDRESS") || access("/run/dbus/system_bus_socket", F_OK) == 0)) {
                 r = guest_server_on_system_bus(s);
                 if (r >= 0) {
                         log_info("Serving " GUEST1_INTERFACE " on the system bus.");

@@ -54,7 +54,7 @@ static int connect_agent(sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
-        if (!arg_socket && access("/run/dbus/system_bus_socket", F_OK) == 0 &&
+        if (!arg_socket && (getenv("DBUS_SYSTEM_BUS_ADDRESS") || access("/run/dbus/system_bus_socket", F_OK) == 0) &&
             sd_bus_open_system(&bus) >= 0) {
                 destination = GUEST1_BUS_NAME;
                 *ret = steal_pointer(&bus);

@@ -149,7 +149,8 @@ def main(vmfedd, agent, guest, vmfedctl=""):
         h._wait(lambda: "VMFED_DECISION=ask" in h.log(), "the ask", 10)
         h.stop_daemon()
         t.join(20)
-        expect_error(res[0], "Failed", "lost")
+        rc, out, err = res[0]
+        assert rc != 0 and ("lost" in err or "shutting down" in err), (rc, out, err)
         expect_error(a.guest("copy", input=b"nobody home"), "Failed", "Not connected")
         h.start_daemon()
         a.wait_connected(15)
@@ -157,6 +158,26 @@ def main(vmfedd, agent, guest, vmfedctl=""):
         clipboard_works(a, b, b"after restart")
         assert a.guest_ok("ping", "bob").strip() == b"bob"
         assert b.read_events() == [e for e in b.read_events() if e["mode"] == "file-sleep"]
+
+        # Guest1 on the guest's system bus (here: the test's bus daemon stands in for it).
+        a.stop()
+        env = dict(os.environ, DBUS_SYSTEM_BUS_ADDRESS=h.address)
+        log = open(a.log_path, "a")
+        import subprocess
+        from harness import _die_with_parent
+        sysagent = subprocess.Popen([h.agent_path, "--channel", h.channel("alice")], env=env, stdout=log,
+                                    stderr=log, preexec_fn=_die_with_parent)
+        try:
+            def status():
+                r = subprocess.run([h.guest_path, "status"], env=env, capture_output=True)
+                return r.returncode == 0 and b"vm alice" in r.stdout
+            h._wait(status, "Guest1 on the system bus", 15)
+            r = subprocess.run([h.guest_path, "copy"], env=env, input=b"via the system bus", capture_output=True)
+            assert r.returncode == 0, r.stderr
+            assert b.guest_ok("paste") == b"via the system bus"
+        finally:
+            sysagent.terminate()
+            sysagent.wait(5)
     return 0
 
 
