@@ -12,6 +12,7 @@
 #include "broker/guest-services.h"
 #include "broker/hypervisor.h"
 #include "broker/lifecycle.h"
+#include "broker/netvm-link.h"
 #include "broker/generations-iface.h"
 #include "broker/manager.h"
 #include "broker/policy-iface.h"
@@ -48,6 +49,7 @@ Broker *broker_free(Broker *b) {
                 return NULL;
         guest_services_stop(b); /* fail pending requests while disposables can still be released */
         b->lifecycle = lifecycle_free(b->lifecycle);
+        b->netvm_links = netvm_links_free(b->netvm_links);
         g_clear_pointer(&b->channels, g_hash_table_unref);
         guest_services_free(b);
         b->hypervisor = hypervisor_free(b->hypervisor);
@@ -303,6 +305,9 @@ int broker_start(Broker *b) {
         if (r < 0)
                 return log_error_errno(r, "Cannot export objects: %m");
 
+        r = netvm_links_new(b, &b->netvm_links); /* before the federation: it reports VMs as they run */
+        if (r < 0)
+                return r;
         r = lifecycle_new(b, b->domain_prefix, b->bridge, &b->lifecycle);
         if (r < 0)
                 return r;

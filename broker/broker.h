@@ -24,6 +24,7 @@ typedef struct Hypervisor Hypervisor;
 typedef struct Channel Channel;
 typedef struct Lifecycle Lifecycle;
 typedef struct Services Services;
+typedef struct NetvmLinks NetvmLinks;
 
 /* One VM the broker knows from vms.d/: exported as a .VM object. */
 typedef struct VmObject {
@@ -48,6 +49,7 @@ typedef struct Broker {
         Hypervisor *hypervisor;
         Lifecycle *lifecycle; /* the federation on libvirt (broker/lifecycle.c) */
         Services *services;   /* clipboard, routing, asks (broker/guest-services.c) */
+        NetvmLinks *netvm_links; /* vmfed-netd of each netvm, client addresses, host bridge (broker/netvm-link.c) */
 
         GPtrArray *vms;        /* VmConfig*, sorted by name, owning */
         GHashTable *vm_objects; /* name → VmObject* (owning) */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker/channel.h"
+#include "broker/netvm-link.h"
 #include "broker/operation.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -173,6 +174,7 @@ static void on_vm_state(const char *vm, FederationVmState s, const char *reason,
                 broker_set_vm_state(l->broker, vm, state);
         if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED)
                 dispvm_gone(l, vm);
+        netvm_links_vm_state(l->broker, vm, s); /* netvm clients, host ports, the agent's network */
         ready_waiters_check(l, vm, s);
         lifecycle_update_active_persona(l);
 }
@@ -190,6 +192,9 @@ static int on_prepare_channel(const char *vm, const char *path, void *userdata) 
         Channel *c = NULL;
         int r;
 
+        r = netvm_links_prepare(b, vm); /* a netvm's second port: vmfed-netd */
+        if (r < 0)
+                return r;
         if (g_hash_table_contains(b->channels, vm))
                 return 0;
         r = channel_new(b, vm, &c);
@@ -278,6 +283,7 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
         federation_set_state_callback(f, on_vm_state, l);
         l->federation = f;
         g_clear_pointer(&l->unavailable, g_free);
+        netvm_links_federation_ready(b);
         log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
                  l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
         if (!l->boot_idle)

@@ -19,6 +19,27 @@ const char *disk_image_format(const char *path) {
         return "raw";
 }
 
+void domain_xml_vm_mac(const char *vm_name, char ret[static DOMAIN_XML_MAC_MAX]) {
+        g_autofree char *key = g_strconcat("vmfed-mac:", vm_name, NULL);
+        g_autofree char *h = g_compute_checksum_for_string(G_CHECKSUM_SHA256, key, -1);
+
+        snprintf(ret, DOMAIN_XML_MAC_MAX, "52:54:00:%.2s:%.2s:%.2s", h, h + 2, h + 4);
+}
+
+void domain_xml_tap_name(const char *domain_name, char ret[static DOMAIN_XML_TAP_MAX]) {
+        g_autofree char *h = g_compute_checksum_for_string(G_CHECKSUM_SHA256, domain_name, -1);
+
+        snprintf(ret, DOMAIN_XML_TAP_MAX, "vmf%.8s", h);
+}
+
+char *domain_xml_netvm_channel_path(const char *channel_path) {
+        size_t n = strlen(channel_path);
+
+        if (n > 5 && strcmp(channel_path + n - 5, ".sock") == 0)
+                n -= 5;
+        return g_strdup_printf("%.*s@netvm.sock", (int) n, channel_path);
+}
+
 const char *domain_xml_type(const VmSpec *s, const DomainXmlParams *p) {
         if (p->force_tcg || s->accel == VM_ACCEL_TCG)
                 return "qemu";
@@ -58,15 +79,34 @@ static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p
                 g_autofree char *e = g_markup_printf_escaped("    <interface type='bridge'>\n"
                                                              "      <source bridge='%s'/>\n",
                                                              p->bridge);
+                char mac[DOMAIN_XML_MAC_MAX], tap[DOMAIN_XML_TAP_MAX];
                 g_string_append(x, e);
-                if (p->mac) {
-                        g_autofree char *m = g_markup_printf_escaped("      <mac address='%s'/>\n", p->mac);
+                /* Fixed MAC and tap name: the broker computes the same (addressing, anti-spoofing). */
+                if (!p->mac)
+                        domain_xml_vm_mac(s->name, mac);
+                {
+                        g_autofree char *m = g_markup_printf_escaped("      <mac address='%s'/>\n",
+                                                                     p->mac ? p->mac : mac);
                         g_string_append(x, m);
                 }
+                domain_xml_tap_name(p->domain_name, tap);
+                g_string_append_printf(x, "      <target dev='%s'/>\n", tap);
                 g_string_append(x, "      <model type='virtio'/>\n");
                 if (p->isolated_port)
                         g_string_append(x, "      <port isolated='yes'/>\n");
                 g_string_append(x, "    </interface>\n");
+                /* Tests: the netvm's uplink is a second NIC on a host bridge (production passes a NIC through). */
+                if (!p->isolated_port && getenv("VMFED_TEST_UPLINK_BRIDGE") && *getenv("VMFED_TEST_UPLINK_BRIDGE")) {
+                        g_autofree char *up_name = g_strconcat(s->name, "/uplink", NULL);
+                        g_autofree char *u = g_markup_printf_escaped("    <interface type='bridge'>\n"
+                                                                     "      <source bridge='%s'/>\n",
+                                                                     getenv("VMFED_TEST_UPLINK_BRIDGE"));
+                        domain_xml_vm_mac(up_name, mac);
+                        g_string_append(x, u);
+                        g_string_append_printf(x, "      <mac address='%s'/>\n"
+                                                  "      <model type='virtio'/>\n"
+                                                  "    </interface>\n", mac);
+                }
         }
         if (p->console_path) {
                 g_autofree char *e = g_markup_printf_escaped("    <serial type='file'>\n"
@@ -92,6 +132,24 @@ static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p
                                   "    </channel>\n",
                         p->channel_path, DOMAIN_XML_AGENT_PORT);
                 g_string_append(x, e);
+                /* A netvm (its NIC is the bridge's router port): vmfed-netd's own port, beside the agent's. */
+                if (p->bridge && !p->isolated_port) {
+                        g_autofree char *np = domain_xml_netvm_channel_path(p->channel_path);
+                        g_autofree char *n = g_markup_printf_escaped(
+                                p->channel_mode == DOMAIN_CHANNEL_BIND
+                                        ? "    <channel type='unix'>\n"
+                                          "      <source mode='bind' path='%s'/>\n"
+                                          "      <target type='virtio' name='%s'/>\n"
+                                          "    </channel>\n"
+                                        : "    <channel type='unix'>\n"
+                                          "      <source mode='connect' path='%s'>\n"
+                                          "        <reconnect enabled='yes' timeout='1'/>\n"
+                                          "      </source>\n"
+                                          "      <target type='virtio' name='%s'/>\n"
+                                          "    </channel>\n",
+                                np, DOMAIN_XML_NETVM_PORT);
+                        g_string_append(x, n);
+                }
         }
         for (size_t i = 0; s->devices[i] && !p->fake_passthrough; i++) {
                 unsigned dom, bus, slot, fn;

@@ -24,6 +24,10 @@
 #define DOMAIN_XML_NS "https://vmfed.org/xmlns/domain/1"
 #define DOMAIN_XML_NS_PREFIX "vmfed"
 #define DOMAIN_XML_AGENT_PORT "org.vmfed.agent.0"
+/* A netvm's second port: vmfed-netd speaks org.vmfed.NetVM1 there (the agent keeps its own). */
+#define DOMAIN_XML_NETVM_PORT "org.vmfed.netvm.0"
+#define DOMAIN_XML_MAC_MAX 18 /* "52:54:00:xx:xx:xx" + NUL */
+#define DOMAIN_XML_TAP_MAX 12 /* "vmf" + 8 hex + NUL */
 
 typedef enum DomainChannelMode {
         /* The broker listens on the socket, QEMU connects and reconnects every
@@ -50,6 +54,24 @@ typedef struct DomainXmlParams {
         bool fake_passthrough;     /* declare devices in metadata only, no <hostdev> */
         bool kvm_available;        /* for Accel=auto; the caller probes /dev/kvm */
 } DomainXmlParams;
+
+/*
+ * The fixed MAC of a VM's NIC (when DomainXmlParams.mac is NULL):
+ * 52:54:00 and three bytes of SHA-256("vmfed-mac:" NAME).  The broker uses
+ * the same for addressing and the host's anti-spoofing.
+ */
+void domain_xml_vm_mac(const char *vm_name, char ret[static DOMAIN_XML_MAC_MAX]);
+/* The host tap of a domain's NIC: "vmf" + 8 hex digits of SHA-256(domain name). */
+void domain_xml_tap_name(const char *domain_name, char ret[static DOMAIN_XML_TAP_MAX]);
+/*
+ * The netvm port's socket beside the agent channel: ".../NAME.sock" →
+ * ".../NAME@netvm.sock" ('@' is never in a VM name).  A netvm is a VM whose
+ * NIC is on a bridge and not isolated; it gets this second channel (target
+ * DOMAIN_XML_NETVM_PORT) whenever it has an agent channel.  Tests: with
+ * $VMFED_TEST_UPLINK_BRIDGE set, a netvm also gets a second NIC (its
+ * uplink, eth1 in the guest) on that host bridge.
+ */
+char *domain_xml_netvm_channel_path(const char *channel_path);
 
 /* "qemu" or "kvm" for this spec and parameters. */
 const char *domain_xml_type(const VmSpec *s, const DomainXmlParams *p);

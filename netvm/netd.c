@@ -225,6 +225,8 @@ static int netd_watch(Netd *d) {
 
 /* ---- the agent channel ------------------------------------------------ */
 
+static const char *virtio_port_name = VIRTIO_PORT_NAME;
+
 static int channel_find_virtio(char **ret) {
         g_autoptr(GDir) dir = g_dir_open("/sys/class/virtio-ports", 0, NULL);
         const char *e;
@@ -236,7 +238,7 @@ static int channel_find_virtio(char **ret) {
                 if (read_full_file(namefile, 256, &name, NULL) < 0)
                         continue;
                 g_strstrip(name);
-                if (strcmp(name, VIRTIO_PORT_NAME) == 0) {
+                if (strcmp(name, virtio_port_name) == 0) {
                         *ret = g_build_filename("/dev", e, NULL);
                         return 0;
                 }
@@ -361,7 +363,7 @@ static void netd_done(Netd *d) {
 
 int main(int argc, char **argv) {
         gboolean once = FALSE, watch = FALSE, check = FALSE, debug = FALSE, version = FALSE;
-        g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL;
+        g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL, *port = NULL;
         GOptionEntry entries[] = {
                 { "state", 0, 0, G_OPTION_ARG_FILENAME, &state_file, "Take the desired state from FILE", "FILE" },
                 { "once", 0, 0, G_OPTION_ARG_NONE, &once, "Apply --state FILE and exit", NULL },
@@ -369,6 +371,8 @@ int main(int argc, char **argv) {
                 { "watch", 0, 0, G_OPTION_ARG_NONE, &watch, "Re-apply --state FILE whenever it changes", NULL },
                 { "channel", 0, 0, G_OPTION_ARG_FILENAME, &channel, "Agent channel: connect to this unix socket "
                   "(default: the virtio port " VIRTIO_PORT_NAME ")", "PATH" },
+                { "virtio-port", 0, 0, G_OPTION_ARG_STRING, &port, "Name of the virtio port to the broker "
+                  "(default " VIRTIO_PORT_NAME "; a netvm running vmfed's agent too: org.vmfed.netvm.0)", "NAME" },
                 { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Where the last state from the broker is kept "
                   "(default " VMFED_STATE_DIR ")", "DIR" },
                 { "debug", 0, 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
@@ -424,6 +428,8 @@ int main(int argc, char **argv) {
         d.state_file = g_steal_pointer(&state_file);
         d.state_dir = state_dir ? g_steal_pointer(&state_dir) : g_strdup(VMFED_STATE_DIR);
         d.channel = g_steal_pointer(&channel);
+        if (port)
+                virtio_port_name = port;
 
         r = nft_socket_open(&d.nft);
         if (r < 0) {

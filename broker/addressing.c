@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/addressing.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <glib.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+
+#define ADDRESSES_FILE "addresses"
+#define ADDRESSES_MAX_SIZE (64 * 1024)
+
+struct Addressing {
+        char *path;          /* STATE/addresses */
+        uint32_t base;       /* host order, .0 of the /24 */
+        char gateway[INET_ADDRSTRLEN];
+        GHashTable *index;   /* name → GUINT index+1 (persistent and transient) */
+        GHashTable *persistent; /* names whose index is on disk */
+};
+
+static int addressing_save(Addressing *a) {
+        g_autoptr(GString) s = g_string_new("# vmfedd: client VM -> address index (10 + index in the subnet)\n");
+        g_autoptr(GList) keys = g_hash_table_get_keys(a->persistent);
+
+        keys = g_list_sort(keys, (GCompareFunc) strcmp);
+        for (GList *l = keys; l; l = l->next)
+                g_string_append_printf(s, "%s %u\n", (char *) l->data,
+                                       GPOINTER_TO_UINT(g_hash_table_lookup(a->index, l->data)) - 1);
+        return write_file_atomic(a->path, s->str, s->len, 0644);
+}
+
+static void addressing_load(Addressing *a) {
+        _cleanup_free_ char *text = NULL;
+        g_auto(GStrv) lines = NULL;
+
+        if (read_full_file(a->path, ADDRESSES_MAX_SIZE, &text, NULL) < 0)
+                return;
+        lines = g_strsplit(text, "\n", -1);
+        for (char **l = lines; *l; l++) {
+                char name[64];
+                unsigned idx;
+                if (**l == '#' || sscanf(*l, "%63s %u", name, &idx) != 2 || idx >= ADDRESSING_MAX_CLIENTS)
+                        continue;
+                g_hash_table_insert(a->index, g_strdup(name), GUINT_TO_POINTER(idx + 1));
+                g_hash_table_add(a->persistent, g_strdup(name));
+        }
+}
+
+int addressing_new(const char *state_dir, const char *subnet, Addressing **ret) {
+        g_autofree char *net = NULL;
+        struct in_addr in;
+        const char *slash;
+
+        subnet = subnet ? subnet : "10.137.0.0/24";
+        slash = strchr(subnet, '/');
+        if (!slash || strcmp(slash, "/24") != 0)
+                return -EINVAL;
+        net = g_strndup(subnet, slash - subnet);
+        if (inet_pton(AF_INET, net, &in) != 1 || (ntohl(in.s_addr) & 0xff) != 0)
+                return -EINVAL;
+
+        Addressing *a = g_new0(Addressing, 1);
+        a->path = g_build_filename(state_dir, ADDRESSES_FILE, NULL);
+        a->base = ntohl(in.s_addr);
+        in.s_addr = htonl(a->base + 1);
+        inet_ntop(AF_INET, &in, a->gateway, sizeof a->gateway);
+        a->index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        a->persistent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        addressing_load(a);
+        *ret = a;
+        return 0;
+}
+
+Addressing *addressing_free(Addressing *a) {
+        if (!a)
+                return NULL;
+        g_hash_table_unref(a->index);
+        g_hash_table_unref(a->persistent);
+        g_free(a->path);
+        g_free(a);
+        return NULL;
+}
+
+static int addressing_free_index(Addressing *a, unsigned *ret) {
+        g_autofree bool *used = g_new0(bool, ADDRESSING_MAX_CLIENTS);
+        GHashTableIter it;
+        gpointer v;
+
+        g_hash_table_iter_init(&it, a->index);
+        while (g_hash_table_iter_next(&it, NULL, &v))
+                used[GPOINTER_TO_UINT(v) - 1] = true;
+        for (unsigned i = 0; i < ADDRESSING_MAX_CLIENTS; i++)
+                if (!used[i]) {
+                        *ret = i;
+                        return 0;
+                }
+        return -ENOSPC;
+}
+
+int addressing_lookup(Addressing *a, const char *vm, bool persistent, char **ret_address) {
+        gpointer v = g_hash_table_lookup(a->index, vm);
+        char buf[INET_ADDRSTRLEN];
+        struct in_addr in;
+        unsigned idx;
+        int r;
+
+        if (v)
+                idx = GPOINTER_TO_UINT(v) - 1;
+        else {
+                r = addressing_free_index(a, &idx);
+                if (r < 0)
+                        return log_error_errno(r, "No free client address left for %s in the /24.", vm);
+                g_hash_table_insert(a->index, g_strdup(vm), GUINT_TO_POINTER(idx + 1));
+                if (persistent) {
+                        g_hash_table_add(a->persistent, g_strdup(vm));
+                        r = addressing_save(a);
+                        if (r < 0)
+                                log_warning_errno(r, "Cannot record the address of %s in %s: %m", vm, a->path);
+                }
+        }
+        in.s_addr = htonl(a->base + ADDRESSING_FIRST_HOST + idx);
+        inet_ntop(AF_INET, &in, buf, sizeof buf);
+        *ret_address = g_strdup(buf);
+        return 0;
+}
+
+void addressing_release(Addressing *a, const char *vm) {
+        if (!g_hash_table_contains(a->persistent, vm))
+                g_hash_table_remove(a->index, vm);
+}
+
+const char *addressing_gateway(Addressing *a) {
+        return a->gateway;
+}
+
+unsigned addressing_prefixlen(Addressing *a) {
+        return 24;
+}

@@ -1,0 +1,677 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/netvm-link.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <glib-unix.h>
+#include <libvirt/libvirt.h>
+#include <systemd/sd-id128.h>
+
+#include "broker/addressing.h"
+#include "broker/bus-source.h"
+#include "broker/lifecycle.h"
+#include "broker/route.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "federation/domain-xml.h"
+#include "netvm/hostnet.h"
+
+#define NETVM1_PATH "/org/vmfed/NetVM1"
+#define NETVM1_INTERFACE "org.vmfed.NetVM1"
+#define NETVM_CALL_TIMEOUT_USEC (30 * G_USEC_PER_SEC)
+#define SET_NETWORK_TIMEOUT_USEC (15 * G_USEC_PER_SEC)
+#define RULES_MAX_SIZE (1024 * 1024)
+#define CLIENT_INTERFACE "eth0"
+
+typedef struct NetvmLink NetvmLink;
+
+/* A running client VM, as sent to its netvm. */
+typedef struct ClientVm {
+        char *name;
+        char *netvm;
+        char *mac;
+        char *address;
+        char *rules;      /* vmfed.firewall(5) text; NULL: no firewall */
+        char *tap;
+        bool transient;   /* a disposable: its address index is not kept */
+} ClientVm;
+
+struct NetvmLink {
+        NetvmLinks *links;
+        char *name;
+        char *path;
+        char *bridge;
+        int listen_fd;
+        guint listen_id;
+        sd_bus *bus;        /* vmfed-netd's connection, NULL: none */
+        GSource *source;
+        guint reap_id;
+        uint64_t n_connections;
+        /* network.conf */
+        char *uplink;
+        char **uplink_addresses;
+        char **uplink_gateways;
+        char **dns;
+        char *downstream;
+};
+
+struct NetvmLinks {
+        Broker *broker;
+        GKeyFile *conf;
+        Addressing *addressing;
+        HostNet *host;          /* NULL: no host plumbing (no --bridge, or not root) */
+        GHashTable *netvms;     /* name → NetvmLink* */
+        GHashTable *clients;    /* name → ClientVm* */
+};
+
+static void client_vm_free(void *p) {
+        ClientVm *c = p;
+        if (!c)
+                return;
+        g_free(c->name);
+        g_free(c->netvm);
+        g_free(c->mac);
+        g_free(c->address);
+        g_free(c->rules);
+        g_free(c->tap);
+        g_free(c);
+}
+
+static void netvm_link_drop_connection(NetvmLink *n, const char *why) {
+        if (!n->bus)
+                return;
+        log_info("NetVM %s: vmfed-netd connection %" PRIu64 " closed: %s.", n->name, n->n_connections, why);
+        g_clear_handle_id(&n->reap_id, g_source_remove);
+        n->source = bus_source_free(n->source);
+        n->bus = sd_bus_flush_close_unref(n->bus);
+}
+
+static void netvm_link_free(void *p) {
+        NetvmLink *n = p;
+        if (!n)
+                return;
+        netvm_link_drop_connection(n, "shutting down");
+        if (n->listen_id)
+                g_source_remove(n->listen_id);
+        if (n->listen_fd >= 0) {
+                safe_close(n->listen_fd);
+                (void) unlink(n->path);
+        }
+        g_free(n->name);
+        g_free(n->path);
+        g_free(n->bridge);
+        g_free(n->uplink);
+        g_strfreev(n->uplink_addresses);
+        g_strfreev(n->uplink_gateways);
+        g_strfreev(n->dns);
+        g_free(n->downstream);
+        g_free(n);
+}
+
+/* ---- configuration -------------------------------------------------------- */
+
+static char **conf_list(GKeyFile *kf, const char *group, const char *key) {
+        char **v = kf ? g_key_file_get_string_list(kf, group, key, NULL, NULL) : NULL;
+        if (!v)
+                v = g_new0(char *, 1);
+        for (char **p = v; *p; p++)
+                g_strstrip(*p);
+        return v;
+}
+
+static char *conf_string(GKeyFile *kf, const char *group, const char *key, const char *def) {
+        char *v = kf ? g_key_file_get_string(kf, group, key, NULL) : NULL;
+        if (v)
+                g_strstrip(v);
+        if (!v || !*v) {
+                g_free(v);
+                return g_strdup(def);
+        }
+        return v;
+}
+
+int netvm_links_new(Broker *b, NetvmLinks **ret) {
+        g_autofree char *path = g_build_filename(b->config_dir, "network.conf", NULL);
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_autoptr(GError) e = NULL;
+        g_autofree char *subnet = NULL;
+        NetvmLinks *n;
+        int r;
+
+        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
+                if (!g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                        log_error("%s: %s; using defaults.", path, e->message);
+                g_clear_pointer(&kf, g_key_file_free);
+        }
+        n = g_new0(NetvmLinks, 1);
+        n->broker = b;
+        n->conf = steal_pointer(&kf);
+        n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
+        n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
+        subnet = conf_string(n->conf, "Network", "Subnet", NULL);
+        r = addressing_new(b->state_dir, subnet, &n->addressing);
+        if (r < 0) {
+                log_error("%s: [Network] Subnet=%s is not a /24 (A.B.C.0/24); using 10.137.0.0/24.", path, subnet);
+                (void) addressing_new(b->state_dir, NULL, &n->addressing);
+        }
+        if (b->bridge) {
+                r = hostnet_open(&n->host);
+                if (r < 0)
+                        log_warning_errno(r, "No host network plumbing (bridges, anti-spoofing): %m");
+                else {
+                        r = hostnet_bridge_ensure(n->host, b->bridge);
+                        if (r < 0)
+                                log_error_errno(r, "Cannot set up the host bridge %s: %m", b->bridge);
+                        else
+                                log_info("Host bridge %s is up (isolated client ports, table bridge vmfed-host).",
+                                         b->bridge);
+                }
+        }
+        *ret = n;
+        return 0;
+}
+
+NetvmLinks *netvm_links_free(NetvmLinks *n) {
+        if (!n)
+                return NULL;
+        g_hash_table_unref(n->netvms);
+        g_hash_table_unref(n->clients);
+        addressing_free(n->addressing);
+        hostnet_free(n->host);
+        if (n->conf)
+                g_key_file_free(n->conf);
+        g_free(n);
+        return NULL;
+}
+
+/* ---- who is what ------------------------------------------------------------ */
+
+static Federation *links_federation(NetvmLinks *n) {
+        return n->broker->lifecycle ? lifecycle_federation(n->broker->lifecycle, NULL) : NULL;
+}
+
+static bool spec_is_netvm(Federation *f, const VmSpec *s) {
+        g_auto(GStrv) names = NULL;
+
+        if (s->role != VM_ROLE_SERVICE)
+                return false;
+        if (s->default_netvm)
+                return true;
+        names = federation_list_vms(f);
+        for (char **p = names; p && *p; p++) {
+                const VmSpec *o = federation_vm_spec(f, *p);
+                if (o && o->netvm && strcmp(o->netvm, s->name) == 0)
+                        return true;
+        }
+        return false;
+}
+
+static char *bridge_of_netvm(NetvmLinks *n, const VmSpec *s) {
+        if (s->default_netvm)
+                return g_strdup(n->broker->bridge);
+        return g_strdup_printf("vmfbr-%.9s", s->name);
+}
+
+/* A disposable's template, from the vmfed metadata of its domain (one short libvirt call). */
+static char *disposable_template(NetvmLinks *n, Federation *f, const char *vm) {
+        Lifecycle *l = n->broker->lifecycle;
+        const char *domain = federation_vm_domain_name(f, vm);
+        g_autofree char *xml = NULL;
+        DomainMetadata m = {};
+        char *t = NULL;
+        virDomainPtr dom;
+
+        if (!l || !l->conn || !domain)
+                return NULL;
+        dom = virDomainLookupByName(l->conn, domain);
+        if (!dom)
+                return NULL;
+        xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMAIN_XML_NS, 0);
+        virDomainFree(dom);
+        if (xml && domain_metadata_parse(xml, &m) >= 0) {
+                t = steal_pointer(&m.template_name);
+                domain_metadata_done(&m);
+        }
+        return t;
+}
+
+/*
+ * The firewall of vm (NULL: none): CONFIG/firewall.d/NAME.rules, else the
+ * [Firewall] section's Rules= list of vms.d/NAME.vm.  An existing but empty
+ * rule set is "default drop"; a [Firewall] section the broker cannot read
+ * fails closed.
+ */
+static char *client_rules(NetvmLinks *n, const VmSpec *s, const char *name) {
+        g_autofree char *path = g_strdup_printf("%s/firewall.d/%s.rules", n->broker->config_dir, name);
+        _cleanup_free_ char *text = NULL;
+        g_autoptr(GKeyFile) kf = g_key_file_new();
+        g_auto(GStrv) keys = NULL;
+        g_auto(GStrv) rules = NULL;
+        int r;
+
+        r = read_full_file(path, RULES_MAX_SIZE, &text, NULL);
+        if (r >= 0)
+                return g_strdup(text);
+        if (r != -ENOENT) {
+                log_error_errno(r, "Cannot read %s: %m; %s's traffic is dropped.", path, name);
+                return g_strdup("default drop\n");
+        }
+        if (!s->source_text || !g_key_file_load_from_data(kf, s->source_text, (gsize) -1, G_KEY_FILE_NONE, NULL) ||
+            !g_key_file_has_group(kf, "Firewall"))
+                return NULL;
+        keys = g_key_file_get_keys(kf, "Firewall", NULL, NULL);
+        for (char **k = keys; k && *k; k++)
+                if (strcmp(*k, "Rules") != 0) {
+                        log_error("vms.d/%s.vm: [Firewall] key %s is unknown (expected Rules=); %s's traffic is "
+                                  "dropped.", s->name, *k, name);
+                        return g_strdup("default drop\n");
+                }
+        rules = g_key_file_get_string_list(kf, "Firewall", "Rules", NULL, NULL);
+        if (!rules || !rules[0])
+                return g_strdup("default drop\n");
+        return g_strjoinv("\n", rules);
+}
+
+/* ---- talking to vmfed-netd ---------------------------------------------------- */
+
+static int on_netd_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        char *what = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+
+        if (e)
+                log_error("NetVM: %s failed: %s: %s", what, e->name, e->message);
+        else
+                log_info("NetVM: %s done.", what);
+        g_free(what);
+        return 0;
+}
+
+static void append_rule_lines(GString *s, const char *rules) {
+        g_auto(GStrv) lines = g_strsplit(rules, "\n", -1);
+        bool any = false;
+
+        for (char **l = lines; *l; l++) {
+                char *hash = strchr(*l, '#');
+                if (hash)
+                        *hash = '\0';
+                g_strstrip(*l);
+                if (!**l)
+                        continue;
+                g_string_append_printf(s, "Rule=%s\n", *l);
+                any = true;
+        }
+        if (!any)
+                g_string_append(s, "Rule=\n");
+}
+
+static char *netvm_link_state(NetvmLink *n) {
+        Addressing *a = n->links->addressing;
+        g_autoptr(GString) s = g_string_new("# vmfedd: desired state of this netvm\n[Uplink]\n");
+        g_autoptr(GList) names = NULL;
+
+        g_string_append_printf(s, "Interface=%s\n", n->uplink);
+        for (char **p = n->uplink_addresses; *p; p++)
+                g_string_append_printf(s, "Address=%s\n", *p);
+        for (char **p = n->uplink_gateways; *p; p++)
+                g_string_append_printf(s, "Gateway=%s\n", *p);
+        for (char **p = n->dns; *p; p++)
+                g_string_append_printf(s, "DNS=%s\n", *p);
+        g_string_append_printf(s, "\n[Downstream]\nInterface=%s\nAddress=%s/%u\n", n->downstream,
+                               addressing_gateway(a), addressing_prefixlen(a));
+        names = g_hash_table_get_keys(n->links->clients);
+        names = g_list_sort(names, (GCompareFunc) strcmp);
+        for (GList *l = names; l; l = l->next) {
+                ClientVm *c = g_hash_table_lookup(n->links->clients, l->data);
+                if (strcmp(c->netvm, n->name) != 0)
+                        continue;
+                g_string_append_printf(s, "\n[Client %s]\nMAC=%s\nAddress=%s\n", c->name, c->mac, c->address);
+                if (c->rules)
+                        append_rule_lines(s, c->rules);
+        }
+        return g_string_free(steal_pointer(&s), false);
+}
+
+static void netvm_link_send_state(NetvmLink *n) {
+        g_autofree char *state = NULL;
+        int r;
+
+        if (!n->bus)
+                return;
+        state = netvm_link_state(n);
+        r = sd_bus_call_method_async(n->bus, NULL, NULL, NETVM1_PATH, NETVM1_INTERFACE, "SetState", on_netd_reply,
+                                     g_strdup_printf("SetState of %s", n->name), "s", state);
+        if (r < 0)
+                log_warning_errno(r, "NetVM %s: cannot send SetState: %m", n->name);
+        else
+                log_info("NetVM %s: sent the whole state (%u client(s) of the federation known).", n->name,
+                         g_hash_table_size(n->links->clients));
+}
+
+static void netvm_link_add_client(NetvmLink *n, ClientVm *c) {
+        int r;
+
+        if (!n || !n->bus)
+                return; /* sent with the whole state when vmfed-netd connects */
+        r = sd_bus_call_method_async(n->bus, NULL, NULL, NETVM1_PATH, NETVM1_INTERFACE, "AddClient", on_netd_reply,
+                                     g_strdup_printf("AddClient %s (%s, %s) on %s", c->name, c->mac, c->address,
+                                                     n->name),
+                                     "ssass", c->name, c->mac, 1, c->address, c->rules ? c->rules : "");
+        if (r < 0)
+                log_warning_errno(r, "NetVM %s: cannot send AddClient %s: %m", n->name, c->name);
+}
+
+static void netvm_link_remove_client(NetvmLink *n, const char *name) {
+        int r;
+
+        if (!n || !n->bus)
+                return;
+        r = sd_bus_call_method_async(n->bus, NULL, NULL, NETVM1_PATH, NETVM1_INTERFACE, "RemoveClient",
+                                     on_netd_reply, g_strdup_printf("RemoveClient %s on %s", name, n->name), "s",
+                                     name);
+        if (r < 0)
+                log_warning_errno(r, "NetVM %s: cannot send RemoveClient %s: %m", n->name, name);
+}
+
+static gboolean netvm_link_reap(gpointer userdata) {
+        NetvmLink *n = userdata;
+        n->reap_id = 0;
+        netvm_link_drop_connection(n, "peer gone");
+        return G_SOURCE_REMOVE;
+}
+
+static void netvm_link_closed(void *userdata, int error) {
+        NetvmLink *n = userdata;
+        /* Inside the source's dispatch: drop it from an idle. */
+        if (!n->reap_id)
+                n->reap_id = g_idle_add_full(G_PRIORITY_HIGH, netvm_link_reap, n, NULL);
+}
+
+static int netvm_link_accept_one(NetvmLink *n, int cfd) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        sd_id128_t id;
+        int r;
+
+        r = sd_id128_randomize(&id);
+        if (r >= 0)
+                r = sd_bus_new(&bus);
+        if (r < 0) {
+                safe_close(cfd);
+                return r;
+        }
+        r = sd_bus_set_fd(bus, cfd, cfd);
+        if (r < 0) {
+                safe_close(cfd);
+                return r;
+        }
+        if ((r = sd_bus_set_server(bus, 1, id)) < 0 || (r = sd_bus_set_anonymous(bus, 1)) < 0 ||
+            (r = sd_bus_negotiate_fds(bus, 0)) < 0)
+                return r;
+        (void) sd_bus_set_description(bus, n->name);
+        r = sd_bus_start(bus);
+        if (r < 0)
+                return r;
+        netvm_link_drop_connection(n, "replaced by a new connection");
+        r = bus_source_attach(bus, netvm_link_closed, n, &n->source);
+        if (r < 0)
+                return r;
+        n->bus = steal_pointer(&bus);
+        n->n_connections++;
+        log_info("NetVM %s: vmfed-netd connected (connection %" PRIu64 ").", n->name, n->n_connections);
+        netvm_link_send_state(n);
+        return 0;
+}
+
+static gboolean netvm_link_on_accept(gint fd, GIOCondition condition, gpointer userdata) {
+        NetvmLink *n = userdata;
+
+        for (unsigned i = 0; i < 4; i++) {
+                int cfd = accept4(n->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                if (cfd < 0)
+                        break;
+                int r = netvm_link_accept_one(n, cfd);
+                if (r < 0)
+                        log_warning_errno(r, "NetVM %s: cannot set up the connection: %m", n->name);
+        }
+        return G_SOURCE_CONTINUE;
+}
+
+static int netvm_link_listen(NetvmLink *n) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        struct stat st;
+        int fd, r;
+
+        if (strlen(n->path) >= sizeof sa.sun_path)
+                return log_error_errno(-ENAMETOOLONG, "NetVM channel path too long: %s", n->path);
+        strcpy(sa.sun_path, n->path);
+        r = mkdir_parents(n->path, 0750);
+        if (r < 0)
+                return r;
+        if (lstat(n->path, &st) == 0) {
+                if (!S_ISSOCK(st.st_mode))
+                        return log_error_errno(-EEXIST, "%s exists and is not a socket; not touching it.", n->path);
+                (void) unlink(n->path);
+        }
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        mode_t old = umask(0117);
+        r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
+        umask(old);
+        if (r < 0 || listen(fd, 4) < 0) {
+                r = negative_errno();
+                safe_close(fd);
+                return log_error_errno(r, "Cannot listen on %s: %m", n->path);
+        }
+        n->listen_fd = fd;
+        n->listen_id = g_unix_fd_add(fd, G_IO_IN, netvm_link_on_accept, n);
+        return 0;
+}
+
+static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
+        g_autofree char *group = g_strdup_printf("NetVM %s", s->name);
+        g_autofree char *agent_path = NULL;
+        NetvmLink *n = g_hash_table_lookup(links->netvms, s->name);
+        int r;
+
+        if (n)
+                return n;
+        n = g_new0(NetvmLink, 1);
+        n->links = links;
+        n->name = g_strdup(s->name);
+        n->listen_fd = -EBADF;
+        agent_path = g_strdup_printf("%s/%s.sock", links->broker->channel_dir, s->name);
+        n->path = domain_xml_netvm_channel_path(agent_path);
+        n->bridge = bridge_of_netvm(links, s);
+        n->uplink = conf_string(links->conf, group, "Uplink", "eth1");
+        n->uplink_addresses = conf_list(links->conf, group, "UplinkAddress");
+        n->uplink_gateways = conf_list(links->conf, group, "UplinkGateway");
+        n->dns = conf_list(links->conf, group, "DNS");
+        n->downstream = conf_string(links->conf, group, "Downstream", "eth0");
+        r = netvm_link_listen(n);
+        if (r < 0) {
+                netvm_link_free(n);
+                return NULL;
+        }
+        if (links->host && !s->default_netvm) {
+                r = hostnet_bridge_ensure(links->host, n->bridge);
+                if (r < 0)
+                        log_error_errno(r, "Cannot set up the bridge %s of %s: %m", n->bridge, s->name);
+        }
+        g_hash_table_insert(links->netvms, n->name, n);
+        log_info("NetVM %s: listening for vmfed-netd on %s (bridge %s).", n->name, n->path, n->bridge);
+        return n;
+}
+
+/* ---- VMs coming and going -------------------------------------------------------- */
+
+static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        char *vm = userdata;
+
+        if (error)
+                log_warning("SetNetwork in %s failed: %s", vm, error->message);
+        else
+                log_info("%s: network configured by its agent.", vm);
+        g_free(vm);
+}
+
+static void client_send_network(NetvmLinks *n, ClientVm *c) {
+        Broker *b = n->broker;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
+        g_autofree char *cidr = g_strdup_printf("%s/%u", c->address, addressing_prefixlen(n->addressing));
+        const char *gw = addressing_gateway(n->addressing);
+        int r;
+
+        if (!b->bus)
+                return;
+        r = route_new_args(b, &args);
+        if (r >= 0)
+                r = sd_bus_message_append(args, "sssas", CLIENT_INTERFACE, cidr, gw, 1, gw);
+        if (r >= 0)
+                r = route_call(b, c->name, "SetNetwork", steal_pointer(&args), SET_NETWORK_TIMEOUT_USEC,
+                               on_set_network_done, g_strdup(c->name));
+        if (r < 0)
+                log_warning_errno(r, "Cannot send the network configuration to %s: %m", c->name);
+}
+
+static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
+        const VmSpec *s = federation_vm_spec(f, vm);
+        g_autofree char *tmpl = NULL;
+        const char *domain = federation_vm_domain_name(f, vm);
+        char mac[DOMAIN_XML_MAC_MAX], tap[DOMAIN_XML_TAP_MAX];
+        bool transient = false;
+        NetvmLink *link;
+        ClientVm *c;
+        int r;
+
+        if (!s) {
+                tmpl = disposable_template(n, f, vm);
+                s = tmpl ? federation_vm_spec(f, tmpl) : NULL;
+                transient = true;
+        }
+        if (!s || !s->netvm)
+                return;
+        link = g_hash_table_lookup(n->netvms, s->netvm);
+        if (!link) {
+                const VmSpec *ns = federation_vm_spec(f, s->netvm);
+                link = ns ? netvm_link_ensure(n, ns) : NULL;
+                if (!link)
+                        return;
+        }
+
+        c = g_new0(ClientVm, 1);
+        c->name = g_strdup(vm);
+        c->netvm = g_strdup(s->netvm);
+        c->transient = transient;
+        domain_xml_vm_mac(vm, mac);
+        c->mac = g_strdup(mac);
+        r = addressing_lookup(n->addressing, vm, !transient, &c->address);
+        if (r < 0) {
+                client_vm_free(c);
+                return;
+        }
+        c->rules = client_rules(n, s, tmpl ? tmpl : vm);
+        if (domain) {
+                domain_xml_tap_name(domain, tap);
+                c->tap = g_strdup(tap);
+        }
+        g_hash_table_replace(n->clients, c->name, c);
+        log_info("%s: client of %s, MAC %s, address %s, %s.", vm, s->netvm, c->mac, c->address,
+                 c->rules ? "its own firewall" : "no firewall");
+
+        if (n->host && c->tap) {
+                const char *addrs[] = { c->address, NULL };
+                r = hostnet_port_attach(n->host, link->bridge, c->tap, c->mac, addrs);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot attach %s's tap %s to %s with anti-spoofing: %m", vm, c->tap,
+                                          link->bridge);
+        }
+        netvm_link_add_client(link, c);
+        client_send_network(n, c);
+}
+
+static void client_stopped(NetvmLinks *n, const char *vm) {
+        ClientVm *c = g_hash_table_lookup(n->clients, vm);
+
+        if (!c)
+                return;
+        if (n->host && c->tap) {
+                int r = hostnet_port_detach(n->host, c->tap);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remove the anti-spoofing of %s's tap %s: %m", vm, c->tap);
+        }
+        netvm_link_remove_client(g_hash_table_lookup(n->netvms, c->netvm), vm);
+        if (c->transient)
+                addressing_release(n->addressing, vm);
+        log_info("%s: no longer a client of %s.", vm, c->netvm);
+        g_hash_table_remove(n->clients, vm);
+}
+
+static void netvm_running(NetvmLinks *n, Federation *f, const VmSpec *s) {
+        NetvmLink *link = netvm_link_ensure(n, s);
+        const char *domain = federation_vm_domain_name(f, s->name);
+        char tap[DOMAIN_XML_TAP_MAX];
+        int r;
+
+        if (!link || !n->host || !domain)
+                return;
+        domain_xml_tap_name(domain, tap);
+        r = hostnet_netvm_attach(n->host, link->bridge, tap);
+        if (r < 0)
+                log_warning_errno(r, "Cannot attach the netvm %s's tap %s to %s: %m", s->name, tap, link->bridge);
+}
+
+void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s) {
+        NetvmLinks *n = b->netvm_links;
+        Federation *f = n ? links_federation(n) : NULL;
+        const VmSpec *spec;
+
+        if (!f || !b->bridge)
+                return;
+        spec = federation_vm_spec(f, vm);
+        if (s == FEDERATION_VM_RUNNING) {
+                if (spec && spec_is_netvm(f, spec))
+                        netvm_running(n, f, spec);
+                if (!g_hash_table_contains(n->clients, vm))
+                        client_running(n, f, vm);
+        } else if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED)
+                client_stopped(n, vm);
+}
+
+int netvm_links_prepare(Broker *b, const char *vm) {
+        NetvmLinks *n = b->netvm_links;
+        Federation *f = n ? links_federation(n) : NULL;
+        const VmSpec *s = f ? federation_vm_spec(f, vm) : NULL;
+
+        if (!s || !b->bridge || !spec_is_netvm(f, s))
+                return 0;
+        return netvm_link_ensure(n, s) ? 0 : -EIO;
+}
+
+void netvm_links_federation_ready(Broker *b) {
+        NetvmLinks *n = b->netvm_links;
+        Federation *f = n ? links_federation(n) : NULL;
+        g_auto(GStrv) names = NULL;
+
+        if (!f || !b->bridge)
+                return;
+        names = federation_list_vms(f);
+        /* Netvms first (listeners, router ports), then the clients that run (adopted). */
+        for (char **p = names; p && *p; p++) {
+                const VmSpec *s = federation_vm_spec(f, *p);
+                if (s && spec_is_netvm(f, s)) {
+                        (void) netvm_link_ensure(n, s);
+                        if (federation_vm_state(f, *p) == FEDERATION_VM_RUNNING)
+                                netvm_running(n, f, s);
+                }
+        }
+        for (char **p = names; p && *p; p++)
+                if (federation_vm_state(f, *p) == FEDERATION_VM_RUNNING && !g_hash_table_contains(n->clients, *p))
+                        client_running(n, f, *p);
+}
