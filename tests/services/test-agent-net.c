@@ -7,6 +7,7 @@
  * the kernel's state afterwards.
  *
  * Usage: test-agent-net SOCKET IFNAME
+ *        test-agent-net SOCKET --introspect   (print the agent's Agent1 introspection)
  */
 #include <errno.h>
 #include <poll.h>
@@ -81,6 +82,19 @@ int main(int argc, char **argv) {
                         fail("process");
                 if (r == 0 && sd_bus_wait(bus, 10 * 1000000ULL) <= 0)
                         fail("no Hello");
+        }
+
+        if (strcmp(argv[2], "--introspect") == 0) {
+                _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+                _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+                const char *xml;
+                if (sd_bus_call_method(bus, NULL, "/org/vmfed/Agent1", "org.freedesktop.DBus.Introspectable",
+                                       "Introspect", &e, &reply, NULL) < 0 ||
+                    sd_bus_message_read(reply, "s", &xml) < 0)
+                        fail("Introspect");
+                fputs(xml, stdout);
+                sd_bus_flush_close_unref(bus);
+                return 0;
         }
 
         char *dns[] = { (char *) "10.137.0.1", (char *) "2001:db8::53", NULL };
