@@ -69,7 +69,7 @@ static void route_finish(Route *r, sd_bus_message *reply, const sd_bus_error *er
         void *userdata = r->userdata;
         Broker *b = r->broker;
 
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *keep = sd_bus_message_ref(reply);
+        _cleanup_(sd_bus_message_unrefp) _unused_ sd_bus_message *keep = sd_bus_message_ref(reply);
         g_hash_table_remove(r->table->routes, r);
         done(b, reply, error, userdata);
 }

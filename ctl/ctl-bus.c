@@ -155,7 +155,7 @@ static int get_string_property(sd_bus *bus, const char *iface, const char *name,
 int ctl_status(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL, *vms = NULL;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *vms = NULL;
         _cleanup_free_ char *version = NULL, *persona = NULL;
         char **diagnostics = NULL;
         uint64_t revision = 0;

@@ -125,13 +125,12 @@ int firewall_parse_line(Firewall *fw, const char *source, unsigned line, const c
 
         g_auto(GStrv) tok = g_strsplit_set(g_strstrip(copy), " \t\r", -1);
         /* Collapse empty tokens produced by repeated blanks. */
-        GPtrArray *t = g_ptr_array_new();
+        g_autoptr(GPtrArray) t = g_ptr_array_new();
         for (char **p = tok; *p; p++)
                 if (**p)
                         g_ptr_array_add(t, *p);
         size_t n = t->len;
         const char **w = (const char **) t->pdata;
-        g_autoptr(GPtrArray) t_owner = t;
 
         if (n == 0)
                 return 0;

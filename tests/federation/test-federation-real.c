@@ -415,7 +415,6 @@ static void test_real(void) {
 }
 
 int main(int argc, char *argv[]) {
-        g_autofree char *cmd = NULL;
         int r;
 
         g_test_init(&argc, &argv, NULL);

@@ -716,7 +716,7 @@ static void test_channel_hook(Fixture *x, gconstpointer data) {
         Result res = {};
         ChannelCalls cc = { .calls = g_ptr_array_new_with_free_func(g_free) };
         g_autoptr(GPtrArray) errors = NULL;
-        g_autofree char *expect = NULL, *err = NULL;
+        g_autofree char *expect = NULL;
         FederationCallbacks cb;
         FederationOptions o = {
                 .config_dir = x->config,

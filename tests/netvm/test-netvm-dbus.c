@@ -87,7 +87,6 @@ static char *nft_table(void) {
 
 static int call(sd_bus *bus, const char *method, sd_bus_error *error, sd_bus_message **reply,
                 const char *types, ...) {
-        g_autoptr(GError) unused = NULL;
         sd_bus_message *m = NULL;
         va_list ap;
         int r = sd_bus_message_new_method_call(bus, &m, NULL, "/org/vmfed/NetVM1", "org.vmfed.NetVM1", method);
