@@ -127,6 +127,14 @@ int64_t ask_new(Broker *b, const char *source, const char *service, char **candi
 
         if (!q || g_hash_table_size(q->asks) >= ASK_MAX_PENDING)
                 return -EBUSY;
+        GHashTableIter it;
+        gpointer value;
+        unsigned from_source = 0;
+        g_hash_table_iter_init(&it, q->asks);
+        while (g_hash_table_iter_next(&it, NULL, &value))
+                from_source += strcmp(((Ask *) value)->source, source) == 0;
+        if (from_source >= ASK_MAX_PENDING_PER_SOURCE)
+                return -EBUSY;
         Ask *a = g_new0(Ask, 1);
         a->queue = q;
         a->id = q->next_id++;

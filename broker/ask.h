@@ -23,6 +23,7 @@
 
 #define ASK_INTERFACE "org.vmfed.Federation1.Ask"
 #define ASK_MAX_PENDING 64
+#define ASK_MAX_PENDING_PER_SOURCE 8 /* one VM cannot crowd out the others' questions */
 
 typedef struct AskQueue AskQueue;
 
@@ -46,7 +47,7 @@ void ask_queue_cancel_all(Broker *b);
 
 /*
  * Queue an ask.  candidates: NULL-terminated, at least one.  Returns the id
- * (> 0) or -EBUSY when too many asks are pending.
+ * (> 0) or -EBUSY when too many asks are pending (in all, or from source).
  */
 int64_t ask_new(Broker *b, const char *source, const char *service, char **candidates, const char *default_target,
                 AskAnswerFn answer, void *userdata);

@@ -126,6 +126,7 @@ static void services_load_config(Broker *b, Services *s) {
         s->ask_timeout_sec = 60;
         s->agent_timeout_sec = 60;
         s->apps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
+        s->in_flight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
                 if (!g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
@@ -206,6 +207,7 @@ void guest_services_free(Broker *b) {
         s->clipboard = clipboard_free(s->clipboard);
         g_strfreev(s->url_schemes);
         g_hash_table_unref(s->apps);
+        g_hash_table_unref(s->in_flight);
         g_free(s);
 }
 
@@ -308,9 +310,24 @@ typedef struct Request {
         char *dispvm;        /* started for this request: released at the end */
 } Request;
 
+static unsigned in_flight_get(Broker *b, const char *source) {
+        return b->services ? GPOINTER_TO_UINT(g_hash_table_lookup(b->services->in_flight, source)) : 0;
+}
+
+static void in_flight_add(Broker *b, const char *source, int delta) {
+        if (!b->services)
+                return;
+        unsigned n = in_flight_get(b, source) + (unsigned) delta;
+        if (n == 0)
+                g_hash_table_remove(b->services->in_flight, source);
+        else
+                g_hash_table_insert(b->services->in_flight, g_strdup(source), GUINT_TO_POINTER(n));
+}
+
 static void request_free(Request *q) {
         if (!q)
                 return;
+        in_flight_add(q->broker, q->source, -1);
         if (q->dispvm) {
                 int r = broker_dispvm_release(q->broker, q->dispvm);
                 if (r < 0 && r != -ENOENT)
@@ -449,11 +466,32 @@ static void request_dispvm_ready(Broker *b, int r, const char *vm, const char *e
 static int request_switch_answered(Broker *b, const char *target, const char *why, char **ret_why, void *userdata);
 
 /* Launch: the app must be declared for the VM (or the disposable's template). */
+/* The template of a disposable for source: its DefaultDispVM=, else the only disposable template. */
+static const char *dispvm_template(Broker *b, const char *source) {
+        VmObject *o = broker_find_vm(b, source);
+        const char *only = NULL;
+        if (o && o->config->default_dispvm)
+                return o->config->default_dispvm;
+        for (guint i = 0; i < b->vms->len; i++) {
+                VmConfig *c = g_ptr_array_index(b->vms, i);
+                if (c->role != VM_ROLE_DISPOSABLE_TEMPLATE)
+                        continue;
+                if (only)
+                        return NULL; /* several: the policy must name one */
+                only = c->name;
+        }
+        return only;
+}
+
 static bool request_app_declared(Request *q, const char *target) {
         Services *s = q->broker->services;
         const char *vm = target;
-        if (g_str_has_prefix(vm, "@dispvm:"))
+        if (strcmp(vm, "@dispvm") == 0)
+                vm = dispvm_template(q->broker, q->source);
+        else if (g_str_has_prefix(vm, "@dispvm:"))
                 vm += strlen("@dispvm:");
+        if (!vm)
+                return false;
         char **ids = g_hash_table_lookup(s->apps, vm);
         return ids && g_strv_contains((const char *const *) ids, q->app_id);
 }
@@ -464,7 +502,7 @@ static void request_deliver(Request *q, const char *target, bool autostart) {
         g_autofree char *err = NULL;
         int r;
 
-        if (q->kind == REQUEST_LAUNCH && strcmp(target, "@dispvm") != 0 && !request_app_declared(q, target)) {
+        if (q->kind == REQUEST_LAUNCH && !request_app_declared(q, target)) {
                 request_fail(q, VMFED_ERROR_NOT_FOUND, "%s does not offer the application %s (services.conf [Apps]).",
                              target, q->app_id);
                 return;
@@ -561,6 +599,12 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
         char rule[300];
         int r;
 
+        if (in_flight_get(b, q->source) > GUEST_SERVICES_MAX_IN_FLIGHT) {
+                request_free(q);
+                return sd_bus_error_setf(error, VMFED_ERROR_BUSY,
+                                         "Too many requests of this VM are pending (%d); try again later.",
+                                         GUEST_SERVICES_MAX_IN_FLIGHT);
+        }
         if (!target_is_valid(untrusted_target)) {
                 request_free(q);
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
@@ -610,6 +654,7 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
 
 static Request *request_new(GuestConnection *g, sd_bus_message *m, RequestKind kind, const char *service) {
         Request *q = g_new0(Request, 1);
+        in_flight_add(guest_connection_broker(g), guest_connection_vm(g), +1);
         q->broker = guest_connection_broker(g);
         q->kind = kind;
         q->m = sd_bus_message_ref(m);

@@ -23,7 +23,11 @@
  *
  * [Apps] declares the application ids each VM offers (vmfed.Launch checks
  * them; for a disposable, the template's list counts).
+ *
+ * A VM has at most GUEST_SERVICES_MAX_IN_FLIGHT routed requests pending
+ * (Busy beyond), so one guest cannot make the broker hold unbounded state.
  */
+#define GUEST_SERVICES_MAX_IN_FLIGHT 64
 #pragma once
 
 #include <systemd/sd-bus.h>
@@ -41,6 +45,7 @@ typedef struct Services {
         unsigned ask_timeout_sec;
         unsigned agent_timeout_sec;
         GHashTable *apps; /* VM name → char** app ids */
+        GHashTable *in_flight; /* source VM → number of its routed requests pending (GUINT_TO_POINTER) */
 
         Clipboard *clipboard;
         RouteTable *routes;

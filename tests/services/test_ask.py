@@ -107,6 +107,17 @@ def main(vmfedd, agent, guest, vmfedctl):
         assert ctl.pending() == []
         assert "VMFED_RULE=ask:timeout" in h.log()
 
+        # One VM cannot crowd out the others' questions: at most 8 pending per source.
+        threads = [in_background(lambda i=i: a.guest("open-url", f"https://example.org/many{i}", "bob"))
+                   for i in range(8)]
+        h._wait(lambda: len(ctl.pending()) == 8, "8 questions", 10)
+        expect_error(a.guest("open-url", "https://example.org/one-too-many", "bob"), "Busy")
+        for q in ctl.pending():
+            ctl("deny", str(q["id"]))
+        for t, res in threads:
+            t.join()
+            expect_error(res[0], "AccessDenied")
+
         # 4. The answer is re-checked against the policy in force when it comes.
         t, res = in_background(lambda: a.guest("open-url", "https://example.org/changed", "bob"))
         q = ctl.wait_pending()
