@@ -102,6 +102,7 @@ typedef struct ClientSetEntry {
  */
 typedef struct ClientModel {
         unsigned n_ref;
+        char *client;
         char ctx[9];                    /* the client context digest it was built for */
         ChainSpec chain;
         GPtrArray *elem_ids;            /* char*, identity of elems[i] */
@@ -122,7 +123,10 @@ struct Ruleset {
         GHashTable *elems[_SET_MAX];    /* identity string -> ElemSpec* */
         GHashTable *client_sets;        /* name -> ClientSetEntry* (desired) or NULL (read from the kernel) */
         GPtrArray *owned;
-        GPtrArray *models;
+        GPtrArray *models;              /* ClientModel references */
+        GHashTable *by_client;          /* client name -> ClientModel* */
+        bool from_kernel;               /* read back: client parts are in the tables above */
+        bool materialized;              /* client parts of `models` copied into the tables */
 };
 
 #define CLIENT_SET_PREFIX "c-"
@@ -131,6 +135,7 @@ static void client_model_unref(gpointer p) {
         ClientModel *m = p;
         if (!m || --m->n_ref > 0)
                 return;
+        g_free(m->client);
         g_free(m->chain.name);
         g_free(m->chain.digest);
         g_ptr_array_unref(m->elem_ids);
@@ -153,6 +158,7 @@ static Ruleset *ruleset_new(void) {
         r->client_sets = g_hash_table_new(g_str_hash, g_str_equal);
         r->owned = g_ptr_array_new_with_free_func(g_free);
         r->models = g_ptr_array_new_with_free_func(client_model_unref);
+        r->by_client = g_hash_table_new(g_str_hash, g_str_equal);
         return r;
 }
 
@@ -164,6 +170,7 @@ Ruleset *ruleset_free(Ruleset *r) {
                 g_hash_table_unref(r->elems[i]);
         g_hash_table_unref(r->client_sets);
         g_ptr_array_unref(r->owned);
+        g_hash_table_unref(r->by_client);
         g_ptr_array_unref(r->models);
         g_free(r);
         return NULL;
@@ -317,6 +324,7 @@ static ClientModel *client_model_get(NetClient *c, const char *cdigest) {
         m->elem_sets = g_array_new(FALSE, FALSE, sizeof(int));
         m->sets = g_array_new(FALSE, TRUE, sizeof(ClientSetEntry));
 
+        m->client = g_strdup(c->name);
         m->chain.name = g_strconcat(CLIENT_CHAIN_PREFIX, c->name, NULL);
         m->chain.kind = CHAIN_CLIENT;
         m->chain.digest = g_malloc(17);
@@ -353,6 +361,38 @@ static ClientModel *client_model_get(NetClient *c, const char *cdigest) {
         return m;
 }
 
+/*
+ * Copy the client parts into the generic tables, to diff against a model
+ * read back from the kernel (which knows no clients), and take them out
+ * again afterwards.
+ */
+static void ruleset_materialize(Ruleset *r, bool in) {
+        if (r->materialized == in)
+                return;
+        for (guint i = 0; i < r->models->len; i++) {
+                ClientModel *m = r->models->pdata[i];
+                if (in)
+                        g_hash_table_replace(r->chains, m->chain.name, &m->chain);
+                else
+                        g_hash_table_remove(r->chains, m->chain.name);
+                for (guint k = 0; k < m->elems->len; k++) {
+                        GHashTable *t = r->elems[g_array_index(m->elem_sets, int, k)];
+                        if (in)
+                                g_hash_table_replace(t, m->elem_ids->pdata[k], m->elems->pdata[k]);
+                        else
+                                g_hash_table_remove(t, m->elem_ids->pdata[k]);
+                }
+                for (guint k = 0; k < m->sets->len; k++) {
+                        ClientSetEntry *e = &g_array_index(m->sets, ClientSetEntry, k);
+                        if (in)
+                                g_hash_table_replace(r->client_sets, e->name, e);
+                        else
+                                g_hash_table_remove(r->client_sets, e->name);
+                }
+        }
+        r->materialized = in;
+}
+
 Ruleset *ruleset_compile(const NetState *s) {
         Ruleset *r = ruleset_new();
         r->state = s;
@@ -373,14 +413,7 @@ Ruleset *ruleset_compile(const NetState *s) {
                 ClientModel *m = client_model_get(s->clients->pdata[i], cdigest);
                 m->n_ref++;
                 g_ptr_array_add(r->models, m);
-                g_hash_table_replace(r->chains, m->chain.name, &m->chain);
-                for (guint k = 0; k < m->elems->len; k++)
-                        g_hash_table_replace(r->elems[g_array_index(m->elem_sets, int, k)],
-                                             m->elem_ids->pdata[k], m->elems->pdata[k]);
-                for (guint k = 0; k < m->sets->len; k++) {
-                        ClientSetEntry *e = &g_array_index(m->sets, ClientSetEntry, k);
-                        g_hash_table_replace(r->client_sets, e->name, e);
-                }
+                g_hash_table_replace(r->by_client, m->client, m);
         }
         for (guint i = 0; i < s->dns->len; i++) {
                 const NetAddr *a = &g_array_index(s->dns, NetAddr, i);
@@ -766,6 +799,7 @@ int ruleset_read(NftSocket *sock, Ruleset **ret) {
         _cleanup_(ruleset_freep) Ruleset *r = ruleset_new();
         int k;
 
+        r->from_kernel = true;
         k = nft_socket_dump(sock, NFT_MSG_GETTABLE, NFPROTO_INET, NULL, NULL, table_cb, r);
         if (k < 0)
                 return log_error_errno(k, "nftables: listing tables failed: %m");
@@ -917,7 +951,147 @@ static void queue_client_set(const NetState *state, const ClientSetEntry *ref, c
         st->elems_added += sp->boxes->len;
 }
 
-void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, RulesetStats *st) {
+static void queue_one_elem(int set, const ElemSpec *e, uint16_t msg_type, NftBatch *b) {
+        _cleanup_(nftnl_set_freep) struct nftnl_set *s = set_obj(set);
+        struct nftnl_set_elem *el = nftnl_set_elem_alloc();
+        nftnl_set_elem_set(el, NFTNL_SET_ELEM_KEY, e->key, e->key_len);
+        if (e->chain && msg_type == NFT_MSG_NEWSETELEM) {
+                nftnl_set_elem_set_u32(el, NFTNL_SET_ELEM_VERDICT, (uint32_t) NFT_GOTO);
+                nftnl_set_elem_set_str(el, NFTNL_SET_ELEM_CHAIN, e->chain);
+        }
+        nftnl_set_elem_add(s, el);
+        nft_batch_add_elems(b, msg_type, msg_type == NFT_MSG_NEWSETELEM ? NLM_F_CREATE : 0, s);
+}
+
+static bool model_has_set(const ClientModel *m, const char *name) {
+        for (guint i = 0; m && i < m->sets->len; i++)
+                if (strcmp(g_array_index(m->sets, ClientSetEntry, i).name, name) == 0)
+                        return true;
+        return false;
+}
+
+static bool model_has_elem(const ClientModel *m, int set, const char *id) {
+        for (guint i = 0; m && i < m->elems->len; i++)
+                if (g_array_index(m->elem_sets, int, i) == set && strcmp(m->elem_ids->pdata[i], id) == 0)
+                        return true;
+        return false;
+}
+
+typedef enum Phase {
+        PHASE_NEW_SETS,
+        PHASE_NEW_CHAINS,
+        PHASE_DEL_ELEMS,
+        PHASE_CHANGED_CHAINS,
+        PHASE_ADD_ELEMS,
+        PHASE_DEL_CHAINS,
+        PHASE_DEL_SETS,
+} Phase;
+
+/* One client's part of one phase of the transaction: dm desired, am applied (either may be NULL). */
+static void diff_client(const Ruleset *desired, const ClientModel *dm, const ClientModel *am, Phase phase,
+                        NftBatch *b, RulesetStats *st, uint32_t *set_id) {
+        switch (phase) {
+        case PHASE_NEW_SETS:
+                for (guint i = 0; dm && i < dm->sets->len; i++) {
+                        const ClientSetEntry *e = &g_array_index(dm->sets, ClientSetEntry, i);
+                        if (!model_has_set(am, e->name))
+                                queue_client_set(desired->state, e, e->name, (*set_id)++, b, st);
+                }
+                break;
+        case PHASE_NEW_CHAINS:
+                if (dm && !am) {
+                        _cleanup_(nftnl_chain_freep) struct nftnl_chain *ch = chain_obj(dm->chain.name);
+                        nft_batch_add_chain(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, ch);
+                        st->chains_added++;
+                }
+                break;
+        case PHASE_DEL_ELEMS:
+                for (guint i = 0; am && i < am->elems->len; i++) {
+                        int set = g_array_index(am->elem_sets, int, i);
+                        if (!model_has_elem(dm, set, am->elem_ids->pdata[i])) {
+                                queue_one_elem(set, am->elems->pdata[i], NFT_MSG_DELSETELEM, b);
+                                st->elems_removed++;
+                        }
+                }
+                break;
+        case PHASE_CHANGED_CHAINS:
+                if (!dm || (am && strcmp(am->chain.digest, dm->chain.digest) == 0))
+                        break;
+                if (am) {
+                        _cleanup_(nftnl_rule_freep) struct nftnl_rule *flush = rule_in(dm->chain.name);
+                        nft_batch_add_rule(b, NFT_MSG_DELRULE, 0, flush);
+                        st->chains_changed++;
+                }
+                queue_chain_rules(desired, &dm->chain, b, st);
+                break;
+        case PHASE_ADD_ELEMS:
+                for (guint i = 0; dm && i < dm->elems->len; i++) {
+                        int set = g_array_index(dm->elem_sets, int, i);
+                        if (!model_has_elem(am, set, dm->elem_ids->pdata[i])) {
+                                queue_one_elem(set, dm->elems->pdata[i], NFT_MSG_NEWSETELEM, b);
+                                st->elems_added++;
+                        }
+                }
+                break;
+        case PHASE_DEL_CHAINS:
+                if (am && !dm) {
+                        _cleanup_(nftnl_chain_freep) struct nftnl_chain *ch = chain_obj(am->chain.name);
+                        nft_batch_add_chain(b, NFT_MSG_DELCHAIN, 0, ch);
+                        st->chains_removed++;
+                }
+                break;
+        case PHASE_DEL_SETS:
+                for (guint i = 0; am && i < am->sets->len; i++) {
+                        const char *name = g_array_index(am->sets, ClientSetEntry, i).name;
+                        if (model_has_set(dm, name))
+                                continue;
+                        _cleanup_(nftnl_set_freep) struct nftnl_set *del = nftnl_set_alloc();
+                        nftnl_set_set_u32(del, NFTNL_SET_FAMILY, NFPROTO_INET);
+                        nftnl_set_set_str(del, NFTNL_SET_TABLE, RULESET_TABLE);
+                        nftnl_set_set_str(del, NFTNL_SET_NAME, name);
+                        nft_batch_add_set(b, NFT_MSG_DELSET, 0, del);
+                }
+                break;
+        }
+}
+
+typedef struct ClientPair {
+        const ClientModel *dm, *am;
+} ClientPair;
+
+/*
+ * Both models know their clients: only clients whose model differs cost
+ * anything (a client unchanged between two states shares its ClientModel).
+ * Against a model read back from the kernel the generic tables hold
+ * everything and there are no pairs.
+ */
+static GArray *client_pairs(const Ruleset *applied, const Ruleset *desired) {
+        GArray *pairs = g_array_new(FALSE, FALSE, sizeof(ClientPair));
+        if (applied->from_kernel)
+                return pairs;
+        for (guint i = 0; i < desired->models->len; i++) {
+                ClientPair p = { desired->models->pdata[i], NULL };
+                p.am = g_hash_table_lookup(applied->by_client, p.dm->client);
+                if (p.am != p.dm)
+                        g_array_append_val(pairs, p);
+        }
+        for (guint i = 0; i < applied->models->len; i++) {
+                ClientPair p = { NULL, applied->models->pdata[i] };
+                if (!g_hash_table_contains(desired->by_client, p.am->client))
+                        g_array_append_val(pairs, p);
+        }
+        return pairs;
+}
+
+static void diff_clients(const Ruleset *desired, GArray *pairs, Phase phase, NftBatch *b,
+                         RulesetStats *st, uint32_t *set_id) {
+        for (guint i = 0; i < pairs->len; i++) {
+                const ClientPair *p = &g_array_index(pairs, ClientPair, i);
+                diff_client(desired, p->dm, p->am, phase, b, st, set_id);
+        }
+}
+
+void ruleset_diff(const Ruleset *applied, Ruleset *desired, NftBatch *b, RulesetStats *st) {
         RulesetStats dummy = {};
         GHashTableIter it;
         ChainSpec *c;
@@ -925,6 +1099,9 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
         if (!st)
                 st = &dummy;
         *st = (RulesetStats) {};
+        /* Against what the kernel told us, compare everything; else client by client. */
+        ruleset_materialize(desired, applied->from_kernel);
+        g_autoptr(GArray) pairs = client_pairs(applied, desired);
 
         if (!applied->table_exists) {
                 _cleanup_(nftnl_table_freep) struct nftnl_table *t = nftnl_table_alloc();
@@ -958,6 +1135,7 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
                         continue;
                 queue_client_set(desired->state, ref, sname, set_id++, b, st);
         }
+        diff_clients(desired, pairs, PHASE_NEW_SETS, b, st, &set_id);
 
         /* New chains first: rules and map elements may refer to them. */
         g_hash_table_iter_init(&it, desired->chains);
@@ -975,9 +1153,11 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
                 nft_batch_add_chain(b, NFT_MSG_NEWCHAIN, NLM_F_CREATE, ch);
                 st->chains_added++;
         }
+        diff_clients(desired, pairs, PHASE_NEW_CHAINS, b, st, &set_id);
 
         for (int i = 0; i < _SET_MAX; i++)
                 st->elems_removed += queue_elems(applied->elems[i], desired->elems[i], i, NFT_MSG_DELSETELEM, b);
+        diff_clients(desired, pairs, PHASE_DEL_ELEMS, b, st, &set_id);
 
         g_hash_table_iter_init(&it, desired->chains);
         while (g_hash_table_iter_next(&it, NULL, (gpointer *) &c)) {
@@ -992,9 +1172,11 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
                 }
                 queue_chain_rules(desired, c, b, st);
         }
+        diff_clients(desired, pairs, PHASE_CHANGED_CHAINS, b, st, &set_id);
 
         for (int i = 0; i < _SET_MAX; i++)
                 st->elems_added += queue_elems(desired->elems[i], applied->elems[i], i, NFT_MSG_NEWSETELEM, b);
+        diff_clients(desired, pairs, PHASE_ADD_ELEMS, b, st, &set_id);
 
         /* Chains that are no longer wanted: nothing refers to them any more. */
         g_hash_table_iter_init(&it, applied->chains);
@@ -1005,6 +1187,7 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
                 nft_batch_add_chain(b, NFT_MSG_DELCHAIN, 0, ch);
                 st->chains_removed++;
         }
+        diff_clients(desired, pairs, PHASE_DEL_CHAINS, b, st, &set_id);
 
         /* Client sets no chain refers to any more. */
         g_hash_table_iter_init(&sit, applied->client_sets);
@@ -1017,12 +1200,14 @@ void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, R
                 nftnl_set_set_str(del, NFTNL_SET_NAME, sname);
                 nft_batch_add_set(b, NFT_MSG_DELSET, 0, del);
         }
+        diff_clients(desired, pairs, PHASE_DEL_SETS, b, st, &set_id);
         st->messages = (unsigned) nft_batch_size(b);
 }
 
 /* A desired model without its borrowed state: what the kernel now holds. */
 static void ruleset_detach(Ruleset *r) {
         r->state = NULL;
+        ruleset_materialize(r, false);
 }
 
 int ruleset_apply(NftSocket *sock, Ruleset **applied, const NetState *state, RulesetStats *stats) {

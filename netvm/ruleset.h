@@ -54,7 +54,7 @@ Ruleset *ruleset_compile(const NetState *state);
  * element deletions, changed chains (flushed and refilled in the same
  * transaction), element additions, then removed chains.
  */
-void ruleset_diff(const Ruleset *applied, const Ruleset *desired, NftBatch *b, RulesetStats *stats);
+void ruleset_diff(const Ruleset *applied, Ruleset *desired, NftBatch *b, RulesetStats *stats);
 
 /*
  * Compile state, diff against *applied, commit in one transaction.  On

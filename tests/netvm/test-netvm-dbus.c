@@ -215,6 +215,18 @@ static void test_channel(void) {
         g_assert_nonnull(strstr(t2, "ip daddr . meta l4proto . th dport @c-b-"));
         g_assert_nonnull(strstr(t2, "52:54:00:00:00:0b . 10.200.0.11"));
 
+        /* Replacing b with other rules swaps its chain's rules and sets in one transaction. */
+        char *old_set = g_strndup(strstr(t2, "set c-b-"), strlen("set c-b-") + 16);
+        r = call(bus, "AddClient", &e, NULL, "ssass", "b", "52:54:00:00:00:0b", 1, "10.200.0.11",
+                 "default drop\naccept 198.51.100.0/24 proto udp port 500-600\n");
+        g_assert_cmpint(r, >=, 0);
+        g_autofree char *t2b = nft_table();
+        g_assert_null(strstr(t2b, old_set));
+        g_assert_nonnull(strstr(t2b, "elements = { 198.51.100.0/24 . udp . 500-600 }"));
+        g_assert_null(strstr(t2b, "192.0.2.0/24 . tcp . 443"));
+        g_assert_nonnull(strstr(t2b, "52:54:00:00:00:0b . 10.200.0.11"));
+        g_free(old_set);
+
         r = call(bus, "AddClient", &e, NULL, "ssass", "c", "52:54:00:00:00:0b", 1, "10.200.0.12", "");
         assert_error(r, &e, "org.vmfed.Federation1.Error.Conflict", "already client b's");
         r = call(bus, "AddClient", &e, NULL, "ssass", "c", "52:54:00:00:00:0c", 1, "10.200.0.11", "");
