@@ -289,12 +289,14 @@ static int netd_connect(Netd *d) {
                 return r;
         d->bus = bus;
         /* Peer to peer: the broker is the server; no fds cross a VM boundary. */
-        if ((r = sd_bus_set_fd(bus, fd, fd)) < 0 ||
-            (r = sd_bus_set_anonymous(bus, true)) < 0 ||
+        r = sd_bus_set_fd(bus, fd, fd);
+        if (r < 0)
+                goto fail;
+        fd = -EBADF; /* owned by the bus now */
+        if ((r = sd_bus_set_anonymous(bus, true)) < 0 ||
             (r = sd_bus_negotiate_fds(bus, false)) < 0 ||
             (r = sd_bus_set_description(bus, "broker")) < 0)
                 goto fail;
-        fd = -EBADF; /* owned by the bus now */
         r = sd_bus_start(bus);
         if (r < 0)
                 goto fail;
