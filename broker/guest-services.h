@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Guest services: the routed requests a VM makes on its channel
+ * Guest services (guest-services.c: configuration and shared helpers;
+ * guest-clipboard.c, guest-request.c, guest-admin.c: the requests): what a VM asks for on its channel
  * (org.vmfed.Federation1.Guest): clipboard copy/paste, open a URL or a file
  * and launch an app in another VM, a routed ping, and management requests
  * (switch persona, start/stop a VM, list VMs).
@@ -30,6 +31,8 @@
 #define GUEST_SERVICES_MAX_IN_FLIGHT 64
 #pragma once
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <systemd/sd-bus.h>
 
 #include "broker/broker.h"
@@ -58,35 +61,56 @@ int guest_services_start(Broker *b);
 void guest_services_stop(Broker *b);
 void guest_services_free(Broker *b);
 
+/* ---- shared by the guest-*.c files --------------------------------------------------- */
+
+/* One audit line for a guest's request (caller "channel"). */
+void guest_services_audit(Broker *b, const char *source, const char *target, const char *service, const char *arg,
+                          const char *decision, const char *rule);
+/* policy_evaluate() on the current snapshot; rule gets "FILE:LINE" or why it was denied. */
+int guest_services_evaluate(Broker *b, const char *service, const char *arg, const char *source, const char *target,
+                            PolicyDecision *d, char *rule, size_t rule_size);
+/* A VM name, @default, @dispvm or @dispvm:NAME (form only). */
+bool guest_services_target_is_valid(const char *t);
+/* Targets an ask may offer: every VM but source (and @dispvm) the policy does not deny, plus default_target. */
+char **guest_services_ask_candidates(Broker *b, const char *service, const char *arg, const char *source,
+                                     const char *default_target);
+/* VM.State of a VM of vms.d/, NULL for an unknown name. */
+const char *guest_services_vm_state(Broker *b, const char *name);
+
+/* guest-admin.c: the federation operations of Manager.StartVM/StopVM/SwitchPersona, for guests. */
+typedef enum GuestAdminKind { GUEST_ADMIN_START, GUEST_ADMIN_STOP, GUEST_ADMIN_SWITCH } GuestAdminKind;
+int guest_admin_operation(Broker *b, GuestAdminKind kind, const char *name, BrokerVmReadyFn cb, void *userdata,
+                          char **ret_error);
+
 /* Handlers of org.vmfed.Federation1.Guest (userdata: the channel's GuestConnection). */
-int guest_services_copy(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int guest_services_paste(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int guest_services_open_url(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int guest_services_open_file(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int guest_services_launch(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int guest_services_ping_vm(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int guest_services_admin(sd_bus_message *m, void *userdata, sd_bus_error *error);
-int guest_services_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_clipboard_copy(sd_bus_message *m, void *userdata, sd_bus_error *error);   /* guest-clipboard.c */
+int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_request_open_url(sd_bus_message *m, void *userdata, sd_bus_error *error); /* guest-request.c */
+int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_request_launch(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_request_ping_vm(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error);    /* guest-admin.c */
+int guest_admin_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
 #define GUEST_SERVICES_VTABLE_METHODS                                                                               \
-        SD_BUS_METHOD_WITH_ARGS("Copy", SD_BUS_ARGS("s", mime, "ay", data), SD_BUS_NO_RESULT, guest_services_copy,  \
+        SD_BUS_METHOD_WITH_ARGS("Copy", SD_BUS_ARGS("s", mime, "ay", data), SD_BUS_NO_RESULT, guest_clipboard_copy,  \
                                 SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
         SD_BUS_METHOD_WITH_ARGS("Paste", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", source, "s", mime, "ay", data),         \
-                                guest_services_paste, SD_BUS_VTABLE_UNPRIVILEGED),                                  \
+                                guest_clipboard_paste, SD_BUS_VTABLE_UNPRIVILEGED),                                  \
         SD_BUS_METHOD_WITH_ARGS("OpenURL", SD_BUS_ARGS("s", url, "s", target), SD_BUS_RESULT("s", vm),              \
-                                guest_services_open_url, SD_BUS_VTABLE_UNPRIVILEGED),                               \
+                                guest_request_open_url, SD_BUS_VTABLE_UNPRIVILEGED),                               \
         SD_BUS_METHOD_WITH_ARGS("OpenFile", SD_BUS_ARGS("s", name, "ay", data, "s", target),                        \
-                                SD_BUS_RESULT("s", vm, "b", changed, "ay", data), guest_services_open_file,          \
+                                SD_BUS_RESULT("s", vm, "b", changed, "ay", data), guest_request_open_file,          \
                                 SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
         SD_BUS_METHOD_WITH_ARGS("Launch", SD_BUS_ARGS("s", app_id, "as", args, "s", target),                        \
-                                SD_BUS_RESULT("s", vm), guest_services_launch, SD_BUS_VTABLE_UNPRIVILEGED),         \
+                                SD_BUS_RESULT("s", vm), guest_request_launch, SD_BUS_VTABLE_UNPRIVILEGED),         \
         SD_BUS_METHOD_WITH_ARGS("PingVM", SD_BUS_ARGS("s", target), SD_BUS_RESULT("s", vm),                         \
-                                guest_services_ping_vm, SD_BUS_VTABLE_UNPRIVILEGED),                                \
-        SD_BUS_METHOD_WITH_ARGS("SwitchPersona", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_services_admin,      \
+                                guest_request_ping_vm, SD_BUS_VTABLE_UNPRIVILEGED),                                \
+        SD_BUS_METHOD_WITH_ARGS("SwitchPersona", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_admin_request,      \
                                 SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
-        SD_BUS_METHOD_WITH_ARGS("StartVM", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_services_admin,            \
+        SD_BUS_METHOD_WITH_ARGS("StartVM", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_admin_request,            \
                                 SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
-        SD_BUS_METHOD_WITH_ARGS("StopVM", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_services_admin,             \
+        SD_BUS_METHOD_WITH_ARGS("StopVM", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_admin_request,             \
                                 SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
-        SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", vms), guest_services_list_vms,    \
+        SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", vms), guest_admin_list_vms,    \
                                 SD_BUS_VTABLE_UNPRIVILEGED)
