@@ -129,6 +129,13 @@ int bus_source_attach(sd_bus *bus, BusSourceClosedFunc on_closed, void *userdata
         s->events = G_IO_IN | G_IO_ERR | G_IO_HUP;
         s->fd_tag = g_source_add_unix_fd(source, fd, s->events);
         g_source_set_name(source, "sd-bus");
+        /*
+         * GLib (2.74) blocks a source while it dispatches, and unblocking re-adds its fd,
+         * which wakes the loop: one extra eventfd write, read and poll per message.  Our
+         * dispatch never iterates the loop (sd-bus calls made from a handler are
+         * asynchronous), so the source may recurse instead.
+         */
+        g_source_set_can_recurse(source, TRUE);
         g_source_attach(source, NULL);
         *ret = source;
         return 0;

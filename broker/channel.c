@@ -234,12 +234,6 @@ static int guest_connection_new(Channel *c, int fd, GuestConnection **ret) {
                 g_free(g);
                 return r;
         }
-        /*
-         * GLib (2.74) blocks a source while it dispatches and unblocking re-adds its fd, which
-         * wakes the loop: one extra eventfd write, read and poll per message.  Nothing here
-         * iterates the loop from inside a dispatch, so let the source recurse instead.
-         */
-        g_source_set_can_recurse(g->source, TRUE);
         g->bus = steal_pointer(&bus);
         *ret = g;
         return 0;

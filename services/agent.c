@@ -177,8 +177,6 @@ static int agent_connect(Agent *a) {
         r = bus_source_attach(bus, broker_closed, a, &a->broker_source);
         if (r < 0)
                 return r;
-        /* No wakeup of the loop per dispatch (see broker/channel.c). */
-        g_source_set_can_recurse(a->broker_source, TRUE);
         a->broker = steal_pointer(&bus);
         a->n_connects++;
         return 0;

@@ -305,7 +305,6 @@ static void guest_server_accept_one(GuestServer *s, int fd) {
                 g_free(c);
                 return;
         }
-        g_source_set_can_recurse(c->source, TRUE); /* no loop wakeup per dispatch (broker/channel.c) */
         c->bus = steal_pointer(&bus);
         g_hash_table_add(s->clients, c);
 }
