@@ -31,7 +31,19 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct nl_cache *, nl_cache_free)
 
 struct Links {
         struct nl_sock *sk;
+        /*
+         * The permanent neighbours installed on the downstream interface
+         * (key "ADDR MAC"), so that a change only touches the clients that
+         * changed.  Reset (full ensure and prune) when the interface is new.
+         */
+        GHashTable *neighbours;         /* key -> NeighEntry* */
+        int neighbours_ifindex;
 };
+
+typedef struct NeighEntry {
+        NetAddr addr;
+        uint8_t mac[6];
+} NeighEntry;
 
 int nl_error_to_errno(int nlerr) {
         switch (nlerr < 0 ? -nlerr : nlerr) {
@@ -67,6 +79,7 @@ int links_open(Links **ret) {
                 return nl_error_to_errno(r);
         Links *l = g_new0(Links, 1);
         l->sk = steal_pointer(&sk);
+        l->neighbours = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         *ret = l;
         return 0;
 }
@@ -75,6 +88,7 @@ Links *links_free(Links *l) {
         if (!l)
                 return NULL;
         nl_socket_free(l->sk);
+        g_hash_table_unref(l->neighbours);
         g_free(l);
         return NULL;
 }
@@ -240,6 +254,77 @@ static int neighbours_prune(Links *l, int ifindex, const NetState *s) {
         return ctx.r;
 }
 
+static int neigh_remove(Links *l, int ifindex, const NetAddr *a) {
+        _cleanup_(rtnl_neigh_putp) struct rtnl_neigh *n = rtnl_neigh_alloc();
+        _cleanup_(nl_addr_putp) struct nl_addr *dst = nl_addr_build(a->family, a->bytes, netaddr_len(a));
+        char buf[NETADDR_STRLEN];
+        if (!n || !dst)
+                return -ENOMEM;
+        rtnl_neigh_set_ifindex(n, ifindex);
+        rtnl_neigh_set_family(n, a->family);
+        rtnl_neigh_set_dst(n, dst);
+        int r = rtnl_neigh_delete(l->sk, n, 0);
+        if (r < 0 && r != -NLE_OBJ_NOTFOUND)
+                return log_error_errno(nl_error_to_errno(r), "Cannot remove neighbour %s: %m", netaddr_format(a, buf));
+        return 0;
+}
+
+static char *neigh_key(const NetAddr *a, const uint8_t mac[6]) {
+        char buf[NETADDR_STRLEN], m[MAC_STRLEN];
+        return g_strdup_printf("%s %s", netaddr_format(a, buf), mac_format(mac, m));
+}
+
+/* Permanent neighbours for every client address; only differences once the interface is known. */
+static int neighbours_apply(Links *l, int ifindex, const NetState *s) {
+        bool full = ifindex != l->neighbours_ifindex;
+        g_autoptr(GHashTable) want = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        int r;
+
+        for (guint i = 0; i < s->clients->len; i++) {
+                NetClient *c = s->clients->pdata[i];
+                for (guint j = 0; j < c->addrs->len; j++) {
+                        NeighEntry *e = g_new0(NeighEntry, 1);
+                        e->addr = g_array_index(c->addrs, NetAddr, j);
+                        memcpy(e->mac, c->mac, 6);
+                        g_hash_table_replace(want, neigh_key(&e->addr, e->mac), e);
+                }
+        }
+
+        if (full) {
+                g_hash_table_remove_all(l->neighbours);
+                l->neighbours_ifindex = ifindex;
+        } else {
+                GHashTableIter it;
+                const char *key;
+                NeighEntry *e;
+                g_hash_table_iter_init(&it, l->neighbours);
+                while (g_hash_table_iter_next(&it, (gpointer *) &key, (gpointer *) &e)) {
+                        if (g_hash_table_contains(want, key))
+                                continue;
+                        r = neigh_remove(l, ifindex, &e->addr);
+                        if (r < 0)
+                                return r;
+                        g_hash_table_iter_remove(&it);
+                }
+        }
+
+        GHashTableIter it;
+        char *key;
+        NeighEntry *e;
+        g_hash_table_iter_init(&it, want);
+        while (g_hash_table_iter_next(&it, (gpointer *) &key, (gpointer *) &e)) {
+                if (g_hash_table_contains(l->neighbours, key))
+                        continue;
+                r = neigh_ensure(l, ifindex, &e->addr, e->mac);
+                if (r < 0)
+                        return r;
+                g_hash_table_iter_steal(&it);
+                g_hash_table_replace(l->neighbours, key, e);
+        }
+        /* The first time: permanent entries left from before (a restart) that are not clients any more. */
+        return full ? neighbours_prune(l, ifindex, s) : 0;
+}
+
 int links_apply(Links *l, const NetState *s) {
         int up_index, down_index, r;
 
@@ -280,13 +365,5 @@ int links_apply(Links *l, const NetState *s) {
                 if (r < 0)
                         return r;
         }
-        for (guint i = 0; i < s->clients->len; i++) {
-                NetClient *c = s->clients->pdata[i];
-                for (guint j = 0; j < c->addrs->len; j++) {
-                        r = neigh_ensure(l, down_index, &g_array_index(c->addrs, NetAddr, j), c->mac);
-                        if (r < 0)
-                                return r;
-                }
-        }
-        return neighbours_prune(l, down_index, s);
+        return neighbours_apply(l, down_index, s);
 }

@@ -14,7 +14,8 @@
  *    MAC) on the downstream interface, so that no client can take over
  *    another's address with forged ARP/NA, and the netvm reaches a client
  *    at once after a restart; permanent entries of clients that are gone
- *    are removed.
+ *    are removed.  After the first apply on an interface only the
+ *    neighbours of clients that changed are touched.
  */
 #pragma once
 

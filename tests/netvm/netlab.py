@@ -99,7 +99,7 @@ class Lab:
             raise Failure("FAILED: " + what)
         print("ok %d - %s" % (self.checks, what), flush=True)
 
-    def wait_for(self, fn, what, timeout=10.0):
+    def wait_for(self, fn, what, timeout=20.0):
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if fn():

@@ -235,6 +235,10 @@ def run(lab):
               "the switch changed only A's and C's chains (%s)" %
               (re.search(r"nftables: .*", switch_log).group(0) if re.search(r"nftables: .*", switch_log) else "?"))
     flowing("across the persona switch")
+    neigh = lab.nsx(netvm, "ip", "neigh", "show", "dev", "down0", capture=True)
+    lab.check(re.search(r"10\.200\.0\.12 lladdr %s PERMANENT" % MAC["c"], neigh) is not None
+              and "10.200.0.10 " not in neigh and "fd00:200::10 " not in neigh,
+              "C got a permanent neighbour entry, A's are gone")
     lab.check(lab.tool(c, "tcp", IP4["b"], "2222"), "C reaches B tcp/2222 (explicitly allowed)")
     lab.check(not lab.tool(c, "tcp", "192.0.2.1", "8080"), "C does not reach the internet (default drop)")
     lab.check(not lab.tool(b, "tcp", IP4["c"], "2222"), "B still cannot open connections to C")
