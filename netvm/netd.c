@@ -5,8 +5,9 @@
  *   vmfed-netd --state FILE --check     check FILE (and its rules files), change nothing
  *   vmfed-netd --state FILE --once      apply FILE and exit
  *   vmfed-netd --state FILE --watch     apply FILE, re-apply whenever it changes
- *   vmfed-netd [--channel PATH]         take the state from the broker over the
- *                                       agent channel (org.vmfed.NetVM1)
+ *   vmfed-netd [--virtio-port NAME | --channel PATH]
+ *                                       take the state from the broker over its
+ *                                       channel (org.vmfed.NetVM1)
  *
  * At start it reads what the kernel has (table inet vmfed) and only ever
  * changes the difference, in one transaction, so a restart never drops an
@@ -38,7 +39,13 @@
 #include "netvm/nft-batch.h"
 #include "netvm/ruleset.h"
 
-#define VIRTIO_PORT_NAME "org.vmfed.agent.0"
+/*
+ * The netvm's own port (libvirt <target type='virtio' name='org.vmfed.netvm.0'/>,
+ * beside the agent's org.vmfed.agent.0, see federation/domain-xml.h); a VM
+ * without it offers vmfed-netd the agent port.
+ */
+#define VIRTIO_PORT_NAME "org.vmfed.netvm.0"
+#define VIRTIO_PORT_FALLBACK "org.vmfed.agent.0"
 #define PERSIST_NAME "netd.state"
 
 struct Netd {
@@ -58,6 +65,7 @@ struct Netd {
 
         /* channel mode */
         char *channel;
+        char *virtio_port;      /* NULL: VIRTIO_PORT_NAME, else VIRTIO_PORT_FALLBACK */
         sd_bus *bus;
         sd_bus_slot *slot;
         GSource *bus_source;
@@ -225,9 +233,7 @@ static int netd_watch(Netd *d) {
 
 /* ---- the agent channel ------------------------------------------------ */
 
-static const char *virtio_port_name = VIRTIO_PORT_NAME;
-
-static int channel_find_virtio(char **ret) {
+static int channel_find_virtio(const char *want, char **ret) {
         g_autoptr(GDir) dir = g_dir_open("/sys/class/virtio-ports", 0, NULL);
         const char *e;
         if (!dir)
@@ -235,10 +241,11 @@ static int channel_find_virtio(char **ret) {
         while ((e = g_dir_read_name(dir))) {
                 g_autofree char *namefile = g_build_filename("/sys/class/virtio-ports", e, "name", NULL);
                 _cleanup_free_ char *name = NULL;
-                if (read_full_file(namefile, 256, &name, NULL) < 0)
+                /* sysfs attributes stat as 4096 bytes whatever they hold. */
+                if (read_full_file(namefile, 4096, &name, NULL) < 0)
                         continue;
                 g_strstrip(name);
-                if (strcmp(name, virtio_port_name) == 0) {
+                if (strcmp(name, want) == 0) {
                         *ret = g_build_filename("/dev", e, NULL);
                         return 0;
                 }
@@ -260,7 +267,9 @@ static int channel_open(Netd *d) {
                 return steal_fd(&fd);
         }
         g_autofree char *dev = NULL;
-        int r = channel_find_virtio(&dev);
+        int r = channel_find_virtio(d->virtio_port ? d->virtio_port : VIRTIO_PORT_NAME, &dev);
+        if (r == -ENOENT && !d->virtio_port)
+                r = channel_find_virtio(VIRTIO_PORT_FALLBACK, &dev);
         if (r < 0)
                 return r;
         int fd = open(dev, O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
@@ -268,6 +277,10 @@ static int channel_open(Netd *d) {
 }
 
 static void netd_schedule_reconnect(Netd *d);
+
+static const char *dev_name_for_log(Netd *d) {
+        return d->virtio_port ? d->virtio_port : "virtio port " VIRTIO_PORT_NAME " (or " VIRTIO_PORT_FALLBACK ")";
+}
 
 static void bus_closed_cb(sd_bus *bus, int error, gpointer userdata) {
         Netd *d = userdata;
@@ -304,7 +317,7 @@ static int netd_connect(Netd *d) {
         if (r < 0)
                 goto fail;
         d->bus_source = bus_source_attach(bus, bus_closed_cb, d);
-        log_info("Agent channel %s connected", d->channel ? d->channel : "virtio " VIRTIO_PORT_NAME);
+        log_info("Broker channel %s connected", d->channel ? d->channel : dev_name_for_log(d));
         d->connect_failed_logged = false;
         return 0;
 fail:
@@ -361,20 +374,21 @@ static void netd_done(Netd *d) {
         g_free(d->state_file);
         g_free(d->state_dir);
         g_free(d->channel);
+        g_free(d->virtio_port);
 }
 
 int main(int argc, char **argv) {
         gboolean once = FALSE, watch = FALSE, check = FALSE, debug = FALSE, version = FALSE;
-        g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL, *port = NULL;
+        g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL, *virtio_port = NULL;
         GOptionEntry entries[] = {
                 { "state", 0, 0, G_OPTION_ARG_FILENAME, &state_file, "Take the desired state from FILE", "FILE" },
                 { "once", 0, 0, G_OPTION_ARG_NONE, &once, "Apply --state FILE and exit", NULL },
                 { "check", 0, 0, G_OPTION_ARG_NONE, &check, "Check --state FILE and its rules files; change nothing", NULL },
                 { "watch", 0, 0, G_OPTION_ARG_NONE, &watch, "Re-apply --state FILE whenever it changes", NULL },
-                { "channel", 0, 0, G_OPTION_ARG_FILENAME, &channel, "Agent channel: connect to this unix socket "
-                  "(default: the virtio port " VIRTIO_PORT_NAME ")", "PATH" },
-                { "virtio-port", 0, 0, G_OPTION_ARG_STRING, &port, "Name of the virtio port to the broker "
-                  "(default " VIRTIO_PORT_NAME "; a netvm running vmfed's agent too: org.vmfed.netvm.0)", "NAME" },
+                { "channel", 0, 0, G_OPTION_ARG_FILENAME, &channel, "Broker channel: connect to this unix socket "
+                  "instead of a virtio port", "PATH" },
+                { "virtio-port", 0, 0, G_OPTION_ARG_STRING, &virtio_port, "Broker channel: the virtio port of this name "
+                  "(default " VIRTIO_PORT_NAME ", else " VIRTIO_PORT_FALLBACK ")", "NAME" },
                 { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Where the last state from the broker is kept "
                   "(default " VMFED_STATE_DIR ")", "DIR" },
                 { "debug", 0, 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
@@ -430,8 +444,7 @@ int main(int argc, char **argv) {
         d.state_file = g_steal_pointer(&state_file);
         d.state_dir = state_dir ? g_steal_pointer(&state_dir) : g_strdup(VMFED_STATE_DIR);
         d.channel = g_steal_pointer(&channel);
-        if (port)
-                virtio_port_name = port;
+        d.virtio_port = g_steal_pointer(&virtio_port);
 
         r = nft_socket_open(&d.nft);
         if (r < 0) {
@@ -462,7 +475,7 @@ int main(int argc, char **argv) {
                         (void) netd_load_and_apply(&d, path);
                 d.persist = true;
         }
-        if (d.channel || !d.state_file) {
+        if (d.channel || d.virtio_port || !d.state_file) {
                 r = netd_connect(&d);
                 if (r < 0) {
                         log_warning_errno(r, "Cannot connect the agent channel (%m); retrying every second");
