@@ -8,6 +8,7 @@
 
 #include "broker/bus-source.h"
 #include "broker/channel.h"
+#include "broker/channel-access.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
 #include "broker/hypervisor.h"
@@ -319,6 +320,7 @@ int broker_start(Broker *b) {
         r = channel_sync_all(b);
         if (r < 0)
                 log_warning_errno(r, "Some guest channels are not available: %m");
+        channel_access_share(b, NULL); /* QEMU reconnects to sockets this broker re-created */
 
         r = sd_bus_request_name(b->bus, BROKER_BUS_NAME, 0);
         if (r == -EEXIST)

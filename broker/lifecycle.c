@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "broker/channel.h"
+#include "broker/channel-access.h"
 #include "broker/netvm-link.h"
 #include "broker/operation.h"
 #include "common/log.h"
@@ -195,6 +196,7 @@ static int on_prepare_channel(const char *vm, const char *path, void *userdata) 
         r = netvm_links_prepare(b, vm); /* a netvm's second port: vmfed-netd */
         if (r < 0)
                 return r;
+        channel_access_share(b, vm); /* QEMU's group may connect (channel-access.h) */
         if (g_hash_table_contains(b->channels, vm))
                 return 0;
         r = channel_new(b, vm, &c);
@@ -203,6 +205,7 @@ static int on_prepare_channel(const char *vm, const char *path, void *userdata) 
         if (strcmp(channel_path(c), path) != 0)
                 log_warning("Channel of %s: the broker listens on %s, the domain uses %s.", vm, channel_path(c), path);
         g_hash_table_insert(b->channels, g_strdup(vm), c);
+        channel_access_share(b, vm);
         if (!broker_find_vm(b, vm))
                 g_hash_table_add(l->dispvms, g_strdup(vm)); /* a disposable: its channel goes when it stops */
         return 0;

@@ -450,7 +450,7 @@ static int netvm_link_listen(NetvmLink *n) {
         if (strlen(n->path) >= sizeof sa.sun_path)
                 return log_error_errno(-ENAMETOOLONG, "NetVM channel path too long: %s", n->path);
         strcpy(sa.sun_path, n->path);
-        r = mkdir_parents(n->path, 0750);
+        r = mkdir_parents(n->links->broker->channel_dir, 0750);
         if (r < 0)
                 return r;
         if (lstat(n->path, &st) == 0) {
@@ -515,7 +515,7 @@ static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_e
         char *vm = userdata;
 
         if (error)
-                log_warning("SetNetwork in %s failed: %s", vm, error->message);
+                log_warning("SetNetwork in %s failed: %s: %s", vm, error->name, error->message);
         else
                 log_info("%s: network configured by its agent.", vm);
         g_free(vm);

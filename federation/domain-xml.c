@@ -108,7 +108,19 @@ static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p
                                                   "    </interface>\n", mac);
                 }
         }
-        if (p->console_path) {
+        if (p->console_path && getenv("VMFED_TEST_CONSOLE_SOCKET") && strcmp(getenv("VMFED_TEST_CONSOLE_SOCKET"), "1") == 0) {
+                /* Tests: the serial console is also a socket (NAME.sock beside NAME.log) a test can type into. */
+                size_t n = strlen(p->console_path);
+                g_autofree char *sock = g_strdup_printf("%.*s.sock", (int) (n > 4 && g_str_has_suffix(p->console_path, ".log") ? n - 4 : n),
+                                                        p->console_path);
+                g_autofree char *e = g_markup_printf_escaped("    <serial type='unix'>\n"
+                                                             "      <source mode='bind' path='%s'/>\n"
+                                                             "      <log file='%s' append='on'/>\n"
+                                                             "      <target port='0'/>\n"
+                                                             "    </serial>\n",
+                                                             sock, p->console_path);
+                g_string_append(x, e);
+        } else if (p->console_path) {
                 g_autofree char *e = g_markup_printf_escaped("    <serial type='file'>\n"
                                                              "      <source path='%s' append='on'/>\n"
                                                              "      <target port='0'/>\n"

@@ -69,7 +69,10 @@ void domain_xml_tap_name(const char *domain_name, char ret[static DOMAIN_XML_TAP
  * NIC is on a bridge and not isolated; it gets this second channel (target
  * DOMAIN_XML_NETVM_PORT) whenever it has an agent channel.  Tests: with
  * $VMFED_TEST_UPLINK_BRIDGE set, a netvm also gets a second NIC (its
- * uplink, eth1 in the guest) on that host bridge.
+ * uplink, eth1 in the guest) on that host bridge; with
+ * $VMFED_TEST_CONSOLE_SOCKET=1 the serial console (still logged to
+ * console_path) is also a listening socket, console_path with .log
+ * replaced by .sock, for tests that type into a guest's debug shell.
  */
 char *domain_xml_netvm_channel_path(const char *channel_path);
 
