@@ -75,7 +75,7 @@ cp -f "$kdir/vmlinuz" "$out/vmlinuz.tmp" && mv -f "$out/vmlinuz.tmp" "$out/vmlin
 # --- cache key: everything that goes into the initramfs --------------------
 key=$( {
   cat "$kdir/.version"
-  sha256sum "$0" "$here/init" /bin/busybox
+  sha256sum "$0" "$here/init" "$here/open-url" /bin/busybox
   printf '%s\n' "$flavor" "${modules[@]}"
   for b in "${binaries[@]}"; do sha256sum "$b"; ldd "$b" 2>/dev/null | awk '{print $3}' | grep / | xargs -r sha256sum; done
 } | sha256sum | cut -d' ' -f1)
@@ -94,6 +94,8 @@ for applet in $(/bin/busybox --list); do
 done
 cp "$here/init" "$root/init"
 chmod 755 "$root/init"
+cp "$here/open-url" "$root/usr/bin/vmfed-test-open-url"
+chmod 755 "$root/usr/bin/vmfed-test-open-url"
 
 # Modules in dependency order: depth-first over `modinfo -F depends`.
 modroot="$kdir/modules"
