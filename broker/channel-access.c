@@ -26,9 +26,7 @@ void channel_access_share(Broker *b, const char *vm) {
                 return;
         if (vm) {
                 g_autofree char *agent = g_strdup_printf("%s/%s.sock", b->channel_dir, vm);
-                g_autofree char *netd = g_strdup_printf("%s/%s@netvm.sock", b->channel_dir, vm);
                 share_one(agent, st.st_gid);
-                share_one(netd, st.st_gid);
                 return;
         }
         d = g_dir_open(b->channel_dir, 0, NULL);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Channel access: QEMU connects to the broker's sockets in STATE/channels
- * (the agent's NAME.sock, a netvm's NAME@netvm.sock).  libvirt runs QEMU
+ * (the agents' NAME.sock).  libvirt runs QEMU
  * as its own user (libvirt-qemu on Debian) and hands it a socket it has
  * chowned when the domain starts; a broker that restarts re-creates its
  * sockets (root, 0660), and QEMU's reconnection would be refused.  So: the

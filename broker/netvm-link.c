@@ -48,8 +48,8 @@ struct NetvmLink {
         char *name;
         char *path;
         char *bridge;
-        int listen_fd;
-        guint listen_id;
+        bool running;       /* the netvm runs: keep (re)connecting */
+        guint retry_id;
         sd_bus *bus;        /* vmfed-netd's connection, NULL: none */
         GSource *source;
         guint reap_id;
@@ -98,12 +98,7 @@ static void netvm_link_free(void *p) {
         if (!n)
                 return;
         netvm_link_drop_connection(n, "shutting down");
-        if (n->listen_id)
-                g_source_remove(n->listen_id);
-        if (n->listen_fd >= 0) {
-                safe_close(n->listen_fd);
-                (void) unlink(n->path);
-        }
+        g_clear_handle_id(&n->retry_id, g_source_remove);
         g_free(n->name);
         g_free(n->path);
         g_free(n->bridge);
@@ -379,10 +374,13 @@ static void netvm_link_remove_client(NetvmLink *n, const char *name) {
                 log_warning_errno(r, "NetVM %s: cannot send RemoveClient %s: %m", n->name, name);
 }
 
+static void netvm_link_schedule_connect(NetvmLink *n);
+
 static gboolean netvm_link_reap(gpointer userdata) {
         NetvmLink *n = userdata;
         n->reap_id = 0;
         netvm_link_drop_connection(n, "peer gone");
+        netvm_link_schedule_connect(n);
         return G_SOURCE_REMOVE;
 }
 
@@ -393,21 +391,41 @@ static void netvm_link_closed(void *userdata, int error) {
                 n->reap_id = g_idle_add_full(G_PRIORITY_HIGH, netvm_link_reap, n, NULL);
 }
 
-static int netvm_link_accept_one(NetvmLink *n, int cfd) {
+/*
+ * QEMU listens on the netvm's port socket (domain-xml.h); the broker
+ * connects while the netvm runs and is the D-Bus server on that connection.
+ * A connection that breaks (vmfed-netd restarted and spoke SASL into it, the
+ * broker restarted) is made again a second later.
+ */
+static int netvm_link_connect(NetvmLink *n) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
         sd_id128_t id;
-        int r;
+        int fd, r;
 
+        if (n->bus)
+                return 0;
+        if (strlen(n->path) >= sizeof sa.sun_path)
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, n->path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 && errno != EINPROGRESS) {
+                r = negative_errno();
+                safe_close(fd);
+                return r;
+        }
         r = sd_id128_randomize(&id);
         if (r >= 0)
                 r = sd_bus_new(&bus);
         if (r < 0) {
-                safe_close(cfd);
+                safe_close(fd);
                 return r;
         }
-        r = sd_bus_set_fd(bus, cfd, cfd);
+        r = sd_bus_set_fd(bus, fd, fd);
         if (r < 0) {
-                safe_close(cfd);
+                safe_close(fd);
                 return r;
         }
         if ((r = sd_bus_set_server(bus, 1, id)) < 0 || (r = sd_bus_set_anonymous(bus, 1)) < 0 ||
@@ -417,61 +435,46 @@ static int netvm_link_accept_one(NetvmLink *n, int cfd) {
         r = sd_bus_start(bus);
         if (r < 0)
                 return r;
-        netvm_link_drop_connection(n, "replaced by a new connection");
         r = bus_source_attach(bus, netvm_link_closed, n, &n->source);
         if (r < 0)
                 return r;
         n->bus = steal_pointer(&bus);
         n->n_connections++;
-        log_info("NetVM %s: vmfed-netd connected (connection %" PRIu64 ").", n->name, n->n_connections);
+        log_info("NetVM %s: connected to its port (connection %" PRIu64 "); vmfed-netd gets the whole state once "
+                 "it speaks.", n->name, n->n_connections);
         netvm_link_send_state(n);
         return 0;
 }
 
-static gboolean netvm_link_on_accept(gint fd, GIOCondition condition, gpointer userdata) {
+static gboolean netvm_link_on_retry(gpointer userdata) {
         NetvmLink *n = userdata;
+        int r;
 
-        for (unsigned i = 0; i < 4; i++) {
-                int cfd = accept4(n->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-                if (cfd < 0)
-                        break;
-                int r = netvm_link_accept_one(n, cfd);
-                if (r < 0)
-                        log_warning_errno(r, "NetVM %s: cannot set up the connection: %m", n->name);
+        n->retry_id = 0;
+        if (!n->running || n->bus)
+                return G_SOURCE_REMOVE;
+        r = netvm_link_connect(n);
+        if (r < 0) {
+                log_debug_errno(r, "NetVM %s: cannot connect to %s yet: %m", n->name, n->path);
+                netvm_link_schedule_connect(n);
         }
-        return G_SOURCE_CONTINUE;
+        return G_SOURCE_REMOVE;
 }
 
-static int netvm_link_listen(NetvmLink *n) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        struct stat st;
-        int fd, r;
+static void netvm_link_schedule_connect(NetvmLink *n) {
+        if (n->running && !n->bus && !n->retry_id)
+                n->retry_id = g_timeout_add_seconds(1, netvm_link_on_retry, n);
+}
 
-        if (strlen(n->path) >= sizeof sa.sun_path)
-                return log_error_errno(-ENAMETOOLONG, "NetVM channel path too long: %s", n->path);
-        strcpy(sa.sun_path, n->path);
-        r = mkdir_parents(n->links->broker->channel_dir, 0750);
-        if (r < 0)
-                return r;
-        if (lstat(n->path, &st) == 0) {
-                if (!S_ISSOCK(st.st_mode))
-                        return log_error_errno(-EEXIST, "%s exists and is not a socket; not touching it.", n->path);
-                (void) unlink(n->path);
+static void netvm_link_set_running(NetvmLink *n, bool running) {
+        n->running = running;
+        if (!running) {
+                g_clear_handle_id(&n->retry_id, g_source_remove);
+                netvm_link_drop_connection(n, "the netvm stopped");
+                return;
         }
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return negative_errno();
-        mode_t old = umask(0117);
-        r = bind(fd, (struct sockaddr *) &sa, sizeof sa);
-        umask(old);
-        if (r < 0 || listen(fd, 4) < 0) {
-                r = negative_errno();
-                safe_close(fd);
-                return log_error_errno(r, "Cannot listen on %s: %m", n->path);
-        }
-        n->listen_fd = fd;
-        n->listen_id = g_unix_fd_add(fd, G_IO_IN, netvm_link_on_accept, n);
-        return 0;
+        if (!n->bus && !n->retry_id)
+                n->retry_id = g_idle_add(netvm_link_on_retry, n);
 }
 
 static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
@@ -485,7 +488,6 @@ static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
         n = g_new0(NetvmLink, 1);
         n->links = links;
         n->name = g_strdup(s->name);
-        n->listen_fd = -EBADF;
         agent_path = g_strdup_printf("%s/%s.sock", links->broker->channel_dir, s->name);
         n->path = domain_xml_netvm_channel_path(agent_path);
         n->bridge = bridge_of_netvm(links, s);
@@ -494,18 +496,13 @@ static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
         n->uplink_gateways = conf_list(links->conf, group, "UplinkGateway");
         n->dns = conf_list(links->conf, group, "DNS");
         n->downstream = conf_string(links->conf, group, "Downstream", "eth0");
-        r = netvm_link_listen(n);
-        if (r < 0) {
-                netvm_link_free(n);
-                return NULL;
-        }
         if (links->host && !s->default_netvm) {
                 r = hostnet_bridge_ensure(links->host, n->bridge);
                 if (r < 0)
                         log_error_errno(r, "Cannot set up the bridge %s of %s: %m", n->bridge, s->name);
         }
         g_hash_table_insert(links->netvms, n->name, n);
-        log_info("NetVM %s: listening for vmfed-netd on %s (bridge %s).", n->name, n->path, n->bridge);
+        log_info("NetVM %s: vmfed-netd's port is %s (bridge %s).", n->name, n->path, n->bridge);
         return n;
 }
 
@@ -619,7 +616,10 @@ static void netvm_running(NetvmLinks *n, Federation *f, const VmSpec *s) {
         char tap[DOMAIN_XML_TAP_MAX];
         int r;
 
-        if (!link || !n->host || !domain)
+        if (!link)
+                return;
+        netvm_link_set_running(link, true);
+        if (!n->host || !domain)
                 return;
         domain_xml_tap_name(domain, tap);
         r = hostnet_netvm_attach(n->host, link->bridge, tap);
@@ -640,8 +640,12 @@ void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s) {
                         netvm_running(n, f, spec);
                 if (!g_hash_table_contains(n->clients, vm))
                         client_running(n, f, vm);
-        } else if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED)
+        } else if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED) {
+                NetvmLink *link = g_hash_table_lookup(n->netvms, vm);
+                if (link)
+                        netvm_link_set_running(link, false);
                 client_stopped(n, vm);
+        }
 }
 
 int netvm_links_prepare(Broker *b, const char *vm) {

@@ -3,11 +3,12 @@
  * NetvmLinks: the broker's side of every network VM.
  *
  *   - For each netvm (a service VM that is the default netvm or some VM's
- *     NetVM=, when vmfedd runs with --bridge) the broker listens on
- *     STATE/channels/NAME@netvm.sock; the domain's second virtio port
- *     org.vmfed.netvm.0 connects there (domain_xml_netvm_channel_path())
- *     and vmfed-netd speaks org.vmfed.NetVM1 on it, peer to peer, the
- *     broker being the D-Bus server.  The netvm's agent keeps its own
+ *     NetVM=, when vmfedd runs with --bridge) the domain has a second
+ *     virtio port org.vmfed.netvm.0 on a socket QEMU listens on,
+ *     STATE/channels/NAME@netvm.sock (domain_xml_netvm_channel_path()).
+ *     While the netvm runs the broker connects there (again a second
+ *     after the connection breaks) and is the D-Bus server; vmfed-netd
+ *     speaks org.vmfed.NetVM1 on it.  The netvm's agent keeps its own
  *     channel org.vmfed.agent.0.
  *   - Desired state per netvm: uplink and DNS from CONFIG/network.conf,
  *     the downstream gateway address (addressing.h), and every running

@@ -144,22 +144,18 @@ static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p
                                   "    </channel>\n",
                         p->channel_path, DOMAIN_XML_AGENT_PORT);
                 g_string_append(x, e);
-                /* A netvm (its NIC is the bridge's router port): vmfed-netd's own port, beside the agent's. */
+                /*
+                 * A netvm (its NIC is the bridge's router port): vmfed-netd's own port, beside the
+                 * agent's.  QEMU listens there and the broker connects while the netvm runs, so
+                 * nothing has to listen before the domain starts.
+                 */
                 if (p->bridge && !p->isolated_port) {
                         g_autofree char *np = domain_xml_netvm_channel_path(p->channel_path);
-                        g_autofree char *n = g_markup_printf_escaped(
-                                p->channel_mode == DOMAIN_CHANNEL_BIND
-                                        ? "    <channel type='unix'>\n"
-                                          "      <source mode='bind' path='%s'/>\n"
-                                          "      <target type='virtio' name='%s'/>\n"
-                                          "    </channel>\n"
-                                        : "    <channel type='unix'>\n"
-                                          "      <source mode='connect' path='%s'>\n"
-                                          "        <reconnect enabled='yes' timeout='1'/>\n"
-                                          "      </source>\n"
-                                          "      <target type='virtio' name='%s'/>\n"
-                                          "    </channel>\n",
-                                np, DOMAIN_XML_NETVM_PORT);
+                        g_autofree char *n = g_markup_printf_escaped("    <channel type='unix'>\n"
+                                                                     "      <source mode='bind' path='%s'/>\n"
+                                                                     "      <target type='virtio' name='%s'/>\n"
+                                                                     "    </channel>\n",
+                                                                     np, DOMAIN_XML_NETVM_PORT);
                         g_string_append(x, n);
                 }
         }

@@ -67,7 +67,8 @@ void domain_xml_tap_name(const char *domain_name, char ret[static DOMAIN_XML_TAP
  * The netvm port's socket beside the agent channel: ".../NAME.sock" →
  * ".../NAME@netvm.sock" ('@' is never in a VM name).  A netvm is a VM whose
  * NIC is on a bridge and not isolated; it gets this second channel (target
- * DOMAIN_XML_NETVM_PORT) whenever it has an agent channel.  Tests: with
+ * DOMAIN_XML_NETVM_PORT) whenever it has an agent channel, always in bind
+ * mode: QEMU listens, the broker connects while the netvm runs.  Tests: with
  * $VMFED_TEST_UPLINK_BRIDGE set, a netvm also gets a second NIC (its
  * uplink, eth1 in the guest) on that host bridge; with
  * $VMFED_TEST_CONSOLE_SOCKET=1 the serial console (still logged to

@@ -14,7 +14,8 @@ private bus, guest commands typed into each guest's serial console shell
   B's firewall: the internet's port 80 yes, 8080 no → B opens a URL in
   @dispvm (the disposable fetches it through the netvm and is gone with its
   overlay) → vmfedd killed and started again (netvm and B keep running,
-  agents and vmfed-netd reconnect, the next request works) → the admin
+  agents and vmfed-netd reconnect, the next request works) → vmfed-netd
+  restarted in the netvm gets the whole state again → the admin
   changes the policy with busctl and the next request follows it → switch
   B→A.
 
@@ -328,7 +329,7 @@ class E2e:
         self.note("vmfedd killed with SIGKILL; starting it again")
         log0 = len(self.log())
         self.h.start_daemon()
-        self.wait_log(r"NetVM netvm: vmfed-netd connected", timeout=60, since=log0)
+        self.wait_log(r"NetVM netvm: connected to its port", timeout=60, since=log0)
         self.wait_log(r"NetVM: SetState of netvm done", timeout=60, since=log0)
         check(self.qemu_pid("netvm") == self.net_pid, "the netvm's QEMU changed across the broker restart")
         check(self.qemu_pid(B) == b_pid, "%s's QEMU changed across the broker restart" % B)
@@ -339,6 +340,20 @@ class E2e:
         check(rc == 0 and "hello" in o, "%s lost the network across the broker restart: %r" % (B, o))
         return "netvm (pid %d) and %s (pid %d) kept running; agents and vmfed-netd reconnected; ping netvm routed" % (
             self.net_pid, B, b_pid)
+
+    def s_netd_restart(self):
+        done0 = self.log().count("NetVM: SetState of netvm done")
+        rc, o = self.sh("netvm", "kill $(pidof vmfed-netd) && echo killed")
+        check(rc == 0 and "killed" in o, "cannot kill vmfed-netd in the netvm: %r" % o)
+        end = time.monotonic() + 60
+        while time.monotonic() < end and self.log().count("NetVM: SetState of netvm done") <= done0:
+            time.sleep(0.2)
+        check(self.log().count("NetVM: SetState of netvm done") > done0,
+              "the broker did not send the whole state again after vmfed-netd restarted")
+        check(self.qemu_pid("netvm") == self.net_pid, "the netvm's QEMU changed")
+        rc, o = self.fetch(B, 80)
+        check(rc == 0 and "hello" in o, "%s has no network after vmfed-netd restarted: %r" % (B, o))
+        return "vmfed-netd restarted by the netvm's init, reconnected, got the whole state again; %s still online" % B
 
     def s_policy_change(self):
         name = "30-demo.policy"
@@ -371,6 +386,7 @@ class E2e:
             self.step("firewall from inside B", self.s_firewall)
             self.step("open a URL in a disposable from B", self.s_dispvm)
             self.step("vmfedd killed and restarted", self.s_broker_restart)
+            self.step("vmfed-netd restarted inside the netvm", self.s_netd_restart)
             self.step("policy change with busctl", self.s_policy_change)
             self.step("switch B → A", self.s_switch_back)
         finally:
