@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -40,6 +41,8 @@ static void start_netd(void) {
         netd_pid = fork();
         g_assert_cmpint(netd_pid, >=, 0);
         if (netd_pid == 0) {
+                /* Never outlive the test, also when an assertion aborts it. */
+                (void) prctl(PR_SET_PDEATHSIG, SIGKILL);
                 int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
                 dup2(fd, 1);
                 dup2(fd, 2);
