@@ -27,6 +27,7 @@ go to stderr.  Both end with the figures as one JSON line.
 Usage: e2e.py BUILD_DIR CONFIG_TEMPLATE_DIR
 """
 import glob
+import hashlib
 import json
 import os
 import re
@@ -64,6 +65,11 @@ def check(cond, what):
 
 def out(line):
     print(line, file=sys.stdout if MODE == "demo" else sys.stderr, flush=True)
+
+
+def tap_of(vm):
+    """The host tap of vm's NIC, as federation/domain-xml.c names it."""
+    return "vmf" + hashlib.sha256((PREFIX + vm).encode()).hexdigest()[:8]
 
 
 class Sampler(threading.Thread):
@@ -265,6 +271,14 @@ class E2e:
         m = self.wait_log(r"federation: switch to %s done \(([0-9.]+) ms on the broker's side\)" % target,
                           timeout=10, since=log0)
         overhead_ms = float(m.group(1))
+        # Host side: the new persona's tap is an isolated port of the bridge with its anti-spoofing
+        # chain; the old one's chain is gone.
+        t_tap, s_tap = tap_of(target), tap_of(source)
+        nft = subprocess.run(["nft", "list", "table", "bridge", "vmfed-host"], capture_output=True, text=True).stdout
+        check("chain port-%s" % t_tap in nft, "no anti-spoofing chain for %s's tap %s" % (target, t_tap))
+        check("chain port-%s" % s_tap not in nft, "%s's anti-spoofing chain survived it" % source)
+        br = subprocess.run(["bridge", "-d", "link", "show", "dev", t_tap], capture_output=True, text=True).stdout
+        check("isolated on" in br and "master " + HOST_BRIDGE in br, "%s's tap is not an isolated port: %r" % (target, br))
         self.shells.pop(source, None)
         self.shell(target, fresh=True)
         self.wait_agent(target)
@@ -275,8 +289,9 @@ class E2e:
                              "vmfed_overhead_ms": overhead_ms,
                              "vmfed_share_pct": round(100.0 * overhead_ms / 1000.0 / wall, 3)}
         return ("SwitchPersona answered after %.2f s (vmfed's own code: %.1f ms = %.2f%%), %s has %s %.2f s after "
-                "the call; netvm QEMU pid %d unchanged" % (wall, overhead_ms, 100.0 * overhead_ms / 1000.0 / wall,
-                                                          target, addr, up, self.net_pid))
+                "the call; netvm QEMU pid %d unchanged; %s's tap %s isolated with anti-spoofing, %s's chain gone"
+                % (wall, overhead_ms, 100.0 * overhead_ms / 1000.0 / wall, target, addr, up, self.net_pid, target,
+                   t_tap, source))
 
     def s_denied_paste(self):
         log0 = len(self.log())
