@@ -193,7 +193,7 @@ static int on_prepare_channel(const char *vm, const char *path, void *userdata) 
         Channel *c = NULL;
         int r;
 
-        r = netvm_links_prepare(b, vm); /* a netvm's second port: vmfed-netd */
+        r = netvm_links_prepare(b, vm); /* a netvm: its link to vmfed-netd and its bridge */
         if (r < 0)
                 return r;
         channel_access_share(b, vm); /* QEMU's group may connect (channel-access.h) */

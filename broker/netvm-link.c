@@ -14,7 +14,7 @@
 #include <systemd/sd-id128.h>
 
 #include "broker/addressing.h"
-#include "broker/bus-source.h"
+#include "common/bus-source.h"
 #include "broker/lifecycle.h"
 #include "broker/route.h"
 #include "common/fileio.h"
@@ -666,7 +666,7 @@ void netvm_links_federation_ready(Broker *b) {
         if (!f || !b->bridge)
                 return;
         names = federation_list_vms(f);
-        /* Netvms first (listeners, router ports), then the clients that run (adopted). */
+        /* Netvms first (connections, router ports), then the clients that run (adopted). */
         for (char **p = names; p && *p; p++) {
                 const VmSpec *s = federation_vm_spec(f, *p);
                 if (s && spec_is_netvm(f, s)) {

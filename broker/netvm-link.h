@@ -46,9 +46,9 @@ typedef struct NetvmLinks NetvmLinks;
 int netvm_links_new(Broker *b, NetvmLinks **ret);
 NetvmLinks *netvm_links_free(NetvmLinks *n);
 
-/* The federation was (re)created: listen for every netvm, take over the VMs that run (adoption). */
+/* The federation was (re)created: connect to every running netvm, take over the VMs that run (adoption). */
 void netvm_links_federation_ready(Broker *b);
-/* Right before vm's domain starts: a netvm's port must be listened on (libvirt checks). */
+/* Right before vm's domain starts (a netvm: its link and bridge are set up). */
 int netvm_links_prepare(Broker *b, const char *vm);
 /* From the federation's state callback. */
 void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s);
