@@ -6,7 +6,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "broker/bus-source.h"
+#include "common/bus-source.h"
 #include "broker/channel.h"
 #include "broker/channel-access.h"
 #include "broker/errors.h"

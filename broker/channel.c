@@ -14,7 +14,7 @@
 #include <systemd/sd-id128.h>
 
 #include "broker/audit.h"
-#include "broker/bus-source.h"
+#include "common/bus-source.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
 #include "broker/route.h"

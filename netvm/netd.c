@@ -32,7 +32,7 @@
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"
-#include "netvm/bus-source.h"
+#include "common/bus-source.h"
 #include "netvm/links.h"
 #include "netvm/netd.h"
 #include "netvm/netvm-iface.h"
@@ -282,10 +282,10 @@ static const char *dev_name_for_log(Netd *d) {
         return d->virtio_port ? d->virtio_port : "virtio port " VIRTIO_PORT_NAME " (or " VIRTIO_PORT_FALLBACK ")";
 }
 
-static void bus_closed_cb(sd_bus *bus, int error, gpointer userdata) {
+static void bus_closed_cb(void *userdata, int error) {
         Netd *d = userdata;
         log_warning_errno(error, "Agent channel closed (%m); the network stays as it is, reconnecting");
-        d->bus_source = NULL;
+        d->bus_source = bus_source_free(d->bus_source);
         d->slot = sd_bus_slot_unref(d->slot);
         d->bus = sd_bus_flush_close_unref(d->bus);
         netd_schedule_reconnect(d);
@@ -316,7 +316,9 @@ static int netd_connect(Netd *d) {
         r = netvm_iface_add(bus, d, &d->slot);
         if (r < 0)
                 goto fail;
-        d->bus_source = bus_source_attach(bus, bus_closed_cb, d);
+        r = bus_source_attach(bus, bus_closed_cb, d, &d->bus_source);
+        if (r < 0)
+                goto fail;
         log_info("Broker channel %s connected", d->channel ? d->channel : dev_name_for_log(d));
         d->connect_failed_logged = false;
         return 0;
@@ -357,8 +359,7 @@ static void netd_done(Netd *d) {
                 g_source_remove(d->reload_id);
         if (d->reconnect_id)
                 g_source_remove(d->reconnect_id);
-        if (d->bus_source)
-                g_source_destroy(d->bus_source);
+        d->bus_source = bus_source_free(d->bus_source);
         sd_bus_slot_unref(d->slot);
         sd_bus_flush_close_unref(d->bus);
         if (d->monitors)

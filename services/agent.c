@@ -17,7 +17,7 @@
 
 #include <glib-unix.h>
 
-#include "broker/bus-source.h"
+#include "common/bus-source.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "services/bus-copy.h"

@@ -24,7 +24,7 @@
 #include <glib-unix.h>
 #include <systemd/sd-id128.h>
 
-#include "broker/bus-source.h"
+#include "common/bus-source.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "broker/bus-source.h"
+#include "common/bus-source.h"
 
 #include <errno.h>
 #include <poll.h>
