@@ -14,6 +14,7 @@
 #include <systemd/sd-id128.h>
 
 #include "broker/addressing.h"
+#include "broker/client-firewall.h"
 #include "common/bus-source.h"
 #include "broker/lifecycle.h"
 #include "broker/route.h"
@@ -27,7 +28,6 @@
 #define NETVM1_INTERFACE "org.vmfed.NetVM1"
 #define NETVM_CALL_TIMEOUT_USEC (30 * G_USEC_PER_SEC)
 #define SET_NETWORK_TIMEOUT_USEC (15 * G_USEC_PER_SEC)
-#define RULES_MAX_SIZE (1024 * 1024)
 #define CLIENT_INTERFACE "eth0"
 
 typedef struct NetvmLink NetvmLink;
@@ -237,43 +237,6 @@ static char *disposable_template(NetvmLinks *n, Federation *f, const char *vm) {
         return t;
 }
 
-/*
- * The firewall of vm (NULL: none): CONFIG/firewall.d/NAME.rules, else the
- * [Firewall] section's Rules= list of vms.d/NAME.vm.  An existing but empty
- * rule set is "default drop"; a [Firewall] section the broker cannot read
- * fails closed.
- */
-static char *client_rules(NetvmLinks *n, const VmSpec *s, const char *name) {
-        g_autofree char *path = g_strdup_printf("%s/firewall.d/%s.rules", n->broker->config_dir, name);
-        _cleanup_free_ char *text = NULL;
-        g_autoptr(GKeyFile) kf = g_key_file_new();
-        g_auto(GStrv) keys = NULL;
-        g_auto(GStrv) rules = NULL;
-        int r;
-
-        r = read_full_file(path, RULES_MAX_SIZE, &text, NULL);
-        if (r >= 0)
-                return g_strdup(text);
-        if (r != -ENOENT) {
-                log_error_errno(r, "Cannot read %s: %m; %s's traffic is dropped.", path, name);
-                return g_strdup("default drop\n");
-        }
-        if (!s->source_text || !g_key_file_load_from_data(kf, s->source_text, (gsize) -1, G_KEY_FILE_NONE, NULL) ||
-            !g_key_file_has_group(kf, "Firewall"))
-                return NULL;
-        keys = g_key_file_get_keys(kf, "Firewall", NULL, NULL);
-        for (char **k = keys; k && *k; k++)
-                if (strcmp(*k, "Rules") != 0) {
-                        log_error("vms.d/%s.vm: [Firewall] key %s is unknown (expected Rules=); %s's traffic is "
-                                  "dropped.", s->name, *k, name);
-                        return g_strdup("default drop\n");
-                }
-        rules = g_key_file_get_string_list(kf, "Firewall", "Rules", NULL, NULL);
-        if (!rules || !rules[0])
-                return g_strdup("default drop\n");
-        return g_strjoinv("\n", rules);
-}
-
 /* ---- talking to vmfed-netd ---------------------------------------------------- */
 
 static int on_netd_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
@@ -286,24 +249,6 @@ static int on_netd_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_er
                 log_info("NetVM: %s done.", what);
         g_free(what);
         return 0;
-}
-
-static void append_rule_lines(GString *s, const char *rules) {
-        g_auto(GStrv) lines = g_strsplit(rules, "\n", -1);
-        bool any = false;
-
-        for (char **l = lines; *l; l++) {
-                char *hash = strchr(*l, '#');
-                if (hash)
-                        *hash = '\0';
-                g_strstrip(*l);
-                if (!**l)
-                        continue;
-                g_string_append_printf(s, "Rule=%s\n", *l);
-                any = true;
-        }
-        if (!any)
-                g_string_append(s, "Rule=\n");
 }
 
 static char *netvm_link_state(NetvmLink *n) {
@@ -328,7 +273,7 @@ static char *netvm_link_state(NetvmLink *n) {
                         continue;
                 g_string_append_printf(s, "\n[Client %s]\nMAC=%s\nAddress=%s\n", c->name, c->mac, c->address);
                 if (c->rules)
-                        append_rule_lines(s, c->rules);
+                        client_firewall_append_state(s, c->rules);
         }
         return g_string_free(steal_pointer(&s), false);
 }
@@ -573,7 +518,7 @@ static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
                 client_vm_free(c);
                 return;
         }
-        c->rules = client_rules(n, s, tmpl ? tmpl : vm);
+        c->rules = client_firewall_rules(n->broker->config_dir, s, tmpl ? tmpl : vm);
         if (domain) {
                 domain_xml_tap_name(domain, tap);
                 c->tap = g_strdup(tap);
