@@ -299,7 +299,7 @@ class E2e:
         check(rc != 0, "a paste into the netvm was not refused: %r" % o)
         check("AccessDenied" in o or "denied" in o.lower(), "the refusal does not say so: %r" % o)
         m = self.wait_log(r"audit: request \d+ %s -> netvm vmfed\.Clipboard\.Paste\S*: deny" % A, timeout=10, since=log0)
-        return "refused in the netvm (%s); audit: %s" % (o.strip().splitlines()[-1][:80], m.group(0))
+        return "refused in the netvm (%s); audit: %s" % (o.strip().splitlines()[-1], m.group(0))
 
     def s_paste_in_b(self):
         rc, o = self.sh(B, "vmfed-guest paste 2>&1")
