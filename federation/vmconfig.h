@@ -2,15 +2,11 @@
 /*
  * VM definitions: vms.d/NAME.vm GKeyFile files in the config directory.
  *
- * Two readers of the same files: this one is what the policy engine, the
- * broker's VM objects and `vmfedctl policy` need, and it works on a
- * configuration whose disks are not on this machine (linting, examples).
- * federation/vmspec.h is the strict reading the federation runs VMs from
- * (files must exist, every key's meaning, checks across files); both accept
- * the same keys and agree on names, roles, PCI addresses and booleans.
- * This is the federation's model of what VMs exist; issue by issue it grows
- * (memory, disks, passthrough, ...).  Today it carries what the policy
- * engine and the broker's VM objects need: name, role, tags.
+ * This is what the policy engine, the broker's VM objects and `vmfedctl
+ * policy` need: a view of the specs federation/vmspec.h parses (the only
+ * parser of these files), loaded with VM_SPEC_NO_FILE_CHECKS so that it
+ * works on a configuration whose disks are not on this machine (linting,
+ * examples).  Every other check of vmfed.vm(5) applies, across files too.
  */
 #pragma once
 
@@ -39,14 +35,14 @@ typedef struct VmConfig {
         char **tags;          /* NULL-terminated, never NULL */
         char *default_dispvm; /* [VM] DefaultDispVM=, or NULL */
 
-        /* Checked for form only today; later issues give them meaning. */
-        guint64 memory;       /* [VM] Memory= in bytes (suffix K/M/G/T, powers of 1024), 0 when unset */
-        unsigned vcpus;       /* [VM] VCPUs=, 0 when unset */
-        char *disk;           /* [VM] Disk= absolute path, or NULL */
+        /* As the federation reads them (VmSpec), defaults of vmfed.vm(5) applied. */
+        guint64 memory;       /* [VM] Memory= in bytes, default 1G */
+        unsigned vcpus;       /* [VM] VCPUs=, default 1 */
+        char *disk;           /* [VM] Disk= absolute path (need not exist), or NULL */
         char *netvm;          /* [VM] NetVM=: NULL when unset, "" for no network */
         gboolean autostart;   /* [VM] Autostart=, default false */
-        char *accel;          /* [VM] Accel= kvm | tcg, or NULL (the federation's choice) */
-        char **devices;       /* [Passthrough] Devices= PCI addresses DDDD:BB:DD.F, never NULL */
+        char *accel;          /* [VM] Accel= kvm | tcg, or NULL (auto: the federation's choice) */
+        char **devices;       /* [Passthrough] Devices= PCI addresses dddd:bb:dd.f (lower case), never NULL */
 } VmConfig;
 
 VmConfig *vm_config_free(VmConfig *c);
@@ -61,7 +57,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmConfig, vm_config_free)
  * NULL on success; when vms.d/ itself cannot be read the negative errno is
  * returned and *ret_errors is NULL.  Files not ending in ".vm" and dotfiles
  * are ignored.  Unknown groups and keys are errors ([Firewall] belongs to
- * the network VM's own parser and is passed over).
+ * the network VM's own parser and is passed over).  The checks are
+ * vm_spec_load_dir()'s (vmfed.vm(5)), except that Disk=/Kernel=/Initrd= need
+ * not exist and a VM need not have either (VM_SPEC_NO_FILE_CHECKS).
  */
 int vm_config_load_dir(const char *config_dir, GPtrArray **ret_vms, GPtrArray **ret_errors);
 

@@ -20,15 +20,6 @@ static const char *const accel_names[_VM_ACCEL_MAX] = {
         [VM_ACCEL_TCG] = "tcg",
 };
 
-/* Same spelling as vmconfig.c's vm_role_to_string(); kept here so the
- * federation library does not depend on the policy-side loader. */
-static const char *const role_names[_VM_ROLE_MAX] = {
-        [VM_ROLE_PERSONA] = "persona",
-        [VM_ROLE_SERVICE] = "service",
-        [VM_ROLE_DISPOSABLE_TEMPLATE] = "disposable-template",
-        [VM_ROLE_APP] = "app",
-};
-
 const char *vm_accel_to_string(VmAccel a) {
         return a >= 0 && a < _VM_ACCEL_MAX ? accel_names[a] : NULL;
 }
@@ -38,13 +29,6 @@ VmAccel vm_accel_from_string(const char *s) {
                 if (strcmp(s, accel_names[i]) == 0)
                         return (VmAccel) i;
         return VM_ACCEL_INVALID;
-}
-
-static VmRole role_from_string(const char *s) {
-        for (int i = 0; s && i < _VM_ROLE_MAX; i++)
-                if (strcmp(s, role_names[i]) == 0)
-                        return (VmRole) i;
-        return VM_ROLE_INVALID;
 }
 
 VmSpec *vm_spec_free(VmSpec *s) {
@@ -77,7 +61,7 @@ char *pci_address_normalize(const char *untrusted) {
         unsigned dom, bus, slot, fn;
         int n = 0;
 
-        /* DDDD:BB:DD.F exactly (as vmconfig.c and lspci -D write it); case-insensitive. */
+        /* DDDD:BB:DD.F exactly (as lspci -D writes it); case-insensitive. */
         if (!untrusted || strlen(untrusted) != 12 || untrusted[strspn(untrusted, "0123456789abcdefABCDEF:.")] != 0)
                 return NULL;
         if (untrusted[4] != ':' || untrusted[7] != ':' || untrusted[10] != '.')
@@ -115,25 +99,62 @@ static unsigned key_line(const char *text, const char *group, const char *key) {
 typedef struct Parser {
         const char *name;
         const char *text;
+        VmSpecLoadFlags flags;
         GPtrArray *errors;
         int r;
 } Parser;
 
+/*
+ * An error on KEY of GROUP (on GROUP's header when key is NULL).  group NULL:
+ * the problem is on no line (a missing key), LINE 0.
+ */
 static void parser_error(Parser *p, const char *group, const char *key, const char *fmt, ...) _printf_(4, 5);
 static void parser_error(Parser *p, const char *group, const char *key, const char *fmt, ...) {
         g_autofree char *msg = NULL;
+        unsigned line = group ? key_line(p->text, group, key) : 0;
         va_list ap;
 
         va_start(ap, fmt);
         msg = g_strdup_vprintf(fmt, ap);
         va_end(ap);
         if (key)
-                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: key %s: %s", p->name,
-                                                           key_line(p->text, group, key), key, msg));
+                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: key %s: %s", p->name, line, key, msg));
         else
-                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: %s", p->name,
-                                                           key_line(p->text, group, NULL), msg));
+                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: %s", p->name, line, msg));
         p->r = -EINVAL;
+}
+
+/* KEY's value, stripped; NULL when absent, or unreadable (an error then). */
+static char *get_string(Parser *p, GKeyFile *kf, const char *group, const char *key) {
+        g_autoptr(GError) e = NULL;
+        char *v;
+
+        if (!g_key_file_has_key(kf, group, key, NULL))
+                return NULL;
+        v = g_key_file_get_string(kf, group, key, &e);
+        if (!v) {
+                parser_error(p, group, key, "%s", e->message);
+                return NULL;
+        }
+        return g_strstrip(v);
+}
+
+/* KEY's ';'-separated items, stripped, empty ones left out; never NULL. */
+static char **get_list(Parser *p, GKeyFile *kf, const char *group, const char *key) {
+        g_autoptr(GError) e = NULL;
+        g_auto(GStrv) items = NULL;
+        GPtrArray *out = g_ptr_array_new();
+
+        if (g_key_file_has_key(kf, group, key, NULL)) {
+                items = g_key_file_get_string_list(kf, group, key, NULL, &e);
+                if (!items)
+                        parser_error(p, group, key, "%s", e->message);
+        }
+        for (size_t i = 0; items && items[i]; i++)
+                if (g_strstrip(items[i])[0])
+                        g_ptr_array_add(out, g_strdup(items[i]));
+        g_ptr_array_add(out, NULL);
+        return (char **) g_ptr_array_free(out, false);
 }
 
 /* "8G", "512M", "1048576K", "2T" (binary units); a unit is required. */
@@ -181,7 +202,7 @@ static int parse_uint(const char *untrusted, unsigned min, unsigned max, unsigne
 }
 
 int vm_bool_from_string(const char *untrusted, bool *ret) {
-        /* What g_key_file_get_boolean() accepts, so that vmconfig.c agrees. */
+        /* What g_key_file_get_boolean() accepts. */
         if (!untrusted)
                 return -EINVAL;
         if (strcmp(untrusted, "true") == 0 || strcmp(untrusted, "1") == 0)
@@ -191,7 +212,7 @@ int vm_bool_from_string(const char *untrusted, bool *ret) {
         return -EINVAL;
 }
 
-/* An absolute path to an existing regular file or block device. */
+/* An absolute path to an existing regular file or block device (VM_SPEC_NO_FILE_CHECKS: any absolute path). */
 static char *parse_path(Parser *p, const char *group, const char *key, const char *untrusted) {
         struct stat st;
 
@@ -199,6 +220,8 @@ static char *parse_path(Parser *p, const char *group, const char *key, const cha
                 parser_error(p, group, key, "'%s' is not an absolute path", untrusted);
                 return NULL;
         }
+        if (p->flags & VM_SPEC_NO_FILE_CHECKS)
+                return g_strdup(untrusted);
         if (stat(untrusted, &st) < 0) {
                 parser_error(p, group, key, "'%s': %s", untrusted, g_strerror(errno));
                 return NULL;
@@ -220,35 +243,37 @@ static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
         g_autofree char *role = NULL, *memory = NULL, *vcpus = NULL, *disk = NULL, *kernel = NULL,
                         *initrd = NULL, *netvm = NULL, *dnv = NULL, *autostart = NULL, *accel = NULL,
                         *timeout = NULL, *dispvm = NULL;
-        g_auto(GStrv) tags = NULL;
         const char *G = "VM";
+        int r;
 
-        role = g_key_file_get_string(kf, G, "Role", NULL);
-        if (!role)
-                parser_error(p, G, NULL, "key Role: missing (persona, service, disposable-template or app)");
-        else if ((s->role = role_from_string(role)) < 0)
+        role = get_string(p, kf, G, "Role");
+        if (!role && !g_key_file_has_key(kf, G, "Role", NULL))
+                parser_error(p, NULL, NULL, "key Role: missing (persona, service, disposable-template or app)");
+        else if (role && (s->role = vm_role_from_string(role)) < 0)
                 parser_error(p, G, "Role", "'%s' is not one of persona, service, disposable-template, app", role);
 
-        memory = g_key_file_get_string(kf, G, "Memory", NULL);
+        memory = get_string(p, kf, G, "Memory");
         if (!memory)
                 s->memory = 1ULL << 30;
-        else if (parse_size(memory, &s->memory) < 0)
+        else if ((r = parse_size(memory, &s->memory)) == -ERANGE)
+                parser_error(p, G, "Memory", "'%s' is out of range (32M to 4T)", memory);
+        else if (r < 0)
                 parser_error(p, G, "Memory", "'%s' is not a size with a unit (e.g. 512M, 8G)", memory);
         else if (s->memory < VM_SPEC_MEMORY_MIN || s->memory > VM_SPEC_MEMORY_MAX)
                 parser_error(p, G, "Memory", "'%s' is out of range (32M to 4T)", memory);
         else if (s->memory % (1ULL << 20) != 0)
                 parser_error(p, G, "Memory", "'%s' is not a whole number of MiB", memory);
 
-        vcpus = g_key_file_get_string(kf, G, "VCPUs", NULL);
+        vcpus = get_string(p, kf, G, "VCPUs");
         if (!vcpus)
                 s->vcpus = 1;
         else if (parse_uint(vcpus, 1, VM_SPEC_VCPUS_MAX, &s->vcpus) < 0)
                 parser_error(p, G, "VCPUs", "'%s' is not a number from 1 to %d", vcpus, VM_SPEC_VCPUS_MAX);
 
-        disk = g_key_file_get_string(kf, G, "Disk", NULL);
-        kernel = g_key_file_get_string(kf, G, "Kernel", NULL);
-        initrd = g_key_file_get_string(kf, G, "Initrd", NULL);
-        s->cmdline = g_key_file_get_string(kf, G, "Cmdline", NULL);
+        disk = get_string(p, kf, G, "Disk");
+        kernel = get_string(p, kf, G, "Kernel");
+        initrd = get_string(p, kf, G, "Initrd");
+        s->cmdline = get_string(p, kf, G, "Cmdline");
         if (disk && disk[0])
                 s->disk = parse_path(p, G, "Disk", disk);
         if (kernel && kernel[0])
@@ -263,52 +288,55 @@ static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
                 parser_error(p, G, "Cmdline", "needs Kernel= (direct kernel boot)");
         if (s->cmdline && strpbrk(s->cmdline, "\n\r"))
                 parser_error(p, G, "Cmdline", "contains a line break");
-        if ((!disk || !disk[0]) && (!kernel || !kernel[0]))
-                parser_error(p, G, NULL, "key Disk: missing (a VM needs Disk= or Kernel=)");
+        if ((!disk || !disk[0]) && (!kernel || !kernel[0]) && !(p->flags & VM_SPEC_NO_FILE_CHECKS))
+                parser_error(p, NULL, NULL, "key Disk: missing (a VM needs Disk= or Kernel=)");
 
-        tags = g_key_file_get_string_list(kf, G, "Tags", NULL, NULL);
-        for (size_t i = 0; tags && tags[i]; i++)
-                if (!tag_is_valid(tags[i]))
-                        parser_error(p, G, "Tags", "'%s' is not a valid tag ([0-9a-z_.-]+)", tags[i]);
-        s->tags = tags ? steal_pointer(&tags) : g_new0(char *, 1);
+        s->tags = get_list(p, kf, G, "Tags");
+        for (size_t i = 0; s->tags[i]; i++)
+                if (!tag_is_valid(s->tags[i]))
+                        parser_error(p, G, "Tags",
+                                     "'%s' is not a valid tag (letters, digits, '_', '.', '-'; at most %d)",
+                                     s->tags[i], POLICY_TAG_MAX);
+        if (g_strv_length(s->tags) > POLICY_MAX_TAGS)
+                parser_error(p, G, "Tags", "more than %d tags", POLICY_MAX_TAGS);
 
-        netvm = g_key_file_get_string(kf, G, "NetVM", NULL);
+        netvm = get_string(p, kf, G, "NetVM");
         if (netvm) {
                 s->netvm_set = true;
-                g_strstrip(netvm);
                 if (netvm[0] && !vm_spec_name_is_valid(netvm))
-                        parser_error(p, G, "NetVM", "'%s' is not a valid VM name", netvm);
+                        parser_error(p, G, "NetVM", "'%s' is not a valid VM name (leave it empty for no network)",
+                                     netvm);
                 else if (netvm[0])
                         s->netvm = g_strdup(netvm);
         }
 
-        dnv = g_key_file_get_string(kf, G, "DefaultNetVM", NULL);
+        dnv = get_string(p, kf, G, "DefaultNetVM");
         if (dnv && vm_bool_from_string(dnv, &s->default_netvm) < 0)
                 parser_error(p, G, "DefaultNetVM", "'%s' is not a boolean (true or false)", dnv);
         if (s->default_netvm && s->role != VM_ROLE_SERVICE)
                 parser_error(p, G, "DefaultNetVM", "only a service VM can be the default netvm");
 
-        autostart = g_key_file_get_string(kf, G, "Autostart", NULL);
+        autostart = get_string(p, kf, G, "Autostart");
         if (autostart && vm_bool_from_string(autostart, &s->autostart) < 0)
                 parser_error(p, G, "Autostart", "'%s' is not a boolean (true or false)", autostart);
 
         if (s->autostart && s->role == VM_ROLE_DISPOSABLE_TEMPLATE)
                 parser_error(p, G, "Autostart", "a disposable template never runs itself");
 
-        accel = g_key_file_get_string(kf, G, "Accel", NULL);
+        accel = get_string(p, kf, G, "Accel");
         if (!accel)
                 s->accel = VM_ACCEL_AUTO;
         else if ((s->accel = vm_accel_from_string(accel)) < 0)
                 parser_error(p, G, "Accel", "'%s' is not one of auto, kvm, tcg", accel);
 
-        timeout = g_key_file_get_string(kf, G, "StopTimeout", NULL);
+        timeout = get_string(p, kf, G, "StopTimeout");
         if (!timeout)
                 s->stop_timeout = VM_SPEC_STOP_TIMEOUT_DEFAULT;
         else if (parse_uint(timeout, 1, VM_SPEC_STOP_TIMEOUT_MAX, &s->stop_timeout) < 0)
                 parser_error(p, G, "StopTimeout", "'%s' is not a number of seconds from 1 to %d", timeout,
                              VM_SPEC_STOP_TIMEOUT_MAX);
 
-        dispvm = g_key_file_get_string(kf, G, "DefaultDispVM", NULL);
+        dispvm = get_string(p, kf, G, "DefaultDispVM");
         if (dispvm && dispvm[0] && !vm_spec_name_is_valid(dispvm))
                 parser_error(p, G, "DefaultDispVM", "'%s' is not a valid VM name", dispvm);
         else if (dispvm && dispvm[0])
@@ -316,15 +344,11 @@ static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
 }
 
 static void parse_passthrough_group(Parser *p, GKeyFile *kf, VmSpec *s) {
-        g_auto(GStrv) devices = g_key_file_get_string_list(kf, "Passthrough", "Devices", NULL, NULL);
+        g_auto(GStrv) devices = get_list(p, kf, "Passthrough", "Devices");
         g_autoptr(GPtrArray) out = g_ptr_array_new();
 
-        for (size_t i = 0; devices && devices[i]; i++) {
-                char *a;
-                g_strstrip(devices[i]);
-                if (!devices[i][0])
-                        continue;
-                a = pci_address_normalize(devices[i]);
+        for (size_t i = 0; devices[i]; i++) {
+                char *a = pci_address_normalize(devices[i]);
                 if (!a) {
                         parser_error(p, "Passthrough", "Devices",
                                      "'%s' is not a PCI address (DDDD:BB:DD.F)", devices[i]);
@@ -348,35 +372,42 @@ static void parse_passthrough_group(Parser *p, GKeyFile *kf, VmSpec *s) {
 /* GKeyFile merges a repeated group and lets a repeated key win silently; a definition must not. */
 static void check_repeats(Parser *p) {
         g_auto(GStrv) lines = g_strsplit(p->text, "\n", -1);
-        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL); /* → line */
         g_autofree char *group = NULL;
         guint before = p->errors->len;
 
         for (unsigned i = 0; lines[i]; i++) {
                 g_autofree char *l = g_strstrip(g_strdup(lines[i]));
                 g_autofree char *id = NULL;
+                bool section = l[0] == '[' && l[strlen(l) - 1] == ']';
+                unsigned first;
                 char *eq;
 
                 if (!l[0] || l[0] == '#')
                         continue;
-                if (l[0] == '[' && l[strlen(l) - 1] == ']') {
+                if (section) {
                         g_free(group);
                         group = g_strndup(l + 1, strlen(l) - 2);
                         id = g_strdup_printf("[%s]", group);
-                        if (!g_hash_table_add(seen, steal_pointer(&id)))
-                                g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: section [%s] appears twice",
-                                                                           p->name, i + 1, group));
-                        continue;
+                } else {
+                        eq = strchr(l, '=');
+                        if (!group || !eq)
+                                continue;
+                        *eq = 0;
+                        g_strstrip(l);
+                        id = g_strdup_printf("%s/%s", group, l);
                 }
-                eq = strchr(l, '=');
-                if (!group || !eq)
-                        continue;
-                *eq = 0;
-                g_strstrip(l);
-                id = g_strdup_printf("%s/%s", group, l);
-                if (!g_hash_table_add(seen, steal_pointer(&id)))
-                        g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: key %s: given twice in [%s]",
-                                                                   p->name, i + 1, l, group));
+                first = GPOINTER_TO_UINT(g_hash_table_lookup(seen, id));
+                if (first == 0)
+                        g_hash_table_insert(seen, steal_pointer(&id), GUINT_TO_POINTER(i + 1));
+                else if (section)
+                        g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: section [%s] appears twice "
+                                                                   "(first on line %u)",
+                                                                   p->name, i + 1, group, first));
+                else
+                        g_ptr_array_add(p->errors, g_strdup_printf("vms.d/%s.vm:%u: key %s: given twice in [%s] "
+                                                                   "(first on line %u)",
+                                                                   p->name, i + 1, l, group, first));
         }
         if (p->errors->len > before)
                 p->r = -EINVAL;
@@ -384,18 +415,21 @@ static void check_repeats(Parser *p) {
 
 static void check_keys(Parser *p, GKeyFile *kf, const char *group, const char *const *allowed) {
         g_auto(GStrv) keys = g_key_file_get_keys(kf, group, NULL, NULL);
+        g_autofree char *expected = g_strjoinv(", ", (char **) allowed);
+
         for (size_t i = 0; keys && keys[i]; i++)
                 if (!g_strv_contains(allowed, keys[i]))
-                        parser_error(p, group, keys[i], "unknown key in [%s]", group);
+                        parser_error(p, group, keys[i], "unknown key in [%s]; expected %s%s", group,
+                                     allowed[1] ? "one of " : "", expected);
 }
 
-int vm_spec_parse(const char *name, const char *path, const char *untrusted_text, GPtrArray *errors,
-                  VmSpec **ret) {
+static int spec_parse(const char *name, const char *path, const char *untrusted_text, VmSpecLoadFlags flags,
+                      GPtrArray *errors, VmSpec **ret) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) e = NULL;
         g_autoptr(VmSpec) s = NULL;
         g_auto(GStrv) groups = NULL;
-        Parser p = { .name = name, .text = untrusted_text, .errors = errors };
+        Parser p = { .name = name, .text = untrusted_text, .flags = flags, .errors = errors };
 
         if (!vm_spec_name_is_valid(name)) {
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: '%s' is not a valid VM name "
@@ -411,7 +445,8 @@ int vm_spec_parse(const char *name, const char *path, const char *untrusted_text
         for (size_t i = 0; groups[i]; i++)
                 if (!g_str_equal(groups[i], "VM") && !g_str_equal(groups[i], "Passthrough") &&
                     !g_str_equal(groups[i], "Firewall")) /* [Firewall]: the netvm's own parser */
-                        parser_error(&p, groups[i], NULL, "unknown section [%s]", groups[i]);
+                        parser_error(&p, groups[i], NULL, "unknown section [%s]; expected [VM], [Passthrough] or [Firewall]",
+                                     groups[i]);
         if (!g_key_file_has_group(kf, "VM")) {
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: missing section [VM]", name));
                 return -EINVAL;
@@ -431,6 +466,11 @@ int vm_spec_parse(const char *name, const char *path, const char *untrusted_text
                 return p.r;
         *ret = steal_pointer(&s);
         return 0;
+}
+
+int vm_spec_parse(const char *name, const char *path, const char *untrusted_text, GPtrArray *errors,
+                  VmSpec **ret) {
+        return spec_parse(name, path, untrusted_text, 0, errors, ret);
 }
 
 VmSpec *vm_spec_find(GPtrArray *specs, const char *name) {
@@ -476,11 +516,11 @@ int vm_spec_validate_federation(GPtrArray *specs, GPtrArray *errors) {
                         n = vm_spec_find(specs, s->netvm);
                         if (!n)
                                 add_error(errors, s, "NetVM", "no VM named '%s'", s->netvm);
+                        else if (n == s)
+                                add_error(errors, s, "NetVM", "a VM cannot be its own network VM");
                         else if (n->role != VM_ROLE_SERVICE)
                                 add_error(errors, s, "NetVM", "'%s' is a %s VM, not a service VM", s->netvm,
-                                          role_names[n->role]);
-                        else if (n == s)
-                                add_error(errors, s, "NetVM", "a VM cannot be its own netvm");
+                                          vm_role_to_string(n->role));
                 } else if (!s->netvm_set && default_netvm && s != default_netvm && s->role != VM_ROLE_SERVICE)
                         s->netvm = g_strdup(default_netvm->name);
 
@@ -517,27 +557,28 @@ static gint spec_compare(gconstpointer a, gconstpointer b) {
         return strcmp(x->name, y->name);
 }
 
-int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPtrArray **ret_specs,
-                     GPtrArray **ret_errors) {
+int vm_spec_load_dir_full(const char *config_dir, const VmSpecOverride *override, VmSpecLoadFlags flags,
+                          GPtrArray **ret_specs, GPtrArray **ret_errors) {
         g_autoptr(GPtrArray) specs = g_ptr_array_new_with_free_func(spec_destroy);
         g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
         g_autofree char *dir = g_build_filename(config_dir, "vms.d", NULL);
-        g_autoptr(GDir) d = NULL;
-        g_autoptr(GError) e = NULL;
-        const char *de;
+        DIR *d = opendir(dir);
+        struct dirent *de;
 
-        d = g_dir_open(dir, 0, &e);
-        if (!d && !g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
-                g_ptr_array_add(errors, g_strdup_printf("vms.d:0: %s", e->message));
+        if (!d && errno != ENOENT) {
+                int r = negative_errno();
+                g_ptr_array_add(errors, g_strdup_printf("vms.d:0: cannot open %s: %s", dir, g_strerror(-r)));
                 *ret_errors = steal_pointer(&errors);
-                return -EIO;
+                return r;
         }
-        while (d && (de = g_dir_read_name(d))) {
-                if (de[0] == '.' || !g_str_has_suffix(de, ".vm"))
+        while (d && (de = readdir(d))) {
+                if (de->d_name[0] == '.' || !g_str_has_suffix(de->d_name, ".vm"))
                         continue;
-                g_ptr_array_add(names, g_strndup(de, strlen(de) - 3));
+                g_ptr_array_add(names, g_strndup(de->d_name, strlen(de->d_name) - 3));
         }
+        if (d)
+                closedir(d);
         if (override && override->text && !g_ptr_array_find_with_equal_func(names, override->name, g_str_equal, NULL))
                 g_ptr_array_add(names, g_strdup(override->name));
 
@@ -560,7 +601,7 @@ int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPt
                                 continue;
                         }
                 }
-                if (vm_spec_parse(name, path, text, errors, &s) >= 0)
+                if (spec_parse(name, path, text, flags, errors, &s) >= 0)
                         g_ptr_array_add(specs, s);
         }
         g_ptr_array_sort(specs, spec_compare);
@@ -574,4 +615,9 @@ int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPt
         if (ret_errors)
                 *ret_errors = NULL;
         return 0;
+}
+
+int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPtrArray **ret_specs,
+                     GPtrArray **ret_errors) {
+        return vm_spec_load_dir_full(config_dir, override, 0, ret_specs, ret_errors);
 }

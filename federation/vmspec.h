@@ -2,9 +2,10 @@
 /*
  * VM specifications: the full, strictly validated reading of vms.d/NAME.vm
  * (vmfed.vm(5)) that the federation needs to run a VM — memory, CPUs, boot
- * source, network, passthrough devices, lifecycle settings.  vmconfig.h
- * carries the lighter view the policy engine uses (name, role, tags); both
- * read the same files and agree on name and role.
+ * source, network, passthrough devices, lifecycle settings.  This is the
+ * only parser of those files: vmconfig.h's VmConfig, what the policy engine
+ * and the broker's VM objects use, is a view of these specs loaded with
+ * VM_SPEC_NO_FILE_CHECKS.
  *
  * Errors are strings "vms.d/NAME.vm:LINE: key K: reason" (LINE 0 when the
  * problem is not on one line, "key K" left out when it concerns no key).
@@ -74,6 +75,17 @@ char *pci_address_normalize(const char *untrusted);
 /* "true"/"1" or "false"/"0" (as GKeyFile reads booleans); -EINVAL otherwise. */
 int vm_bool_from_string(const char *untrusted, bool *ret);
 
+typedef enum VmSpecLoadFlags {
+        /*
+         * The boot source is not this reader's concern (linting, the policy's
+         * view of a configuration whose disks need not be on this machine):
+         * Disk=, Kernel= and Initrd= are checked for form (absolute paths)
+         * only, the files need not exist and a VM need not have Disk= or
+         * Kernel=.  Everything else is checked as without the flag.
+         */
+        VM_SPEC_NO_FILE_CHECKS = 1 << 0,
+} VmSpecLoadFlags;
+
 /*
  * Parse one file's text.  Checks everything that concerns this file alone
  * (keys, values, files that must exist).  Returns 0 with *ret, or -EINVAL
@@ -106,5 +118,8 @@ typedef struct VmSpecOverride {
  */
 int vm_spec_load_dir(const char *config_dir, const VmSpecOverride *override, GPtrArray **ret_specs,
                      GPtrArray **ret_errors);
+/* The same with flags; vm_spec_load_dir() is flags 0. */
+int vm_spec_load_dir_full(const char *config_dir, const VmSpecOverride *override, VmSpecLoadFlags flags,
+                          GPtrArray **ret_specs, GPtrArray **ret_errors);
 
 VmSpec *vm_spec_find(GPtrArray *specs, const char *name);

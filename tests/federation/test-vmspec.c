@@ -159,6 +159,44 @@ static void test_federation_checks(void) {
         g_assert_null(vm_spec_find(specs, "p2"));
 }
 
+/* VM_SPEC_NO_FILE_CHECKS (vmconfig.h's view): the boot source is not checked, everything else is. */
+static void test_no_file_checks(void) {
+        g_autofree char *cfg = g_build_filename(tmp, "nofiles", NULL);
+        g_autoptr(GPtrArray) specs = NULL, errors = NULL;
+
+        write_vm(cfg, "a", "[VM]\nRole=persona \nDisk=/nonexistent/a.qcow2\nTags= dev ;;work\nNetVM=net\n");
+        write_vm(cfg, "b", "[VM]\nRole=app\n");
+        write_vm(cfg, "net", "[VM]\nRole=service\nKernel=/nonexistent/vmlinuz\nInitrd=/nonexistent/initrd\nNetVM=\n");
+        g_assert_cmpint(vm_spec_load_dir(cfg, NULL, &specs, &errors), ==, -EINVAL);
+        g_assert_true(contains(errors, "vms.d/a.vm:3: key Disk: '/nonexistent/a.qcow2': No such file or directory"));
+        g_assert_true(contains(errors, "vms.d/b.vm:0: key Disk: missing"));
+        g_clear_pointer(&errors, g_ptr_array_unref);
+
+        g_assert_cmpint(vm_spec_load_dir_full(cfg, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors), ==, 0);
+        g_assert_null(errors);
+        g_assert_cmpuint(specs->len, ==, 3);
+        g_assert_cmpint(vm_spec_find(specs, "a")->role, ==, VM_ROLE_PERSONA); /* values are stripped */
+        g_assert_cmpstr(vm_spec_find(specs, "a")->disk, ==, "/nonexistent/a.qcow2");
+        g_assert_cmpstr(vm_spec_find(specs, "a")->tags[1], ==, "work"); /* empty items left out */
+        g_assert_null(vm_spec_find(specs, "a")->tags[2]);
+        g_assert_null(vm_spec_find(specs, "b")->disk);
+        g_clear_pointer(&specs, g_ptr_array_unref);
+
+        write_vm(cfg, "b", "[VM]\nRole=app\nDisk=b.img\nNetVM=b\n");
+        g_assert_cmpint(vm_spec_load_dir_full(cfg, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors), ==, -EINVAL);
+        g_assert_true(contains(errors, "vms.d/b.vm:3: key Disk: 'b.img' is not an absolute path"));
+        g_clear_pointer(&errors, g_ptr_array_unref);
+        write_vm(cfg, "b", "[VM]\nRole=app\nNetVM=b\n");
+        g_assert_cmpint(vm_spec_load_dir_full(cfg, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors), ==, -EINVAL);
+        g_assert_true(contains(errors, "vms.d/b.vm:3: key NetVM: a VM cannot be its own network VM"));
+        g_clear_pointer(&errors, g_ptr_array_unref);
+        write_vm(cfg, "b", "[VM]\nRole=app\nTags=a;b;c;d;e;f;g;h;i;j;k;l;m;n;o;p;q;r;s;t;u;v;w;x;y;z;0;1;2;3;4;5;6\n"
+                           "Role=app\n");
+        g_assert_cmpint(vm_spec_load_dir_full(cfg, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors), ==, -EINVAL);
+        g_assert_true(contains(errors, "vms.d/b.vm:3: key Tags: more than 32 tags"));
+        g_assert_true(contains(errors, "vms.d/b.vm:4: key Role: given twice in [VM] (first on line 2)"));
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -170,6 +208,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/vmspec/good", test_good);
         g_test_add_func("/vmspec/bad-values", test_bad_values);
         g_test_add_func("/vmspec/federation-checks", test_federation_checks);
+        g_test_add_func("/vmspec/no-file-checks", test_no_file_checks);
         r = g_test_run();
         {
                 g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmp);
