@@ -105,6 +105,25 @@ def _die_with_parent():
         pass
 
 
+def kill_processes_using(path):
+    """SIGKILL every process (but us) whose command line names path.
+
+    Catches what the test's children started in turn and left behind, such as
+    apps an agent launched: they are not our children, and PR_SET_PDEATHSIG
+    does not reach them."""
+    me = os.getpid()
+    needle = path.encode()
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) == me:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if needle in f.read():
+                    os.kill(int(pid), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
+
+
 def _cleanup_all(*_):
     for h in list(_live):
         h.stop()
@@ -225,6 +244,7 @@ class Harness:
             self.dbus.wait()
         self.dbus = None
         if self.tmp:
+            kill_processes_using(self.tmp)
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
         if self in _live:
