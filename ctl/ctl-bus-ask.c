@@ -87,24 +87,33 @@ static void question_print(FILE *f, const Question *q, bool json) {
         fputc('\n', f);
 }
 
+/* The next question of a ListAsks reply (entered with enter_container 'a'): 1, 0 at the end, or -errno. */
+static int question_read_next(sd_bus_message *reply, Question *q) {
+        int r = sd_bus_message_enter_container(reply, 'r', "tssass");
+        if (r <= 0)
+                return r;
+        r = question_read(reply, q);
+        if (r >= 0)
+                r = sd_bus_message_exit_container(reply);
+        if (r < 0) {
+                question_clear(q);
+                return r;
+        }
+        return 1;
+}
+
 static int ask_list(sd_bus *bus, bool json) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Question q = {};
         int r, n = 0;
 
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_ASK_IFACE, "ListAsks", &error, &reply, NULL);
+        r = ctl_bus_call(bus, CTL_ASK_IFACE, "ListAsks", "cannot list questions", &reply, NULL);
         if (r < 0)
-                return ctl_bus_error("cannot list questions", &error, r);
+                return CTL_EXIT_FAILURE;
         r = sd_bus_message_enter_container(reply, 'a', "(tssass)");
         if (json)
                 printf("[");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "tssass")) > 0) {
-                Question q = {};
-                r = question_read(reply, &q);
-                if (r >= 0)
-                        r = sd_bus_message_exit_container(reply);
-                if (r < 0)
-                        break;
+        while (r >= 0 && (r = question_read_next(reply, &q)) > 0) {
                 if (json && n)
                         printf(",");
                 question_print(stdout, &q, json);
@@ -119,17 +128,14 @@ static int ask_list(sd_bus *bus, bool json) {
 }
 
 static int ask_answer(sd_bus *bus, uint64_t id, const char *target, bool quiet) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         int r;
 
         if (target)
-                r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_ASK_IFACE, "AnswerAsk", &error, NULL, "ts",
-                                       id, target);
+                r = ctl_bus_call(bus, CTL_ASK_IFACE, "AnswerAsk", "cannot answer", NULL, "ts", id, target);
         else
-                r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_ASK_IFACE, "DenyAsk", &error, NULL, "t",
-                                       id);
+                r = ctl_bus_call(bus, CTL_ASK_IFACE, "DenyAsk", "cannot deny", NULL, "t", id);
         if (r < 0)
-                return ctl_bus_error(target ? "cannot answer" : "cannot deny", &error, r);
+                return CTL_EXIT_FAILURE;
         if (!quiet)
                 printf("question %" PRIu64 ": %s%s\n", id, target ? "allowed" : "denied",
                        target && *target ? "" : "");
@@ -189,8 +195,8 @@ static int on_finished(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
 }
 
 static int ask_watch(sd_bus *bus) {
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
+        Question q = {};
         Watch w = {};
         char line[512];
         size_t len = 0;
@@ -204,16 +210,11 @@ static int ask_watch(sd_bus *bus) {
         if (r < 0)
                 return ctl_bus_error("cannot subscribe", NULL, r);
         /* What is pending already (after subscribing: nothing falls in between). */
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_ASK_IFACE, "ListAsks", &error, &reply, NULL);
-        if (r < 0)
-                return ctl_bus_error("cannot list questions", &error, r);
+        if (ctl_bus_call(bus, CTL_ASK_IFACE, "ListAsks", "cannot list questions", &reply, NULL) < 0)
+                return CTL_EXIT_FAILURE;
         r = sd_bus_message_enter_container(reply, 'a', "(tssass)");
-        while (r >= 0 && (r = sd_bus_message_enter_container(reply, 'r', "tssass")) > 0) {
-                Question q = {};
-                if (question_read(reply, &q) < 0 || sd_bus_message_exit_container(reply) < 0)
-                        break;
+        while (r >= 0 && (r = question_read_next(reply, &q)) > 0)
                 watch_add(&w, &q);
-        }
         printf("watching for questions (answer: a target, empty for the default, n to deny)\n");
 
         for (;;) {

@@ -9,7 +9,6 @@
  * we print exactly the lines of our own call while waiting for its reply.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,72 +108,17 @@ static int ctl_long_call(sd_bus *bus, sd_bus_message *m, const char *what, bool 
         return CTL_EXIT_OK;
 }
 
-typedef struct CtlLifecycleOptions {
-        const char *address;
-        bool json;
-        bool force;
-        char **args;
-        int n_args;
-} CtlLifecycleOptions;
-
-static int parse_options(int argc, char **argv, const char *usage, bool allow_force, CtlLifecycleOptions *o) {
-        static const struct option options[] = {
-                { "address", required_argument, NULL, 'A' },
-                { "json", no_argument, NULL, 'j' },
-                { "force", no_argument, NULL, 'f' },
-                { "help", no_argument, NULL, 'h' },
-                {},
-        };
-        int c;
-
-        *o = (CtlLifecycleOptions) {};
-        optind = 1;
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case 'A':
-                        o->address = optarg;
-                        break;
-                case 'j':
-                        o->json = true;
-                        break;
-                case 'f':
-                        if (!allow_force)
-                                goto usage;
-                        o->force = true;
-                        break;
-                case 'h':
-                        printf("Usage: vmfedctl %s\n\n"
-                               "  --address ADDR  D-Bus address of the bus vmfedd is on [system bus]\n"
-                               "  --json          one JSON document on stdout (progress lines go to stderr)\n%s",
-                               usage, allow_force ? "  --force         destroy at once instead of a graceful stop\n" : "");
-                        return 0;
-                default:
-                        goto usage;
-                }
-        }
-        o->args = argv + optind;
-        o->n_args = argc - optind;
-        return 1;
-usage:
-        fprintf(stderr, "Usage: vmfedctl %s\n", usage);
-        return -EINVAL;
-}
-
 static int lifecycle_verb(int argc, char **argv, const char *usage, const char *method, bool allow_force,
                           const char *done) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL;
         g_autofree char *what = NULL;
-        CtlLifecycleOptions o;
+        CtlBusOptions o;
         int r;
 
-        r = parse_options(argc, argv, usage, allow_force, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 1)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
-                return CTL_EXIT_FAILURE;
+        r = ctl_bus_start(argc, argv, usage, CTL_OPT_LIFECYCLE | (allow_force ? CTL_OPT_FORCE : 0), 1, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
 
         r = sd_bus_message_new_method_call(bus, &m, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_MANAGER_IFACE, method);
         if (r >= 0)
@@ -188,9 +132,8 @@ static int lifecycle_verb(int argc, char **argv, const char *usage, const char *
         if (r != CTL_EXIT_OK)
                 return r;
         if (o.json) {
-                printf("{\"vm\":");
-                ctl_json_string(stdout, o.args[0]);
-                printf(",\"result\":\"done\"}\n");
+                ctl_json_object(stdout, "vm", o.args[0], "result", "done", NULL);
+                putchar('\n');
         } else
                 printf("done: %s %s\n", done, o.args[0]);
         return CTL_EXIT_OK;
@@ -212,17 +155,14 @@ int ctl_switch(int argc, char **argv) {
 int ctl_vm_add(int argc, char **argv) {
         static const char usage[] = "vm add [--address ADDR] NAME FILE   (FILE '-' reads stdin)";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         g_autofree char *text = NULL;
         g_autoptr(GError) gerror = NULL;
-        CtlLifecycleOptions o;
+        CtlBusOptions o;
         int r;
 
-        r = parse_options(argc, argv, usage, false, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 2)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
+        r = ctl_bus_parse_common(argc, argv, usage, CTL_OPT_LIFECYCLE, 2, &o);
+        if (r != CTL_CONTINUE)
+                return r;
         if (strcmp(o.args[1], "-") == 0) {
                 g_autoptr(GString) s = g_string_new(NULL);
                 char buf[4096];
@@ -234,38 +174,28 @@ int ctl_vm_add(int argc, char **argv) {
                 return fprintf(stderr, "vmfedctl: %s\n", gerror->message), CTL_EXIT_FAILURE;
         if (ctl_bus_open(o.address, &bus) < 0)
                 return CTL_EXIT_FAILURE;
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "AddVM", &error, NULL, "ss",
-                               o.args[0], text);
-        if (r < 0)
-                return ctl_bus_error("cannot add the VM", &error, r);
+        if (ctl_bus_call(bus, CTL_MANAGER_IFACE, "AddVM", "cannot add the VM", NULL, "ss", o.args[0], text) < 0)
+                return CTL_EXIT_FAILURE;
         return CTL_EXIT_OK;
 }
 
 int ctl_vm_remove(int argc, char **argv) {
         static const char usage[] = "vm remove [--address ADDR] NAME";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
-        CtlLifecycleOptions o;
+        CtlBusOptions o;
         int r;
 
-        r = parse_options(argc, argv, usage, false, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 1)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
+        r = ctl_bus_start(argc, argv, usage, CTL_OPT_LIFECYCLE, 1, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
+        if (ctl_bus_call(bus, CTL_MANAGER_IFACE, "RemoveVM", "cannot remove the VM", NULL, "s", o.args[0]) < 0)
                 return CTL_EXIT_FAILURE;
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "RemoveVM", &error, NULL, "s",
-                               o.args[0]);
-        if (r < 0)
-                return ctl_bus_error("cannot remove the VM", &error, r);
         return CTL_EXIT_OK;
 }
 
 int ctl_generations(int argc, char **argv) {
         static const char usage[] = "generations [--address ADDR] [--json]";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
         g_autofree const char **cells = NULL;
@@ -274,20 +204,14 @@ int ctl_generations(int argc, char **argv) {
         uint64_t usec;
         int current;
         size_t n = 0;
-        CtlLifecycleOptions o;
+        CtlBusOptions o;
         int r;
 
-        r = parse_options(argc, argv, usage, false, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 0)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
+        r = ctl_bus_start(argc, argv, usage, CTL_OPT_LIFECYCLE, 0, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
+        if (ctl_bus_call(bus, CTL_MANAGER_IFACE, "ListGenerations", "cannot list generations", &reply, NULL) < 0)
                 return CTL_EXIT_FAILURE;
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "ListGenerations", &error,
-                               &reply, NULL);
-        if (r < 0)
-                return ctl_bus_error("cannot list generations", &error, r);
         r = sd_bus_message_enter_container(reply, 'a', "(utsb)");
         if (r < 0)
                 return ctl_bus_error("bad reply", NULL, r);
@@ -331,19 +255,16 @@ int ctl_generations(int argc, char **argv) {
 int ctl_rollback(int argc, char **argv) {
         static const char usage[] = "rollback [--address ADDR] GENERATION";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        CtlLifecycleOptions o;
+        CtlBusOptions o;
         uint32_t new_n = 0;
         unsigned long n;
         char *end;
         int r;
 
-        r = parse_options(argc, argv, usage, false, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 1)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
+        r = ctl_bus_parse_common(argc, argv, usage, CTL_OPT_LIFECYCLE, 1, &o);
+        if (r != CTL_CONTINUE)
+                return r;
         errno = 0;
         n = strtoul(o.args[0], &end, 10);
         if (errno != 0 || *end || end == o.args[0] || n > UINT32_MAX)
@@ -351,12 +272,11 @@ int ctl_rollback(int argc, char **argv) {
                        CTL_EXIT_USAGE;
         if (ctl_bus_open(o.address, &bus) < 0)
                 return CTL_EXIT_FAILURE;
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "Rollback", &error, &reply, "u",
-                               (uint32_t) n);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "u", &new_n);
+        if (ctl_bus_call(bus, CTL_MANAGER_IFACE, "Rollback", "cannot roll back", &reply, "u", (uint32_t) n) < 0)
+                return CTL_EXIT_FAILURE;
+        r = sd_bus_message_read(reply, "u", &new_n);
         if (r < 0)
-                return ctl_bus_error("cannot roll back", &error, r);
+                return ctl_bus_error("cannot roll back", NULL, r);
         if (o.json)
                 printf("{\"rolled_back_to\":%lu,\"generation\":%" PRIu32 "}\n", n, new_n);
         else

@@ -19,92 +19,40 @@
 #define CTL_POLICY_FILE_MAX (16 * 1024 * 1024)
 
 int ctl_policy_files(int argc, char **argv) {
+        static const char *const header[] = { "NAME", "ETAG" };
+        static const char *const keys[] = { "name", "etag" };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *name, *etag;
-        const char **cells = NULL;
-        size_t n = 0;
         CtlBusOptions o;
         int r;
 
-        r = ctl_bus_parse_common(argc, argv, "policy files [--address ADDR] [--json]", &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 0)
-                return fprintf(stderr, "vmfedctl policy files: no arguments expected\n"), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
+        r = ctl_bus_start(argc, argv, "policy files [--address ADDR] [--json]", CTL_OPT_ETAG, CTL_ARGS_NONE, &o,
+                          &bus);
+        if (r != CTL_CONTINUE)
+                return r;
+        if (ctl_bus_call(bus, CTL_POLICY_IFACE, "ListFiles", "cannot list policy files", &reply, NULL) < 0)
                 return CTL_EXIT_FAILURE;
-
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_POLICY_IFACE, "ListFiles", &error, &reply,
-                               NULL);
-        if (r < 0)
-                return ctl_bus_error("cannot list policy files", &error, r);
-        r = sd_bus_message_enter_container(reply, 'a', "(ss)");
-        if (r < 0)
-                return ctl_bus_error("bad reply", NULL, r);
-        if (o.json)
-                printf("[");
-        while ((r = sd_bus_message_read(reply, "(ss)", &name, &etag)) > 0) {
-                if (o.json) {
-                        printf("%s{\"name\":", n > 0 ? "," : "");
-                        ctl_json_string(stdout, name);
-                        printf(",\"etag\":");
-                        ctl_json_string(stdout, etag);
-                        printf("}");
-                } else {
-                        cells = realloc(cells, (n + 1) * 2 * sizeof(char *));
-                        if (!cells)
-                                return log_oom(), CTL_EXIT_FAILURE;
-                        cells[n * 2] = name;
-                        cells[n * 2 + 1] = etag;
-                }
-                n++;
-        }
-        if (r < 0)
-                return ctl_bus_error("bad reply", NULL, r);
-        if (o.json)
-                printf("]\n");
-        else {
-                static const char *const header[] = { "NAME", "ETAG" };
-                ctl_table_print(stdout, 2, header, cells, n);
-                free(cells);
-        }
-        return CTL_EXIT_OK;
+        return ctl_print_records(reply, "ss", header, keys, o.json);
 }
 
 int ctl_policy_get(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *content, *etag;
         CtlBusOptions o;
         int r;
 
-        r = ctl_bus_parse_common(argc, argv, "policy get [--address ADDR] [--json] NAME", &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 1)
-                return fprintf(stderr, "Usage: vmfedctl policy get [--address ADDR] [--json] NAME\n"),
-                       CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
+        r = ctl_bus_start(argc, argv, "policy get [--address ADDR] [--json] NAME", CTL_OPT_ETAG, 1, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
+        if (ctl_bus_call(bus, CTL_POLICY_IFACE, "GetFile", o.args[0], &reply, "s", o.args[0]) < 0)
                 return CTL_EXIT_FAILURE;
-
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_POLICY_IFACE, "GetFile", &error, &reply,
-                               "s", o.args[0]);
-        if (r < 0)
-                return ctl_bus_error(o.args[0], &error, r);
         r = sd_bus_message_read(reply, "ss", &content, &etag);
         if (r < 0)
                 return ctl_bus_error("bad reply", NULL, r);
         if (o.json) {
-                printf("{\"name\":");
-                ctl_json_string(stdout, o.args[0]);
-                printf(",\"etag\":");
-                ctl_json_string(stdout, etag);
-                printf(",\"content\":");
-                ctl_json_string(stdout, content);
-                printf("}\n");
+                ctl_json_object(stdout, "name", o.args[0], "etag", etag, "content", content, NULL);
+                putchar('\n');
         } else {
                 fputs(content, stdout);
                 fprintf(stderr, "etag: %s\n", etag);
@@ -134,21 +82,35 @@ static int current_etag(sd_bus *bus, const char *name, char **ret, sd_bus_error 
         return *ret ? 0 : -ENOMEM;
 }
 
+/* The etag to send for o->args[0]: --etag, or without it the current one (last writer wins). */
+static int expected_etag(sd_bus *bus, const CtlBusOptions *o, char **ret) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        int r;
+
+        if (o->etag)
+                *ret = strdup(o->etag);
+        else {
+                r = current_etag(bus, o->args[0], ret, &error);
+                if (r < 0)
+                        return ctl_bus_error(o->args[0], &error, r);
+        }
+        if (!*ret)
+                return log_oom(), CTL_EXIT_FAILURE;
+        return CTL_CONTINUE;
+}
+
 int ctl_policy_replace(int argc, char **argv) {
         static const char usage[] = "policy replace [--address ADDR] [--json] [--etag ETAG] NAME FILE|-";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         _cleanup_free_ char *content = NULL, *etag = NULL;
         const char *new_etag;
         CtlBusOptions o;
         int r;
 
-        r = ctl_bus_parse_common(argc, argv, usage, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 2)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
+        r = ctl_bus_parse_common(argc, argv, usage, CTL_OPT_ETAG, 2, &o);
+        if (r != CTL_CONTINUE)
+                return r;
 
         r = read_full_file(strcmp(o.args[1], "-") == 0 ? "/dev/stdin" : o.args[1], CTL_POLICY_FILE_MAX, &content,
                            NULL);
@@ -178,30 +140,19 @@ int ctl_policy_replace(int argc, char **argv) {
 
         if (ctl_bus_open(o.address, &bus) < 0)
                 return CTL_EXIT_FAILURE;
-        if (o.etag)
-                etag = strdup(o.etag);
-        else {
-                /* No --etag: replace whatever is there now (last writer wins). */
-                r = current_etag(bus, o.args[0], &etag, &error);
-                if (r < 0)
-                        return ctl_bus_error(o.args[0], &error, r);
-        }
-        if (!etag)
-                return log_oom(), CTL_EXIT_FAILURE;
+        r = expected_etag(bus, &o, &etag);
+        if (r != CTL_CONTINUE)
+                return r;
 
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_POLICY_IFACE, "ReplaceFile", &error, &reply,
-                               "sss", o.args[0], content, etag);
-        if (r < 0)
-                return ctl_bus_error(o.args[0], &error, r);
+        if (ctl_bus_call(bus, CTL_POLICY_IFACE, "ReplaceFile", o.args[0], &reply, "sss", o.args[0], content,
+                         etag) < 0)
+                return CTL_EXIT_FAILURE;
         r = sd_bus_message_read(reply, "s", &new_etag);
         if (r < 0)
                 return ctl_bus_error("bad reply", NULL, r);
         if (o.json) {
-                printf("{\"name\":");
-                ctl_json_string(stdout, o.args[0]);
-                printf(",\"etag\":");
-                ctl_json_string(stdout, new_etag);
-                printf("}\n");
+                ctl_json_object(stdout, "name", o.args[0], "etag", new_etag, NULL);
+                putchar('\n');
         } else
                 printf("%s\n", new_etag);
         return CTL_EXIT_OK;
@@ -210,68 +161,42 @@ int ctl_policy_replace(int argc, char **argv) {
 int ctl_policy_remove(int argc, char **argv) {
         static const char usage[] = "policy remove [--address ADDR] [--etag ETAG] NAME";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_free_ char *etag = NULL;
         CtlBusOptions o;
         int r;
 
-        r = ctl_bus_parse_common(argc, argv, usage, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 1)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
+        r = ctl_bus_start(argc, argv, usage, CTL_OPT_ETAG, 1, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
+        r = expected_etag(bus, &o, &etag);
+        if (r != CTL_CONTINUE)
+                return r;
+        if (ctl_bus_call(bus, CTL_POLICY_IFACE, "RemoveFile", o.args[0], NULL, "ss", o.args[0], etag) < 0)
                 return CTL_EXIT_FAILURE;
-        if (o.etag)
-                etag = strdup(o.etag);
-        else {
-                r = current_etag(bus, o.args[0], &etag, &error);
-                if (r < 0)
-                        return ctl_bus_error(o.args[0], &error, r);
-        }
-        if (!etag)
-                return log_oom(), CTL_EXIT_FAILURE;
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_POLICY_IFACE, "RemoveFile", &error, NULL,
-                               "ss", o.args[0], etag);
-        if (r < 0)
-                return ctl_bus_error(o.args[0], &error, r);
         return CTL_EXIT_OK;
 }
 
 int ctl_policy_evaluate(int argc, char **argv) {
         static const char usage[] = "policy evaluate [--address ADDR] [--json] SOURCE TARGET SERVICE[+ARG]";
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         const char *action, *target, *default_target, *rule;
         CtlBusOptions o;
         int r;
 
-        r = ctl_bus_parse_common(argc, argv, usage, &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 3)
-                return fprintf(stderr, "Usage: vmfedctl %s\n", usage), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
+        r = ctl_bus_start(argc, argv, usage, CTL_OPT_ETAG, 3, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
+        if (ctl_bus_call(bus, CTL_POLICY_IFACE, "Evaluate", "cannot evaluate", &reply, "sss", o.args[0], o.args[1],
+                         o.args[2]) < 0)
                 return CTL_EXIT_FAILURE;
-
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_POLICY_IFACE, "Evaluate", &error, &reply,
-                               "sss", o.args[0], o.args[1], o.args[2]);
-        if (r < 0)
-                return ctl_bus_error("cannot evaluate", &error, r);
         r = sd_bus_message_read(reply, "ssss", &action, &target, &default_target, &rule);
         if (r < 0)
                 return ctl_bus_error("bad reply", NULL, r);
         if (o.json) {
-                printf("{\"action\":");
-                ctl_json_string(stdout, action);
-                printf(",\"target\":");
-                ctl_json_string(stdout, target);
-                printf(",\"default_target\":");
-                ctl_json_string(stdout, default_target);
-                printf(",\"rule\":");
-                ctl_json_string(stdout, rule);
-                printf("}\n");
+                ctl_json_object(stdout, "action", action, "target", target, "default_target", default_target, "rule",
+                                rule, NULL);
+                putchar('\n');
         } else {
                 static const char *const header[] = { "ACTION", "TARGET", "DEFAULT-TARGET", "RULE" };
                 const char *cells[] = { action, *target ? target : "-", *default_target ? default_target : "-",

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * vmfedctl verbs that talk to a running vmfedd over D-Bus: status, vms, and
- * the shared helpers (connecting, errors, tables, JSON) that
- * ctl-bus-policy.c uses too.
+ * the helpers every ctl-bus-*.c verb shares (options, connecting, calling,
+ * errors, tables, JSON), so that a verb reads: parse, call, print.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,15 +109,20 @@ void ctl_table_print(FILE *f, size_t n_columns, const char *const *header, const
         }
 }
 
-int ctl_bus_parse_common(int argc, char **argv, const char *usage, CtlBusOptions *o) {
-        static const struct option options[] = {
+int ctl_bus_parse_common(int argc, char **argv, const char *usage, unsigned flags, int n_args, CtlBusOptions *o) {
+        struct option options[6] = {
                 { "address", required_argument, NULL, 'A' },
                 { "json", no_argument, NULL, 'j' },
-                { "etag", required_argument, NULL, 'e' },
                 { "help", no_argument, NULL, 'h' },
-                {},
         };
+        size_t n_options = 3;
+        bool lifecycle = flags & CTL_OPT_LIFECYCLE, allow_force = lifecycle && (flags & CTL_OPT_FORCE);
         int c;
+
+        if (flags & CTL_OPT_ETAG)
+                options[n_options++] = (struct option) { "etag", required_argument, NULL, 'e' };
+        if (lifecycle)
+                options[n_options++] = (struct option) { "force", no_argument, NULL, 'f' };
 
         *o = (CtlBusOptions) {};
         optind = 1;
@@ -131,20 +137,129 @@ int ctl_bus_parse_common(int argc, char **argv, const char *usage, CtlBusOptions
                 case 'e':
                         o->etag = optarg;
                         break;
+                case 'f':
+                        if (!allow_force)
+                                goto usage;
+                        o->force = true;
+                        break;
                 case 'h':
                         printf("Usage: vmfedctl %s\n\n"
                                "  --address ADDR  D-Bus address of the bus vmfedd is on [system bus]\n"
-                               "  --json          one JSON document on stdout, for scripts\n",
-                               usage);
-                        return 0;
+                               "  --json          one JSON document on stdout%s\n%s",
+                               usage, lifecycle ? " (progress lines go to stderr)" : ", for scripts",
+                               allow_force ? "  --force         destroy at once instead of a graceful stop\n" : "");
+                        return CTL_EXIT_OK;
                 default:
-                        fprintf(stderr, "Usage: vmfedctl %s\n", usage);
-                        return -EINVAL;
+                        goto usage;
                 }
         }
         o->args = argv + optind;
         o->n_args = argc - optind;
-        return 1;
+        if (n_args == CTL_ARGS_NONE && o->n_args != 0) {
+                /* The verb is what the usage says before its options: "policy files [--address ADDR]". */
+                const char *options_start = strstr(usage, " [");
+                int verb_len = options_start ? (int) (options_start - usage) : (int) strlen(usage);
+                fprintf(stderr, "vmfedctl %.*s: no arguments expected\n", verb_len, usage);
+                return CTL_EXIT_USAGE;
+        }
+        if (n_args >= 0 && o->n_args != n_args)
+                goto usage;
+        return CTL_CONTINUE;
+usage:
+        fprintf(stderr, "Usage: vmfedctl %s\n", usage);
+        return CTL_EXIT_USAGE;
+}
+
+int ctl_bus_start(int argc, char **argv, const char *usage, unsigned flags, int n_args, CtlBusOptions *o,
+                  sd_bus **ret_bus) {
+        int r = ctl_bus_parse_common(argc, argv, usage, flags, n_args, o);
+        if (r != CTL_CONTINUE)
+                return r;
+        return ctl_bus_open(o->address, ret_bus) < 0 ? CTL_EXIT_FAILURE : CTL_CONTINUE;
+}
+
+int ctl_bus_call(sd_bus *bus, const char *iface, const char *method, const char *what, sd_bus_message **reply,
+                 const char *types, ...) {
+        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = sd_bus_call_methodv(bus, CTL_BUS_NAME, CTL_ROOT_PATH, iface, method, &error, reply, types, ap);
+        va_end(ap);
+        if (r < 0)
+                (void) ctl_bus_error(what, &error, r);
+        return r;
+}
+
+void ctl_json_object(FILE *f, ...) {
+        const char *key;
+        va_list ap;
+
+        fputc('{', f);
+        va_start(ap, f);
+        for (size_t i = 0; (key = va_arg(ap, const char *)); i++) {
+                fprintf(f, "%s\"%s\":", i > 0 ? "," : "", key);
+                ctl_json_string(f, va_arg(ap, const char *));
+        }
+        va_end(ap);
+        fputc('}', f);
+}
+
+static int read_record(sd_bus_message *reply, const char *fields, const char **row) {
+        int r = sd_bus_message_enter_container(reply, 'r', fields);
+        if (r <= 0)
+                return r;
+        for (size_t c = 0; fields[c]; c++) {
+                r = sd_bus_message_read_basic(reply, fields[c], &row[c]);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_message_exit_container(reply);
+        return r < 0 ? r : 1;
+}
+
+int ctl_print_records(sd_bus_message *reply, const char *fields, const char *const *header,
+                      const char *const *keys, bool json) {
+        _cleanup_free_ const char **cells = NULL;
+        size_t n_columns = strlen(fields), n = 0;
+        char array[16 + 3];
+        int r;
+
+        if (n_columns > 16)
+                return ctl_bus_error("bad reply", NULL, -EINVAL);
+        snprintf(array, sizeof array, "(%s)", fields);
+        r = sd_bus_message_enter_container(reply, 'a', array);
+        if (r < 0)
+                return ctl_bus_error("bad reply", NULL, r);
+        if (json)
+                printf("[");
+        for (;;) {
+                const char **p = realloc(cells, (n + 1) * n_columns * sizeof(char *));
+                if (!p)
+                        return log_oom(), CTL_EXIT_FAILURE;
+                cells = p;
+                const char **row = cells + n * n_columns;
+                r = read_record(reply, fields, row);
+                if (r <= 0)
+                        break;
+                if (json) {
+                        printf("%s{", n > 0 ? "," : "");
+                        for (size_t c = 0; c < n_columns; c++) {
+                                printf("%s\"%s\":", c > 0 ? "," : "", keys[c]);
+                                ctl_json_string(stdout, row[c]);
+                        }
+                        printf("}");
+                }
+                n++;
+        }
+        if (r < 0)
+                return ctl_bus_error("bad reply", NULL, r);
+        if (json)
+                printf("]\n");
+        else
+                ctl_table_print(stdout, n_columns, header, cells, n);
+        return CTL_EXIT_OK;
 }
 
 static int get_string_property(sd_bus *bus, const char *iface, const char *name, char **ret,
@@ -163,13 +278,9 @@ int ctl_status(int argc, char **argv) {
         CtlBusOptions o;
         int r;
 
-        r = ctl_bus_parse_common(argc, argv, "status [--address ADDR] [--json]", &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 0)
-                return fprintf(stderr, "vmfedctl status: no arguments expected\n"), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
-                return CTL_EXIT_FAILURE;
+        r = ctl_bus_start(argc, argv, "status [--address ADDR] [--json]", CTL_OPT_ETAG, CTL_ARGS_NONE, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
 
         r = get_string_property(bus, CTL_MANAGER_IFACE, "Version", &version, &error);
         if (r >= 0)
@@ -222,63 +333,17 @@ int ctl_status(int argc, char **argv) {
 }
 
 int ctl_vms(int argc, char **argv) {
+        static const char *const header[] = { "NAME", "ROLE", "STATE", "OBJECT" };
+        static const char *const keys[] = { "name", "role", "state", "path" };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
-        _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        const char *name, *role, *state, *path;
-        const char **cells = NULL;
-        size_t n = 0;
         CtlBusOptions o;
         int r;
 
-        r = ctl_bus_parse_common(argc, argv, "vms [--address ADDR] [--json]", &o);
-        if (r <= 0)
-                return r < 0 ? CTL_EXIT_USAGE : CTL_EXIT_OK;
-        if (o.n_args != 0)
-                return fprintf(stderr, "vmfedctl vms: no arguments expected\n"), CTL_EXIT_USAGE;
-        if (ctl_bus_open(o.address, &bus) < 0)
+        r = ctl_bus_start(argc, argv, "vms [--address ADDR] [--json]", CTL_OPT_ETAG, CTL_ARGS_NONE, &o, &bus);
+        if (r != CTL_CONTINUE)
+                return r;
+        if (ctl_bus_call(bus, CTL_MANAGER_IFACE, "ListVMs", "cannot list VMs", &reply, NULL) < 0)
                 return CTL_EXIT_FAILURE;
-
-        r = sd_bus_call_method(bus, CTL_BUS_NAME, CTL_ROOT_PATH, CTL_MANAGER_IFACE, "ListVMs", &error, &reply,
-                               NULL);
-        if (r < 0)
-                return ctl_bus_error("cannot list VMs", &error, r);
-
-        r = sd_bus_message_enter_container(reply, 'a', "(ssso)");
-        if (r < 0)
-                return ctl_bus_error("bad reply", NULL, r);
-        if (o.json)
-                printf("[");
-        while ((r = sd_bus_message_read(reply, "(ssso)", &name, &role, &state, &path)) > 0) {
-                if (o.json) {
-                        printf("%s{\"name\":", n > 0 ? "," : "");
-                        ctl_json_string(stdout, name);
-                        printf(",\"role\":");
-                        ctl_json_string(stdout, role);
-                        printf(",\"state\":");
-                        ctl_json_string(stdout, state);
-                        printf(",\"path\":");
-                        ctl_json_string(stdout, path);
-                        printf("}");
-                } else {
-                        cells = realloc(cells, (n + 1) * 4 * sizeof(char *));
-                        if (!cells)
-                                return log_oom(), CTL_EXIT_FAILURE;
-                        cells[n * 4 + 0] = name;
-                        cells[n * 4 + 1] = role;
-                        cells[n * 4 + 2] = state;
-                        cells[n * 4 + 3] = path;
-                }
-                n++;
-        }
-        if (r < 0)
-                return ctl_bus_error("bad reply", NULL, r);
-        if (o.json)
-                printf("]\n");
-        else {
-                static const char *const header[] = { "NAME", "ROLE", "STATE", "OBJECT" };
-                ctl_table_print(stdout, 4, header, cells, n);
-                free(cells);
-        }
-        return CTL_EXIT_OK;
+        return ctl_print_records(reply, "ssso", header, keys, o.json);
 }

@@ -37,20 +37,51 @@ int ctl_policy_lint(int argc, char **argv);
 #define CTL_MANAGER_IFACE "org.vmfed.Federation1.Manager"
 #define CTL_POLICY_IFACE "org.vmfed.Federation1.Policy"
 
+/* Not an exit status: returned by the helpers below when the verb goes on. */
+#define CTL_CONTINUE (-1)
+
+/* The options a verb takes besides --address, --json and --help. */
+enum {
+        CTL_OPT_ETAG = 1 << 0,      /* --etag ETAG */
+        CTL_OPT_LIFECYCLE = 1 << 1, /* --help says progress lines go to stderr; --force is known... */
+        CTL_OPT_FORCE = 1 << 2,     /* ...and allowed (only with CTL_OPT_LIFECYCLE) */
+};
+
+/* n_args for a verb that takes no arguments and says so by name ("vmfedctl vms: no arguments expected"). */
+#define CTL_ARGS_NONE (-2)
+/* n_args for any number of arguments. */
+#define CTL_ARGS_ANY (-1)
+
 typedef struct CtlBusOptions {
         const char *address; /* --address, NULL: the system bus */
         bool json;           /* --json */
         const char *etag;    /* --etag, NULL when not given */
+        bool force;          /* --force */
         char **args;         /* positional arguments */
         int n_args;
 } CtlBusOptions;
 
-/* 1 to go on, 0 after --help, -EINVAL on bad usage (message printed). */
-int ctl_bus_parse_common(int argc, char **argv, const char *usage, CtlBusOptions *o);
+/*
+ * Parse the options in flags and expect n_args positional arguments (or
+ * CTL_ARGS_*).  CTL_CONTINUE to go on, else the exit status (after --help, or
+ * on bad usage with the message printed).
+ */
+int ctl_bus_parse_common(int argc, char **argv, const char *usage, unsigned flags, int n_args, CtlBusOptions *o);
 int ctl_bus_open(const char *address, sd_bus **ret);
+/* ctl_bus_parse_common(), then ctl_bus_open(): CTL_CONTINUE, or the exit status. */
+int ctl_bus_start(int argc, char **argv, const char *usage, unsigned flags, int n_args, CtlBusOptions *o,
+                  sd_bus **ret_bus);
 /* Print "vmfedctl: WHAT: message (error name)"; returns CTL_EXIT_FAILURE. */
 int ctl_bus_error(const char *what, const sd_bus_error *error, int r);
+/* Call IFACE.METHOD on vmfedd's root object; on failure print ctl_bus_error(WHAT) and return the error. */
+int ctl_bus_call(sd_bus *bus, const char *iface, const char *method, const char *what, sd_bus_message **reply,
+                 const char *types, ...);
+/* Print an array of records of strings (fields "ss" for a(ss)) as a table, or as JSON objects named by keys. */
+int ctl_print_records(sd_bus_message *reply, const char *fields, const char *const *header,
+                      const char *const *keys, bool json);
 void ctl_json_string(FILE *f, const char *s);
+/* Print {"KEY":"VALUE",...} from KEY, VALUE, ..., NULL (no newline). */
+void ctl_json_object(FILE *f, ...) __attribute__((sentinel));
 void ctl_table_print(FILE *f, size_t n_columns, const char *const *header, const char *const *cells,
                      size_t n_rows);
 
