@@ -11,9 +11,9 @@
 #include <unistd.h>
 
 #include <glib-unix.h>
-#include <systemd/sd-id128.h>
 
 #include "broker/audit.h"
+#include "common/bus-p2p.h"
 #include "common/bus-source.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
@@ -188,36 +188,12 @@ static int guest_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 static int guest_connection_new(Channel *c, int fd, GuestConnection **ret) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         GuestConnection *g;
-        sd_id128_t id;
         int r;
 
-        r = sd_id128_randomize(&id);
-        if (r < 0) {
-                safe_close(fd);
-                return r;
-        }
-        /* From here on the fd belongs to the bus (closed with it on failure). */
-        r = sd_bus_new(&bus);
-        if (r < 0) {
-                safe_close(fd);
-                return r;
-        }
-        r = sd_bus_set_fd(bus, fd, fd);
-        if (r < 0) {
-                safe_close(fd);
-                return r;
-        }
-        r = sd_bus_set_server(bus, 1, id);
-        if (r < 0)
-                return r;
-        r = sd_bus_set_anonymous(bus, 1);
-        if (r < 0)
-                return r;
         /* A guest may never pass us file descriptors. */
-        r = sd_bus_negotiate_fds(bus, 0);
+        r = bus_p2p_new(fd, /* server= */ true, /* accept_fds= */ false, c->vm_name, &bus);
         if (r < 0)
                 return r;
-        (void) sd_bus_set_description(bus, c->vm_name);
 
         g = g_new0(GuestConnection, 1);
         g->channel = c;

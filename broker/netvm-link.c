@@ -11,10 +11,10 @@
 
 #include <glib-unix.h>
 #include <libvirt/libvirt.h>
-#include <systemd/sd-id128.h>
 
 #include "broker/addressing.h"
 #include "broker/client-firewall.h"
+#include "common/bus-p2p.h"
 #include "common/bus-source.h"
 #include "broker/lifecycle.h"
 #include "broker/route.h"
@@ -345,7 +345,6 @@ static void netvm_link_closed(void *userdata, int error) {
 static int netvm_link_connect(NetvmLink *n) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        sd_id128_t id;
         int fd, r;
 
         if (n->bus)
@@ -361,22 +360,9 @@ static int netvm_link_connect(NetvmLink *n) {
                 safe_close(fd);
                 return r;
         }
-        r = sd_id128_randomize(&id);
-        if (r >= 0)
-                r = sd_bus_new(&bus);
-        if (r < 0) {
-                safe_close(fd);
+        r = bus_p2p_new(fd, /* server= */ true, /* accept_fds= */ false, n->name, &bus);
+        if (r < 0)
                 return r;
-        }
-        r = sd_bus_set_fd(bus, fd, fd);
-        if (r < 0) {
-                safe_close(fd);
-                return r;
-        }
-        if ((r = sd_bus_set_server(bus, 1, id)) < 0 || (r = sd_bus_set_anonymous(bus, 1)) < 0 ||
-            (r = sd_bus_negotiate_fds(bus, 0)) < 0)
-                return r;
-        (void) sd_bus_set_description(bus, n->name);
         r = sd_bus_start(bus);
         if (r < 0)
                 return r;

@@ -17,6 +17,7 @@
 
 #include <glib-unix.h>
 
+#include "common/bus-p2p.h"
 #include "common/bus-source.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -136,31 +137,23 @@ static int agent_connect(Agent *a) {
         if (!path)
                 return -ENOENT;
 
-        r = sd_bus_new(&bus);
-        if (r < 0)
-                return r;
         if (stat(path, &st) < 0)
                 return negative_errno();
         if (S_ISSOCK(st.st_mode)) {
                 g_autofree char *address = g_strdup_printf("unix:path=%s", path);
+                r = sd_bus_new(&bus);
+                if (r < 0)
+                        return r;
                 r = sd_bus_set_address(bus, address);
+                if (r >= 0)
+                        r = bus_p2p_setup(bus, /* server= */ false, /* accept_fds= */ false, "broker");
         } else {
                 /* The virtio port: plain read/write fds (the server end is a socket on the host). */
                 int fd = open(path, O_RDWR | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
                 if (fd < 0)
                         return negative_errno();
-                r = sd_bus_set_fd(bus, fd, fd);
-                if (r < 0) {
-                        safe_close(fd);
-                        return r;
-                }
+                r = bus_p2p_new(fd, /* server= */ false, /* accept_fds= */ false, "broker", &bus);
         }
-        if (r < 0)
-                return r;
-        r = sd_bus_set_anonymous(bus, 1);
-        if (r < 0)
-                return r;
-        r = sd_bus_negotiate_fds(bus, 0);
         if (r < 0)
                 return r;
         /*
@@ -171,7 +164,6 @@ static int agent_connect(Agent *a) {
         r = sd_bus_set_trusted(bus, 1);
         if (r < 0)
                 return r;
-        (void) sd_bus_set_description(bus, "broker");
         r = agent_iface_register(a, bus);
         if (r < 0)
                 return r;

@@ -22,8 +22,8 @@
 #include <unistd.h>
 
 #include <glib-unix.h>
-#include <systemd/sd-id128.h>
 
+#include "common/bus-p2p.h"
 #include "common/bus-source.h"
 #include "common/fileio.h"
 #include "common/log.h"
@@ -265,7 +265,6 @@ static void guest_client_closed(void *userdata, int error) {
 
 static void guest_server_accept_one(GuestServer *s, int fd) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
-        sd_id128_t id;
         int r;
 
         if (g_hash_table_size(s->clients) >= AGENT_MAX_GUEST_CONNECTIONS) {
@@ -273,23 +272,7 @@ static void guest_server_accept_one(GuestServer *s, int fd) {
                 safe_close(fd);
                 return;
         }
-        r = sd_id128_randomize(&id);
-        if (r >= 0)
-                r = sd_bus_new(&bus);
-        if (r < 0) {
-                safe_close(fd);
-                return;
-        }
-        r = sd_bus_set_fd(bus, fd, fd);
-        if (r < 0) {
-                safe_close(fd);
-                return;
-        }
-        r = sd_bus_set_server(bus, 1, id);
-        if (r >= 0)
-                r = sd_bus_set_anonymous(bus, 1);
-        if (r >= 0)
-                r = sd_bus_negotiate_fds(bus, 1);
+        r = bus_p2p_new(fd, /* server= */ true, /* accept_fds= */ true, NULL, &bus);
         if (r >= 0)
                 r = sd_bus_add_object_vtable(bus, NULL, GUEST1_PATH, GUEST1_INTERFACE, guest1_vtable, s->agent);
         if (r >= 0)
