@@ -204,20 +204,12 @@ static void answer_auth_done(Broker *b, sd_bus_message *m, bool allowed, const c
         AskQueue *q = ask_queue_of(b);
         g_autofree char *why = NULL;
 
+        /* Only a refusal is audited here; an answer is audited as the question's outcome (ask_audit). */
         if (!allowed) {
-                audit_log(&(AuditRecord) {
-                        .request_id = broker_next_request_id(b),
-                        .source = "@host",
-                        .caller = who,
-                        .target = "@host",
+                (void) auth_audit_decision(b, m, false, how, who, &(AuthAction) {
                         .service = c->target ? "vmfed.Admin.AnswerAsk" : "vmfed.Admin.DenyAsk",
-                        .decision = "deny",
-                        .rule = how,
+                        .activity = "Answering questions",
                 });
-                (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_ACCESS_DENIED,
-                                                  "Answering questions needs uid 0, membership of group vmfed or "
-                                                  "polkit authorization for org.vmfed.manage (caller %s: %s).",
-                                                  who, how);
                 return;
         }
         /* Answered meanwhile (or timed out) while polkit was asked. */

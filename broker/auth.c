@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/audit.h"
+#include "broker/errors.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -274,4 +276,24 @@ void auth_check_manage(Broker *b, sd_bus_message *m, AuthDoneFunc done, void *us
         }
 
         auth_pending_polkit(p);
+}
+
+bool auth_audit_decision(Broker *b, sd_bus_message *m, bool allowed, const char *how, const char *who,
+                         const AuthAction *action) {
+        audit_log(&(AuditRecord) {
+                .request_id = broker_next_request_id(b),
+                .source = "@host",
+                .caller = who,
+                .target = action->target ? action->target : "@host",
+                .service = action->service,
+                .arg = action->arg,
+                .decision = allowed ? "allow" : "deny",
+                .rule = how,
+        });
+        if (!allowed)
+                (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_ACCESS_DENIED,
+                                                  "%s needs uid 0, membership of group vmfed or polkit authorization "
+                                                  "for org.vmfed.manage (caller %s: %s).",
+                                                  action->activity, who, how);
+        return allowed;
 }

@@ -33,3 +33,19 @@ typedef void (*AuthDoneFunc)(Broker *b, sd_bus_message *m, bool allowed, const c
  */
 void auth_check_manage(Broker *b, sd_bus_message *m, AuthDoneFunc done, void *userdata,
                        void (*free_userdata)(void *));
+
+/* What a management call is about, for its audit line and its refusal. */
+typedef struct AuthAction {
+        const char *target;   /* audited target; NULL: "@host" */
+        const char *service;  /* "vmfed.Admin.Reload" */
+        const char *arg;      /* audited argument, or NULL */
+        const char *activity; /* "Reloading the federation", starts the AccessDenied message */
+} AuthAction;
+
+/*
+ * The first step of an AuthDoneFunc: audit the decision on action (source
+ * "@host", caller who, rule how) and, if not allowed, reply AccessDenied
+ * "<activity> needs uid 0, ...".  Returns allowed: whether the call goes on.
+ */
+bool auth_audit_decision(Broker *b, sd_bus_message *m, bool allowed, const char *how, const char *who,
+                         const AuthAction *action);

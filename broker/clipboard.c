@@ -7,9 +7,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "broker/audit.h"
 #include "broker/auth.h"
-#include "broker/errors.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -153,22 +151,11 @@ void clipboard_clear(Broker *b, Clipboard *c, const char *why) {
 static Clipboard *clipboard_of(Broker *b);
 
 static void clear_done(Broker *b, sd_bus_message *m, bool allowed, const char *how, const char *who, void *userdata) {
-        audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
-                .source = "@host",
-                .caller = who,
-                .target = "@host",
-                .service = "vmfed.Admin.ClearClipboard",
-                .decision = allowed ? "allow" : "deny",
-                .rule = how,
-        });
-        if (!allowed) {
-                (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_ACCESS_DENIED,
-                                                  "Clearing the clipboard needs uid 0, membership of group vmfed "
-                                                  "or polkit authorization for org.vmfed.manage (caller %s: %s).",
-                                                  who, how);
+        if (!auth_audit_decision(b, m, allowed, how, who, &(AuthAction) {
+                        .service = "vmfed.Admin.ClearClipboard",
+                        .activity = "Clearing the clipboard",
+                }))
                 return;
-        }
         clipboard_clear(b, clipboard_of(b), "cleared by the admin");
         (void) sd_bus_reply_method_return(m, NULL);
 }

@@ -5,7 +5,6 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "broker/audit.h"
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/lifecycle.h"
@@ -72,24 +71,12 @@ static void rollback_done(Broker *b, sd_bus_message *m, bool allowed, const char
         uint64_t new_n = 0;
         int r;
 
-        audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
-                .source = "@host",
-                .caller = who,
-                .target = "@host",
-                .service = "vmfed.Admin.Rollback",
-                .arg = arg,
-                .decision = allowed ? "allow" : "deny",
-                .rule = how,
-        });
-        if (!allowed) {
-                (void) sd_bus_reply_method_errorf(
-                        m, VMFED_ERROR_ACCESS_DENIED,
-                        "Rolling back the configuration needs uid 0, membership of group vmfed or polkit "
-                        "authorization for org.vmfed.manage (caller %s: %s).",
-                        who, how);
+        if (!auth_audit_decision(b, m, allowed, how, who, &(AuthAction) {
+                        .service = "vmfed.Admin.Rollback",
+                        .arg = arg,
+                        .activity = "Rolling back the configuration",
+                }))
                 return;
-        }
 
         /* The library refuses during a switch; without a federation only the files are restored. */
         r = f ? federation_rollback(f, n, &new_n, &errors) : generation_rollback(b->config_dir, b->state_dir, n, &new_n);

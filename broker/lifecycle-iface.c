@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "broker/audit.h"
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/lifecycle.h"
@@ -68,24 +67,13 @@ static void request_authorized(Broker *b, sd_bus_message *m, bool allowed, const
         Operation *op;
         int r;
 
-        audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
-                .source = "@host",
-                .caller = who,
-                .target = q->name,
-                .service = request_service(q->kind),
-                .arg = q->force ? "force" : NULL,
-                .decision = allowed ? "allow" : "deny",
-                .rule = how,
-        });
-        if (!allowed) {
-                (void) sd_bus_reply_method_errorf(
-                        m, VMFED_ERROR_ACCESS_DENIED,
-                        "Starting, stopping and switching VMs needs uid 0, membership of group vmfed or polkit "
-                        "authorization for org.vmfed.manage (caller %s: %s).",
-                        who, how);
+        if (!auth_audit_decision(b, m, allowed, how, who, &(AuthAction) {
+                        .target = q->name,
+                        .service = request_service(q->kind),
+                        .arg = q->force ? "force" : NULL,
+                        .activity = "Starting, stopping and switching VMs",
+                }))
                 return;
-        }
         if (!f) {
                 (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_FAILED, "Cannot %s: %s.", what, reason);
                 return;

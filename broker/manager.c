@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "broker/audit.h"
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/generations-iface.h"
@@ -71,24 +70,11 @@ static void reload_done(Broker *b, sd_bus_message *m, bool allowed, const char *
         g_autoptr(GPtrArray) errors = NULL;
         int r;
 
-        audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
-                .source = "@host",
-                .caller = who,
-                .target = "@host",
-                .service = "vmfed.Admin.Reload",
-                .decision = allowed ? "allow" : "deny",
-                .rule = how,
-        });
-
-        if (!allowed) {
-                (void) sd_bus_reply_method_errorf(
-                        m, VMFED_ERROR_ACCESS_DENIED,
-                        "Reloading the federation needs uid 0, membership of group vmfed or polkit "
-                        "authorization for org.vmfed.manage (caller %s: %s).",
-                        who, how);
+        if (!auth_audit_decision(b, m, allowed, how, who, &(AuthAction) {
+                        .service = "vmfed.Admin.Reload",
+                        .activity = "Reloading the federation",
+                }))
                 return;
-        }
 
         r = broker_reload(b, &errors);
         if (r < 0) {

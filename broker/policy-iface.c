@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "broker/audit.h"
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/generations-iface.h"
@@ -278,25 +277,12 @@ static void edit_done(Broker *b, sd_bus_message *m, bool allowed, const char *ho
         g_autofree char *etag = NULL;
         int r;
 
-        audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
-                .source = "@host",
-                .caller = who,
-                .target = "@host",
-                .service = e->content ? "vmfed.Admin.ReplacePolicyFile" : "vmfed.Admin.RemovePolicyFile",
-                .arg = e->name,
-                .decision = allowed ? "allow" : "deny",
-                .rule = how,
-        });
-
-        if (!allowed) {
-                (void) sd_bus_reply_method_errorf(
-                        m, VMFED_ERROR_ACCESS_DENIED,
-                        "Changing policy needs uid 0, membership of group vmfed or polkit authorization "
-                        "for org.vmfed.manage (caller %s: %s).",
-                        who, how);
+        if (!auth_audit_decision(b, m, allowed, how, who, &(AuthAction) {
+                        .service = e->content ? "vmfed.Admin.ReplacePolicyFile" : "vmfed.Admin.RemovePolicyFile",
+                        .arg = e->name,
+                        .activity = "Changing policy",
+                }))
                 return;
-        }
 
         r = edit_apply(b, e, &etag, &error);
         if (r < 0) {

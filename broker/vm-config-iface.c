@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <string.h>
 
-#include "broker/audit.h"
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/lifecycle.h"
@@ -69,24 +68,12 @@ static void edit_authorized(Broker *b, sd_bus_message *m, bool allowed, const ch
         g_autofree char *what = g_strdup_printf("%s vms.d/%s.vm", e->text ? "write" : "remove", e->name);
         int r;
 
-        audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
-                .source = "@host",
-                .caller = who,
-                .target = "@host",
-                .service = e->text ? "vmfed.Admin.AddVM" : "vmfed.Admin.RemoveVM",
-                .arg = e->name,
-                .decision = allowed ? "allow" : "deny",
-                .rule = how,
-        });
-        if (!allowed) {
-                (void) sd_bus_reply_method_errorf(
-                        m, VMFED_ERROR_ACCESS_DENIED,
-                        "Changing VM definitions needs uid 0, membership of group vmfed or polkit authorization "
-                        "for org.vmfed.manage (caller %s: %s).",
-                        who, how);
+        if (!auth_audit_decision(b, m, allowed, how, who, &(AuthAction) {
+                        .service = e->text ? "vmfed.Admin.AddVM" : "vmfed.Admin.RemoveVM",
+                        .arg = e->name,
+                        .activity = "Changing VM definitions",
+                }))
                 return;
-        }
         if (!f) {
                 (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_FAILED, "Cannot %s: %s.", what, reason);
                 return;
