@@ -63,3 +63,17 @@ int errors_set_errno(sd_bus_error *error, int r, const char *format, ...) {
         (void) sd_bus_error_set(error, errno_to_name(r), buf);
         return r;
 }
+
+char *errors_join(const GPtrArray *errors) {
+        GString *joined;
+
+        if (!errors || errors->len == 0)
+                return NULL;
+        joined = g_string_new(NULL);
+        for (guint i = 0; i < errors->len; i++) {
+                if (i > 0)
+                        g_string_append(joined, "; ");
+                g_string_append(joined, g_ptr_array_index(errors, i));
+        }
+        return g_string_free(joined, FALSE);
+}

@@ -6,6 +6,7 @@
  */
 #pragma once
 
+#include <glib.h>
 #include <systemd/sd-bus.h>
 
 #define VMFED_ERROR_NOT_FOUND     "org.vmfed.Federation1.Error.NotFound"
@@ -27,3 +28,6 @@ int errors_register(void);
  */
 int errors_set_errno(sd_bus_error *error, int r, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
+
+/* The messages in errors (may be NULL) joined with "; ", or NULL when there are none. */
+char *errors_join(const GPtrArray *errors);

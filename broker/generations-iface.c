@@ -102,11 +102,7 @@ static void rollback_done(Broker *b, sd_bus_message *m, bool allowed, const char
         /* vms.d/ and policy.d/ are generation n again: load both (VM objects come and go, policy swaps). */
         r = broker_reload(b, &errors);
         if (r < 0) {
-                g_autofree char *joined = NULL;
-                if (errors && errors->len > 0) {
-                        g_ptr_array_add(errors, NULL);
-                        joined = g_strjoinv("; ", (char **) errors->pdata);
-                }
+                g_autofree char *joined = errors_join(errors);
                 (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_FAILED,
                                                   "Rolled back to generation %" PRIu32 " (now generation %" PRIu64
                                                   "), but it loads with errors: %s",

@@ -7,6 +7,7 @@
 
 #include "broker/channel.h"
 #include "broker/channel-access.h"
+#include "broker/errors.h"
 #include "broker/netvm-link.h"
 #include "broker/operation.h"
 #include "common/log.h"
@@ -269,14 +270,10 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
 
         r = federation_new(l->conn, &o, &f, &ferrors);
         if (r < 0) {
-                g_autofree char *joined = NULL;
-                if (ferrors && ferrors->len > 0) {
+                g_autofree char *joined = errors_join(ferrors);
+                if (ferrors && errors)
                         for (guint i = 0; i < ferrors->len; i++)
-                                if (errors)
-                                        g_ptr_array_add(errors, g_strdup(ferrors->pdata[i]));
-                        g_ptr_array_add(ferrors, NULL);
-                        joined = g_strjoinv("; ", (char **) ferrors->pdata);
-                }
+                                g_ptr_array_add(errors, g_strdup(ferrors->pdata[i]));
                 g_free(l->unavailable);
                 l->unavailable = g_strdup_printf("the federation could not be loaded: %s",
                                                  joined ? joined : strerror(-r));

@@ -78,11 +78,7 @@ static void reload_done(Broker *b, sd_bus_message *m, bool allowed, const char *
 
         r = broker_reload(b, &errors);
         if (r < 0) {
-                g_autofree char *joined = NULL;
-                if (errors && errors->len > 0) {
-                        g_ptr_array_add(errors, NULL);
-                        joined = g_strjoinv("; ", (char **) errors->pdata);
-                }
+                g_autofree char *joined = errors_join(errors);
                 (void) sd_bus_reply_method_errorf(
                         m, VMFED_ERROR_FAILED,
                         "Reloaded with errors (broken policy denies every request; broken VM "
