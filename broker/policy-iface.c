@@ -297,10 +297,32 @@ static void edit_done(Broker *b, sd_bus_message *m, bool allowed, const char *ho
                 (void) sd_bus_reply_method_return(m, NULL);
 }
 
+/*
+ * The tail of ReplaceFile and RemoveFile: validate the whole policy with the edit in memory, then
+ * authorize → act → emit → reply in edit_done() (which gets a copy of the edit).
+ */
+static int edit_validate_and_authorize(Broker *b, sd_bus_message *m, const PolicyEdit *edit,
+                                       sd_bus_error *error) {
+        PolicySnapshot *s = NULL;
+        PolicyEdit *e;
+        int r;
+
+        r = validate_edit(b, edit, &s, error);
+        if (r < 0)
+                return r;
+        policy_snapshot_unref(s);
+
+        e = g_new0(PolicyEdit, 1);
+        e->name = g_strdup(edit->name);
+        e->content = g_strdup(edit->content);
+        e->etag = g_strdup(edit->etag);
+        auth_check_manage(b, m, edit_done, e, policy_edit_free);
+        return 1;
+}
+
 static int method_replace_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *untrusted_name, *untrusted_content, *untrusted_etag;
         g_autofree char *current = NULL;
-        PolicySnapshot *s = NULL;
         Broker *b = userdata;
         int r;
 
@@ -327,29 +349,18 @@ static int method_replace_file(sd_bus_message *m, void *userdata, sd_bus_error *
         if (current && strcmp(current, untrusted_content) == 0)
                 return sd_bus_reply_method_return(m, "s", untrusted_etag);
 
-        PolicyEdit edit = {
-                .name = (char *) untrusted_name,
-                .content = (char *) untrusted_content,
-                .etag = (char *) untrusted_etag,
-        };
-        r = validate_edit(b, &edit, &s, error);
-        if (r < 0)
-                return r;
-        policy_snapshot_unref(s);
-
-        /* authorize → act → emit → reply, in edit_done() */
-        PolicyEdit *e = g_new0(PolicyEdit, 1);
-        e->name = g_strdup(untrusted_name);
-        e->content = g_strdup(untrusted_content);
-        e->etag = g_strdup(untrusted_etag);
-        auth_check_manage(b, m, edit_done, e, policy_edit_free);
-        return 1;
+        return edit_validate_and_authorize(b, m,
+                                           &(PolicyEdit) {
+                                                   .name = (char *) untrusted_name,
+                                                   .content = (char *) untrusted_content,
+                                                   .etag = (char *) untrusted_etag,
+                                           },
+                                           error);
 }
 
 static int method_remove_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *untrusted_name, *untrusted_etag;
         g_autofree char *current = NULL;
-        PolicySnapshot *s = NULL;
         Broker *b = userdata;
         int r;
 
@@ -365,17 +376,8 @@ static int method_remove_file(sd_bus_message *m, void *userdata, sd_bus_error *e
         if (r < 0)
                 return r;
 
-        PolicyEdit edit = { .name = (char *) untrusted_name, .etag = (char *) untrusted_etag };
-        r = validate_edit(b, &edit, &s, error);
-        if (r < 0)
-                return r;
-        policy_snapshot_unref(s);
-
-        PolicyEdit *e = g_new0(PolicyEdit, 1);
-        e->name = g_strdup(untrusted_name);
-        e->etag = g_strdup(untrusted_etag);
-        auth_check_manage(b, m, edit_done, e, policy_edit_free);
-        return 1;
+        return edit_validate_and_authorize(
+                b, m, &(PolicyEdit) { .name = (char *) untrusted_name, .etag = (char *) untrusted_etag }, error);
 }
 
 /* ---- properties ------------------------------------------------------- */
