@@ -70,8 +70,7 @@ struct Ruleset {
         GHashTable *elems[_SET_MAX];    /* identity string -> ElemSpec* */
         GHashTable *client_sets;        /* name -> ClientSetEntry* (desired) or NULL (read from the kernel) */
         GPtrArray *owned;
-        GPtrArray *models;              /* ClientModel references */
-        GHashTable *by_client;          /* client name -> ClientModel* */
+        GPtrArray *models;              /* ClientModel references, in the state's order (by client name) */
         bool from_kernel;               /* read back: client parts are in the tables above */
         bool materialized;              /* client parts of `models` copied into the tables */
 };
@@ -103,7 +102,6 @@ static Ruleset *ruleset_new(void) {
         r->client_sets = g_hash_table_new(g_str_hash, g_str_equal);
         r->owned = g_ptr_array_new_with_free_func(g_free);
         r->models = g_ptr_array_new_with_free_func(client_model_unref);
-        r->by_client = g_hash_table_new(g_str_hash, g_str_equal);
         return r;
 }
 
@@ -115,7 +113,6 @@ Ruleset *ruleset_free(Ruleset *r) {
                 g_hash_table_unref(r->elems[i]);
         g_hash_table_unref(r->client_sets);
         g_ptr_array_unref(r->owned);
-        g_hash_table_unref(r->by_client);
         g_ptr_array_unref(r->models);
         g_free(r);
         return NULL;
@@ -339,7 +336,6 @@ Ruleset *ruleset_compile(const NetState *s) {
                 ClientModel *m = client_model_get(s->clients->pdata[i], cdigest);
                 m->n_ref++;
                 g_ptr_array_add(r->models, m);
-                g_hash_table_replace(r->by_client, m->client, m);
         }
         for (guint i = 0; i < s->dns->len; i++) {
                 const NetAddr *a = &g_array_index(s->dns, NetAddr, i);
@@ -714,23 +710,32 @@ typedef struct ClientPair {
 /*
  * Both models know their clients: only clients whose model differs cost
  * anything (a client unchanged between two states shares its ClientModel).
- * Against a model read back from the kernel the generic tables hold
- * everything and there are no pairs.
+ * Both model lists are in the order of their states' clients, sorted by name
+ * (netstate_put_client), so one merge finds the pairs, and a shared model is
+ * skipped by comparing pointers alone: no per-client hashing or string
+ * reads, which at hundreds of clients cost more than the kernel's part of a
+ * small transaction.  Against a model read back from the kernel the generic
+ * tables hold everything and there are no pairs.
  */
 static GArray *client_pairs(const Ruleset *applied, const Ruleset *desired) {
         GArray *pairs = g_array_new(FALSE, FALSE, sizeof(ClientPair));
         if (applied->from_kernel)
                 return pairs;
-        for (guint i = 0; i < desired->models->len; i++) {
-                ClientPair p = { desired->models->pdata[i], NULL };
-                p.am = g_hash_table_lookup(applied->by_client, p.dm->client);
-                if (p.am != p.dm)
-                        g_array_append_val(pairs, p);
-        }
-        for (guint i = 0; i < applied->models->len; i++) {
-                ClientPair p = { NULL, applied->models->pdata[i] };
-                if (!g_hash_table_contains(desired->by_client, p.am->client))
-                        g_array_append_val(pairs, p);
+        ClientModel *const *d = (ClientModel *const *) desired->models->pdata;
+        ClientModel *const *a = (ClientModel *const *) applied->models->pdata;
+        guint nd = desired->models->len, na = applied->models->len, i = 0, j = 0;
+        while (i < nd || j < na) {
+                if (i < nd && j < na && d[i] == a[j]) {
+                        i++, j++;
+                        continue;
+                }
+                int cmp = i >= nd ? 1 : j >= na ? -1 : strcmp(d[i]->client, a[j]->client);
+                ClientPair p = { cmp <= 0 ? d[i] : NULL, cmp >= 0 ? a[j] : NULL };
+                g_array_append_val(pairs, p);
+                if (cmp <= 0)
+                        i++;
+                if (cmp >= 0)
+                        j++;
         }
         return pairs;
 }
