@@ -31,66 +31,20 @@
 #include <systemd/sd-id128.h>
 
 #include "common/macro.h"
+#include "tests/lib/bench-echo.h"
 
 #define ROUNDS 41
 #define CALLS_PER_ROUND 200
 #define WARMUP 200
 
-#define ECHO_NAME "org.vmfed.BenchEcho"
-#define ECHO_PATH "/org/vmfed/BenchEcho"
-#define ECHO_IFACE "org.vmfed.BenchEcho"
-
-static void die(const char *what, int r) {
-        fprintf(stderr, "bench-broker: %s: %s\n", what, strerror(r < 0 ? -r : r));
-        exit(1);
-}
-
-static double now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-        return x < y ? -1 : x > y;
-}
-
-static int method_echo(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *s;
-        int r = sd_bus_message_read(m, "s", &s);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(m, "s", s);
-}
-
-static const sd_bus_vtable echo_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD_WITH_ARGS("Echo", SD_BUS_ARGS("s", text), SD_BUS_RESULT("s", text), method_echo,
-                                SD_BUS_VTABLE_UNPRIVILEGED),
-        SD_BUS_VTABLE_END,
-};
-
-static void serve_forever(sd_bus *bus) {
-        for (;;) {
-                int r = sd_bus_process(bus, NULL);
-                if (r < 0)
-                        _exit(0);
-                if (r > 0)
-                        continue;
-                if (sd_bus_wait(bus, UINT64_MAX) < 0)
-                        _exit(0);
-        }
-}
-
 typedef int (*CallFunc)(sd_bus *bus, void *userdata);
 
 static double time_one(CallFunc f, sd_bus *bus, void *userdata) {
-        double t0 = now_us();
+        double t0 = bench_now_us();
         int r = f(bus, userdata);
         if (r < 0)
-                die("call", r);
-        return now_us() - t0;
+                bench_die("call", r);
+        return bench_now_us() - t0;
 }
 
 /*
@@ -109,15 +63,15 @@ static void measure(CallFunc fa, sd_bus *ba, void *ua, CallFunc fb, sd_bus *bb, 
                 a[i] = time_one(fa, ba, ua);
                 b[i] = time_one(fb, bb, ub);
         }
-        qsort(a, N, sizeof(double), cmp_double);
-        qsort(b, N, sizeof(double), cmp_double);
+        qsort(a, N, sizeof(double), bench_cmp_double);
+        qsort(b, N, sizeof(double), bench_cmp_double);
         *ret_a = a[N / 2];
         *ret_b = b[N / 2];
 }
 
 static int call_echo(sd_bus *bus, void *userdata) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        return sd_bus_call_method(bus, userdata, ECHO_PATH, ECHO_IFACE, "Echo", NULL, &reply, "s", "hello");
+        return sd_bus_call_method(bus, userdata, BENCH_ECHO_PATH, BENCH_ECHO_IFACE, "Echo", NULL, &reply, "s", "hello");
 }
 
 static int call_evaluate(sd_bus *bus, void *userdata) {
@@ -145,31 +99,31 @@ static sd_bus *bus_connect(const char *address, bool bus_client) {
         if (r >= 0)
                 r = sd_bus_start(bus);
         if (r < 0)
-                die(address, r);
+                bench_die(address, r);
         return bus;
 }
 
 static int bench_bus(const char *address) {
         pid_t child = fork();
         if (child < 0)
-                die("fork", -errno);
+                bench_die("fork", -errno);
         if (child == 0) {
                 sd_bus *bus = bus_connect(address, true);
-                if (sd_bus_add_object_vtable(bus, NULL, ECHO_PATH, ECHO_IFACE, echo_vtable, NULL) < 0 ||
-                    sd_bus_request_name(bus, ECHO_NAME, 0) < 0)
+                if (sd_bus_add_object_vtable(bus, NULL, BENCH_ECHO_PATH, BENCH_ECHO_IFACE, bench_echo_vtable, NULL) < 0 ||
+                    sd_bus_request_name(bus, BENCH_ECHO_NAME, 0) < 0)
                         _exit(1);
-                serve_forever(bus);
+                bench_serve_forever(bus);
         }
 
         sd_bus *bus = bus_connect(address, true);
         /* Wait for the echo server to own its name. */
         for (int i = 0; i < 500; i++) {
-                if (call_echo(bus, ECHO_NAME) >= 0)
+                if (call_echo(bus, BENCH_ECHO_NAME) >= 0)
                         break;
                 usleep(10000);
         }
         double evaluate_us, echo_us;
-        measure(call_evaluate, bus, NULL, call_echo, bus, ECHO_NAME, &evaluate_us, &echo_us);
+        measure(call_evaluate, bus, NULL, call_echo, bus, BENCH_ECHO_NAME, &evaluate_us, &echo_us);
         kill(child, SIGTERM);
         waitpid(child, NULL, 0);
         sd_bus_flush_close_unref(bus);
@@ -181,35 +135,8 @@ static int bench_bus(const char *address) {
 }
 
 static int bench_channel(const char *state_dir, const char *vm) {
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-                die("socketpair", -errno);
-        pid_t child = fork();
-        if (child < 0)
-                die("fork", -errno);
-        if (child == 0) {
-                sd_bus *server = NULL;
-                sd_id128_t id;
-                close(sv[0]);
-                if (sd_id128_randomize(&id) < 0 || sd_bus_new(&server) < 0 ||
-                    sd_bus_set_fd(server, sv[1], sv[1]) < 0 || sd_bus_set_server(server, 1, id) < 0 ||
-                    sd_bus_set_anonymous(server, 1) < 0 ||
-                    sd_bus_add_object_vtable(server, NULL, ECHO_PATH, ECHO_IFACE, echo_vtable, NULL) < 0 ||
-                    sd_bus_start(server) < 0)
-                        _exit(1);
-                serve_forever(server);
-        }
-        close(sv[1]);
-        sd_bus *p2p = NULL;
-        int r = sd_bus_new(&p2p);
-        if (r >= 0)
-                r = sd_bus_set_fd(p2p, sv[0], sv[0]);
-        if (r >= 0)
-                r = sd_bus_set_anonymous(p2p, 1);
-        if (r >= 0)
-                r = sd_bus_start(p2p);
-        if (r < 0)
-                die("socketpair client", r);
+        pid_t child;
+        sd_bus *p2p = bench_raw_echo(&child);
 
         char address[4200];
         snprintf(address, sizeof address, "unix:path=%s/channels/%s.sock", state_dir, vm);

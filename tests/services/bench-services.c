@@ -31,44 +31,13 @@
 #include <systemd/sd-id128.h>
 
 #include "common/macro.h"
+#include "tests/lib/bench-echo.h"
 
 #define ROOT "/org/vmfed/Federation1"
 #define GUEST "org.vmfed.Federation1.Guest"
-#define ECHO_PATH "/org/vmfed/BenchEcho"
-#define ECHO_IFACE "org.vmfed.BenchEcho"
 #define SINGLE_CALLS 2000
 #define WARMUP 200
 #define THROUGHPUT_CALLS 4000
-
-static void die(const char *what, int r) {
-        fprintf(stderr, "bench-services: %s: %s\n", what, strerror(r < 0 ? -r : r));
-        exit(1);
-}
-
-static double now_us(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return ts.tv_sec * 1e6 + ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-        double x = *(const double *) a, y = *(const double *) b;
-        return x < y ? -1 : x > y;
-}
-
-static int method_echo(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        const char *s;
-        int r = sd_bus_message_read(m, "s", &s);
-        if (r < 0)
-                return r;
-        return sd_bus_reply_method_return(m, "s", s);
-}
-
-static const sd_bus_vtable echo_vtable[] = {
-        SD_BUS_VTABLE_START(0),
-        SD_BUS_METHOD("Echo", "s", "s", method_echo, 0),
-        SD_BUS_VTABLE_END,
-};
 
 static sd_bus *connect_p2p(const char *path, bool fds) {
         char address[4200];
@@ -89,49 +58,8 @@ static sd_bus *connect_p2p(const char *path, bool fds) {
                 bus = sd_bus_unref(bus);
                 usleep(10000);
         }
-        die(path, -ECONNREFUSED);
+        bench_die(path, -ECONNREFUSED);
         return NULL;
-}
-
-/* A forked echo server on a socketpair; returns the client side. */
-static sd_bus *raw_echo(pid_t *ret_child) {
-        int sv[2];
-        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-                die("socketpair", -errno);
-        pid_t child = fork();
-        if (child < 0)
-                die("fork", -errno);
-        if (child == 0) {
-                sd_bus *server = NULL;
-                sd_id128_t id;
-                close(sv[0]);
-                if (sd_id128_randomize(&id) < 0 || sd_bus_new(&server) < 0 ||
-                    sd_bus_set_fd(server, sv[1], sv[1]) < 0 || sd_bus_set_server(server, 1, id) < 0 ||
-                    sd_bus_set_anonymous(server, 1) < 0 ||
-                    sd_bus_add_object_vtable(server, NULL, ECHO_PATH, ECHO_IFACE, echo_vtable, NULL) < 0 ||
-                    sd_bus_start(server) < 0)
-                        _exit(1);
-                for (;;) {
-                        int r = sd_bus_process(server, NULL);
-                        if (r < 0)
-                                _exit(0);
-                        if (r == 0 && sd_bus_wait(server, UINT64_MAX) < 0)
-                                _exit(0);
-                }
-        }
-        close(sv[1]);
-        sd_bus *p2p = NULL;
-        int r = sd_bus_new(&p2p);
-        if (r >= 0)
-                r = sd_bus_set_fd(p2p, sv[0], sv[0]);
-        if (r >= 0)
-                r = sd_bus_set_anonymous(p2p, 1);
-        if (r >= 0)
-                r = sd_bus_start(p2p);
-        if (r < 0)
-                die("socketpair client", r);
-        *ret_child = child;
-        return p2p;
 }
 
 typedef struct Target {
@@ -164,22 +92,22 @@ static int on_async(sd_bus_message *m, void *userdata, sd_bus_error *e) {
 static double throughput(const Target *t, unsigned depth, unsigned total) {
         unsigned sent = 0;
         in_flight_done = 0;
-        double t0 = now_us();
+        double t0 = bench_now_us();
         while (in_flight_done < total) {
                 while (sent < total && sent - in_flight_done < depth) {
                         int r = sd_bus_call_method_async(t->bus, NULL, NULL, t->path, t->iface, t->member, on_async, NULL,
                                                          "s", t->arg);
                         if (r < 0)
-                                die("async call", r);
+                                bench_die("async call", r);
                         sent++;
                 }
                 int r = sd_bus_process(t->bus, NULL);
                 if (r < 0)
-                        die("process", r);
+                        bench_die("process", r);
                 if (r == 0 && sd_bus_wait(t->bus, UINT64_MAX) < 0)
-                        die("wait", -EIO);
+                        bench_die("wait", -EIO);
         }
-        return total / ((now_us() - t0) / 1e6);
+        return total / ((bench_now_us() - t0) / 1e6);
 }
 
 static int bench_routed(const char *state_dir, const char *from, const char *to, const char *guest1) {
@@ -187,31 +115,31 @@ static int bench_routed(const char *state_dir, const char *from, const char *to,
         pid_t child;
         snprintf(path, sizeof path, "%s/channels/%s.sock", state_dir, from);
         sd_bus *chan = connect_p2p(path, false);
-        sd_bus *raw = raw_echo(&child);
+        sd_bus *raw = bench_raw_echo(&child);
         Target routed = { chan, ROOT, GUEST, "PingVM", to };
-        Target echo = { raw, ECHO_PATH, ECHO_IFACE, "Echo", "x" };
+        Target echo = { raw, BENCH_ECHO_PATH, BENCH_ECHO_IFACE, "Echo", "x" };
         static double a[SINGLE_CALLS], b[SINGLE_CALLS], c[SINGLE_CALLS];
 
         /* Hello first: the broker knows this connection as FROM either way, but be a good agent. */
         _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         if (sd_bus_call_method(chan, NULL, ROOT, GUEST, "Hello", &e, NULL, "s", "bench") < 0)
-                die("Hello", -EIO);
+                bench_die("Hello", -EIO);
 
         for (int i = 0; i < WARMUP; i++) {
                 call_once(&routed);
                 call_once(&echo);
         }
         for (int i = 0; i < SINGLE_CALLS; i++) {
-                double t0 = now_us();
+                double t0 = bench_now_us();
                 call_once(&routed);
-                double t1 = now_us();
+                double t1 = bench_now_us();
                 call_once(&echo);
-                double t2 = now_us();
+                double t2 = bench_now_us();
                 a[i] = t1 - t0;
                 b[i] = t2 - t1;
         }
-        qsort(a, SINGLE_CALLS, sizeof a[0], cmp_double);
-        qsort(b, SINGLE_CALLS, sizeof b[0], cmp_double);
+        qsort(a, SINGLE_CALLS, sizeof a[0], bench_cmp_double);
+        qsort(b, SINGLE_CALLS, sizeof b[0], bench_cmp_double);
 
         /* Through the Guest1 socket of FROM's agent: what an app sees (one more hop). */
         double via_p50 = 0;
@@ -221,11 +149,11 @@ static int bench_routed(const char *state_dir, const char *from, const char *to,
                 for (int i = 0; i < WARMUP; i++)
                         call_once(&via);
                 for (int i = 0; i < SINGLE_CALLS / 4; i++) {
-                        double t0 = now_us();
+                        double t0 = bench_now_us();
                         call_once(&via);
-                        c[i] = now_us() - t0;
+                        c[i] = bench_now_us() - t0;
                 }
-                qsort(c, SINGLE_CALLS / 4, sizeof c[0], cmp_double);
+                qsort(c, SINGLE_CALLS / 4, sizeof c[0], bench_cmp_double);
                 via_p50 = c[SINGLE_CALLS / 8];
                 sd_bus_flush_close_unref(g);
         }
@@ -259,7 +187,7 @@ static int bench_paste(const char *state_dir, const char *from, const char *gues
         sd_bus *to = connect_p2p(guest1_to, true);
         char *data = malloc(size);
         if (!data)
-                die("malloc", -ENOMEM);
+                bench_die("malloc", -ENOMEM);
         for (size_t i = 0; i < size; i++)
                 data[i] = (char) ('a' + i % 26);
 
@@ -274,22 +202,22 @@ static int bench_paste(const char *state_dir, const char *from, const char *gues
                 if (r >= 0)
                         r = sd_bus_call(chan, m, 0, &e, NULL);
                 if (r < 0)
-                        die(e.message ? e.message : "Copy", r);
+                        bench_die(e.message ? e.message : "Copy", r);
 
                 const void *got;
                 size_t got_size;
                 const char *src, *mime;
-                double t0 = now_us();
+                double t0 = bench_now_us();
                 r = sd_bus_call_method(to, NULL, "/org/vmfed/Guest1", "org.vmfed.Guest1", "Paste", &e, &reply, NULL);
                 if (r >= 0)
                         r = sd_bus_message_read(reply, "ss", &src, &mime);
                 if (r >= 0)
                         r = sd_bus_message_read_array(reply, 'y', &got, &got_size);
-                t[i] = now_us() - t0;
+                t[i] = bench_now_us() - t0;
                 if (r < 0 || got_size != size || memcmp(got, data, size) != 0)
-                        die(e.message ? e.message : "Paste", r < 0 ? r : -EBADMSG);
+                        bench_die(e.message ? e.message : "Paste", r < 0 ? r : -EBADMSG);
         }
-        qsort(t, ROUNDS, sizeof t[0], cmp_double);
+        qsort(t, ROUNDS, sizeof t[0], bench_cmp_double);
         printf("{\"benchmark\":\"services-paste\",\"size\":%zu,\"paste_ms_median\":%.2f,\"paste_ms_min\":%.2f,"
                "\"paste_ms_max\":%.2f,\"target_ms\":%s,\"rounds\":%d}\n",
                size, t[ROUNDS / 2] / 1e3, t[0] / 1e3, t[ROUNDS - 1] / 1e3, size >= 16u << 20 ? "100" : "null",
