@@ -342,6 +342,39 @@ sd_bus *channel_agent_bus(Broker *b, const char *vm) {
         return c && c->conn && c->conn->agent_ready && !c->conn->reap_id ? c->conn->bus : NULL;
 }
 
+static GuestConnection *channel_connection_of(Broker *b, const char *vm) {
+        Channel *c = b->channels ? g_hash_table_lookup(b->channels, vm) : NULL;
+        return c && c->conn && !c->conn->reap_id ? c->conn : NULL;
+}
+
+bool channel_set_throttled(Broker *b, const char *vm, bool throttled) {
+        GuestConnection *g = channel_connection_of(b, vm);
+
+        if (!g)
+                return false;
+        if (throttled == bus_source_is_paused(g->source))
+                return throttled;
+        /*
+         * Answers of vm's agent come in the same stream as vm's requests: while the
+         * broker waits for one, not reading could deadlock (A waits for B's answers,
+         * B for A's).  Then no throttling; the caller refuses the excess instead.
+         */
+        if (throttled && route_n_sent(b, vm) > 0)
+                return false;
+        log_debug("Channel %s: %s reading (backpressure).", vm, throttled ? "stopped" : "resumed");
+        bus_source_set_paused(g->source, throttled);
+        return throttled;
+}
+
+void channel_agent_call_sent(Broker *b, const char *vm) {
+        GuestConnection *g = channel_connection_of(b, vm);
+
+        if (g && bus_source_is_paused(g->source)) {
+                log_debug("Channel %s: reading again for its agent's answer.", vm);
+                bus_source_set_paused(g->source, false);
+        }
+}
+
 Broker *guest_connection_broker(GuestConnection *g) {
         return g->channel->broker;
 }

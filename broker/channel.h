@@ -22,7 +22,7 @@
 #include "broker/broker.h"
 
 #define GUEST_INTERFACE "org.vmfed.Federation1.Guest"
-#define CHANNEL_MAX_QUEUED_REPLIES 256
+#define CHANNEL_MAX_QUEUED_REPLIES 1024
 #define CHANNEL_BACKLOG 16
 #define CHANNEL_SNDBUF (64 * 1024)
 
@@ -37,6 +37,16 @@ bool channel_is_connected(Channel *c);
  * calls org.vmfed.Agent1 there, see broker/route.h), else NULL.
  */
 sd_bus *channel_agent_bus(Broker *b, const char *vm);
+
+/*
+ * Backpressure (guest-request.c decides when): stop or resume reading vm's
+ * connection.  While stopped, vm's further messages wait in its socket.
+ * Refused (false) while the broker waits for an answer of vm's agent, which
+ * would be behind them.  Returns whether reading is now stopped.
+ */
+bool channel_set_throttled(Broker *b, const char *vm, bool throttled);
+/* route.c sent a call to vm's agent: its connection is read again (the answer is due there). */
+void channel_agent_call_sent(Broker *b, const char *vm);
 
 /* One accepted connection on a channel: the userdata of Guest method handlers. */
 typedef struct GuestConnection GuestConnection;
