@@ -36,7 +36,7 @@
  * the mark plus GUEST_SERVICES_IN_FLIGHT_SLACK get Busy.
  */
 #define GUEST_SERVICES_MAX_IN_FLIGHT 4096
-#define GUEST_SERVICES_IN_FLIGHT_LOW 3072
+#define GUEST_SERVICES_IN_FLIGHT_LOW 3840 /* close: replies wait while a channel is not read */
 #define GUEST_SERVICES_IN_FLIGHT_SLACK 64
 #define GUEST_SERVICES_MAX_IN_FLIGHT_BYTES (64ULL << 20)
 #pragma once
