@@ -188,6 +188,15 @@ static int agent_on_term(sd_event_source *s, const struct signalfd_siginfo *si, 
         }
         printf("}\n");
         fflush(stdout);
+        for (size_t i = 0; i < n_sources; i++) {
+                source_release(&sources[i]);
+                free(sources[i].name);
+                free(sources[i].seen);
+                free(sources[i].held);
+        }
+        free(sources);
+        sources = NULL;
+        n_sources = 0;
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -208,8 +217,12 @@ static int run_agent(const char *state_dir, int argc, char **argv) {
                 s->hold = n;
                 s->hold_total = total;
         }
+        sd_bus **buses = calloc((size_t) argc, sizeof *buses);
+        size_t n_buses = 0;
+        if (!buses)
+                bench_die("calloc", -ENOMEM);
         for (; i < argc; i++) {
-                sd_bus *bus = connect_channel(state_dir, argv[i]);
+                sd_bus *bus = buses[n_buses++] = connect_channel(state_dir, argv[i]);
                 r = sd_bus_add_object_vtable(bus, NULL, AGENT1_PATH, AGENT1_IFACE, agent1_vtable, NULL);
                 if (r >= 0)
                         r = sd_bus_match_signal(bus, NULL, "org.freedesktop.DBus.Local", NULL,
@@ -227,7 +240,11 @@ static int run_agent(const char *state_dir, int argc, char **argv) {
                 bench_die("signal", r);
         printf("ready\n");
         fflush(stdout);
-        return sd_event_loop(event);
+        r = sd_event_loop(event);
+        for (size_t k = 0; k < n_buses; k++)
+                sd_bus_flush_close_unref(buses[k]);
+        free(buses);
+        return r;
 }
 
 /* ---- guests ----------------------------------------------------------------------------- */
@@ -336,7 +353,8 @@ static int run_guests(const char *state_dir, const char *targets_arg, int argc, 
         size_t n_targets = 0;
         int r;
 
-        for (char *t = strdup(targets_arg), *save = NULL, *tok; (tok = strtok_r(t, ",", &save)); t = NULL) {
+        _cleanup_free_ char *targets_copy = strdup(targets_arg);
+        for (char *t = targets_copy, *save = NULL, *tok; (tok = strtok_r(t, ",", &save)); t = NULL) {
                 targets = realloc(targets, (n_targets + 1) * sizeof *targets);
                 targets[n_targets++] = tok;
         }
@@ -394,8 +412,13 @@ static int run_guests(const char *state_dir, const char *targets_arg, int argc, 
         printf("\",\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_in_flight\":%" PRIu64 ",\"start_us\":%.0f,\"end_us\":%.0f}\n",
                p50, p99, max_in_flight, start, end);
         fflush(stdout);
-        for (size_t i = 0; i < n_guests; i++)
+        for (size_t i = 0; i < n_guests; i++) {
                 sd_bus_flush_close_unref(guests[i].bus);
+                free(guests[i].calls);
+        }
+        free(guests);
+        free(latencies);
+        free(targets);
         return total_ok == calls * n_guests ? 0 : 1;
 }
 
