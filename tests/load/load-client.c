@@ -17,9 +17,11 @@
  *       Each VM calls Guest.OpenURL(https://load.test/VM/SEQ, TARGET) CALLS
  *       times, WINDOW calls in flight (0: no limit, as fast as the
  *       connection takes them); TARGETS is a comma-separated list, VM number i uses
- *       TARGETS[i % n].  Every reply must be the target's name.  Prints one
- *       JSON object: calls, ok, failed (with the first error), wrong,
- *       p50_us, p99_us, max_in_flight, start_us, end_us (CLOCK_MONOTONIC).
+ *       TARGETS[i % n].  Every reply must be the target's name.  Each VM
+ *       is also an agent as above (a VM may call another of the same
+ *       process).  Prints one JSON object: calls, ok, failed (with the
+ *       first error), wrong, p50_us, p99_us, max_in_flight, start_us,
+ *       end_us (CLOCK_MONOTONIC), agent (what the agents received).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -173,7 +175,7 @@ static const sd_bus_vtable agent1_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-static int agent_on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+static void sources_print(void) {
         printf("{");
         for (size_t i = 0; i < n_sources; i++) {
                 Source *src = &sources[i];
@@ -186,8 +188,10 @@ static int agent_on_term(sd_event_source *s, const struct signalfd_siginfo *si, 
                        i ? "," : "", src->name, src->received, distinct, src->dups, src->bad, src->max_held,
                        src->n_held);
         }
-        printf("}\n");
-        fflush(stdout);
+        printf("}");
+}
+
+static void sources_free(void) {
         for (size_t i = 0; i < n_sources; i++) {
                 source_release(&sources[i]);
                 free(sources[i].name);
@@ -197,6 +201,13 @@ static int agent_on_term(sd_event_source *s, const struct signalfd_siginfo *si, 
         free(sources);
         sources = NULL;
         n_sources = 0;
+}
+
+static int agent_on_term(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        sources_print();
+        printf("\n");
+        fflush(stdout);
+        sources_free();
         return sd_event_exit(sd_event_source_get_event(s), 0);
 }
 
@@ -375,8 +386,11 @@ static int run_guests(const char *state_dir, const char *targets_arg, int argc, 
                         bench_die("calloc", -ENOMEM);
                 g->bus = connect_channel(state_dir, g->name);
                 hello(g->bus, g->name);
-                r = sd_bus_match_signal(g->bus, NULL, "org.freedesktop.DBus.Local", NULL,
-                                        "org.freedesktop.DBus.Local", "Disconnected", guest_on_disconnected, g);
+                /* A VM may be a target too (of another VM in this process, say). */
+                r = sd_bus_add_object_vtable(g->bus, NULL, AGENT1_PATH, AGENT1_IFACE, agent1_vtable, NULL);
+                if (r >= 0)
+                        r = sd_bus_match_signal(g->bus, NULL, "org.freedesktop.DBus.Local", NULL,
+                                                "org.freedesktop.DBus.Local", "Disconnected", guest_on_disconnected, g);
                 if (r >= 0)
                         r = sd_bus_attach_event(g->bus, event, 0);
                 if (r < 0)
@@ -409,8 +423,11 @@ static int run_guests(const char *state_dir, const char *targets_arg, int argc, 
                n_guests, calls * n_guests, total_ok, total_failed, total_wrong);
         for (const char *c = first_error; *c; c++)
                 printf(*c == '"' || *c == '\\' ? "\\%c" : (unsigned char) *c < ' ' ? "?" : "%c", *c);
-        printf("\",\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_in_flight\":%" PRIu64 ",\"start_us\":%.0f,\"end_us\":%.0f}\n",
-               p50, p99, max_in_flight, start, end);
+        printf("\",\"p50_us\":%.1f,\"p99_us\":%.1f,\"max_in_flight\":%" PRIu64 ",\"start_us\":%.0f,\"end_us\":%.0f,"
+               "\"agent\":", p50, p99, max_in_flight, start, end);
+        sources_print();
+        printf("}\n");
+        sources_free();
         fflush(stdout);
         for (size_t i = 0; i < n_guests; i++) {
                 sd_bus_flush_close_unref(guests[i].bus);

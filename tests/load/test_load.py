@@ -13,7 +13,8 @@ prints the figures as one JSON line.
   inflight  one VM with 2000 requests in flight at once (the target's agent
             answers none before it holds all 2000), then one VM sending
             3 x 4096 at once to an agent that answers in batches of 4096:
-            the broker stops reading it at 4096 in flight and none fails.
+            the broker stops reading it at 4096 in flight and none fails;
+            then two VMs with 2000 in flight to each other's agent.
   flood     8 well-behaved VMs keep calling while one VM floods (200000
             calls, all written at once, replies read) and a peer on a third
             channel floods without ever reading its replies: the victims see
@@ -196,8 +197,12 @@ def inflight(h, client, audit=True):
     check_delivered(stats, {"g00": IN_FLIGHT, "g01": flood_total}, "in flight")
     assert stats["g00"]["max_held"] == IN_FLIGHT, stats["g00"]
     assert stats["g01"]["max_held"] == THROTTLE, stats["g01"]
+    # Two VMs, each the other's target, 2000 at once each way: no VM waits for
+    # itself through a channel that is not read.
+    r3 = finish(guests(client, h, ["g03", "g02"], IN_FLIGHT, 0, ["g02", "g03"]), "each other")
+    check_delivered(r3["agent"], {"g02": IN_FLIGHT, "g03": IN_FLIGHT}, "each other")
     if audit:
-        check_audited(h, {"g00": IN_FLIGHT, "g01": flood_total}, "in flight")
+        check_audited(h, {"g00": IN_FLIGHT, "g01": flood_total, "g02": IN_FLIGHT, "g03": IN_FLIGHT}, "in flight")
     return {"max_in_flight_one_vm": stats["g00"]["max_held"], "throttled_at": stats["g01"]["max_held"],
             "client_in_flight": max(r1["max_in_flight"], r2["max_in_flight"])}
 
