@@ -89,8 +89,8 @@ static gboolean bus_source_check(GSource *source) {
 
         if (s->closed)
                 return FALSE;
-        if (s->paused)
-                return g_source_query_unix_fd(source, s->fd_tag) != 0; /* ERR or HUP */
+        if (s->paused) /* only hang-up; G_IO_IN may still be reported if paused since prepare() */
+                return (g_source_query_unix_fd(source, s->fd_tag) & (G_IO_ERR | G_IO_HUP)) != 0;
         if (s->kick)
                 return TRUE;
         if (g_source_query_unix_fd(source, s->fd_tag) != 0)
@@ -110,7 +110,13 @@ static gboolean bus_source_dispatch(GSource *source, GSourceFunc callback, gpoin
         BusSource *s = (BusSource *) source;
 
         if (s->paused) {
-                /* Woken by ERR/HUP only: the peer is gone, what it left unread is dropped with it. */
+                /*
+                 * Paused after check() found it ready (by another source's dispatch in this
+                 * iteration): nothing to do.  Hang-up: the peer is gone, what it left unread
+                 * goes with it.
+                 */
+                if (!(g_source_query_unix_fd(source, s->fd_tag) & (G_IO_ERR | G_IO_HUP)))
+                        return G_SOURCE_CONTINUE;
                 bus_source_report_closed(s, -ECONNRESET);
                 return G_SOURCE_REMOVE;
         }

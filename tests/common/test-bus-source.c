@@ -20,6 +20,7 @@ typedef struct Fixture {
         GSource *source;
         unsigned handled;
         unsigned pause_at; /* pause from inside the handler of this call (1-based), 0: never */
+        GSource *pause_other; /* pause this one (another connection's) from the handler instead */
         int closed;        /* on_closed error, 1 while open */
 } Fixture;
 
@@ -27,7 +28,7 @@ static int method_ping(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Fixture *f = userdata;
         f->handled++;
         if (f->pause_at && f->handled == f->pause_at)
-                bus_source_set_paused(f->source, true);
+                bus_source_set_paused(f->pause_other ? f->pause_other : f->source, true);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -136,10 +137,38 @@ static void test_hangup_while_paused(void) {
         fixture_teardown(&f);
 }
 
+/*
+ * The broker pauses a VM's channel from the dispatch of another one (a target's answer
+ * completes a request).  If the paused source was found ready in the same iteration, it
+ * is dispatched while paused: that must do nothing, not count as a hang-up.
+ */
+static void test_paused_by_another_source(void) {
+        Fixture a, b;
+        fixture_setup(&a);
+        fixture_setup(&b);
+
+        a.pause_at = 1;
+        a.pause_other = b.source;
+        send_pings(&b, 3);
+        send_pings(&a, 1);
+        spin();
+        g_assert_cmpuint(a.handled, ==, 1);
+        g_assert_true(bus_source_is_paused(b.source));
+        g_assert_cmpint(b.closed, ==, 1);
+
+        bus_source_set_paused(b.source, false);
+        spin();
+        g_assert_cmpuint(b.handled, ==, 3);
+        g_assert_cmpint(b.closed, ==, 1);
+        fixture_teardown(&b);
+        fixture_teardown(&a);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/bus-source/paused-reads-nothing", test_paused_reads_nothing);
         g_test_add_func("/bus-source/pause-from-handler", test_pause_from_handler);
         g_test_add_func("/bus-source/hangup-while-paused", test_hangup_while_paused);
+        g_test_add_func("/bus-source/paused-by-another-source", test_paused_by_another_source);
         return g_test_run();
 }
