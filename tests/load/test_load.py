@@ -16,7 +16,8 @@ prints the figures as one JSON line.
             the broker stops reading it at 4096 in flight and none fails;
             then two VMs with 2000 in flight to each other's agent.
   flood     8 well-behaved VMs keep calling while one VM floods (200000
-            calls, all written at once, replies read) and a peer on a third
+            calls written as fast as its socket takes them, no limit on how
+            many are in flight, replies read) and a peer on a third
             channel floods without ever reading its replies: the victims see
             zero failures, the flooder is throttled (all its calls succeed),
             the non-reader is cut off.
