@@ -39,13 +39,35 @@ struct GuestConnection {
         GSource *source;
         guint reap_id;
         bool agent_ready; /* Hello answered: Agent1 calls may go out */
+        bool throttled;   /* channel_set_throttled(): too many requests in flight */
+        guint retry_id;   /* not read for a moment: too many replies unread */
+        uint64_t queued_at_pause; /* replies queued when retry_id was armed */
+        unsigned stalls;  /* pauses in a row after which none of them had been read */
 };
+
+/* Read the connection unless one of the two kinds of backpressure holds it. */
+static void guest_connection_update_paused(GuestConnection *g) {
+        bus_source_set_paused(g->source, g->throttled || g->retry_id);
+}
+
+static gboolean guest_connection_retry(gpointer userdata) {
+        GuestConnection *g = userdata;
+        uint64_t n = 0;
+
+        g->retry_id = 0;
+        (void) sd_bus_get_n_queued_write(g->bus, &n);
+        g->stalls = n >= g->queued_at_pause ? g->stalls + 1 : 0;
+        guest_connection_update_paused(g); /* flushes what the peer has room for, reads on */
+        return G_SOURCE_REMOVE;
+}
 
 static void guest_connection_free(GuestConnection *g) {
         if (!g)
                 return;
         if (g->reap_id)
                 g_source_remove(g->reap_id);
+        if (g->retry_id)
+                g_source_remove(g->retry_id);
         g->source = bus_source_free(g->source);
         if (g->bus) {
                 sd_bus_close(g->bus); /* never flush: a peer that does not read would block us */
@@ -102,11 +124,25 @@ int guest_connection_check_flood(GuestConnection *g) {
 
         if (g->reap_id)
                 return -ENOBUFS;
-        if (sd_bus_get_n_queued_write(g->bus, &n) >= 0 && n > CHANNEL_MAX_QUEUED_REPLIES) {
+        if (sd_bus_get_n_queued_write(g->bus, &n) >= 0 &&
+            (n > CHANNEL_MAX_QUEUED_REPLIES || (n >= CHANNEL_PAUSE_QUEUED_REPLIES && g->stalls >= CHANNEL_MAX_STALLS))) {
                 log_warning("Channel %s: peer does not read its replies (%" PRIu64 " queued); disconnecting.",
                             g->channel->vm_name, n);
                 guest_connection_schedule_reap(g);
                 return -ENOBUFS;
+        }
+        /*
+         * A peer that reads slower than it writes: stop reading it for a moment (this
+         * message is the last one), then read on, one message per pause while its
+         * replies stay unread; one that reads none of them in CHANNEL_MAX_STALLS pauses
+         * in a row, or lets more than CHANNEL_MAX_QUEUED_REPLIES pile up, is cut off above.
+         */
+        if (n < CHANNEL_PAUSE_QUEUED_REPLIES)
+                g->stalls = 0;
+        else if (!g->retry_id && route_n_sent(g->channel->broker, g->channel->vm_name) == 0) {
+                g->queued_at_pause = n;
+                g->retry_id = g_timeout_add(CHANNEL_PAUSE_MSEC, guest_connection_retry, g);
+                guest_connection_update_paused(g);
         }
         return 0;
 }
@@ -340,6 +376,44 @@ bool channel_is_connected(Channel *c) {
 sd_bus *channel_agent_bus(Broker *b, const char *vm) {
         Channel *c = b->channels ? g_hash_table_lookup(b->channels, vm) : NULL;
         return c && c->conn && c->conn->agent_ready && !c->conn->reap_id ? c->conn->bus : NULL;
+}
+
+static GuestConnection *channel_connection_of(Broker *b, const char *vm) {
+        Channel *c = b->channels ? g_hash_table_lookup(b->channels, vm) : NULL;
+        return c && c->conn && !c->conn->reap_id ? c->conn : NULL;
+}
+
+bool channel_set_throttled(Broker *b, const char *vm, bool throttled) {
+        GuestConnection *g = channel_connection_of(b, vm);
+
+        if (!g)
+                return false;
+        if (throttled == g->throttled)
+                return throttled;
+        /*
+         * Answers of vm's agent come in the same stream as vm's requests: while the
+         * broker waits for one, not reading could deadlock (A waits for B's answers,
+         * B for A's).  Then no throttling; the caller refuses the excess instead.
+         */
+        if (throttled && route_n_sent(b, vm) > 0)
+                return false;
+        log_debug("Channel %s: %s reading (backpressure).", vm, throttled ? "stopped" : "resumed");
+        g->throttled = throttled;
+        guest_connection_update_paused(g);
+        return throttled;
+}
+
+void channel_agent_call_sent(Broker *b, const char *vm) {
+        GuestConnection *g = channel_connection_of(b, vm);
+
+        if (g && (g->throttled || g->retry_id)) {
+                log_debug("Channel %s: reading again for its agent's answer.", vm);
+                g->throttled = false;
+                if (g->retry_id)
+                        g_source_remove(g->retry_id);
+                g->retry_id = 0;
+                guest_connection_update_paused(g);
+        }
 }
 
 Broker *guest_connection_broker(GuestConnection *g) {

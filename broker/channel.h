@@ -14,15 +14,25 @@
  * Limits: one connection per channel (a new one replaces the old: the
  * guest's agent reconnects after a broker or agent restart); at most
  * BUS_SOURCE_MAX_PER_DISPATCH messages per main-loop iteration; a peer that
- * lets more than CHANNEL_MAX_QUEUED_REPLIES replies pile up unread, sends
+ * lets CHANNEL_PAUSE_QUEUED_REPLIES replies pile up unread is not read for
+ * CHANNEL_PAUSE_MSEC (then one message per pause while they stay unread);
+ * one that reads none in CHANNEL_MAX_STALLS such pauses in a row, or lets
+ * more than CHANNEL_MAX_QUEUED_REPLIES pile up, sends
  * something sd-bus cannot parse, or fails authentication is disconnected.
+ * Requests in flight throttle reading too (guest-services.h).
  */
 #pragma once
 
 #include "broker/broker.h"
 
 #define GUEST_INTERFACE "org.vmfed.Federation1.Guest"
-#define CHANNEL_MAX_QUEUED_REPLIES 256
+/* Above the requests one VM may have in flight (guest-services.h), whose replies may all come at once. */
+#define CHANNEL_MAX_QUEUED_REPLIES 8192
+/* Replies queued unread (beyond the socket buffers) at which reading pauses for CHANNEL_PAUSE_MSEC. */
+#define CHANNEL_PAUSE_QUEUED_REPLIES 256
+#define CHANNEL_PAUSE_MSEC 5
+/* Pauses in a row (2 s) in which the peer read none of its replies: it does not read. */
+#define CHANNEL_MAX_STALLS 400
 #define CHANNEL_BACKLOG 16
 #define CHANNEL_SNDBUF (64 * 1024)
 
@@ -37,6 +47,16 @@ bool channel_is_connected(Channel *c);
  * calls org.vmfed.Agent1 there, see broker/route.h), else NULL.
  */
 sd_bus *channel_agent_bus(Broker *b, const char *vm);
+
+/*
+ * Backpressure (guest-request.c decides when): stop or resume reading vm's
+ * connection.  While stopped, vm's further messages wait in its socket.
+ * Refused (false) while the broker waits for an answer of vm's agent, which
+ * would be behind them.  Returns whether reading is now stopped.
+ */
+bool channel_set_throttled(Broker *b, const char *vm, bool throttled);
+/* route.c sent a call to vm's agent: its connection is read again (the answer is due there). */
+void channel_agent_call_sent(Broker *b, const char *vm);
 
 /* One accepted connection on a channel: the userdata of Guest method handlers. */
 typedef struct GuestConnection GuestConnection;

@@ -47,24 +47,47 @@ typedef struct Request {
         char *dispvm;        /* started for this request: released at the end */
 } Request;
 
-static unsigned in_flight_get(Broker *b, const char *source) {
-        return b->services ? GPOINTER_TO_UINT(g_hash_table_lookup(b->services->in_flight, source)) : 0;
+typedef struct InFlight {
+        unsigned n;      /* routed requests of one source VM not answered yet */
+        uint64_t bytes;  /* OpenFile data they hold */
+} InFlight;
+
+static InFlight in_flight_get(Broker *b, const char *source) {
+        InFlight *f = b->services ? g_hash_table_lookup(b->services->in_flight, source) : NULL;
+        return f ? *f : (InFlight) {};
 }
 
-static void in_flight_add(Broker *b, const char *source, int delta) {
+static bool in_flight_high(InFlight f) {
+        return f.n >= GUEST_SERVICES_MAX_IN_FLIGHT || f.bytes >= GUEST_SERVICES_MAX_IN_FLIGHT_BYTES;
+}
+
+/*
+ * Backpressure: at the high-water mark the source's channel is not read any
+ * more (its next requests wait in its socket), below the low-water mark it
+ * is read again.
+ */
+static void in_flight_add(Broker *b, const char *source, int delta, uint64_t bytes) {
         if (!b->services)
                 return;
-        unsigned n = in_flight_get(b, source) + (unsigned) delta;
-        if (n == 0)
+        InFlight *f = g_hash_table_lookup(b->services->in_flight, source);
+        if (!f) {
+                f = g_new0(InFlight, 1);
+                g_hash_table_insert(b->services->in_flight, g_strdup(source), f);
+        }
+        f->n += (unsigned) delta;
+        f->bytes = delta > 0 ? f->bytes + bytes : f->bytes - bytes;
+        if (in_flight_high(*f))
+                (void) channel_set_throttled(b, source, true);
+        else if (f->n <= GUEST_SERVICES_IN_FLIGHT_LOW && f->bytes <= GUEST_SERVICES_MAX_IN_FLIGHT_BYTES / 2)
+                (void) channel_set_throttled(b, source, false);
+        if (f->n == 0)
                 g_hash_table_remove(b->services->in_flight, source);
-        else
-                g_hash_table_insert(b->services->in_flight, g_strdup(source), GUINT_TO_POINTER(n));
 }
 
 static void request_free(Request *q) {
         if (!q)
                 return;
-        in_flight_add(q->broker, q->source, -1);
+        in_flight_add(q->broker, q->source, -1, q->size);
         if (q->dispvm) {
                 int r = broker_dispvm_release(q->broker, q->dispvm);
                 if (r < 0 && r != -ENOENT)
@@ -336,11 +359,18 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
         char rule[300];
         int r;
 
-        if (in_flight_get(b, q->source) > GUEST_SERVICES_MAX_IN_FLIGHT) {
+        /*
+         * Past the high-water mark only when the channel could not stop being read
+         * (the broker waits for an answer of this VM's agent): refuse, memory stays bounded.
+         * The slack is for what was read before reading stopped.
+         */
+        InFlight f = in_flight_get(b, q->source);
+        if (f.n > GUEST_SERVICES_MAX_IN_FLIGHT + GUEST_SERVICES_IN_FLIGHT_SLACK ||
+            f.bytes > GUEST_SERVICES_MAX_IN_FLIGHT_BYTES + b->services->clipboard_max) {
                 request_free(q);
                 return sd_bus_error_setf(error, VMFED_ERROR_BUSY,
-                                         "Too many requests of this VM are pending (%d); try again later.",
-                                         GUEST_SERVICES_MAX_IN_FLIGHT);
+                                         "Too many requests of this VM are pending (%u, %" PRIu64 " bytes); try again later.",
+                                         f.n - 1, f.bytes - q->size);
         }
         if (!guest_services_target_is_valid(untrusted_target)) {
                 request_free(q);
@@ -389,9 +419,11 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
         return -EINVAL;
 }
 
-static Request *request_new(GuestConnection *g, sd_bus_message *m, RequestKind kind, const char *service) {
+static Request *request_new(GuestConnection *g, sd_bus_message *m, RequestKind kind, const char *service,
+                            size_t size) {
         Request *q = g_new0(Request, 1);
-        in_flight_add(guest_connection_broker(g), guest_connection_vm(g), +1);
+        q->size = size;
+        in_flight_add(guest_connection_broker(g), guest_connection_vm(g), +1, size);
         q->broker = guest_connection_broker(g);
         q->kind = kind;
         q->m = sd_bus_message_ref(m);
@@ -414,7 +446,7 @@ int guest_request_open_url(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return 1;
         if (!service_args_url_is_valid(untrusted_url, (const char *const *) b->services->url_schemes, &why))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "%s", why);
-        Request *q = request_new(g, m, REQUEST_OPEN_URL, "vmfed.OpenURL");
+        Request *q = request_new(g, m, REQUEST_OPEN_URL, "vmfed.OpenURL", 0);
         q->url = g_strdup(untrusted_url);
         return request_decide(q, untrusted_target, error);
 }
@@ -442,10 +474,9 @@ int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (size > b->services->clipboard_max)
                 return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE, "Files up to %" PRIu64 " bytes can be opened.",
                                          b->services->clipboard_max);
-        Request *q = request_new(g, m, REQUEST_OPEN_FILE, "vmfed.OpenFile");
+        Request *q = request_new(g, m, REQUEST_OPEN_FILE, "vmfed.OpenFile", size);
         q->file_name = g_strdup(untrusted_name);
         q->data = g_memdup2(untrusted_data, size);
-        q->size = size;
         return request_decide(q, untrusted_target, error);
 }
 
@@ -470,7 +501,7 @@ int guest_request_launch(sd_bus_message *m, void *userdata, sd_bus_error *error)
                                         "An application id is [A-Za-z0-9_.-], at most 127 characters.");
         if (!service_args_args_are_valid((const char *const *) untrusted_args, &why))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "%s", why);
-        Request *q = request_new(g, m, REQUEST_LAUNCH, "vmfed.Launch");
+        Request *q = request_new(g, m, REQUEST_LAUNCH, "vmfed.Launch", 0);
         q->app_id = g_strdup(untrusted_app_id);
         q->arg = g_strdup(untrusted_app_id);
         q->args = g_steal_pointer(&untrusted_args);
@@ -487,7 +518,7 @@ int guest_request_ping_vm(sd_bus_message *m, void *userdata, sd_bus_error *error
                 return r;
         if (guest_connection_check_flood(g) < 0)
                 return 1;
-        Request *q = request_new(g, m, REQUEST_PING, "vmfed.Ping");
+        Request *q = request_new(g, m, REQUEST_PING, "vmfed.Ping", 0);
         return request_decide(q, untrusted_target, error);
 }
 

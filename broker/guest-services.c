@@ -41,7 +41,7 @@ static void services_load_config(Broker *b, Services *s) {
         s->ask_timeout_sec = 60;
         s->agent_timeout_sec = 60;
         s->apps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
-        s->in_flight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        s->in_flight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
                 if (!g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))

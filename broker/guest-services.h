@@ -25,10 +25,20 @@
  * [Apps] declares the application ids each VM offers (vmfed.Launch checks
  * them; for a disposable, the template's list counts).
  *
- * A VM has at most GUEST_SERVICES_MAX_IN_FLIGHT routed requests pending
- * (Busy beyond), so one guest cannot make the broker hold unbounded state.
+ * Backpressure, so one guest cannot make the broker hold unbounded state
+ * nor fail for sending fast: when a VM has GUEST_SERVICES_MAX_IN_FLIGHT
+ * routed requests pending (or their OpenFile data reach
+ * GUEST_SERVICES_MAX_IN_FLIGHT_BYTES), its channel is not read any more —
+ * its next requests wait in its socket, none fails — until the count is
+ * down to GUEST_SERVICES_IN_FLIGHT_LOW (and the bytes to half).  The one
+ * exception: while the broker waits for an answer of that VM's own agent
+ * (which comes in the same stream), reading cannot stop, and requests past
+ * the mark plus GUEST_SERVICES_IN_FLIGHT_SLACK get Busy.
  */
-#define GUEST_SERVICES_MAX_IN_FLIGHT 64
+#define GUEST_SERVICES_MAX_IN_FLIGHT 4096
+#define GUEST_SERVICES_IN_FLIGHT_LOW 3840 /* close: replies wait while a channel is not read */
+#define GUEST_SERVICES_IN_FLIGHT_SLACK 64
+#define GUEST_SERVICES_MAX_IN_FLIGHT_BYTES (64ULL << 20)
 #pragma once
 
 #include <stdbool.h>
@@ -48,7 +58,7 @@ typedef struct Services {
         unsigned ask_timeout_sec;
         unsigned agent_timeout_sec;
         GHashTable *apps; /* VM name → char** app ids */
-        GHashTable *in_flight; /* source VM → number of its routed requests pending (GUINT_TO_POINTER) */
+        GHashTable *in_flight; /* source VM → InFlight (guest-request.c): its routed requests pending */
 
         Clipboard *clipboard;
         RouteTable *routes;

@@ -24,12 +24,27 @@ typedef struct Route {
         RouteDoneFn done;
         void *userdata;
         Broker *broker;
+        bool sent;            /* counted in table->sent */
 } Route;
 
 struct RouteTable {
         unsigned agent_timeout_sec;
         GHashTable *routes; /* Route* set */
+        GHashTable *sent;   /* VM name → calls sent to its agent and not answered yet (GUINT_TO_POINTER) */
 };
+
+static void route_count_sent(Route *r, bool sent) {
+        GHashTable *h = r->table->sent;
+        if (r->sent == sent)
+                return;
+        r->sent = sent;
+        unsigned n = GPOINTER_TO_UINT(g_hash_table_lookup(h, r->vm));
+        n = sent ? n + 1 : n - 1;
+        if (n == 0)
+                g_hash_table_remove(h, r->vm);
+        else
+                g_hash_table_insert(h, g_strdup(r->vm), GUINT_TO_POINTER(n));
+}
 
 static void route_free(void *p) {
         Route *r = p;
@@ -37,6 +52,7 @@ static void route_free(void *p) {
                 return;
         if (r->wait_id)
                 g_source_remove(r->wait_id);
+        route_count_sent(r, false);
         r->slot = sd_bus_slot_unref(r->slot);
         sd_bus_message_unref(r->args);
         g_free(r->vm);
@@ -47,6 +63,7 @@ static void route_free(void *p) {
 RouteTable *route_table_new(unsigned agent_timeout_sec) {
         RouteTable *t = g_new0(RouteTable, 1);
         t->agent_timeout_sec = agent_timeout_sec;
+        t->sent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         t->routes = g_hash_table_new_full(g_direct_hash, g_direct_equal, route_free, NULL);
         return t;
 }
@@ -55,6 +72,7 @@ RouteTable *route_table_free(RouteTable *t) {
         if (!t)
                 return NULL;
         g_hash_table_unref(t->routes);
+        g_hash_table_unref(t->sent);
         g_free(t);
         return NULL;
 }
@@ -90,6 +108,7 @@ static int route_on_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         Route *r = userdata;
 
         r->slot = sd_bus_slot_unref(r->slot);
+        route_count_sent(r, false);
         if (sd_bus_message_is_method_error(reply, NULL))
                 route_finish(r, NULL, sd_bus_message_get_error(reply));
         else
@@ -109,6 +128,11 @@ static int route_send(Route *r, sd_bus *bus) {
         }
         if (k >= 0)
                 k = sd_bus_call_async(bus, &r->slot, call, route_on_reply, r, r->timeout_usec);
+        if (k >= 0) {
+                route_count_sent(r, true);
+                /* The answer comes on vm's channel: it must be read, throttled or not. */
+                channel_agent_call_sent(r->broker, r->vm);
+        }
         return k;
 }
 
@@ -165,6 +189,11 @@ int route_call(Broker *b, const char *vm, const char *member, sd_bus_message *ar
         log_debug("Route %s.%s waits for the agent of %s.", vm, member, vm);
         r->wait_id = g_timeout_add_seconds(t->agent_timeout_sec, route_on_wait_timeout, r);
         return 0;
+}
+
+unsigned route_n_sent(Broker *b, const char *vm) {
+        RouteTable *t = route_table_of(b);
+        return t ? GPOINTER_TO_UINT(g_hash_table_lookup(t->sent, vm)) : 0;
 }
 
 void route_agent_ready(Broker *b, const char *vm) {

@@ -37,6 +37,9 @@ int route_new_args(Broker *b, sd_bus_message **ret);
 int route_call(Broker *b, const char *vm, const char *member, sd_bus_message *args, uint64_t timeout_usec,
                RouteDoneFn done, void *userdata);
 
+/* Calls sent to vm's agent that it has not answered yet. */
+unsigned route_n_sent(Broker *b, const char *vm);
+
 /* Fail every pending call (the broker is shutting down), calling back each. */
 void route_cancel_all(Broker *b);
 

@@ -16,6 +16,8 @@ typedef struct BusSource {
         BusSourceClosedFunc on_closed;
         void *userdata;
         bool closed;
+        bool paused; /* bus_source_set_paused(): nothing is read or dispatched */
+        bool kick;   /* resumed: dispatch once, sd-bus may hold bytes already read */
 } BusSource;
 
 static GIOCondition poll_to_gio(int events) {
@@ -49,6 +51,21 @@ static gboolean bus_source_prepare(GSource *source, gint *timeout) {
         *timeout = -1;
         if (s->closed)
                 return FALSE;
+        if (s->paused) {
+                /*
+                 * Poll for nothing but the peer hanging up.  Replies already queued in
+                 * sd-bus wait until we resume: they are not what throttling is about.
+                 */
+                if (s->events != (G_IO_ERR | G_IO_HUP)) {
+                        s->events = G_IO_ERR | G_IO_HUP;
+                        g_source_modify_unix_fd(source, s->fd_tag, s->events);
+                }
+                return FALSE;
+        }
+        if (s->kick) {
+                *timeout = 0;
+                return TRUE;
+        }
 
         int events = sd_bus_get_events(s->bus);
         if (events < 0) {
@@ -72,6 +89,10 @@ static gboolean bus_source_check(GSource *source) {
 
         if (s->closed)
                 return FALSE;
+        if (s->paused) /* only hang-up; G_IO_IN may still be reported if paused since prepare() */
+                return (g_source_query_unix_fd(source, s->fd_tag) & (G_IO_ERR | G_IO_HUP)) != 0;
+        if (s->kick)
+                return TRUE;
         if (g_source_query_unix_fd(source, s->fd_tag) != 0)
                 return TRUE;
         return bus_source_timeout_ms(s) == 0;
@@ -88,7 +109,19 @@ static void bus_source_report_closed(BusSource *s, int error) {
 static gboolean bus_source_dispatch(GSource *source, GSourceFunc callback, gpointer user_data) {
         BusSource *s = (BusSource *) source;
 
-        for (unsigned i = 0; i < BUS_SOURCE_MAX_PER_DISPATCH && !s->closed; i++) {
+        if (s->paused) {
+                /*
+                 * Paused after check() found it ready (by another source's dispatch in this
+                 * iteration): nothing to do.  Hang-up: the peer is gone, what it left unread
+                 * goes with it.
+                 */
+                if (!(g_source_query_unix_fd(source, s->fd_tag) & (G_IO_ERR | G_IO_HUP)))
+                        return G_SOURCE_CONTINUE;
+                bus_source_report_closed(s, -ECONNRESET);
+                return G_SOURCE_REMOVE;
+        }
+        s->kick = false;
+        for (unsigned i = 0; i < BUS_SOURCE_MAX_PER_DISPATCH && !s->closed && !s->paused; i++) {
                 int r = sd_bus_process(s->bus, NULL);
                 if (r < 0) {
                         bus_source_report_closed(s, r);
@@ -139,6 +172,23 @@ int bus_source_attach(sd_bus *bus, BusSourceClosedFunc on_closed, void *userdata
         g_source_attach(source, NULL);
         *ret = source;
         return 0;
+}
+
+void bus_source_set_paused(GSource *source, bool paused) {
+        BusSource *s = (BusSource *) source;
+
+        if (!s || s->paused == paused)
+                return;
+        s->paused = paused;
+        if (!paused) {
+                s->kick = true;
+                /* From outside the source's own dispatch the context may be asleep in poll(). */
+                g_main_context_wakeup(g_source_get_context(source));
+        }
+}
+
+bool bus_source_is_paused(GSource *source) {
+        return source && ((BusSource *) source)->paused;
 }
 
 GSource *bus_source_free(GSource *s) {

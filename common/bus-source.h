@@ -11,6 +11,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include <glib.h>
 #include <systemd/sd-bus.h>
 
@@ -25,6 +27,17 @@ typedef void (*BusSourceClosedFunc)(void *userdata, int error);
  * reference for the caller: g_source_destroy() + g_source_unref() it).
  */
 int bus_source_attach(sd_bus *bus, BusSourceClosedFunc on_closed, void *userdata, GSource **ret);
+
+/*
+ * Backpressure: a paused source neither reads nor dispatches (the peer's
+ * messages wait in its socket, and the peer blocks once the socket buffer
+ * is full); it only watches for the peer hanging up, which it reports as
+ * closed.  Resuming dispatches at once (sd-bus may have read part of the
+ * next message already).  May be called from inside the source's own
+ * dispatch: the current message is the last one until resumed.
+ */
+void bus_source_set_paused(GSource *source, bool paused);
+bool bus_source_is_paused(GSource *source);
 
 /* Destroy and unref the source; NULL-safe; returns NULL. */
 GSource *bus_source_free(GSource *s);
