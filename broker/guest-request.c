@@ -94,7 +94,7 @@ static void request_fail(Request *q, const char *name, const char *fmt, ...) {
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
         log_info("%s from %s failed: %s", q->service, q->source, buf);
-        (void) sd_bus_reply_method_error(q->m, &SD_BUS_ERROR_MAKE_CONST(name, buf));
+        (void) sd_bus_reply_method_error(q->m, &SD_BUS_ERROR_MAKE_CONST(name, errors_utf8_cut(buf)));
         request_free(q);
 }
 

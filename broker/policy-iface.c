@@ -120,9 +120,9 @@ static int method_list_files(sd_bus_message *m, void *userdata, sd_bus_error *er
 static int validate_name(Broker *b, const char *untrusted_name, sd_bus_error *error) {
         if (!policy_file_name_is_valid(untrusted_name))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
-                                         "'%.*s' is not a policy file name: use [0-9a-z_-][0-9a-z_.-]*.policy "
+                                         "'%s' is not a policy file name: use [0-9a-z_-][0-9a-z_.-]*.policy "
                                          "(at most %d bytes, no '/' or '..').",
-                                         POLICY_FILE_NAME_MAX, untrusted_name, POLICY_FILE_NAME_MAX);
+                                         ERRORS_EXCERPT(untrusted_name, POLICY_FILE_NAME_MAX), POLICY_FILE_NAME_MAX);
         return 0;
 }
 
