@@ -358,7 +358,7 @@ def signature_variants(sig):
     return uniq
 
 
-def call(conn, dest, path, iface, member, sig="", args=(), timeout=60):
+def call(conn, dest, path, iface, member, sig="", args=(), timeout=20):
     COUNT["calls"] += 1
     conn.s.settimeout(timeout)
     try:
@@ -652,7 +652,8 @@ class Suite:
     def phase_utf8_bus(self):
         """dbus-daemon validates strings: a call whose 's' is not UTF-8 never reaches the broker."""
         for member, sig, args in [("GetVM", "s", [b"riv\xffendale"]), ("AddVM", "ss", [b"ok", b"\xc3("]),
-                                  ("StartVM", "s", [b"\xed\xa0\x80"])]:
+                                  ("StartVM", "s", [b"\xed\xa0\x80"]), ("GetVM", "s", [b"a\0b"]),
+                                  ("RemoveVM", "s", [b"test\0/../x"])]:
             bad = w.Connection.bus(self.h.bus_path)
             bad.send(BUS, ROOT, MANAGER, member, sig, args)
             COUNT["calls"] += 1
@@ -663,7 +664,10 @@ class Suite:
     def phase_utf8_guest(self):
         """On a channel the broker is the one that parses: invalid UTF-8 in 's' → InvalidArgs naming the argument."""
         for member, sig, args in [("OpenURL", "ss", [b"http://x/\xff", "gondor"]), ("Hello", "s", [b"\xc3("]),
-                                  ("Copy", "say", [b"text/pl\xe9in", b"x"]), ("StartVM", "s", [b"\xed\xa0\x80"])]:
+                                  ("Copy", "say", [b"text/pl\xe9in", b"x"]), ("StartVM", "s", [b"\xed\xa0\x80"]),
+                                  ("OpenFile", "says", [b"a\0/../../etc/passwd", b"x", "gondor"]),
+                                  ("Launch", "sass", ["org.example.App", ["ok", b"\xff"], "gondor"]),
+                                  ("PingVM", "s", [b"gondor\0"])]:
             g = w.Connection.peer(self.channel("test"))
             r = call(g, None, ROOT, GUEST, member, sig, args, timeout=10)
             if not isinstance(r, OSError):  # dropping the connection would be fine too
@@ -676,6 +680,54 @@ class Suite:
             r = call(self.rivendale, None, ROOT, GUEST, "Ping")
             check(not isinstance(r, Exception) and r.body == ["rivendale"],
                   f"after Guest.{member} with invalid UTF-8 on test's channel: rivendale's fails: {r!r}")
+        self.guest = w.Connection.peer(self.channel("test"))
+
+    def phase_garbage_guest(self):
+        """Messages sd-bus cannot parse: dropped, or the connection is; the broker and other channels live on."""
+        def msg(**kw):
+            return w.message(w.METHOD_CALL, 1, **kw)
+        good = dict(path=ROOT, interface=GUEST, member="Ping")
+        garbage = [
+            ("invalid object path", msg(**dict(good, path="/a//b"))),
+            ("invalid member", msg(**dict(good, member="1Ping"))),
+            ("invalid interface", msg(**dict(good, interface="org..x"))),
+            ("no member", msg(path=ROOT, interface=GUEST)),
+            ("body shorter than its signature", msg(**dict(good, member="PingVM", signature="s"), raw_body=True,
+                                                   body=b"\xff\xff\xff\x7f")),
+            ("string length beyond the body", msg(**dict(good, member="PingVM", signature="s"), raw_body=True,
+                                                  body=b"\x00\x00\x00\x10abcd\0\0\0\0")),
+            ("signature with an open struct", msg(**dict(good, member="PingVM", signature="(s"), raw_body=True,
+                                                  body=b"\0" * 16)),
+            ("array of 64 MiB claimed", msg(**dict(good, member="Copy", signature="say"), raw_body=True,
+                                            body=b"\x0a\0\0\0text/plain\0\0\x00\x00\x00\x04")),
+            ("big-endian header with a little-endian length", b"B" + msg(**good)[1:]),
+            ("body length of 1 GiB", msg(**good)[:4] + b"\x00\x00\x00\x40" + msg(**good)[8:]),
+            ("zero serial", msg(**good)[:8] + b"\0\0\0\0" + msg(**good)[12:]),
+        ]
+        for why, data in garbage:
+            g = w.Connection.peer(self.channel("test"))
+            COUNT["calls"] += 1
+            COUNT["cases"] += 1
+            try:
+                g.send_raw(data)
+                # Then a good call: its answer means the garbage was dropped (sd-bus drops a message
+                # whose header it cannot parse without a word) or answered before it.
+                g.serial = 100
+                ping = g.send(None, ROOT, GUEST, "Ping")
+                g.s.settimeout(10)
+                while True:
+                    m = g.read()
+                    if m.reply_serial == 1:
+                        check(m.type == w.ERROR, f"guest garbage ({why}): answered {m!r}")
+                    if m.reply_serial == ping:
+                        check(m.body == ["test"], f"guest garbage ({why}): then Ping answered {m!r}")
+                        break
+            except OSError:
+                pass  # the broker dropped the connection
+            g.close()
+            r = call(self.rivendale, None, ROOT, GUEST, "Ping")
+            check(not isinstance(r, Exception) and r.body == ["rivendale"],
+                  f"after guest garbage ({why}): rivendale's channel fails: {r!r}")
         self.guest = w.Connection.peer(self.channel("test"))
 
     def phase_near_limit(self):
@@ -803,12 +855,23 @@ class Suite:
         self.alive("guest huge strings")
         self.phase_utf8_guest()
         self.alive("guest invalid UTF-8")
+        self.phase_garbage_guest()
+        self.alive("guest garbage")
 
         self.phase_nobody()
         self.alive("10,000 unauthorized calls")
 
         self.figures.update(bus_methods=len(live), guest_methods=len(guest), calls=COUNT["calls"],
                             cases=COUNT["cases"], seconds=round(time.monotonic() - t0, 1))
+
+        # A clean exit after all that: SIGTERM → 0, and no sanitizer report (LeakSanitizer runs at exit).
+        for conn in (self.root, self.rivendale, self.gondor, self.guest):
+            conn.close()
+        rc = self.h.stop_daemon()
+        check(rc == 0, f"vmfedd exited with {rc} on SIGTERM")
+        log = self.h.log()
+        check("Sanitizer" not in log and "runtime error:" not in log,
+              "vmfedd's log has a sanitizer report: " + log[log.find("Sanitizer") - 200:][:2000])
 
 
 def main(vmfedd, docs):
