@@ -650,12 +650,18 @@ class Suite:
         bad.close()
 
     def phase_utf8_bus(self):
-        """dbus-daemon validates strings: a call whose 's' is not UTF-8 never reaches the broker."""
+        """dbus-daemon validates the body: a string that is not UTF-8 or has a NUL, a boolean 2, never reach
+        the broker; the bus drops the sender."""
         for member, sig, args in [("GetVM", "s", [b"riv\xffendale"]), ("AddVM", "ss", [b"ok", b"\xc3("]),
                                   ("StartVM", "s", [b"\xed\xa0\x80"]), ("GetVM", "s", [b"a\0b"]),
-                                  ("RemoveVM", "s", [b"test\0/../x"])]:
+                                  ("RemoveVM", "s", [b"test\0/../x"]),
+                                  # a boolean must be 0 or 1: 'b' and 'u' have the same wire format
+                                  ("StopVM", "sb", w.marshal_body("su", ["netvm", 2]))]:
             bad = w.Connection.bus(self.h.bus_path)
-            bad.send(BUS, ROOT, MANAGER, member, sig, args)
+            if isinstance(args, bytes):
+                bad.send(BUS, ROOT, MANAGER, member, sig, body=args)
+            else:
+                bad.send(BUS, ROOT, MANAGER, member, sig, args)
             COUNT["calls"] += 1
             COUNT["cases"] += 1
             check(bad.closed_by_peer(10), f"{member} with invalid UTF-8: dbus-daemon kept the sender")
@@ -765,6 +771,16 @@ class Suite:
                 os.setgid(65534)
                 os.setuid(65534)
                 conn = w.Connection.bus(self.h.bus_path)
+                # Reading is open to everyone (docs/dbus-api.md): the D-Bus policy lets these through.
+                for path, iface, member, sig, args in [
+                        (ROOT, MANAGER, "ListVMs", "", []), (ROOT, MANAGER, "ListGenerations", "", []),
+                        (ROOT, POLICY, "ListFiles", "", []),
+                        (ROOT, POLICY, "Evaluate", "sss", ["test", "gondor", "vmfed.Ping"]),
+                        (ROOT, ASK, "ListAsks", "", []), (ROOT, PROPS, "Get", "ss", [CLIPBOARD, "Owner"]),
+                        (RIVENDALE, PROPS, "GetAll", "s", [VM]), (ROOT, OBJMGR, "GetManagedObjects", "", [])]:
+                    m = conn.call(BUS, path, iface, member, sig, args)
+                    if m.error:
+                        result["bad"].append(f"reading {iface}.{member}: {m!r}")
 
                 def run(total, sync_fd=None):
                     window, inflight, sent = 64, {}, 0
@@ -875,7 +891,12 @@ class Suite:
 
 
 def main(vmfedd, docs):
-    with BadInputHarness(vmfedd, vms=VMS) as h:
+    # A system-like bus with the installed D-Bus policy (broker/data/org.vmfed.Federation1.conf): what
+    # nobody may send is what it may send on a real system.
+    here = os.path.dirname(os.path.abspath(__file__))
+    source = os.environ.get("VMFED_SOURCE_ROOT", os.path.join(here, "..", ".."))
+    conf = os.path.join(source, "broker", "data", "org.vmfed.Federation1.conf")
+    with BadInputHarness(vmfedd, vms=VMS, system_policy=conf) as h:
         s = Suite(h, docs)
         try:
             s.run()
