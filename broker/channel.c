@@ -186,7 +186,8 @@ static int guest_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 if (r < 0) {
                         (void) sd_bus_reply_method_errorf(
                                 m, VMFED_ERROR_INVALID_ARGS,
-                                "Argument %u of %.120s.%.120s is malformed (a string that is not UTF-8?): %s", arg,
+                                "Argument %u of %.120s.%.120s is malformed (a string that is not UTF-8, or an "
+                                "array over 64 MiB): %s", arg,
                                 iface ? iface : "?", member ? member : "?", strerror(-r));
                         return 1;
                 }
