@@ -267,6 +267,9 @@ def guest_cases(ctx):
                             for a in ["", "../x", "-x", ".x", "a/b", "x" * 200, "a b", "é"]] +
         [Case(["org.example.App", ["-rf"], "gondor"], INVALID, ["Argument 1", "'-'"], "option injection"),
          Case(["org.example.App", ["x"] * 65, "gondor"], INVALID, ["64"], "too many args"),
+         Case(["org.example.App", ["x" * 5000], "gondor"], INVALID, ["Argument 1", "4096"], "a long arg"),
+         Case(["org.example.App", ["x" * MIB] * 64, "gondor"], INVALID, ["Argument 2", "64 MiB"],
+              "64 args of 1 MiB: an array over sd-bus's 64 MiB"),
          Case(["org.example.App", ["ok", "--", ""], "gondor"], INVALID, ["Argument 2", "'-'"], "option-like arg"),
          Case(["org.example.App", [], "a/b"], INVALID, ["a/b"], "bad target"),
          Case(["org.example.App", [], "nope"], ACCESS, ["nope"], "unknown target: policy denies")],
