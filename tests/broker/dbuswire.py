@@ -217,6 +217,7 @@ class Closed(ConnectionError):
 
 class Connection:
     def __init__(self, path, mech="EXTERNAL", hello=True, timeout=30):
+        self._args = (path, mech, hello, timeout)
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
         self.s.connect(path)
@@ -287,7 +288,13 @@ class Connection:
         msg = message(METHOD_CALL, self.serial, path=path, interface=interface, member=member,
                       destination=destination, signature=signature, flags=flags,
                       body=body if body is not None else b"", raw_body=body is not None, args=args)
-        self.s.sendall(msg)
+        # A big message may take the peer long to read: the reply timeout is no send timeout.
+        timeout = self.s.gettimeout()
+        self.s.settimeout(None if timeout is None else max(timeout, 300))
+        try:
+            self.s.sendall(msg)
+        finally:
+            self.s.settimeout(timeout)
         return self.serial
 
     def wait(self, serial):
@@ -320,6 +327,11 @@ class Connection:
             return False
         finally:
             self.s.settimeout(30)
+
+    def reopen(self):
+        """A new connection in place of this one (after a timeout left half a message on the stream)."""
+        self.close()
+        self.__init__(*self._args)
 
     def close(self):
         self.s.close()

@@ -31,7 +31,9 @@ with the snapshot taken before the first phase:
                reach us (Copy text/plain) → InvalidArgs;
   nobody       10,000 calls of every mutating method from uid 65534 (which
                would change something if allowed) → AccessDenied each, the
-               daemon's RSS does not grow materially.
+               daemon's RSS does not grow materially; then 2,000 calls that
+               want no reply or allow interactive authorization, and 2,000
+               from callers that disconnect at once.
 
 The guest side: the same phases for org.vmfed.Federation1.Guest over VM
 'test''s channel (raw peer-to-peer D-Bus, tests/broker/dbuswire.py).
@@ -79,6 +81,7 @@ NETVM = ROOT + "/vm/netvm"
 MIB = 1024 * 1024
 BUS_MESSAGE_MAX = 32 * MIB  # dbus-daemon's default max_message_size
 NOBODY_CALLS = 10000
+NOBODY_EXTRA = 2000  # then no-reply/interactive calls, and calls of callers that are gone at once
 
 VMS = {
     "netvm": "[VM]\nRole=service\nKernel=@KERNEL@\nDefaultNetVM=true\nAutostart=true\n",
@@ -104,7 +107,8 @@ def excerpt(s):
 class Case:
     """One bad call: args for the method's own signature, the error expected and what its message must name."""
 
-    def __init__(self, args, error, names=(), why=""):
+    def __init__(self, args, error, names=(), why="", timeout=20):
+        self.timeout = timeout
         self.args = list(args)
         self.error = error
         self.names = list(names)
@@ -269,7 +273,7 @@ def guest_cases(ctx):
          Case(["org.example.App", ["x"] * 65, "gondor"], INVALID, ["64"], "too many args"),
          Case(["org.example.App", ["x" * 5000], "gondor"], INVALID, ["Argument 1", "4096"], "a long arg"),
          Case(["org.example.App", ["x" * MIB] * 64, "gondor"], INVALID, ["Argument 2", "64 MiB"],
-              "64 args of 1 MiB: an array over sd-bus's 64 MiB"),
+              "64 args of 1 MiB: an array over sd-bus's 64 MiB", timeout=300),
          Case(["org.example.App", ["ok", "--", ""], "gondor"], INVALID, ["Argument 2", "'-'"], "option-like arg"),
          Case(["org.example.App", [], "a/b"], INVALID, ["a/b"], "bad target"),
          Case(["org.example.App", [], "nope"], ACCESS, ["nope"], "unknown target: policy denies")],
@@ -367,6 +371,10 @@ def call(conn, dest, path, iface, member, sig="", args=(), timeout=20):
     try:
         return conn.call(dest, path, iface, member, sig, args)
     except (TimeoutError, OSError) as e:
+        try:
+            conn.reopen()  # the next call must not wait behind this one
+        except OSError:
+            pass
         return e
 
 
@@ -592,7 +600,7 @@ class Suite:
                 args = list(case.args)
                 if iface == PROPS and side == "bus" and path == RIVENDALE:
                     continue
-                r = call(conn, dest, path, iface, member, sig, args)
+                r = call(conn, dest, path, iface, member, sig, args, timeout=case.timeout)
                 expect(r, case.error, case.names, f"{side} {iface}.{member} [{case.why or case.args!r:.80}]")
                 n += 1
         self.figures[f"{side}_value_cases"] = n
@@ -785,12 +793,12 @@ class Suite:
                     if m.error:
                         result["bad"].append(f"reading {iface}.{member}: {m!r}")
 
-                def run(total, sync_fd=None):
+                def run(total, flags=0):
                     window, inflight, sent = 64, {}, 0
                     while sent < total or inflight:
                         while sent < total and len(inflight) < window:
                             path, iface, member, sig, args = calls[sent % len(calls)]
-                            s = conn.send(BUS, path, iface, member, sig, args)
+                            s = conn.send(BUS, path, iface, member, sig, args, flags=flags)
                             inflight[s] = f"{iface}.{member}"
                             sent += 1
                         m = conn.read()
@@ -813,6 +821,30 @@ class Suite:
             except BaseException as e:  # noqa: BLE001
                 result["bad"].append(f"exception: {e!r}")
             os.write(wfd, (json.dumps(result) + "\n").encode())
+            extra = []
+            try:
+                # Calls that allow interactive authorization (as vmfedctl's do), then calls that want no reply.
+                result["bad"] = []
+                run(NOBODY_EXTRA // 2, flags=w.ALLOW_INTERACTIVE)
+                extra += result["bad"]
+                for i in range(NOBODY_EXTRA // 2):
+                    path, iface, member, sig, args = calls[i % len(calls)]
+                    conn.send(BUS, path, iface, member, sig, args, flags=w.NO_REPLY_EXPECTED)
+                m = conn.call(BUS, ROOT, PEER, "Ping")
+                if m.error:
+                    extra.append(f"Ping after the no-reply calls: {m!r}")
+                # Hit and run: calls whose caller is gone before the broker has asked the bus about it.
+                for _ in range(10):
+                    run_conn = w.Connection.bus(self.h.bus_path)
+                    batch = b"".join(w.message(w.METHOD_CALL, j + 10, destination=BUS, path=calls[j % len(calls)][0],
+                                               interface=calls[j % len(calls)][1], member=calls[j % len(calls)][2],
+                                               signature=calls[j % len(calls)][3], args=calls[j % len(calls)][4])
+                                     for j in range(NOBODY_EXTRA // 10))
+                    run_conn.send_raw(batch)
+                    run_conn.close()
+            except BaseException as e:  # noqa: BLE001
+                extra.append(f"exception: {e!r}")
+            os.write(wfd, (json.dumps(extra) + "\n").encode())
             os._exit(0)
         os.close(wfd)
         rf = os.fdopen(rfd)
@@ -823,8 +855,11 @@ class Suite:
             f.write("g")
         line = rf.readline()
         elapsed = time.monotonic() - t0
-        os.waitpid(child, 0)
         rss1 = rss_kib(pid)
+        extra = rf.readline()
+        os.waitpid(child, 0)
+        extra = json.loads(extra) if extra else ["no result"]
+        check(not extra, "nobody: no-reply, interactive or hit-and-run calls: " + "; ".join(extra))
         result = json.loads(line) if line else {"bad": ["no result"], "n": 0, "counts": {}}
         check(result["n"] == NOBODY_CALLS, f"nobody: {result['n']} replies of {NOBODY_CALLS}")
         check(not result["bad"], "nobody: not AccessDenied: " + "; ".join(result["bad"][:5]))
@@ -836,7 +871,7 @@ class Suite:
               f"(limit {limit} KiB{', ASan' if asan else ''})")
         self.figures.update(nobody_calls=result["n"], nobody_methods=len(calls), nobody_seconds=round(elapsed, 2),
                             rss_before_kib=rss0, rss_after_kib=rss1, asan=asan)
-        COUNT["calls"] += NOBODY_CALLS + warm
+        COUNT["calls"] += NOBODY_CALLS + warm + 2 * NOBODY_EXTRA
         COUNT["cases"] += NOBODY_CALLS
 
     def run(self):
