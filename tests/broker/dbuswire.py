@@ -160,7 +160,7 @@ def marshal_body(signature, args, offset=0):
 
 
 def message(mtype, serial, path=None, interface=None, member=None, destination=None, signature="", body=b"",
-            flags=0, reply_serial=None, error_name=None, sender=None, raw_body=False, args=()):
+            flags=0, reply_serial=None, error_name=None, sender=None, raw_body=False, args=(), unix_fds=0):
     """A whole message; body is marshalled from args unless raw_body (then body is used as is)."""
     if not raw_body:
         body = marshal_body(signature, args)
@@ -181,6 +181,8 @@ def message(mtype, serial, path=None, interface=None, member=None, destination=N
         fields.append((7, ("s", sender)))
     if signature:
         fields.append((8, ("g", signature)))
+    if unix_fds:
+        fields.append((9, ("u", unix_fds)))
     w = _Writer()
     w.buf += struct.pack("<cBBBII", b"l", mtype, flags, 1, len(body), serial)
     w.put("a(yv)", fields)
@@ -216,8 +218,9 @@ class Closed(ConnectionError):
 
 
 class Connection:
-    def __init__(self, path, mech="EXTERNAL", hello=True, timeout=30):
-        self._args = (path, mech, hello, timeout)
+    def __init__(self, path, mech="EXTERNAL", hello=True, timeout=30, unix_fd=False):
+        self._args = (path, mech, hello, timeout, unix_fd)
+        self.unix_fd = False
         self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.s.settimeout(timeout)
         self.s.connect(path)
@@ -235,6 +238,9 @@ class Connection:
             line = self._line()
         if not line.startswith(b"OK "):
             raise ConnectionError(f"authentication refused: {line!r}")
+        if unix_fd:
+            self.s.sendall(b"NEGOTIATE_UNIX_FD\r\n")
+            self.unix_fd = self._line().startswith(b"AGREE_UNIX_FD")
         self.s.sendall(b"BEGIN\r\n")
         if hello:
             r = self.call("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello")
@@ -282,12 +288,17 @@ class Connection:
     def send_raw(self, data):
         self.s.sendall(data)
 
-    def send(self, destination, path, interface, member, signature="", args=(), flags=0, body=None):
-        """Send a method call; returns its serial.  body (bytes) replaces the marshalled args."""
+    def send(self, destination, path, interface, member, signature="", args=(), flags=0, body=None, fds=()):
+        """Send a method call; returns its serial.  body (bytes) replaces the marshalled args; fds go
+        along (SCM_RIGHTS, counted in the UNIX_FDS field; an 'h' argument is an index into them)."""
         self.serial += 1
         msg = message(METHOD_CALL, self.serial, path=path, interface=interface, member=member,
                       destination=destination, signature=signature, flags=flags,
-                      body=body if body is not None else b"", raw_body=body is not None, args=args)
+                      body=body if body is not None else b"", raw_body=body is not None, args=args,
+                      unix_fds=len(fds))
+        if fds:
+            socket.send_fds(self.s, [msg], list(fds))
+            return self.serial
         # A big message may take the peer long to read: the reply timeout is no send timeout.
         timeout = self.s.gettimeout()
         self.s.settimeout(None if timeout is None else max(timeout, 300))

@@ -28,6 +28,10 @@ with the snapshot taken before the first phase:
                2: dbus-daemon drops the sender; on a guest channel the broker
                answers InvalidArgs naming the argument; where bytes reach us
                (Copy text/plain) → InvalidArgs;
+  fds          file descriptors passed with calls on the bus are closed (the
+               broker has as many fds after 300 calls with 3 each as before);
+               a guest channel refuses fd passing and drops a guest that
+               sends some anyway;
   garbage      malformed messages on a guest channel: an error, a silent drop
                or a dropped connection, never a success; other channels work;
   nobody       10,000 calls of every mutating method from uid 65534 (which
@@ -440,6 +444,10 @@ def rss_kib(pid):
     return 0
 
 
+def n_fds(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
 def sanitized(pid):
     with open(f"/proc/{pid}/maps") as f:
         return any("libasan" in line for line in f)
@@ -780,6 +788,46 @@ class Suite:
                   f"after guest garbage ({why}): rivendale's channel fails: {r!r}")
         self.guest = w.Connection.peer(self.channel("test"))
 
+    def phase_fds(self):
+        """File descriptors passed with calls (to methods that take none) are closed; a guest may pass none."""
+        pid = self.h.daemon.pid
+        fd = os.open("/dev/null", os.O_RDONLY)
+        try:
+            before = n_fds(pid)
+            c = w.Connection.bus(self.h.bus_path, unix_fd=True)
+            check(c.unix_fd, "the bus does not pass file descriptors")
+            for member, sig, args, error in [("GetVM", "h", [0], DBUS_INVALID), ("GetVM", "sh", ["x", 0], DBUS_INVALID),
+                                             ("ListVMs", "", [], None), ("GetVM", "s", ["nope"], NOT_FOUND),
+                                             ("Reload", "h", [0], DBUS_INVALID)]:
+                r = c.wait(c.send(BUS, ROOT, MANAGER, member, sig, args, fds=[fd]))
+                COUNT["calls"] += 1
+                COUNT["cases"] += 1
+                check(r.error == error, f"{member}({sig}) with an fd: {r!r}, expected {error}")
+            for _ in range(300):
+                c.send(BUS, ROOT, MANAGER, "GetVM", "h", [0], fds=[fd, fd, fd])
+            r = c.call(BUS, ROOT, MANAGER, "ListVMs")  # after the 300 answers
+            COUNT["calls"] += 301
+            c.close()
+            g = w.Connection.peer(self.channel("test"), unix_fd=True)
+            check(not g.unix_fd, "a guest channel agreed to pass file descriptors")
+            try:
+                for _ in range(100):
+                    g.send(None, ROOT, GUEST, "Ping", fds=[fd, fd])
+                g.s.settimeout(10)
+                r = g.call(None, ROOT, GUEST, "Ping")
+                check(False, f"a guest passed file descriptors and was answered: {r!r}")
+            except OSError:
+                pass  # dropped: right
+            COUNT["calls"] += 101
+            g.close()
+            end = time.monotonic() + 10
+            while n_fds(pid) > before and time.monotonic() < end:
+                time.sleep(0.05)
+            check(n_fds(pid) <= before, f"vmfedd has {n_fds(pid)} fds, {before} before the calls with fds")
+        finally:
+            os.close(fd)
+        self.guest = w.Connection.peer(self.channel("test"))
+
     def phase_near_limit(self):
         """Strings near dbus-daemon's message limit, and one message over it."""
         c = self.root
@@ -932,6 +980,8 @@ class Suite:
         self.alive("bus objects")
         self.phase_utf8_bus()
         self.alive("bus invalid UTF-8")
+        self.phase_fds()
+        self.alive("file descriptors")
 
         self.phase_signatures(self.guest, None, guest, "guest")
         self.alive("guest signatures")
