@@ -266,8 +266,8 @@ static int method_answer(sd_bus_message *m, void *userdata, sd_bus_error *error,
                         untrusted_target = a->default_target;
                 if (!*untrusted_target || !g_strv_contains((const char *const *) a->candidates, untrusted_target))
                         return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
-                                                 "'%.64s' is not one of the targets offered for question %" PRIu64 ".",
-                                                 untrusted_target, id);
+                                                 "'%s' is not one of the targets offered for question %" PRIu64 ".",
+                                                 ERRORS_EXCERPT(untrusted_target, 64), id);
         }
         AnswerCall *c = g_new0(AnswerCall, 1);
         c->id = id;

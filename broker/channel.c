@@ -204,6 +204,32 @@ static int guest_filter(sd_bus_message *m, void *userdata, sd_bus_error *error) 
 
         iface = sd_bus_message_get_interface(m);
         member = sd_bus_message_get_member(m);
+
+        /* sd-bus checks a string (UTF-8, no NUL) only when a handler reads it, and then answers just
+         * "Bad message": check every argument first and say which one is malformed. */
+        for (unsigned arg = 1; sd_bus_message_at_end(m, true) == 0; arg++) {
+                const char *contents = NULL;
+                const void *p;
+                size_t n;
+                char t;
+                int r = sd_bus_message_peek_type(m, &t, &contents);
+                /* An array of bytes or numbers holds no strings: one step, not one per element. */
+                if (r >= 0 && t == SD_BUS_TYPE_ARRAY && contents && strlen(contents) == 1 &&
+                    strchr("ynqiuxtdb", contents[0]))
+                        r = sd_bus_message_read_array(m, contents[0], &p, &n);
+                else if (r >= 0)
+                        r = sd_bus_message_skip(m, NULL);
+                if (r < 0) {
+                        (void) sd_bus_reply_method_errorf(
+                                m, VMFED_ERROR_INVALID_ARGS,
+                                "Argument %u of %.120s.%.120s is malformed (a string that is not UTF-8, or an "
+                                "array over 64 MiB): %s", arg,
+                                iface ? iface : "?", member ? member : "?", strerror(-r));
+                        return 1;
+                }
+        }
+        (void) sd_bus_message_rewind(m, true);
+
         if (iface && (strcmp(iface, GUEST_INTERFACE) == 0 || g_str_has_prefix(iface, "org.freedesktop.DBus.")))
                 return 0;
 

@@ -60,8 +60,21 @@ int errors_set_errno(sd_bus_error *error, int r, const char *format, ...) {
         va_start(ap, format);
         vsnprintf(buf, sizeof buf, format, ap);
         va_end(ap);
-        (void) sd_bus_error_set(error, errno_to_name(r), buf);
+        (void) sd_bus_error_set(error, errno_to_name(r), errors_utf8_cut(buf));
         return r;
+}
+
+char *errors_utf8_cut(char *s) {
+        const char *end;
+
+        if (!g_utf8_validate(s, -1, &end))
+                *(char *) end = 0;
+        return s;
+}
+
+const char *errors_excerpt(char *buf, size_t size, const char *untrusted) {
+        g_strlcpy(buf, untrusted ? untrusted : "", size);
+        return errors_utf8_cut(buf);
 }
 
 char *errors_join(const GPtrArray *errors) {

@@ -29,5 +29,16 @@ int errors_register(void);
 int errors_set_errno(sd_bus_error *error, int r, const char *format, ...)
         __attribute__((format(printf, 3, 4)));
 
+/*
+ * An error message must be valid UTF-8: sd-bus cannot send one that is not,
+ * and the caller then gets no reply at all.  errors_utf8_cut() ends s (in
+ * place) before its first invalid byte — a multi-byte character cut by
+ * printf's precision or a full buffer; ERRORS_EXCERPT(s, N) is at most N
+ * bytes of an untrusted string, cut on a character boundary, for "%s".
+ */
+char *errors_utf8_cut(char *s);
+const char *errors_excerpt(char *buf, size_t size, const char *untrusted);
+#define ERRORS_EXCERPT(s, n) errors_excerpt((char[(n) + 1]) { 0 }, (n) + 1, (s))
+
 /* The messages in errors (may be NULL) joined with "; ", or NULL when there are none. */
 char *errors_join(const GPtrArray *errors);

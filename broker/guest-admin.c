@@ -182,7 +182,8 @@ int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (guest_connection_check_flood(g) < 0)
                 return 1;
         if (strlen(untrusted_vm) > 31 || !broker_find_vm(b, untrusted_vm))
-                return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND, "No VM named '%.31s'.", untrusted_vm);
+                return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND, "No VM named '%s'.",
+                                         ERRORS_EXCERPT(untrusted_vm, 64));
         const char *vm = untrusted_vm;
         g_autofree char *service = g_strdup_printf("vmfed.Admin.%s", op);
 

@@ -38,8 +38,9 @@ int guest_clipboard_copy(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (guest_connection_check_flood(g) < 0)
                 return 1;
         if (!service_args_mime_normalize(untrusted_mime, mime))
-                return sd_bus_error_set(error, VMFED_ERROR_INVALID_ARGS,
-                                        "A clipboard type is a MIME type such as text/plain or image/png.");
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
+                                         "Clipboard type '%s' is not a MIME type such as text/plain or image/png.",
+                                         ERRORS_EXCERPT(untrusted_mime, 64));
         r = clipboard_copy(b, b->services->clipboard, guest_connection_vm(g), mime, untrusted_data, size, &why);
         guest_services_audit(b, guest_connection_vm(g), "@host", "vmfed.Clipboard.Copy", NULL, r < 0 ? "deny" : "allow",
               r == -EFBIG ? "too-large" : r == -EILSEQ ? "not-utf-8" : r < 0 ? "error" : "copy");

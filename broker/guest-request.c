@@ -117,7 +117,7 @@ static void request_fail(Request *q, const char *name, const char *fmt, ...) {
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
         log_info("%s from %s failed: %s", q->service, q->source, buf);
-        (void) sd_bus_reply_method_error(q->m, &SD_BUS_ERROR_MAKE_CONST(name, buf));
+        (void) sd_bus_reply_method_error(q->m, &SD_BUS_ERROR_MAKE_CONST(name, errors_utf8_cut(buf)));
         request_free(q);
 }
 
@@ -375,7 +375,8 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
         if (!guest_services_target_is_valid(untrusted_target)) {
                 request_free(q);
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
-                                         "Target must be a VM name, @default or @dispvm.");
+                                         "Target '%s' is not a VM name, @default or @dispvm.",
+                                         ERRORS_EXCERPT(untrusted_target, 64));
         }
         const char *target = untrusted_target;
 
@@ -469,8 +470,9 @@ int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (guest_connection_check_flood(g) < 0)
                 return 1;
         if (!service_args_file_name_is_valid(untrusted_name))
-                return sd_bus_error_set(error, VMFED_ERROR_INVALID_ARGS,
-                                        "A file name must be a plain name: no '/', not starting with '.' or '-'.");
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
+                                         "File name '%s' is not a plain name: no '/', not starting with '.' or '-'.",
+                                         ERRORS_EXCERPT(untrusted_name, 64));
         if (size > b->services->clipboard_max)
                 return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE, "Files up to %" PRIu64 " bytes can be opened.",
                                          b->services->clipboard_max);
@@ -497,8 +499,10 @@ int guest_request_launch(sd_bus_message *m, void *userdata, sd_bus_error *error)
         if (guest_connection_check_flood(g) < 0)
                 return 1;
         if (!service_args_app_id_is_valid(untrusted_app_id))
-                return sd_bus_error_set(error, VMFED_ERROR_INVALID_ARGS,
-                                        "An application id is [A-Za-z0-9_.-], at most 127 characters.");
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
+                                         "Application id '%s' is not [A-Za-z0-9_.-], at most 127 characters, not "
+                                         "starting with '.' or '-'.",
+                                         ERRORS_EXCERPT(untrusted_app_id, 64));
         if (!service_args_args_are_valid((const char *const *) untrusted_args, &why))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "%s", why);
         Request *q = request_new(g, m, REQUEST_LAUNCH, "vmfed.Launch", 0);

@@ -110,9 +110,9 @@ static int request_begin(Broker *b, sd_bus_message *m, RequestKind kind, const c
         if (strlen(untrusted_name) > VM_NAME_MAX ||
             (!broker_find_vm(b, untrusted_name) && !(f && federation_vm_state(f, untrusted_name) >= 0)))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
-                                         "No VM named '%.64s' is defined in %s/vms.d (ListVMs shows the VMs that "
+                                         "No VM named '%s' is defined in %s/vms.d (ListVMs shows the VMs that "
                                          "are).",
-                                         untrusted_name, b->config_dir);
+                                         ERRORS_EXCERPT(untrusted_name, 64), b->config_dir);
         const char *name = untrusted_name;
         if (!f)
                 return sd_bus_error_setf(error, VMFED_ERROR_FAILED, "Cannot act on %s: %s.", name, reason);

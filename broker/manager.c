@@ -55,9 +55,9 @@ static int method_get_vm(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return r;
         if (strlen(untrusted_name) > VM_NAME_MAX || !broker_find_vm(b, untrusted_name))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
-                                         "No VM named '%.64s' is defined in %s/vms.d (ListVMs shows the "
+                                         "No VM named '%s' is defined in %s/vms.d (ListVMs shows the "
                                          "VMs that are).",
-                                         untrusted_name, b->config_dir);
+                                         ERRORS_EXCERPT(untrusted_name, 64), b->config_dir);
 
         _cleanup_free_ char *path = vm_object_path(untrusted_name);
         if (!path)

@@ -45,11 +45,17 @@ static int method_evaluate(sd_bus_message *m, void *userdata, sd_bus_error *erro
         r = sd_bus_message_read(m, "sss", &untrusted_source, &untrusted_target, &untrusted_service);
         if (r < 0)
                 return r;
-        if (strlen(untrusted_source) > EVAL_FIELD_MAX || strlen(untrusted_target) > EVAL_FIELD_MAX ||
-            strlen(untrusted_service) > EVAL_FIELD_MAX)
+        const char *too_long = strlen(untrusted_source) > EVAL_FIELD_MAX    ? untrusted_source
+                               : strlen(untrusted_target) > EVAL_FIELD_MAX  ? untrusted_target
+                               : strlen(untrusted_service) > EVAL_FIELD_MAX ? untrusted_service
+                                                                            : NULL;
+        if (too_long)
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
-                                         "Source, target and service are at most %d bytes each.",
-                                         EVAL_FIELD_MAX);
+                                         "The %s is %zu bytes; source, target and service are at most %d bytes each.",
+                                         too_long == untrusted_source   ? "source"
+                                         : too_long == untrusted_target ? "target"
+                                                                        : "service",
+                                         strlen(too_long), EVAL_FIELD_MAX);
 
         /* "SERVICE+ARG": the policy engine validates both parts. */
         strcpy(service, untrusted_service);
@@ -67,7 +73,10 @@ static int method_evaluate(sd_bus_message *m, void *userdata, sd_bus_error *erro
         };
         r = policy_evaluate(b->policy, b->facts, &req, &d);
         if (r < 0)
-                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "Malformed request: %s",
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
+                                         "Cannot evaluate source '%s', target '%s', service '%s': %s",
+                                         ERRORS_EXCERPT(untrusted_source, 64), ERRORS_EXCERPT(untrusted_target, 64),
+                                         ERRORS_EXCERPT(untrusted_service, 128),
                                          d.reason ? d.reason : "invalid source, target or service");
 
         if (d.rule_file)
@@ -120,9 +129,9 @@ static int method_list_files(sd_bus_message *m, void *userdata, sd_bus_error *er
 static int validate_name(Broker *b, const char *untrusted_name, sd_bus_error *error) {
         if (!policy_file_name_is_valid(untrusted_name))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
-                                         "'%.*s' is not a policy file name: use [0-9a-z_-][0-9a-z_.-]*.policy "
+                                         "'%s' is not a policy file name: use [0-9a-z_-][0-9a-z_.-]*.policy "
                                          "(at most %d bytes, no '/' or '..').",
-                                         POLICY_FILE_NAME_MAX, untrusted_name, POLICY_FILE_NAME_MAX);
+                                         ERRORS_EXCERPT(untrusted_name, POLICY_FILE_NAME_MAX), POLICY_FILE_NAME_MAX);
         return 0;
 }
 

@@ -100,7 +100,7 @@ static void route_fail(Route *r, const char *name, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(buf, sizeof buf, fmt, ap);
         va_end(ap);
-        sd_bus_error_set(&e, name, buf);
+        sd_bus_error_set(&e, name, errors_utf8_cut(buf));
         route_finish(r, NULL, &e);
 }
 

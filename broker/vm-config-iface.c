@@ -102,9 +102,10 @@ static void edit_authorized(Broker *b, sd_bus_message *m, bool allowed, const ch
 static int validate_name(Broker *b, const char *untrusted_name, sd_bus_error *error) {
         if (!vm_spec_name_is_valid(untrusted_name))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
-                                         "vms.d/%.64s.vm: '%.64s' is not a VM name: use [A-Za-z][A-Za-z0-9_.-]*, "
+                                         "vms.d/%s.vm: '%s' is not a VM name: use [A-Za-z][A-Za-z0-9_.-]*, "
                                          "at most %d bytes.",
-                                         untrusted_name, untrusted_name, VM_SPEC_NAME_MAX);
+                                         ERRORS_EXCERPT(untrusted_name, 64), ERRORS_EXCERPT(untrusted_name, 64),
+                                         VM_SPEC_NAME_MAX);
         return 0;
 }
 
@@ -158,9 +159,9 @@ static int method_remove_vm(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return r;
         if (strlen(untrusted_name) > 64 || !broker_find_vm(b, untrusted_name))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
-                                         "No VM named '%.64s' is defined in %s/vms.d (ListVMs shows the VMs that "
+                                         "No VM named '%s' is defined in %s/vms.d (ListVMs shows the VMs that "
                                          "are).",
-                                         untrusted_name, b->config_dir);
+                                         ERRORS_EXCERPT(untrusted_name, 64), b->config_dir);
         f = lifecycle_federation(b->lifecycle, NULL);
         s = f ? federation_vm_state(f, untrusted_name) : FEDERATION_VM_STOPPED;
         if (s == FEDERATION_VM_STARTING || s == FEDERATION_VM_RUNNING || s == FEDERATION_VM_PAUSED ||
