@@ -89,3 +89,28 @@ sd_bus *bench_raw_echo(pid_t *ret_child) {
         *ret_child = child;
         return p2p;
 }
+
+sd_bus *bench_connect_p2p(const char *path, bool fds, uint64_t timeout_usec) {
+        char address[4200];
+        sd_bus *bus = NULL;
+
+        snprintf(address, sizeof address, "unix:path=%s", path);
+        for (int attempt = 0; attempt < 500; attempt++) {
+                int r = sd_bus_new(&bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(bus, address);
+                if (r >= 0)
+                        r = sd_bus_set_anonymous(bus, 1);
+                if (r >= 0)
+                        r = sd_bus_negotiate_fds(bus, fds);
+                if (r >= 0 && timeout_usec > 0)
+                        r = sd_bus_set_method_call_timeout(bus, timeout_usec);
+                if (r >= 0)
+                        r = sd_bus_start(bus);
+                if (r >= 0)
+                        return bus;
+                bus = sd_bus_unref(bus);
+                usleep(10000);
+        }
+        bench_die(path, -ECONNREFUSED);
+}

@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include <systemd/sd-bus.h>
@@ -34,3 +36,12 @@ _Noreturn void bench_serve_forever(sd_bus *bus);
  * The caller kills and reaps *ret_child.
  */
 sd_bus *bench_raw_echo(pid_t *ret_child);
+
+/*
+ * Connect to the peer-to-peer D-Bus server listening on the unix socket
+ * path (a guest channel, an agent's socket) with ANONYMOUS auth, retrying
+ * for 5 s while it is not there yet; fds: negotiate fd passing;
+ * timeout_usec: the method call timeout, 0 for sd-bus's default.  Dies on
+ * failure.
+ */
+sd_bus *bench_connect_p2p(const char *path, bool fds, uint64_t timeout_usec);

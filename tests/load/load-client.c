@@ -48,25 +48,9 @@
 static sd_event *event;
 
 static sd_bus *connect_channel(const char *state_dir, const char *vm) {
-        char address[4200];
-        sd_bus *bus = NULL;
-        snprintf(address, sizeof address, "unix:path=%s/channels/%s.sock", state_dir, vm);
-        for (int attempt = 0; attempt < 500; attempt++) {
-                int r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, address);
-                if (r >= 0)
-                        r = sd_bus_set_anonymous(bus, 1);
-                if (r >= 0)
-                        r = sd_bus_set_method_call_timeout(bus, CALL_TIMEOUT_USEC);
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-                if (r >= 0)
-                        return bus;
-                bus = sd_bus_unref(bus);
-                usleep(10000);
-        }
-        bench_die(vm, -ECONNREFUSED);
+        char path[4200];
+        snprintf(path, sizeof path, "%s/channels/%s.sock", state_dir, vm);
+        return bench_connect_p2p(path, true, CALL_TIMEOUT_USEC); /* sd-bus's default: fds accepted */
 }
 
 static void hello(sd_bus *bus, const char *vm) {

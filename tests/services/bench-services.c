@@ -39,29 +39,6 @@
 #define WARMUP 200
 #define THROUGHPUT_CALLS 4000
 
-static sd_bus *connect_p2p(const char *path, bool fds) {
-        char address[4200];
-        sd_bus *bus = NULL;
-        snprintf(address, sizeof address, "unix:path=%s", path);
-        for (int attempt = 0; attempt < 500; attempt++) {
-                int r = sd_bus_new(&bus);
-                if (r >= 0)
-                        r = sd_bus_set_address(bus, address);
-                if (r >= 0)
-                        r = sd_bus_set_anonymous(bus, 1);
-                if (r >= 0)
-                        r = sd_bus_negotiate_fds(bus, fds);
-                if (r >= 0)
-                        r = sd_bus_start(bus);
-                if (r >= 0)
-                        return bus;
-                bus = sd_bus_unref(bus);
-                usleep(10000);
-        }
-        bench_die(path, -ECONNREFUSED);
-        return NULL;
-}
-
 typedef struct Target {
         sd_bus *bus;
         const char *path, *iface, *member, *arg;
@@ -114,7 +91,7 @@ static int bench_routed(const char *state_dir, const char *from, const char *to,
         char path[4200];
         pid_t child;
         snprintf(path, sizeof path, "%s/channels/%s.sock", state_dir, from);
-        sd_bus *chan = connect_p2p(path, false);
+        sd_bus *chan = bench_connect_p2p(path, false, 0);
         sd_bus *raw = bench_raw_echo(&child);
         Target routed = { chan, ROOT, GUEST, "PingVM", to };
         Target echo = { raw, BENCH_ECHO_PATH, BENCH_ECHO_IFACE, "Echo", "x" };
@@ -144,7 +121,7 @@ static int bench_routed(const char *state_dir, const char *from, const char *to,
         /* Through the Guest1 socket of FROM's agent: what an app sees (one more hop). */
         double via_p50 = 0;
         if (strcmp(guest1, "-") != 0) {
-                sd_bus *g = connect_p2p(guest1, true);
+                sd_bus *g = bench_connect_p2p(guest1, true, 0);
                 Target via = { g, "/org/vmfed/Guest1", "org.vmfed.Guest1", "PingVM", to };
                 for (int i = 0; i < WARMUP; i++)
                         call_once(&via);
@@ -183,8 +160,8 @@ static int bench_paste(const char *state_dir, const char *from, const char *gues
         enum { ROUNDS = 11 };
         double t[ROUNDS];
         snprintf(path, sizeof path, "%s/channels/%s.sock", state_dir, from);
-        sd_bus *chan = connect_p2p(path, false);
-        sd_bus *to = connect_p2p(guest1_to, true);
+        sd_bus *chan = bench_connect_p2p(path, false, 0);
+        sd_bus *to = bench_connect_p2p(guest1_to, true, 0);
         char *data = malloc(size);
         if (!data)
                 bench_die("malloc", -ENOMEM);
