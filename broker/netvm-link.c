@@ -342,8 +342,9 @@ static void netvm_link_closed(void *userdata, int error) {
  * A connection that breaks (vmfed-netd restarted and spoke SASL into it, the
  * broker restarted) is made again a second later.
  */
+static int netvm_link_adopt(NetvmLink *n, int fd);
+
 static int netvm_link_connect(NetvmLink *n) {
-        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd, r;
 
@@ -360,6 +361,14 @@ static int netvm_link_connect(NetvmLink *n) {
                 safe_close(fd);
                 return r;
         }
+        return netvm_link_adopt(n, fd);
+}
+
+/* Serve fd as the link's connection to vmfed-netd and send it the whole state. */
+static int netvm_link_adopt(NetvmLink *n, int fd) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
         r = bus_p2p_new(fd, /* server= */ true, /* accept_fds= */ false, n->name, &bus);
         if (r < 0)
                 return r;
@@ -587,6 +596,17 @@ int netvm_links_prepare(Broker *b, const char *vm) {
         if (!s || !b->bridge || !spec_is_netvm(f, s))
                 return 0;
         return netvm_link_ensure(n, s) ? 0 : -EIO;
+}
+
+int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd) {
+        NetvmLink *n = b->netvm_links ? netvm_link_ensure(b->netvm_links, netvm) : NULL;
+
+        if (!n) {
+                safe_close(fd);
+                return -ENXIO;
+        }
+        netvm_link_drop_connection(n, "replaced by a new connection");
+        return netvm_link_adopt(n, fd);
 }
 
 void netvm_links_federation_ready(Broker *b) {
