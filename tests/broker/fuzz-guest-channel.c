@@ -23,6 +23,12 @@
  * fuzz-guest-seeds.c (real sd-bus marshalling, the agent's own handshake).
  * -Dfuzz=true builds the libFuzzer binary; every build replays the corpus
  * (tests/lib/fuzz-replay.c).
+ *
+ * Built with -DFUZZ_NETVM_LINK, this is fuzz-netvm-link: the same broker,
+ * but the input is what the netvm's vmfed-netd sends on its port (the netvm
+ * is a VM, so that is guest input too): broker/netvm-link.c serves it
+ * (netvm_links_adopt_connection()) and sends it the whole state first, the
+ * input answers (or not).  Seeds: tests/broker/fuzz-corpus-netvm-link/.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,11 +48,13 @@
 #include "broker/channel.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
+#include "broker/netvm-link.h"
 #include "broker/vm-object.h"
 #include "common/bus-p2p.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "federation/vmconfig.h"
+#include "federation/vmspec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -91,6 +99,7 @@ static const struct {
 static char *config_dir, *state_dir;
 static bool debug; /* $VMFED_FUZZ_DEBUG: log what the broker does and says */
 static PolicySnapshot *policy;
+static GPtrArray *specs; /* VmSpec*: the netvm's, for netvm_links_adopt_connection() */
 
 static void write_config(void) {
         config_dir = g_dir_make_tmp("vmfed-fuzz-guest.XXXXXX", NULL);
@@ -130,6 +139,10 @@ static void init(void) {
                 fprintf(stderr, "the fuzz target's policy does not load\n");
                 abort();
         }
+        GPtrArray *errors = NULL;
+        if (vm_spec_load_dir_full(config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors) < 0 ||
+            !vm_spec_find(specs, "net"))
+                abort();
 }
 
 /* The broker's own bus connection (signals, the messages route.c builds) with a peer that swallows it all. */
@@ -226,7 +239,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
                 abort();
+#ifdef FUZZ_NETVM_LINK
+        if (netvm_links_new(b, &b->netvm_links) < 0 ||
+            netvm_links_adopt_connection(b, vm_spec_find(specs, "net"), fds[0]) < 0)
+                abort();
+#else
         channel_adopt_connection(c, fds[0]);
+#endif
 
         /* Feed the input as fast as the broker takes it; run the loop until it has nothing left to do. */
         size_t off = 0;

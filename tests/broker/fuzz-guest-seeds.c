@@ -8,7 +8,12 @@
  * the client writes is captured.  Replies to the broker's Agent1 calls are
  * method returns for the serials the broker will use.
  *
- *   fuzz-guest-seeds DIR     (writes DIR/NAME.bin; the corpus is checked in)
+ *   fuzz-guest-seeds DIR [NETVM_DIR]
+ *
+ * writes DIR/NAME.bin (fuzz-guest-channel's corpus) and NETVM_DIR/NAME.bin
+ * (fuzz-netvm-link's: what vmfed-netd sends on the netvm's port, which is
+ * set up the same way; the broker's first call there is SetState, serial
+ * 1).  The corpora are checked in.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -130,6 +135,18 @@ static void send_return(Stream *s, uint32_t reply_serial, const char *types, ...
         stream_send(s, m);
 }
 
+/* OpenFile's answer: (b changed, ay data). */
+static void send_return_file(Stream *s, uint32_t reply_serial, int changed, const char *data) {
+        sd_bus_message *c = NULL, *m = NULL;
+        if (sd_bus_message_new_method_call(s->bus, &c, NULL, "/org/vmfed/Agent1", "org.vmfed.Agent1", "X") < 0 ||
+            sd_bus_message_seal(c, reply_serial, 0) < 0 || sd_bus_message_new_method_return(c, &m) < 0 ||
+            sd_bus_message_append(m, "b", changed) < 0 ||
+            sd_bus_message_append_array(m, 'y', data, strlen(data)) < 0)
+                abort();
+        sd_bus_message_unref(c);
+        stream_send(s, m);
+}
+
 static void send_error(Stream *s, uint32_t reply_serial, const char *name, const char *text) {
         sd_bus_message *c = NULL, *m = NULL;
         if (sd_bus_message_new_method_call(s->bus, &c, NULL, "/org/vmfed/Agent1", "org.vmfed.Agent1", "X") < 0 ||
@@ -211,7 +228,7 @@ int main(int argc, char **argv) {
         stream_open(&s);
         send_call(&s, "Hello", "s", "0.1.0");
         send_bytes_call(&s, "OpenFile", "notes.txt", "some text\n", 10, "a");
-        send_return(&s, 2, "bay", 1, 6, "edited");
+        send_return_file(&s, 2, 1, "edited");
         send_bytes_call(&s, "OpenFile", "../../etc/passwd", "x", 1, "b");
         send_bytes_call(&s, "OpenFile", "doc.pdf", "%PDF-1.4", 8, "@dispvm:dvm");
         send_bytes_call(&s, "OpenFile", "", "", 0, "@default");
@@ -282,5 +299,39 @@ int main(int argc, char **argv) {
         raw(dir, "auth-data", data_step, sizeof data_step - 1);
         static const char junk[] = "\0CANCEL\r\nERROR\r\nAUTH FOO\r\nBEGIN\r\n";
         raw(dir, "auth-junk", junk, sizeof junk - 1);
+
+        if (argc < 3)
+                return 0;
+        const char *ndir = argv[2];
+
+        /* vmfed-netd applied the state. */
+        stream_open(&s);
+        send_return(&s, 1, NULL);
+        stream_write(&s, ndir, "set-state-done");
+
+        /* vmfed-netd refused it. */
+        stream_open(&s);
+        send_error(&s, 1, "org.vmfed.Federation1.Error.InvalidArgs",
+                   "state:7: [Client dvm.1]: Address= 10.137.0.300 is not an IPv4 or IPv6 address");
+        stream_write(&s, ndir, "set-state-refused");
+
+        /* A netvm that calls the broker, answers what was never asked, twice. */
+        stream_open(&s);
+        {
+                sd_bus_message *m = NULL;
+                if (sd_bus_message_new_method_call(s.bus, &m, NULL, "/org/vmfed/NetVM1", "org.vmfed.NetVM1",
+                                                   "SetState") < 0 ||
+                    sd_bus_message_append(m, "s", "[Uplink]\nInterface=eth1\n") < 0)
+                        abort();
+                stream_send(&s, m);
+        }
+        stream_send(&s, call(&s, "org.freedesktop.DBus.Peer", "Ping"));
+        send_error(&s, 7, "org.freedesktop.DBus.Error.Failed", "");
+        send_return(&s, 1, "s", "unexpected");
+        send_return(&s, 1, NULL);
+        stream_write(&s, ndir, "calls-and-stray-replies");
+
+        stream_open(&s);
+        stream_write(&s, ndir, "handshake");
         return 0;
 }
