@@ -91,7 +91,12 @@ static void netvm_link_drop_connection(NetvmLink *n, const char *why) {
         log_info("NetVM %s: vmfed-netd connection %" PRIu64 " closed: %s.", n->name, n->n_connections, why);
         g_clear_handle_id(&n->reap_id, g_source_remove);
         n->source = bus_source_free(n->source);
-        n->bus = sd_bus_flush_close_unref(n->bus);
+        /*
+         * Never flush: a vmfed-netd that stalls in the handshake or does not
+         * read would block the broker here (at shutdown, forever).  What was
+         * still queued is not lost: a new connection gets the whole state.
+         */
+        n->bus = sd_bus_close_unref(n->bus);
 }
 
 static void netvm_link_free(void *p) {
