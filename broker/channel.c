@@ -277,7 +277,7 @@ static int guest_connection_new(Channel *c, int fd, GuestConnection **ret) {
         return 0;
 }
 
-static void channel_accept_one(Channel *c, int cfd) {
+void channel_adopt_connection(Channel *c, int cfd) {
         GuestConnection *g = NULL;
         struct ucred ucred = {};
         socklen_t len = sizeof ucred;
@@ -318,7 +318,7 @@ static gboolean channel_on_accept(gint fd, GIOCondition condition, gpointer user
                                 log_warning_errno(negative_errno(), "Channel %s: accept failed: %m", c->vm_name);
                         break;
                 }
-                channel_accept_one(c, cfd);
+                channel_adopt_connection(c, cfd);
         }
         return G_SOURCE_CONTINUE;
 }

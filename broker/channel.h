@@ -39,6 +39,14 @@
 int channel_new(Broker *b, const char *vm_name, Channel **ret);
 void channel_free(void *c);
 
+/*
+ * Serve a connected socket as the channel's connection (replacing the one
+ * it has): what the listener does with each accepted connection, and what
+ * the guest channel's fuzz target (tests/broker/fuzz-guest-channel.c) does
+ * with one end of a socketpair.  Takes cfd (non-blocking) in every case.
+ */
+void channel_adopt_connection(Channel *c, int cfd);
+
 const char *channel_path(Channel *c);
 bool channel_is_connected(Channel *c);
 

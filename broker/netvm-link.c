@@ -2,6 +2,7 @@
 #include "broker/netvm-link.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -90,7 +91,12 @@ static void netvm_link_drop_connection(NetvmLink *n, const char *why) {
         log_info("NetVM %s: vmfed-netd connection %" PRIu64 " closed: %s.", n->name, n->n_connections, why);
         g_clear_handle_id(&n->reap_id, g_source_remove);
         n->source = bus_source_free(n->source);
-        n->bus = sd_bus_flush_close_unref(n->bus);
+        /*
+         * Never flush: a vmfed-netd that stalls in the handshake or does not
+         * read would block the broker here (at shutdown, forever).  What was
+         * still queued is not lost: a new connection gets the whole state.
+         */
+        n->bus = sd_bus_close_unref(n->bus);
 }
 
 static void netvm_link_free(void *p) {
@@ -240,15 +246,37 @@ static char *disposable_template(NetvmLinks *n, Federation *f, const char *vm) {
 /* ---- talking to vmfed-netd ---------------------------------------------------- */
 
 static int on_netd_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
-        char *what = userdata;
+        const char *what = userdata;
         const sd_bus_error *e = sd_bus_message_get_error(m);
 
         if (e)
                 log_error("NetVM: %s failed: %s: %s", what, e->name, e->message);
         else
                 log_info("NetVM: %s done.", what);
-        g_free(what);
         return 0;
+}
+
+/*
+ * Call vmfed-netd.  what (taken, also on failure) names the call in the log
+ * line of its answer; the call's slot frees it, whether the call is
+ * answered, times out or its connection goes first (a netvm that restarts
+ * or never answers).
+ */
+static int netd_call(NetvmLink *n, char *what, const char *member, const char *types, ...) {
+        _cleanup_(sd_bus_slot_unrefp) sd_bus_slot *slot = NULL;
+        va_list ap;
+        int r;
+
+        va_start(ap, types);
+        r = sd_bus_call_method_asyncv(n->bus, &slot, NULL, NETVM1_PATH, NETVM1_INTERFACE, member, on_netd_reply, what,
+                                      types, ap);
+        va_end(ap);
+        if (r < 0) {
+                g_free(what);
+                return r;
+        }
+        (void) sd_bus_slot_set_destroy_callback(slot, g_free);
+        return sd_bus_slot_set_floating(slot, 1);
 }
 
 static char *netvm_link_state(NetvmLink *n) {
@@ -285,8 +313,7 @@ static void netvm_link_send_state(NetvmLink *n) {
         if (!n->bus)
                 return;
         state = netvm_link_state(n);
-        r = sd_bus_call_method_async(n->bus, NULL, NULL, NETVM1_PATH, NETVM1_INTERFACE, "SetState", on_netd_reply,
-                                     g_strdup_printf("SetState of %s", n->name), "s", state);
+        r = netd_call(n, g_strdup_printf("SetState of %s", n->name), "SetState", "s", state);
         if (r < 0)
                 log_warning_errno(r, "NetVM %s: cannot send SetState: %m", n->name);
         else
@@ -299,10 +326,8 @@ static void netvm_link_add_client(NetvmLink *n, ClientVm *c) {
 
         if (!n || !n->bus)
                 return; /* sent with the whole state when vmfed-netd connects */
-        r = sd_bus_call_method_async(n->bus, NULL, NULL, NETVM1_PATH, NETVM1_INTERFACE, "AddClient", on_netd_reply,
-                                     g_strdup_printf("AddClient %s (%s, %s) on %s", c->name, c->mac, c->address,
-                                                     n->name),
-                                     "ssass", c->name, c->mac, 1, c->address, c->rules ? c->rules : "");
+        r = netd_call(n, g_strdup_printf("AddClient %s (%s, %s) on %s", c->name, c->mac, c->address, n->name),
+                      "AddClient", "ssass", c->name, c->mac, 1, c->address, c->rules ? c->rules : "");
         if (r < 0)
                 log_warning_errno(r, "NetVM %s: cannot send AddClient %s: %m", n->name, c->name);
 }
@@ -312,9 +337,7 @@ static void netvm_link_remove_client(NetvmLink *n, const char *name) {
 
         if (!n || !n->bus)
                 return;
-        r = sd_bus_call_method_async(n->bus, NULL, NULL, NETVM1_PATH, NETVM1_INTERFACE, "RemoveClient",
-                                     on_netd_reply, g_strdup_printf("RemoveClient %s on %s", name, n->name), "s",
-                                     name);
+        r = netd_call(n, g_strdup_printf("RemoveClient %s on %s", name, n->name), "RemoveClient", "s", name);
         if (r < 0)
                 log_warning_errno(r, "NetVM %s: cannot send RemoveClient %s: %m", n->name, name);
 }
@@ -342,8 +365,9 @@ static void netvm_link_closed(void *userdata, int error) {
  * A connection that breaks (vmfed-netd restarted and spoke SASL into it, the
  * broker restarted) is made again a second later.
  */
+static int netvm_link_adopt(NetvmLink *n, int fd);
+
 static int netvm_link_connect(NetvmLink *n) {
-        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         int fd, r;
 
@@ -360,6 +384,14 @@ static int netvm_link_connect(NetvmLink *n) {
                 safe_close(fd);
                 return r;
         }
+        return netvm_link_adopt(n, fd);
+}
+
+/* Serve fd as the link's connection to vmfed-netd and send it the whole state. */
+static int netvm_link_adopt(NetvmLink *n, int fd) {
+        _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
+        int r;
+
         r = bus_p2p_new(fd, /* server= */ true, /* accept_fds= */ false, n->name, &bus);
         if (r < 0)
                 return r;
@@ -587,6 +619,17 @@ int netvm_links_prepare(Broker *b, const char *vm) {
         if (!s || !b->bridge || !spec_is_netvm(f, s))
                 return 0;
         return netvm_link_ensure(n, s) ? 0 : -EIO;
+}
+
+int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd) {
+        NetvmLink *n = b->netvm_links ? netvm_link_ensure(b->netvm_links, netvm) : NULL;
+
+        if (!n) {
+                safe_close(fd);
+                return -ENXIO;
+        }
+        netvm_link_drop_connection(n, "replaced by a new connection");
+        return netvm_link_adopt(n, fd);
 }
 
 void netvm_links_federation_ready(Broker *b) {

@@ -52,3 +52,11 @@ void netvm_links_federation_ready(Broker *b);
 int netvm_links_prepare(Broker *b, const char *vm);
 /* From the federation's state callback. */
 void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s);
+
+/*
+ * Serve a connected socket as the link to the vmfed-netd of netvm (what
+ * the link does with the socket it connected to QEMU's port), replacing
+ * the connection it has, and send it the whole state.  Takes fd in every
+ * case.  For the netvm link's fuzz target (tests/broker/fuzz-netvm-link.c).
+ */
+int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd);

@@ -119,11 +119,17 @@ int firewall_parse_line(Firewall *fw, const char *source, unsigned line, const c
         if (hash)
                 *hash = '\0';
 
+        /*
+         * Blanks around a rule (\v and \f too) are not part of it: the broker
+         * strips them when it passes rules on as Rule= lines of the state
+         * file, so the netvm must read them the same way from a rules file.
+         */
+        g_strstrip(copy);
         for (const char *p = copy; *p; p++)
                 if ((unsigned char) *p < 0x20 && *p != '\t' && *p != '\r')
                         FAIL("control character in rule");
 
-        g_auto(GStrv) tok = g_strsplit_set(g_strstrip(copy), " \t\r", -1);
+        g_auto(GStrv) tok = g_strsplit_set(copy, " \t\r", -1);
         /* Collapse empty tokens produced by repeated blanks. */
         g_autoptr(GPtrArray) t = g_ptr_array_new();
         for (char **p = tok; *p; p++)

@@ -7,8 +7,9 @@
  * a valid snapshot has no diagnostics, a broken one denies everything,
  * positions are sane, evaluation never fails on a well-formed request.
  *
- * Built with -Dfuzz=true (clang); without it, the same entry point runs
- * over the seed corpus as a regression test (see main() below).
+ * Built with -Dfuzz=true (clang); every build also replays the corpus
+ * tests/policy/fuzz-corpus-policy/ through this entry point
+ * (tests/lib/fuzz-replay.c).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -90,22 +91,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         policy_snapshot_unref(s);
         return 0;
 }
-
-#ifndef VMFED_LIBFUZZER
-/* Without libFuzzer: run every file named on the command line. */
-int main(int argc, char **argv) {
-        for (int i = 1; i < argc; i++) {
-                char *text = NULL;
-                gsize len = 0;
-                if (!g_file_get_contents(argv[i], &text, &len, NULL)) {
-                        fprintf(stderr, "cannot read %s\n", argv[i]);
-                        return 1;
-                }
-                LLVMFuzzerTestOneInput((const uint8_t *) text, len);
-                g_free(text);
-        }
-        printf("%d inputs ran\n", argc - 1);
-        policy_facts_unref(facts);
-        return 0;
-}
-#endif
