@@ -1140,6 +1140,11 @@ FederationVmState federation_vm_state(Federation *f, const char *name) {
         return vm ? vm->state : -ENOENT;
 }
 
+bool federation_vm_is_disposable(Federation *f, const char *name) {
+        Vm *vm = federation_find_vm(f, name);
+        return vm && vm->disposable;
+}
+
 const VmSpec *federation_vm_spec(Federation *f, const char *name) {
         return vm_spec_find(f->specs, name);
 }
