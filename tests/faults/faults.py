@@ -72,7 +72,7 @@ PREFIX = os.environ["VMFED_TEST_PREFIX"]
 HOST_BRIDGE = os.environ["VMFED_FAULT_HOST_BRIDGE"]
 UPLINK_BRIDGE = os.environ["VMFED_FAULT_UPLINK_BRIDGE"]
 SEED = int(os.environ.get("VMFED_FAULT_SEED", "8"))
-ROUNDS = int(os.environ.get("VMFED_FAULT_ROUNDS", "300"))
+ROUNDS = int(os.environ.get("VMFED_FAULT_ROUNDS", "120"))  # ~4.5 s each: ~10 min
 INTERNET = "192.0.2.1"
 DEV = "0000:01:00.0"
 PERSONAS = ("p1", "p2", "p3")
@@ -315,6 +315,20 @@ class Faults:
                 for n in names:
                     if n.startswith(".#"):
                         v.append("temporary file left: %s" % os.path.join(dirpath, n))
+        gdir = os.path.join(self.h.state_dir, "generations")
+        gens = os.listdir(gdir) if os.path.isdir(gdir) else []
+        half = [n for n in gens if n.startswith(".tmp-")]
+        if half:
+            v.append("half-written generations left: %s" % half)
+        try:
+            with open(os.path.join(gdir, "index")) as f:
+                indexed = {line.split("\t")[0] for line in f if line.strip()}
+        except OSError:
+            indexed = set()
+        unindexed = sorted(n for n in gens if n.isdigit() and n not in indexed)
+        missing = sorted(n for n in indexed if n not in gens)
+        if unindexed or missing:
+            v.append("generations not in the index %s, indexed without a directory %s" % (unindexed, missing))
         for j in ("switch.journal", "generations/rollback.journal"):
             if os.path.exists(os.path.join(self.h.state_dir, j)):
                 v.append("%s left" % j)
