@@ -1456,6 +1456,19 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
                 if (r < 0)
                         return r;
         }
+        /* Temporary files of atomic writes a killed broker left half-written (common/fileio.h). */
+        for (const char *const *d = (const char *const[]) { "vms.d", "policy.d", NULL }; *d; d++) {
+                g_autofree char *p = g_build_filename(o->config_dir, *d, NULL);
+                r = remove_stale_atomic_temps(p);
+                if (r > 0)
+                        log_info("federation: removed %d half-written file(s) in %s", r, p);
+        }
+        for (const char *const *d = (const char *const[]) { "", "generations", NULL }; *d; d++) {
+                g_autofree char *p = g_build_filename(o->state_dir, *d, NULL);
+                r = remove_stale_atomic_temps(p);
+                if (r > 0)
+                        log_info("federation: removed %d half-written file(s) in %s", r, p);
+        }
         r = generation_recover(o->config_dir, o->state_dir);
         if (r < 0)
                 log_warning_errno(r, "federation: cannot finish an interrupted rollback: %s", g_strerror(-r));
