@@ -105,6 +105,15 @@ TAPS = {tap_of(n): n for n in ["netvm", "client", "caller", "dvm"] + list(ALL_PE
         ["disp%d" % i for i in range(1000, 10000)]}
 
 
+def kill_pid(pid):
+    """SIGKILL one process by its pid (never 0 or negative: that would be our process group)."""
+    if pid > 0:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def virsh(*args, check=True):
     r = subprocess.run(VIRSH + list(args), capture_output=True, text=True, timeout=60)
     if check and r.returncode != 0:
@@ -499,6 +508,7 @@ class Faults:
 
     def r_dispvm(self):
         delay = self.rng.uniform(0, 3.5)
+        kill_qemu = self.rng.random() < 0.3  # else the broker
         peer = RawPeer(os.path.join(self.h.state_dir, "channels", "caller.sock"))
         try:
             peer.send("/org/vmfed/Federation1", "org.vmfed.Federation1.Guest", "Hello", [("s", "faults")])
@@ -516,22 +526,48 @@ class Faults:
                     break
                 except (OSError, ConnectionError):
                     break
+            if kill_qemu:
+                disps = [d for d in (running_domains() or set()) if re.fullmatch(r"disp\d+", d)]
+                for d in disps:
+                    kill_pid(self.qemu_pid(d))
+                if disps:
+                    self.hit["dispvm"] += 1
+                # the job fails: the caller gets its answer
+                try:
+                    peer.read_message(30)
+                except (OSError, ConnectionError):
+                    pass
+                return "its QEMU (%s) after %.2f s" % ("/".join(disps) or "none yet", delay)
             if not answered:
                 self.hit["dispvm"] += 1
             self.kill_broker()
         finally:
             peer.close()
         self.restart_broker()
-        return "after %.2f s" % delay
+        return "vmfedd after %.2f s" % delay
 
     def r_qemu(self):
         p = self.ensure_persona()
-        pid = self.qemu_pid(p)
-        if not pid:
-            raise Failure("no QEMU pid for the active persona %s" % p)
-        os.kill(pid, signal.SIGKILL)
-        self.hit["qemu"] += 1
-        return p
+        if self.rng.random() < 0.5:
+            pid = self.qemu_pid(p)
+            if not pid:
+                raise Failure("no QEMU pid for the active persona %s" % p)
+            kill_pid(pid)
+            self.hit["qemu"] += 1
+            return p
+        # During a switch: whichever persona's QEMU runs at that moment (the old one stopping, the new one booting).
+        target, _ = self.other_persona()
+        delay = self.rng.uniform(0, 2.0)
+        bg = self.manager_bg("SwitchPersona", "s", target)
+        time.sleep(delay)
+        running = running_domains() or set()
+        victims = [x for x in PERSONAS if x in running and self.qemu_pid(x)]
+        for x in victims:
+            kill_pid(self.qemu_pid(x))
+        if bg.poll() is None and victims:
+            self.hit["qemu"] += 1
+        self.finish_bg(bg)
+        return "%s during a switch %s -> %s, %.2f s in" % ("/".join(victims) or "none", p, target, delay)
 
     def r_netd(self):
         target, _ = self.other_persona()
@@ -617,8 +653,17 @@ class Faults:
         if sampler.violations:
             raise Failure("two personas ran at once: %s" % sampler.violations[:3])
         total = time.monotonic() - t_start
+        # What the broker repaired after crashes, from its log (the invariants say it was needed).
+        text = self.h.log()
+        repairs = {
+            "half_written_files_removed": sum(int(n) for n in re.findall(r"removed (\d+) half-written file", text)),
+            "orphan_disposables_destroyed": text.count("has no job (its broker is gone)"),
+            "orphan_overlays_removed": text.count("removed the orphan overlay"),
+            "stale_host_ports_removed": text.count("Removed the anti-spoofing chain of"),
+            "switches_resumed": text.count("federation: finishing the switch to"),
+        }
         summary = {"seed": SEED, "rounds": ROUNDS, "total_s": round(total, 1), "broker_restarts": self.broker_restarts,
-                   "libvirt_samples": sampler.samples, "kinds": {}}
+                   "libvirt_samples": sampler.samples, "repairs": repairs, "kinds": {}}
         log("")
         log("%-9s %6s %6s %9s %9s %9s" % ("kind", "rounds", "in-op", "conv.med", "conv.p95", "conv.max"))
         for k in kinds:
@@ -632,6 +677,7 @@ class Faults:
                                    "converge_max_s": round(mx, 2)}
         log("total %.1f s, %d broker restarts, %d libvirt samples never saw two personas"
             % (total, self.broker_restarts, sampler.samples))
+        log("repairs seen in the broker's log: %s" % ", ".join("%s %d" % kv for kv in repairs.items()))
         print(json.dumps({"faults": summary}), flush=True)
 
 
