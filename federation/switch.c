@@ -30,11 +30,14 @@ struct Switch {
         uint64_t busy0;
         int first_r;
         char *first_error;
+        guint release_id;  /* waiting until libvirt no longer lists the stopped persona */
+        unsigned release_checks;
 };
 
 void switch_free(Switch *sw) {
         if (!sw)
                 return;
+        g_clear_handle_id(&sw->release_id, g_source_remove);
         g_free(sw->from);
         g_free(sw->to);
         g_free(sw->fallback);
@@ -167,6 +170,50 @@ static void switch_start_target(Federation *f) {
         vm_start_async(f, to, &sw->cb, switch_started, NULL);
 }
 
+/* Does libvirt still list name's domain as active?  (A lookup that fails: no.) */
+static bool domain_still_active(Federation *f, const char *name) {
+        Vm *vm = federation_find_vm(f, name);
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+        int active;
+
+        if (!vm || !vm->domain_name)
+                return false;
+        dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
+        active = dom ? VIRT_CALL(virDomainIsActive(dom)) : 0;
+        virResetLastError();
+        return active == 1;
+}
+
+#define RELEASE_CHECK_MS 100
+#define RELEASE_CHECKS_MAX 100
+
+/*
+ * The old persona's stopped event came; start the new one only once libvirt
+ * no longer lists the old one either: it holds the same devices until then.
+ * (Seen by tests/faults: after a broker restart, libvirt still listed the
+ * destroyed persona while the next one was being started.)
+ */
+static gboolean switch_start_when_released(gpointer userdata) {
+        Federation *f = userdata;
+        FEDERATION_BUSY(f);
+        Switch *sw = f->sw;
+
+        sw->release_id = 0;
+        if (domain_still_active(f, sw->from)) {
+                if (sw->release_checks++ == 0)
+                        log_warning("federation: libvirt still runs %s after its stopped event; waiting", sw->from);
+                if (sw->release_checks < RELEASE_CHECKS_MAX) {
+                        sw->release_id = g_timeout_add(RELEASE_CHECK_MS, switch_start_when_released, f);
+                        return G_SOURCE_REMOVE;
+                }
+                g_autofree char *msg = g_strdup_printf("cannot stop %s: libvirt still runs it", sw->from);
+                switch_finish(f, -EBUSY, msg);
+                return G_SOURCE_REMOVE;
+        }
+        switch_start_target(f);
+        return G_SOURCE_REMOVE;
+}
+
 static void switch_stopped(Federation *f, int r, const char *error, void *userdata) {
         Switch *sw = f->sw;
         Vm *from = federation_find_vm(f, sw->from);
@@ -178,7 +225,7 @@ static void switch_stopped(Federation *f, int r, const char *error, void *userda
                 return;
         }
         /* The stopped event came: with managed hostdevs libvirt has reattached the devices by now. */
-        switch_start_target(f);
+        (void) switch_start_when_released(f);
 }
 
 static void switch_run(Federation *f) {
