@@ -231,6 +231,28 @@ static void resume_done(Broker *b, int r, const char *message, void *userdata) {
                 operation_finish(op, r, error);
 }
 
+/*
+ * A disposable lives as long as its job, and jobs live in the broker: a
+ * running disposable that no job of ours knows (it was adopted after the
+ * broker that ran its job crashed) would run for ever, its overlay with it.
+ * Destroy it; its overlay goes when it stops (disposable_stopped()).
+ */
+static void lifecycle_reap_orphan_disposables(Lifecycle *l) {
+        g_auto(GStrv) names = federation_list_vms(l->federation);
+
+        for (char **n = names; n && *n; n++) {
+                g_autofree char *error = NULL;
+                int r;
+
+                if (!federation_vm_is_disposable(l->federation, *n) || g_hash_table_contains(l->dispvms, *n))
+                        continue;
+                log_info("Disposable %s has no job (its broker is gone); destroying it.", *n);
+                r = federation_stop_vm(l->federation, *n, true, NULL, &error);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot destroy disposable %s: %s", *n, error ? error : strerror(-r));
+        }
+}
+
 /* After (re)creating the federation: resume an interrupted switch; the first time also autostart. */
 static gboolean lifecycle_boot(gpointer userdata) {
         Lifecycle *l = userdata;
@@ -244,6 +266,7 @@ static gboolean lifecycle_boot(gpointer userdata) {
         if (!l->federation)
                 return G_SOURCE_REMOVE;
         l->booted = true;
+        lifecycle_reap_orphan_disposables(l);
         op = operation_new(b, NULL, "resume an interrupted persona switch", resume_done,
                            GINT_TO_POINTER(autostart));
         r = federation_resume(l->federation, operation_callbacks(op), &error);

@@ -559,8 +559,19 @@ static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
 static void client_stopped(NetvmLinks *n, const char *vm) {
         ClientVm *c = g_hash_table_lookup(n->clients, vm);
 
-        if (!c)
+        if (!c) {
+                /* Not a client of ours, yet it may have a port: a broker killed while it stopped
+                 * attached it, and this one adopted it stopped.  Detaching is idempotent. */
+                Federation *f = links_federation(n);
+                const char *domain = f ? federation_vm_domain_name(f, vm) : NULL;
+                char tap[DOMAIN_XML_TAP_MAX];
+
+                if (n->host && domain) {
+                        domain_xml_tap_name(domain, tap);
+                        (void) hostnet_port_detach(n->host, tap);
+                }
                 return;
+        }
         if (n->host && c->tap) {
                 int r = hostnet_port_detach(n->host, c->tap);
                 if (r < 0)
@@ -652,4 +663,7 @@ void netvm_links_federation_ready(Broker *b) {
         for (char **p = names; p && *p; p++)
                 if (federation_vm_state(f, *p) == FEDERATION_VM_RUNNING && !g_hash_table_contains(n->clients, *p))
                         client_running(n, f, *p);
+        /* Ports of VMs that stopped while no broker watched. */
+        if (n->host)
+                (void) hostnet_port_sweep(n->host);
 }

@@ -2,7 +2,9 @@
 #include "common/fileio.h"
 
 #include <errno.h>
+#include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +143,56 @@ int write_file_atomic(const char *path, const void *data, size_t size, mode_t mo
         if (dir_fd < 0)
                 return negative_errno();
         return write_file_atomic_at(dir_fd, slash + 1, data, size, mode);
+}
+
+bool file_is_atomic_temp(const char *name, pid_t *ret_pid) {
+        const char *rnd, *pid;
+        char *end;
+        long v;
+
+        if (strncmp(name, ".#", 2) != 0)
+                return false;
+        rnd = strrchr(name, '.');
+        if (!rnd || rnd - name < 3 || strlen(rnd + 1) != 8)
+                return false;
+        for (pid = rnd - 1; pid > name + 2 && *pid != '.'; pid--)
+                ;
+        if (*pid != '.' || pid == rnd - 1)
+                return false;
+        errno = 0;
+        v = strtol(pid + 1, &end, 10);
+        if (errno != 0 || end != rnd || v <= 0)
+                return false;
+        if (ret_pid)
+                *ret_pid = (pid_t) v;
+        return true;
+}
+
+int remove_stale_atomic_temps(const char *dir) {
+        _cleanup_close_ int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d;
+        struct dirent *de;
+        int n = 0;
+
+        if (dir_fd < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        d = fdopendir(fcntl(dir_fd, F_DUPFD_CLOEXEC, 3));
+        if (!d)
+                return negative_errno();
+        while ((de = readdir(d))) {
+                pid_t pid;
+
+                if (!file_is_atomic_temp(de->d_name, &pid))
+                        continue;
+                if (kill(pid, 0) == 0 || errno != ESRCH)
+                        continue; /* its writer may still be at it */
+                if (unlinkat(dir_fd, de->d_name, 0) == 0)
+                        n++;
+        }
+        closedir(d);
+        if (n > 0)
+                (void) fsync_dir_at(dir_fd);
+        return n;
 }
 
 int unlink_durable_at(int dir_fd, const char *name) {

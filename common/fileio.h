@@ -5,6 +5,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 /*
@@ -21,6 +22,16 @@ int read_full_file(const char *path, size_t max_size, char **ret, size_t *sizep)
  */
 int write_file_atomic_at(int dir_fd, const char *name, const void *data, size_t size, mode_t mode);
 int write_file_atomic(const char *path, const void *data, size_t size, mode_t mode);
+
+/* Is name a temporary file of write_file_atomic_at() (".#NAME.PID.RANDOM")?  Sets *ret_pid. */
+bool file_is_atomic_temp(const char *name, pid_t *ret_pid);
+
+/*
+ * Remove the temporary files write_file_atomic_at() left in dir when its
+ * process died between creating and renaming them (kill -9, power loss):
+ * those whose process no longer runs.  Returns how many, or -errno.
+ */
+int remove_stale_atomic_temps(const char *dir);
 
 /* unlinkat() followed by an fsync of the directory. */
 int unlink_durable_at(int dir_fd, const char *name);

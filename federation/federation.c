@@ -1140,6 +1140,11 @@ FederationVmState federation_vm_state(Federation *f, const char *name) {
         return vm ? vm->state : -ENOENT;
 }
 
+bool federation_vm_is_disposable(Federation *f, const char *name) {
+        Vm *vm = federation_find_vm(f, name);
+        return vm && vm->disposable;
+}
+
 const VmSpec *federation_vm_spec(Federation *f, const char *name) {
         return vm_spec_find(f->specs, name);
 }
@@ -1450,6 +1455,19 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
                 r = mkdir_parents(p, 0755);
                 if (r < 0)
                         return r;
+        }
+        /* Temporary files of atomic writes a killed broker left half-written (common/fileio.h). */
+        for (const char *const *d = (const char *const[]) { "vms.d", "policy.d", NULL }; *d; d++) {
+                g_autofree char *p = g_build_filename(o->config_dir, *d, NULL);
+                r = remove_stale_atomic_temps(p);
+                if (r > 0)
+                        log_info("federation: removed %d half-written file(s) in %s", r, p);
+        }
+        for (const char *const *d = (const char *const[]) { "", "generations", NULL }; *d; d++) {
+                g_autofree char *p = g_build_filename(o->state_dir, *d, NULL);
+                r = remove_stale_atomic_temps(p);
+                if (r > 0)
+                        log_info("federation: removed %d half-written file(s) in %s", r, p);
         }
         r = generation_recover(o->config_dir, o->state_dir);
         if (r < 0)

@@ -143,6 +143,8 @@ int federation_autostart(Federation *f, const FederationCallbacks *cb, char **re
 char **federation_list_vms(Federation *f);
 /* -ENOENT for an unknown name. */
 FederationVmState federation_vm_state(Federation *f, const char *name);
+/* A disposable (started by federation_start_disposable() or adopted as one). */
+bool federation_vm_is_disposable(Federation *f, const char *name);
 const VmSpec *federation_vm_spec(Federation *f, const char *name);
 /* The libvirt domain name of a VM (known or disposable), or NULL. */
 const char *federation_vm_domain_name(Federation *f, const char *name);

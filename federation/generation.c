@@ -64,7 +64,7 @@ static int tree_copy(const char *src, const char *dst) {
                 struct stat st;
                 int r;
 
-                if (stat(s, &st) < 0)
+                if (stat(s, &st) < 0 || file_is_atomic_temp(n, NULL)) /* never a half-written file */
                         continue;
                 if (S_ISDIR(st.st_mode))
                         r = tree_copy(s, t);

@@ -30,11 +30,16 @@ struct Switch {
         uint64_t busy0;
         int first_r;
         char *first_error;
+        guint release_id;  /* waiting until libvirt no longer lists release_of */
+        unsigned release_checks;
+        const char *release_of;  /* sw->from or sw->to */
+        void (*release_next)(Federation *f);
 };
 
 void switch_free(Switch *sw) {
         if (!sw)
                 return;
+        g_clear_handle_id(&sw->release_id, g_source_remove);
         g_free(sw->from);
         g_free(sw->to);
         g_free(sw->fallback);
@@ -114,6 +119,9 @@ static void switch_rolled_back(Federation *f, int r, const char *error, void *us
         switch_finish(f, sw->first_r, msg);
 }
 
+static void switch_when_released(Federation *f, const char *name, void (*next)(Federation *f));
+static void switch_start_fallback(Federation *f);
+
 static void switch_rollback(Federation *f, int r, const char *error) {
         Switch *sw = f->sw;
         Vm *fb = federation_find_vm(f, sw->fallback);
@@ -131,7 +139,7 @@ static void switch_rollback(Federation *f, int r, const char *error) {
                 federation_complete_later(f, switch_rolled_back, NULL, 0, NULL);
                 return;
         }
-        vm_start_async(f, fb, &sw->cb, switch_rolled_back, NULL);
+        switch_when_released(f, sw->to, switch_start_fallback);
 }
 
 static void switch_started(Federation *f, int r, const char *error, void *userdata) {
@@ -167,6 +175,63 @@ static void switch_start_target(Federation *f) {
         vm_start_async(f, to, &sw->cb, switch_started, NULL);
 }
 
+/* Does libvirt still list name's domain as active?  (A lookup that fails: no.) */
+static bool domain_still_active(Federation *f, const char *name) {
+        Vm *vm = federation_find_vm(f, name);
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+        int active;
+
+        if (!vm || !vm->domain_name)
+                return false;
+        dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
+        active = dom ? VIRT_CALL(virDomainIsActive(dom)) : 0;
+        virResetLastError();
+        return active == 1;
+}
+
+#define RELEASE_CHECK_MS 100
+#define RELEASE_CHECKS_MAX 100
+
+/*
+ * A persona that stopped (or failed to start) holds its devices until
+ * libvirt no longer lists it: start the next one only then.  tests/faults
+ * saw libvirt list a persona whose virDomainCreate() had failed while the
+ * rollback started the previous one, both holding the same device.
+ */
+static gboolean switch_release_check(gpointer userdata) {
+        Federation *f = userdata;
+        FEDERATION_BUSY(f);
+        Switch *sw = f->sw;
+
+        sw->release_id = 0;
+        if (domain_still_active(f, sw->release_of)) {
+                if (sw->release_checks++ == 0)
+                        log_warning("federation: libvirt still lists %s as running; waiting", sw->release_of);
+                if (sw->release_checks < RELEASE_CHECKS_MAX) {
+                        sw->release_id = g_timeout_add(RELEASE_CHECK_MS, switch_release_check, f);
+                        return G_SOURCE_REMOVE;
+                }
+                g_autofree char *msg = g_strdup_printf("cannot stop %s: libvirt still runs it", sw->release_of);
+                switch_finish(f, -EBUSY, msg);
+                return G_SOURCE_REMOVE;
+        }
+        sw->release_next(f);
+        return G_SOURCE_REMOVE;
+}
+
+static void switch_when_released(Federation *f, const char *name, void (*next)(Federation *f)) {
+        Switch *sw = f->sw;
+
+        sw->release_of = name;
+        sw->release_next = next;
+        sw->release_checks = 0;
+        (void) switch_release_check(f);
+}
+
+static void switch_start_fallback(Federation *f) {
+        vm_start_async(f, federation_find_vm(f, f->sw->fallback), &f->sw->cb, switch_rolled_back, NULL);
+}
+
 static void switch_stopped(Federation *f, int r, const char *error, void *userdata) {
         Switch *sw = f->sw;
         Vm *from = federation_find_vm(f, sw->from);
@@ -178,7 +243,7 @@ static void switch_stopped(Federation *f, int r, const char *error, void *userda
                 return;
         }
         /* The stopped event came: with managed hostdevs libvirt has reattached the devices by now. */
-        switch_start_target(f);
+        switch_when_released(f, sw->from, switch_start_target);
 }
 
 static void switch_run(Federation *f) {

@@ -443,3 +443,37 @@ int hostnet_port_detach(HostNet *h, const char *tap) {
                 return log_error_errno(r, "Cannot remove anti-spoofing of %s: %m", tap);
         return 0;
 }
+
+static int stale_port_cb(const struct nlmsghdr *nlh, void *data) {
+        GPtrArray *stale = data;
+        _cleanup_(nftnl_chain_freep) struct nftnl_chain *c = nftnl_chain_alloc();
+        const char *name;
+
+        if (nftnl_chain_nlmsg_parse(nlh, c) < 0)
+                return MNL_CB_ERROR;
+        name = nftnl_chain_get_str(c, NFTNL_CHAIN_NAME);
+        if (strcmp(nftnl_chain_get_str(c, NFTNL_CHAIN_TABLE), HOST_TABLE) != 0 || !g_str_has_prefix(name, PORT_PREFIX))
+                return MNL_CB_OK;
+        name += strlen(PORT_PREFIX);
+        if (ifname_is_valid(name) && if_nametoindex(name) == 0)
+                g_ptr_array_add(stale, g_strdup(name));
+        return MNL_CB_OK;
+}
+
+int hostnet_port_sweep(HostNet *h) {
+        g_autoptr(GPtrArray) stale = g_ptr_array_new_with_free_func(g_free);
+        int r, ret = 0;
+
+        r = nft_socket_dump(h->nft, NFT_MSG_GETCHAIN, NFPROTO_BRIDGE, NULL, NULL, stale_port_cb, stale);
+        if (r < 0)
+                return r == -ENOENT ? 0 : r;
+        for (guint i = 0; i < stale->len; i++) {
+                const char *tap = stale->pdata[i];
+                r = hostnet_port_detach(h, tap);
+                if (r < 0)
+                        ret = r;
+                else
+                        log_info("Removed the anti-spoofing chain of %s: that tap is gone.", tap);
+        }
+        return ret;
+}

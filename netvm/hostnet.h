@@ -57,3 +57,6 @@ int hostnet_netvm_attach(HostNet *h, const char *bridge, const char *tap);
  * there was nothing to do.
  */
 int hostnet_port_detach(HostNet *h, const char *tap);
+/* Remove the port chains (and map elements) of taps that no longer exist: a
+ * broker that was down when a VM stopped could not detach it. */
+int hostnet_port_sweep(HostNet *h);

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -45,6 +46,41 @@ static void test_atomic_replace(void) {
         g_assert_cmpint(g_rmdir(dir), ==, 0);
 }
 
+/* A writer killed between creating and renaming its temporary file: the next start removes it. */
+static void test_stale_temps(void) {
+        g_autofree char *dir = g_dir_make_tmp("vmfed-fileio-XXXXXX", NULL);
+        g_autofree char *dead = NULL, *live = NULL, *other = NULL, *kept = NULL;
+        pid_t pid, child;
+
+        g_assert_true(file_is_atomic_temp(".#50-big.policy.23519.66334873", &pid));
+        g_assert_cmpint(pid, ==, 23519);
+        g_assert_false(file_is_atomic_temp("50-big.policy", NULL));
+        g_assert_false(file_is_atomic_temp(".#x.policy", NULL));
+        g_assert_false(file_is_atomic_temp(".#x.policy.abc.66334873", NULL));
+        g_assert_false(file_is_atomic_temp(".#x.12.123", NULL));
+
+        child = fork();
+        g_assert_cmpint(child, >=, 0);
+        if (child == 0)
+                _exit(0);
+        g_assert_cmpint(waitpid(child, NULL, 0), ==, child);
+        dead = g_strdup_printf("%s/.#a.policy.%d.0000abcd", dir, (int) child);
+        live = g_strdup_printf("%s/.#b.policy.%d.0000abcd", dir, (int) getpid());
+        other = g_build_filename(dir, ".hidden", NULL);
+        kept = g_build_filename(dir, "a.policy", NULL);
+        for (const char *const *p = (const char *const[]) { dead, live, other, kept, NULL }; *p; p++)
+                g_assert_true(g_file_set_contents(*p, "x", 1, NULL));
+        g_assert_cmpint(remove_stale_atomic_temps(dir), ==, 1);
+        g_assert_false(g_file_test(dead, G_FILE_TEST_EXISTS));
+        g_assert_true(g_file_test(live, G_FILE_TEST_EXISTS)); /* its writer runs */
+        g_assert_true(g_file_test(other, G_FILE_TEST_EXISTS));
+        g_assert_true(g_file_test(kept, G_FILE_TEST_EXISTS));
+        g_assert_cmpint(remove_stale_atomic_temps("/nonexistent/vmfed"), ==, 0);
+        for (const char *const *p = (const char *const[]) { live, other, kept, NULL }; *p; p++)
+                g_unlink(*p);
+        g_rmdir(dir);
+}
+
 static void test_read_limits(void) {
         g_autofree char *dir = g_dir_make_tmp("vmfed-fileio-XXXXXX", NULL);
         g_autofree char *path = g_build_filename(dir, "big", NULL);
@@ -73,5 +109,6 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/fileio/atomic-replace", test_atomic_replace);
         g_test_add_func("/fileio/read-limits", test_read_limits);
+        g_test_add_func("/fileio/stale-temps", test_stale_temps);
         return g_test_run();
 }

@@ -143,3 +143,34 @@ libvirtd_remove_domains() {
       virsh -c qemu:///system undefine --managed-save "$d" >/dev/null 2>&1 || true
   done
 }
+
+# Restart the running libvirtd (SIGTERM, wait, `libvirtd -d`, wait until it
+# answers): its QEMU processes keep running and are reconnected.  Used by
+# the fault-injection test (tests/faults).  The daemon stays "started by
+# tests" (stopped by the last user) if and only if it was before.
+_libvirtd_restart() {
+  local timeout=$1 pid i ours=0 newpid
+  pid=$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)
+  [ -n "$pid" ] || { echo "libvirtd.sh: no libvirtd to restart" >&2; return 1; }
+  if [ -f "$VMFED_LIBVIRTD_RUNDIR/started" ] && grep -qx "libvirtd $pid" "$VMFED_LIBVIRTD_RUNDIR/started"; then
+    ours=1
+    sed -i "/^libvirtd $pid\$/d" "$VMFED_LIBVIRTD_RUNDIR/started"
+  fi
+  _libvirtd_stop_pid "$pid"
+  libvirtd -d {_LIBVIRTD_LOCK_FD}>&- || { echo "libvirtd.sh: libvirtd -d failed" >&2; return 1; }
+  for i in $(seq $((timeout * 10))); do
+    if libvirtd_answers; then
+      newpid=$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)
+      [ "$ours" = 1 ] && [ -n "$newpid" ] && echo "libvirtd $newpid" >> "$VMFED_LIBVIRTD_RUNDIR/started"
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "libvirtd.sh: qemu:///system did not answer within $timeout s of the restart" >&2
+  return 1
+}
+
+libvirtd_restart() {
+  [ "$(id -u)" -eq 0 ] || return 77
+  _libvirtd_locked _libvirtd_restart "${1:-120}"
+}
