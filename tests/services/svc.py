@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.environ.get("VMFED_SOURCE_ROOT", os.path.dirname(__file__) + "/../.."),
                                 "tests", "broker"))
 import harness  # noqa: E402
-from harness import Harness, _die_with_parent  # noqa: E402
+from harness import Harness, _die_with_parent, memory_errors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HANDLER = os.path.join(HERE, "handler.py")
@@ -108,6 +108,12 @@ class Agent:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        # Sanitizer reports (build-san) fail the test through the harness.
+        try:
+            with open(self.log_path, errors="replace") as f:
+                self.h.problems += [f"agent {self.name}: {e}" for e in memory_errors(f.read())]
+        except OSError:
+            pass
 
     def dump_log(self):
         try:
