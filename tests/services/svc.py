@@ -96,17 +96,26 @@ class Agent:
                 "--url-handler", f"{sys.executable} {HANDLER} url {self.events}",
                 "--file-handler", f"{sys.executable} {HANDLER} file-{self.file_mode} {self.events}",
                 "--debug"]
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        env = None
+        if harness.VALGRIND:
+            env = dict(os.environ, G_SLICE="always-malloc", G_DEBUG="gc-friendly")
+        self.proc = subprocess.Popen(harness.wrap_command(args), stdout=log, stderr=log,
+                                     preexec_fn=_die_with_parent, env=env)
         log.close()
 
     def stop(self):
+        """Stop the agent with SIGTERM; it must exit 0 (else the harness fails the test)."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(5)
+                self.proc.wait(harness.scaled(5))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                self.h.problems.append(f"agent {self.name} did not exit on SIGTERM")
+            else:
+                if self.proc.returncode != 0:
+                    self.h.problems.append(f"agent {self.name} exited with {self.proc.returncode} after SIGTERM")
         self.proc = None
         # Sanitizer reports (build-san) fail the test through the harness.
         try:
