@@ -276,9 +276,11 @@ class Harness:
         """Stop vmfedd with sig; its exit status (negative: killed by a signal).
 
         After SIGTERM or SIGINT vmfedd must exit with status 0 within timeout
-        (scaled); else the harness records a problem and stop() fails."""
-        hung = False
+        (scaled); else the harness records a problem and stop() fails.  When
+        vmfedd already exited (a test killed it), nothing is sent or judged."""
+        hung = sent = False
         if self.daemon and self.daemon.poll() is None:
+            sent = True
             self.daemon.send_signal(sig)
             try:
                 self.daemon.wait(scaled(timeout))
@@ -287,7 +289,8 @@ class Harness:
                 self.daemon.kill()
                 self.daemon.wait()
         rc = self.daemon.returncode if self.daemon else None
-        if self.daemon and sig in (signal.SIGTERM, signal.SIGINT):
+        # (A daemon that a test killed itself before is not judged here; its log still is.)
+        if sent and sig in (signal.SIGTERM, signal.SIGINT):
             if hung:
                 self.problems.append(f"vmfedd did not exit within {scaled(timeout):g} s of {sig.name}")
             elif rc == VALGRIND_EXIT and VALGRIND:
