@@ -16,6 +16,7 @@ typedef void (*VmDoneFn)(Federation *f, int r, const char *error, void *userdata
 typedef struct Waiter {
         VmDoneFn fn;
         void *userdata;
+        GDestroyNotify free_userdata; /* when the VM goes away with the waiter never called */
 } Waiter;
 
 typedef enum StopMode {

@@ -96,6 +96,12 @@ static void vm_free(Vm *vm) {
         if (vm->qemu_watch)
                 g_source_remove(vm->qemu_watch);
         safe_close(vm->qemu_pidfd);
+        /* Waiters never woken (the federation is freed mid-stop): free what they hold. */
+        for (guint i = 0; i < vm->stop_waiters->len; i++) {
+                Waiter *w = vm->stop_waiters->pdata[i];
+                if (w->free_userdata)
+                        w->free_userdata(w->userdata);
+        }
         g_ptr_array_unref(vm->stop_waiters);
         g_free(vm->name);
         g_free(vm->domain_name);
@@ -755,14 +761,19 @@ typedef struct StopCtx {
         void *userdata;
 } StopCtx;
 
+static void stop_ctx_free(void *userdata) {
+        StopCtx *c = userdata;
+        g_free(c->name);
+        g_free(c);
+}
+
 static void stop_waiter_done(Federation *f, int r, const char *error, void *userdata) {
         StopCtx *c = userdata;
         Vm *vm = federation_find_vm(f, c->name);
 
         progress(&c->cb, "%s is %s", c->name, vm ? state_names[vm->state] : "gone");
         c->done(f, r, error, c->userdata);
-        g_free(c->name);
-        g_free(c);
+        stop_ctx_free(c);
 }
 
 static gboolean settle_check(gpointer userdata) {
@@ -914,6 +925,7 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
         w = g_new0(Waiter, 1);
         w->fn = stop_waiter_done;
         w->userdata = c;
+        w->free_userdata = stop_ctx_free;
         g_ptr_array_add(vm->stop_waiters, w);
 
         if (vm->state == FEDERATION_VM_STOPPING && mode != STOP_FORCE)

@@ -106,8 +106,39 @@ static struct nlmsghdr *batch_hdr(NftBatch *b, uint16_t msg_type, uint16_t famil
         return nlh;
 }
 
+/*
+ * The buffer is not cleared (batch_reserve), and libmnl 1.0.4 (Debian 12)
+ * leaves the padding after an attribute's payload unwritten (mnl_attr_put):
+ * zero it, so that no stale heap bytes go to the kernel.  Nests carry
+ * NLA_F_NESTED (libmnl's mnl_attr_nest_start sets it) and are walked; only
+ * bytes past an attribute's nla_len and before the next one are written.
+ */
+static void attrs_zero_padding(char *p, size_t len) {
+        while (len >= NLA_HDRLEN) {
+                const struct nlattr *a = (const struct nlattr *) p;
+                size_t alen = a->nla_len;
+                if (alen < NLA_HDRLEN || alen > len)
+                        return;
+                size_t aligned = MIN((size_t) NLA_ALIGN(alen), len);
+                if (a->nla_type & NLA_F_NESTED)
+                        attrs_zero_padding(p + NLA_HDRLEN, alen - NLA_HDRLEN);
+                memset(p + alen, 0, aligned - alen);
+                p += aligned;
+                len -= aligned;
+        }
+}
+
+/* The padding of a whole nftables message (nlmsghdr, nfgenmsg, attributes). */
+static void msg_zero_padding(struct nlmsghdr *nlh) {
+        size_t head = NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct nfgenmsg));
+        if (nlh->nlmsg_len > head)
+                attrs_zero_padding((char *) nlh + head, nlh->nlmsg_len - head);
+        memset((char *) nlh + nlh->nlmsg_len, 0, NLMSG_ALIGN(nlh->nlmsg_len) - nlh->nlmsg_len);
+}
+
 static void batch_done(NftBatch *b, struct nlmsghdr *nlh) {
         g_assert(nlh->nlmsg_len <= MSG_ROOM);
+        msg_zero_padding(nlh);
         b->used += NLMSG_ALIGN(nlh->nlmsg_len);
 }
 
@@ -251,6 +282,7 @@ int nft_socket_dump(NftSocket *s, uint16_t msg_type, uint16_t family,
         struct nlmsghdr *nlh = nftnl_nlmsg_build_hdr(buf, msg_type, family, NLM_F_DUMP, seq);
         if (build)
                 build(nlh, build_data);
+        msg_zero_padding(nlh);
         if (mnl_socket_sendto(s->nl, nlh, nlh->nlmsg_len) < 0)
                 return negative_errno();
 

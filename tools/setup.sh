@@ -5,6 +5,8 @@ set -euo pipefail
 
 VMFED_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 VMFED_BUILD=${VMFED_BUILD:-$VMFED_ROOT/build}
+# The second build of tools/test.sh: clang, ASan+UBSan, libFuzzer targets.
+VMFED_SAN_BUILD=${VMFED_SAN_BUILD:-$VMFED_ROOT/build-san}
 
 VMFED_PACKAGES=(
   build-essential meson ninja-build pkg-config python3 clang libclang-rt-14-dev
@@ -12,7 +14,7 @@ VMFED_PACKAGES=(
   libnftnl-dev libmnl-dev libnftables-dev
   dbus libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
   nftables iproute2 busybox-static cpio kmod libxml2-utils go-md2man
-  socat procps psmisc util-linux
+  socat procps psmisc util-linux valgrind
 )
 
 vmfed_install_deps() {
@@ -40,6 +42,18 @@ vmfed_build() {
     meson setup "$VMFED_BUILD" "$VMFED_ROOT" "$@" >&2
   fi
   meson compile -C "$VMFED_BUILD" >&2
+}
+
+# The sanitizer build: clang (it links the ASan runtime statically, so the
+# binaries copied into the test guest need no extra library), ASan+UBSan,
+# -Dfuzz=true for the libFuzzer targets.  b_lundef=false: clang's sanitizer
+# runtimes leave symbols undefined in shared objects until link time.
+vmfed_build_san() {
+  if [ ! -f "$VMFED_SAN_BUILD/build.ninja" ]; then
+    CC=clang meson setup "$VMFED_SAN_BUILD" "$VMFED_ROOT" \
+      -Db_sanitize=address,undefined -Db_lundef=false -Dfuzz=true "$@" >&2
+  fi
+  meson compile -C "$VMFED_SAN_BUILD" >&2
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -8,11 +8,19 @@ Usage:
 Everything lives in one temporary directory (mode 0755 so the nobody user
 can reach the bus socket); the dbus-daemon and vmfedd are killed and the
 directory removed on exit, on exceptions and on SIGTERM/SIGINT.
+
+A test fails when vmfedd did not stop cleanly: when it exits non-zero (or
+hangs) after SIGTERM/SIGINT, or when its log holds a sanitizer report
+(ASan/LSan/UBSan in the build-san build) or a valgrind error.  With
+VMFED_TEST_VALGRIND=1 vmfedd runs under valgrind memcheck (any error or
+definite leak fails the test; suppressions: tests/valgrind/vmfed.supp) and every
+wait in the harness is VMFED_TEST_TIMEOUT_SCALE (default 10) times longer.
 """
 import atexit
 import ctypes
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -96,6 +104,41 @@ DEFAULT_POLICY = {
 
 _live = []
 
+VALGRIND = os.environ.get("VMFED_TEST_VALGRIND") == "1"
+TIMEOUT_SCALE = float(os.environ.get("VMFED_TEST_TIMEOUT_SCALE", "10" if VALGRIND else "1"))
+VALGRIND_EXIT = 99  # vmfedd's exit status when valgrind found an error or a definite leak
+VALGRIND_SUPP = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "valgrind", "vmfed.supp")
+
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|SUMMARY: UndefinedBehaviorSanitizer|"
+                              r"^\S+:\d+:\d+: runtime error: ", re.M)
+VALGRIND_REPORT = re.compile(r"^==\d+== (ERROR SUMMARY: [1-9]\d* errors|\s*definitely lost: [1-9][\d,]* bytes)", re.M)
+
+
+def scaled(seconds):
+    """A timeout for the test's environment: longer under valgrind."""
+    return seconds * TIMEOUT_SCALE
+
+
+def wrap_command(args):
+    """args, run under valgrind memcheck when VMFED_TEST_VALGRIND=1."""
+    if not VALGRIND:
+        return args
+    return ["valgrind", "--leak-check=full", "--errors-for-leak-kinds=definite",
+            "--show-leak-kinds=definite", "--error-exitcode=%d" % VALGRIND_EXIT,
+            "--suppressions=" + os.path.normpath(VALGRIND_SUPP), "--num-callers=30",
+            "--trace-children=no"] + args
+
+
+def memory_errors(text):
+    """The sanitizer or valgrind reports in a daemon's log, as short strings."""
+    found = [m.group(0).strip() for m in SANITIZER_REPORT.finditer(text)]
+    found += [m.group(0).strip() for m in VALGRIND_REPORT.finditer(text)]
+    return found
+
+
+class DaemonError(AssertionError):
+    """vmfedd did not stop cleanly or reported memory errors."""
+
 
 def _die_with_parent():
     """In a child: get SIGKILL when the test process dies, however it dies."""
@@ -163,6 +206,7 @@ class Harness:
         self.dbus = None
         self.daemon = None
         self.tmp = None
+        self.problems = []  # why vmfedd did not stop cleanly (see stop_daemon)
 
     # ---- lifecycle -------------------------------------------------------
     def __enter__(self):
@@ -221,24 +265,58 @@ class Harness:
             args.append("--debug")
         args += self.extra_args
         env = dict(os.environ, **self.env) if self.env else None
-        self.daemon = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_die_with_parent, env=env)
+        if VALGRIND:
+            env = dict(env or os.environ, G_SLICE="always-malloc", G_DEBUG="gc-friendly")
+        self.daemon = subprocess.Popen(wrap_command(args), stdout=log, stderr=log,
+                                       preexec_fn=_die_with_parent, env=env)
         log.close()
         self._wait(self._daemon_ready, "vmfedd on the bus")
 
     def stop_daemon(self, sig=signal.SIGTERM, timeout=10):
+        """Stop vmfedd with sig; its exit status (negative: killed by a signal).
+
+        After SIGTERM or SIGINT vmfedd must exit with status 0 within timeout
+        (scaled); else the harness records a problem and stop() fails.  When
+        vmfedd already exited (a test killed it), nothing is sent or judged."""
+        hung = sent = False
         if self.daemon and self.daemon.poll() is None:
+            sent = True
             self.daemon.send_signal(sig)
             try:
-                self.daemon.wait(timeout)
+                self.daemon.wait(scaled(timeout))
             except subprocess.TimeoutExpired:
+                hung = True
                 self.daemon.kill()
                 self.daemon.wait()
         rc = self.daemon.returncode if self.daemon else None
+        # (A daemon that a test killed itself before is not judged here; its log still is.)
+        if sent and sig in (signal.SIGTERM, signal.SIGINT):
+            if hung:
+                self.problems.append(f"vmfedd did not exit within {scaled(timeout):g} s of {sig.name}")
+            elif rc == VALGRIND_EXIT and VALGRIND:
+                self.problems.append(f"valgrind found errors or definite leaks in vmfedd (exit {rc})")
+            elif rc != 0:
+                self.problems.append(f"vmfedd exited with {rc} after {sig.name}")
         self.daemon = None
         return rc
 
+    def check_daemon_log(self):
+        """Record the sanitizer/valgrind reports in vmfedd's log as problems."""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                text = f.read()
+        except (OSError, AttributeError):
+            return
+        self.problems += [f"vmfedd.log: {e}" for e in memory_errors(text)]
+
     def stop(self):
+        """Stop everything and remove the temp dir; raise DaemonError when vmfedd
+        did not stop cleanly or its log has sanitizer/valgrind reports."""
         self.stop_daemon()
+        self.check_daemon_log()
+        problems, self.problems = self.problems, []
+        if problems and self.tmp:
+            self.dump_log()
         if self.dbus and self.dbus.poll() is None:
             self.dbus.kill()
             self.dbus.wait()
@@ -249,6 +327,8 @@ class Harness:
             self.tmp = None
         if self in _live:
             _live.remove(self)
+        if problems:
+            raise DaemonError("; ".join(dict.fromkeys(problems)))
 
     def dump_log(self):
         try:
@@ -271,6 +351,7 @@ class Harness:
 
     @staticmethod
     def _wait(cond, what, timeout=15):
+        timeout = scaled(timeout)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             if cond():
@@ -366,8 +447,8 @@ class Monitor:
                 self._cond.notify_all()
 
     def wait(self, pred, timeout=10, start=0):
-        """The first message (from index start) for which pred is true, or None after timeout."""
-        end = time.monotonic() + timeout
+        """The first message (from index start) for which pred is true, or None after timeout (scaled)."""
+        end = time.monotonic() + scaled(timeout)
         with self._cond:
             while True:
                 for m in self.messages[start:]:

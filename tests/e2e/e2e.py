@@ -432,6 +432,12 @@ def main():
     ok = False
     try:
         e.run()
+        # Guests of the sanitizer build: tests/guest/init copies the report of a
+        # daemon that died of one to the console.
+        for f in sorted(glob.glob(os.path.join(e.h.state_dir, "consoles", "*.log"))):
+            with open(f, errors="replace") as c:
+                if "vmfed-init: sanitizer report" in c.read():
+                    raise Failure("%s: a daemon in the guest died of a sanitizer report" % os.path.basename(f))
         ok = True
     except Exception as ex:  # noqa: BLE001
         out("FAIL: %s" % ex)

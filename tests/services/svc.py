@@ -18,7 +18,7 @@ import time
 sys.path.insert(0, os.path.join(os.environ.get("VMFED_SOURCE_ROOT", os.path.dirname(__file__) + "/../.."),
                                 "tests", "broker"))
 import harness  # noqa: E402
-from harness import Harness, _die_with_parent  # noqa: E402
+from harness import Harness, _die_with_parent, memory_errors  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HANDLER = os.path.join(HERE, "handler.py")
@@ -96,18 +96,33 @@ class Agent:
                 "--url-handler", f"{sys.executable} {HANDLER} url {self.events}",
                 "--file-handler", f"{sys.executable} {HANDLER} file-{self.file_mode} {self.events}",
                 "--debug"]
-        self.proc = subprocess.Popen(args, stdout=log, stderr=log, preexec_fn=_die_with_parent)
+        env = None
+        if harness.VALGRIND:
+            env = dict(os.environ, G_SLICE="always-malloc", G_DEBUG="gc-friendly")
+        self.proc = subprocess.Popen(harness.wrap_command(args), stdout=log, stderr=log,
+                                     preexec_fn=_die_with_parent, env=env)
         log.close()
 
     def stop(self):
+        """Stop the agent with SIGTERM; it must exit 0 (else the harness fails the test)."""
         if self.proc and self.proc.poll() is None:
             self.proc.terminate()
             try:
-                self.proc.wait(5)
+                self.proc.wait(harness.scaled(5))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+                self.h.problems.append(f"agent {self.name} did not exit on SIGTERM")
+            else:
+                if self.proc.returncode != 0:
+                    self.h.problems.append(f"agent {self.name} exited with {self.proc.returncode} after SIGTERM")
         self.proc = None
+        # Sanitizer reports (build-san) fail the test through the harness.
+        try:
+            with open(self.log_path, errors="replace") as f:
+                self.h.problems += [f"agent {self.name}: {e}" for e in memory_errors(f.read())]
+        except OSError:
+            pass
 
     def dump_log(self):
         try:
