@@ -17,6 +17,7 @@
 #include "common/bus-source.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
+#include "broker/netvm-link.h"
 #include "broker/route.h"
 #include "common/fileio.h"
 #include "common/log.h"
@@ -164,6 +165,7 @@ static int method_hello(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (r >= 0 && !g->agent_ready && g->channel->conn == g) {
                 g->agent_ready = true;
                 route_agent_ready(g->channel->broker, g->channel->vm_name);
+                netvm_links_agent_ready(g->channel->broker, g->channel->vm_name);
         }
         return r;
 }

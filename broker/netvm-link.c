@@ -42,6 +42,7 @@ typedef struct ClientVm {
         char *rules;      /* vmfed.firewall(5) text; NULL: no firewall */
         char *tap;
         bool transient;   /* a disposable: its address index is not kept */
+        bool network_pending; /* a SetNetwork to its agent is queued or in flight */
 } ClientVm;
 
 struct NetvmLink {
@@ -473,9 +474,13 @@ static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
 
 static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
         char *vm = userdata;
+        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
 
+        if (c)
+                c->network_pending = false;
         if (error)
-                log_warning("SetNetwork in %s failed: %s: %s", vm, error->name, error->message);
+                log_warning("SetNetwork in %s failed: %s: %s%s", vm, error->name, error->message,
+                            c ? " (sent again when its agent says Hello)" : "");
         else
                 log_info("%s: network configured by its agent.", vm);
         g_free(vm);
@@ -498,6 +503,21 @@ static void client_send_network(NetvmLinks *n, ClientVm *c) {
                                on_set_network_done, g_strdup(c->name));
         if (r < 0)
                 log_warning_errno(r, "Cannot send the network configuration to %s: %m", c->name);
+        else
+                c->network_pending = true;
+}
+
+void netvm_links_agent_ready(Broker *b, const char *vm) {
+        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
+
+        /*
+         * An agent that said Hello after the SetNetwork waiting for it timed out,
+         * or that restarted inside its VM: (re)configure it.  SetNetwork replaces
+         * addresses and routes, so sending it again is harmless.  One already
+         * queued reaches this agent through route_agent_ready().
+         */
+        if (c && !c->network_pending)
+                client_send_network(b->netvm_links, c);
 }
 
 static void client_running(NetvmLinks *n, Federation *f, const char *vm) {

@@ -52,6 +52,8 @@ void netvm_links_federation_ready(Broker *b);
 int netvm_links_prepare(Broker *b, const char *vm);
 /* From the federation's state callback. */
 void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s);
+/* vm's agent said Hello: send it its network unless a SetNetwork is on its way. */
+void netvm_links_agent_ready(Broker *b, const char *vm);
 
 /*
  * Serve a connected socket as the link to the vmfed-netd of netvm (what
