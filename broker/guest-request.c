@@ -41,7 +41,7 @@ typedef struct Request {
         char *arg;           /* policy argument or NULL */
         char *url, *app_id, *file_name;
         char **args;
-        void *data;          /* OpenFile content */
+        const void *data;    /* OpenFile content: inside m, which the request holds */
         size_t size;
         char *vm;            /* where it went */
         char *dispvm;        /* started for this request: released at the end */
@@ -103,7 +103,6 @@ static void request_free(Request *q) {
         g_free(q->app_id);
         g_free(q->file_name);
         g_strfreev(q->args);
-        g_free(q->data);
         g_free(q->vm);
         g_free(q->dispvm);
         g_free(q);
@@ -478,7 +477,7 @@ int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *err
                                          b->services->clipboard_max);
         Request *q = request_new(g, m, REQUEST_OPEN_FILE, "vmfed.OpenFile", size);
         q->file_name = g_strdup(untrusted_name);
-        q->data = g_memdup2(untrusted_data, size);
+        q->data = untrusted_data; /* no copy: q->m keeps it alive */
         return request_decide(q, untrusted_target, error);
 }
 
