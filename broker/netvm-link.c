@@ -671,7 +671,7 @@ void netvm_links_federation_ready(Broker *b) {
         if (!f || !b->bridge)
                 return;
         names = federation_list_vms(f);
-        /* Netvms first (connections, router ports), then the clients that run (adopted). */
+        /* Netvms first (connections, router ports), then the clients that exist (adopted). */
         for (char **p = names; p && *p; p++) {
                 const VmSpec *s = federation_vm_spec(f, *p);
                 if (s && spec_is_netvm(f, s)) {
@@ -680,9 +680,16 @@ void netvm_links_federation_ready(Broker *b) {
                                 netvm_running(n, f, s);
                 }
         }
-        for (char **p = names; p && *p; p++)
-                if (federation_vm_state(f, *p) == FEDERATION_VM_RUNNING && !g_hash_table_contains(n->clients, *p))
+        /*
+         * A paused or stopping VM has its tap and keeps its address as it would
+         * have under this broker (vm_state() removes a client only once stopped).
+         */
+        for (char **p = names; p && *p; p++) {
+                FederationVmState st = federation_vm_state(f, *p);
+                if ((st == FEDERATION_VM_RUNNING || st == FEDERATION_VM_PAUSED || st == FEDERATION_VM_STOPPING) &&
+                    !g_hash_table_contains(n->clients, *p))
                         client_running(n, f, *p);
+        }
         /* Ports of VMs that stopped while no broker watched. */
         if (n->host)
                 (void) hostnet_port_sweep(n->host);
