@@ -23,7 +23,9 @@ name=$(basename "$fuzzer")
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/vmfed-$name.XXXXXX") || exit 1
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/corpus" "$artifacts" || exit 1
+mkdir -p "$work/corpus" "$work/tmp" "$artifacts" || exit 1
+# What a target makes in the temp dir goes with $work, also when it crashes.
+export TMPDIR="$work/tmp"
 cp -r "$seeds"/. "$work/corpus/" || exit 1
 
 args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb="${VMFED_FUZZ_RSS_MB:-2048}"
