@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/fileio.h"
+#include "common/log.h"
 #include "common/macro.h"
 
 #define GENERATION_FILE_MAX (4 * 1024 * 1024)
@@ -177,6 +178,46 @@ static int index_append(const char *state_dir, uint64_t n, const char *descripti
         return write_file_atomic(index, s->str, s->len, 0644);
 }
 
+/*
+ * The index is the commit point of a generation: generation_record() copies
+ * into .tmp-N, renames it to N, then appends N to the index.  A crash before
+ * the append leaves N (or .tmp-N) that no one recorded; remove them, so the
+ * directories are exactly the indexed generations.
+ */
+static int sweep_unindexed(const char *state_dir) {
+        g_autofree char *dir = generations_dir(state_dir);
+        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+        g_autoptr(GPtrArray) l = NULL;
+        g_autoptr(GHashTable) indexed = g_hash_table_new(g_int64_hash, g_int64_equal);
+        const char *name;
+        int r;
+
+        if (!d)
+                return 0;
+        r = generation_list(state_dir, &l);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < l->len; i++)
+                g_hash_table_add(indexed, &((Generation *) l->pdata[i])->number);
+        while ((name = g_dir_read_name(d))) {
+                bool tmp = g_str_has_prefix(name, ".tmp-");
+                if (!tmp && !g_ascii_isdigit(name[0]))
+                        continue;
+                if (!tmp) {
+                        char *end = NULL;
+                        guint64 n = g_ascii_strtoull(name, &end, 10);
+                        if (*end || g_hash_table_contains(indexed, &n))
+                                continue;
+                }
+                g_autofree char *path = g_build_filename(dir, name, NULL);
+                r = tree_remove(path);
+                if (r < 0)
+                        return r;
+                log_warning("generations: removed %s, which a crash left unrecorded.", path);
+        }
+        return 0;
+}
+
 /* One past the highest numbered directory or index entry (a crash may leave a directory unindexed). */
 static uint64_t next_number(const char *state_dir) {
         g_autofree char *dir = generations_dir(state_dir);
@@ -218,6 +259,9 @@ int generation_record(const char *config_dir, const char *state_dir, const char 
                 return r;
         if (mkdir(dir, 0755) < 0 && errno != EEXIST)
                 return negative_errno();
+        r = sweep_unindexed(state_dir);
+        if (r < 0)
+                return r;
         n = next_number(state_dir);
         tmp = g_strdup_printf("%s/.tmp-%" PRIu64, dir, n);
         final = g_strdup_printf("%s/%" PRIu64, dir, n);
@@ -318,6 +362,9 @@ int generation_recover(const char *config_dir, const char *state_dir) {
         uint64_t n;
         int r;
 
+        r = sweep_unindexed(state_dir);
+        if (r < 0)
+                return r;
         r = read_full_file(journal, 64, &text, NULL);
         if (r == -ENOENT)
                 return 0;

@@ -78,8 +78,44 @@ static void test_generations(void) {
         g_assert_cmpint(system(cmd), ==, 0);
 }
 
+/* A crash between the rename of .tmp-N to N and the index append: N is not a generation. */
+static void test_unindexed(void) {
+        g_autofree char *tmp = g_dir_make_tmp("vmfed-gen-XXXXXX", NULL);
+        g_autofree char *config = g_build_filename(tmp, "etc", NULL), *state = g_build_filename(tmp, "state", NULL);
+        g_autofree char *p1 = g_build_filename(config, "vms.d/a.vm", NULL);
+        g_autofree char *orphan = g_build_filename(state, "generations/2/vms.d/a.vm", NULL);
+        g_autofree char *half = g_build_filename(state, "generations/.tmp-7/vms.d/a.vm", NULL);
+        g_autofree char *two = g_build_filename(state, "generations/2", NULL);
+        g_autofree char *seven = g_build_filename(state, "generations/.tmp-7", NULL);
+        g_autofree char *one = g_build_filename(state, "generations/1", NULL);
+        g_autofree char *cmd = NULL;
+        uint64_t n = 0;
+
+        write_text(p1, "[VM]\nRole=app\n");
+        g_assert_cmpint(generation_record(config, state, "first", &n), ==, GENERATION_RECORDED);
+        write_text(orphan, "[VM]\nRole=persona\n");
+        write_text(half, "[VM]\nRole=pers");
+        /* At start: gone, the indexed one stays. */
+        g_assert_cmpint(generation_recover(config, state), ==, 0);
+        g_assert_false(g_file_test(two, G_FILE_TEST_EXISTS));
+        g_assert_false(g_file_test(seven, G_FILE_TEST_EXISTS));
+        g_assert_true(g_file_test(one, G_FILE_TEST_IS_DIR));
+        /* And when recording: the next generation is 2 again, with the right content. */
+        write_text(orphan, "[VM]\nRole=persona\n");
+        write_text(p1, "[VM]\nRole=disposable\n");
+        g_assert_cmpint(generation_record(config, state, "second", &n), ==, GENERATION_RECORDED);
+        g_assert_cmpuint(n, ==, 2);
+        g_autofree char *t = slurp(two, "vms.d/a.vm");
+        g_assert_cmpstr(t, ==, "[VM]\nRole=disposable\n");
+        g_assert_cmpuint(generation_latest(state), ==, 2);
+
+        cmd = g_strdup_printf("rm -rf '%s'", tmp);
+        g_assert_cmpint(system(cmd), ==, 0);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/generation/record-list-rollback-recover", test_generations);
+        g_test_add_func("/generation/unindexed-removed", test_unindexed);
         return g_test_run();
 }
