@@ -449,8 +449,12 @@ def n_fds(pid):
 
 
 def sanitized(pid):
+    """ASan in the daemon: gcc's shared libasan, or clang's runtime linked in statically."""
     with open(f"/proc/{pid}/maps") as f:
-        return any("libasan" in line for line in f)
+        if any("libasan" in line for line in f):
+            return True
+    with open(f"/proc/{pid}/exe", "rb") as f:
+        return b"__asan_init" in f.read()
 
 
 def introspect(conn, dest, path):
