@@ -46,8 +46,10 @@ class ServicesHarness(Harness):
     def stop(self):
         for a in list(self.agents.values()):
             a.stop()
-        self.agents = {}
-        super().stop()
+        try:
+            super().stop()  # (dumps the agents' logs too when something was wrong)
+        finally:
+            self.agents = {}
 
     def dump_log(self):
         super().dump_log()
