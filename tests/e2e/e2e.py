@@ -27,22 +27,22 @@ go to stderr.  Both end with the figures as one JSON line.
 Usage: e2e.py BUILD_DIR CONFIG_TEMPLATE_DIR
 """
 import glob
-import hashlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
 here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "broker"))
+sys.path.insert(0, os.path.join(here, "..", "lib"))
 import harness  # noqa: E402
+import realvm  # noqa: E402
 from harness import Harness, ROOT  # noqa: E402
-from guestshell import GuestShell, ShellError  # noqa: E402
+from guestshell import GuestShell  # noqa: E402
 
 MODE = os.environ.get("VMFED_E2E_MODE", "test")
 WORK = os.environ["VMFED_E2E_WORK"]
@@ -68,27 +68,7 @@ def out(line):
 
 
 def tap_of(vm):
-    """The host tap of vm's NIC, as federation/domain-xml.c names it."""
-    return "vmf" + hashlib.sha256((PREFIX + vm).encode()).hexdigest()[:8]
-
-
-class Sampler(threading.Thread):
-    """Samples libvirt's running domains: any moment with A and B both running is a violation."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.halt = threading.Event()
-        self.samples = 0
-        self.violations = []
-
-    def run(self):
-        while not self.halt.is_set():
-            r = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--name"], capture_output=True, text=True)
-            running = {d[len(PREFIX):] for d in r.stdout.split() if d.startswith(PREFIX)}
-            self.samples += 1
-            if A in running and B in running:
-                self.violations.append(sorted(running))
-            self.halt.wait(0.2)
+    return realvm.tap_of(PREFIX, vm)
 
 
 class E2eHarness(Harness):
@@ -99,15 +79,7 @@ class E2eHarness(Harness):
         super().__init__(vmfedd, **kw)
 
     def start_daemon(self):
-        # QEMU runs as libvirt-qemu: it must be able to reach the broker's sockets in STATE/channels
-        # (the broker makes that directory 0750; its group is the deployment's business).
-        channels = os.path.join(self.state_dir, "channels")
-        os.makedirs(channels, mode=0o750, exist_ok=True)
-        try:
-            import grp
-            os.chown(channels, 0, grp.getgrnam("libvirt-qemu").gr_gid)
-        except (KeyError, OSError):
-            pass
+        realvm.share_channels_with_qemu(self.state_dir)
         for sub in ("firewall.d",):
             os.makedirs(os.path.join(self.config_dir, sub), exist_ok=True)
             for f in glob.glob(os.path.join(self.template_dir, sub, "*")):
@@ -181,8 +153,9 @@ class E2e:
             return 0
 
     def running_domains(self):
-        r = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--name"], capture_output=True, text=True)
-        return {d[len(PREFIX):] for d in r.stdout.split() if d.startswith(PREFIX)}
+        running = realvm.running_domains(PREFIX)
+        check(running is not None, "virsh list failed")
+        return running
 
     def state(self, vm):
         return self.h.get_property("VM", "State", path=ROOT + "/vm/" + vm)
@@ -389,7 +362,7 @@ class E2e:
 
     # ---- the run ------------------------------------------------------------------
     def run(self):
-        sampler = Sampler()
+        sampler = realvm.PersonaSampler(PREFIX, (A, B), interval=0.2)
         sampler.start()
         try:
             self.step("netvm up (vmfedd starts, autostart, vmfed-netd gets its state)", self.s_broker_and_netvm)

@@ -52,7 +52,6 @@ import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
@@ -60,7 +59,9 @@ here = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(here, "..", "broker"))
 sys.path.insert(0, os.path.join(here, "..", "e2e"))
 sys.path.insert(0, os.path.join(here, "..", "services"))
+sys.path.insert(0, os.path.join(here, "..", "lib"))
 import harness  # noqa: E402
+import realvm  # noqa: E402
 from harness import Harness, ROOT  # noqa: E402
 from guestshell import GuestShell  # noqa: E402
 from rawbus import RawPeer  # noqa: E402
@@ -78,7 +79,7 @@ DEV = "0000:01:00.0"
 PERSONAS = ("p1", "p2", "p3")
 ALL_PERSONAS = PERSONAS + ("broken",)
 BIG = "50-big.policy"
-VIRSH = ["virsh", "-c", "qemu:///system"]
+VIRSH = realvm.VIRSH
 
 # kind -> weight (libvirtd restarts take ~8 s: a few % of rounds)
 KINDS = collections.OrderedDict([
@@ -96,8 +97,7 @@ def log(line):
 
 
 def tap_of(vm):
-    """The host tap of vm's NIC, as federation/domain-xml.c names it."""
-    return "vmf" + hashlib.sha256((PREFIX + vm).encode()).hexdigest()[:8]
+    return realvm.tap_of(PREFIX, vm)
 
 
 # tap name -> VM name of every VM this run may have (disposables are dispNNNN)
@@ -122,10 +122,7 @@ def virsh(*args, check=True):
 
 
 def running_domains():
-    r = subprocess.run(VIRSH + ["list", "--name"], capture_output=True, text=True, timeout=60)
-    if r.returncode != 0:
-        return None
-    return {d[len(PREFIX):] for d in r.stdout.split() if d.startswith(PREFIX)}
+    return realvm.running_domains(PREFIX)
 
 
 def vm_text(role, body, extra=""):
@@ -140,37 +137,11 @@ def policy_version(k):
     return "".join(lines)
 
 
-class Sampler(threading.Thread):
-    """Samples libvirt's running domains all along: two personas at once is a violation."""
-
-    def __init__(self):
-        super().__init__(daemon=True)
-        self.halt = threading.Event()
-        self.samples = 0
-        self.violations = []
-
-    def run(self):
-        while not self.halt.is_set():
-            running = running_domains()
-            if running is not None:
-                self.samples += 1
-                up = sorted(p for p in ALL_PERSONAS if p in running)
-                if len(up) > 1:
-                    self.violations.append(up)
-            self.halt.wait(0.25)
-
-
 class FaultHarness(Harness):
     """The broker's harness plus network.conf, services.conf and a channels dir QEMU can reach."""
 
     def start_daemon(self):
-        channels = os.path.join(self.state_dir, "channels")
-        os.makedirs(channels, mode=0o750, exist_ok=True)
-        try:
-            import grp
-            os.chown(channels, 0, grp.getgrnam("libvirt-qemu").gr_gid)
-        except (KeyError, OSError):
-            pass
+        realvm.share_channels_with_qemu(self.state_dir)
         with open(os.path.join(self.config_dir, "network.conf"), "w") as f:
             f.write("[Network]\nSubnet=10.137.0.0/24\n\n[NetVM netvm]\nUplink=eth1\nUplinkAddress=192.0.2.2/24\n"
                     "UplinkGateway=192.0.2.1\nDNS=192.0.2.1\nDownstream=eth0\n")
@@ -626,7 +597,7 @@ class Faults:
         weights = [KINDS[k] for k in kinds]
         log("faults: seed %d, %d rounds, kinds %s (VMFED_FAULT_SEED / VMFED_FAULT_ROUNDS / VMFED_FAULT_KINDS)"
             % (SEED, ROUNDS, ",".join(kinds)))
-        sampler = Sampler()
+        sampler = realvm.PersonaSampler(PREFIX, ALL_PERSONAS)
         sampler.start()
         t_start = time.monotonic()
         try:
