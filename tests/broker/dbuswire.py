@@ -4,9 +4,10 @@ any signature with any values, raw bytes where a string belongs, messages
 of any size, many calls in flight, from any uid.
 
 Little-endian marshalling of every type but 'h' (no fd passing); replies
-are unmarshalled the same way.  Connect to a bus (EXTERNAL, then Hello) or
-to a peer-to-peer guest channel (ANONYMOUS).  tests/services/rawbus.py is
-the smaller cousin for forged headers and floods.
+are unmarshalled the same way.  Connect to a bus (EXTERNAL, then Hello), to
+a peer-to-peer guest channel (ANONYMOUS), or with no handshake at all
+(mech=None: send your own garbage).  tests/services/rawbus.py is a
+shorthand on top for the services tests' forged headers and floods.
 
     c = Connection.bus(address_path)
     reply = c.call(DEST, PATH, IFACE, "GetVM", "s", ["rivendale"])
@@ -191,8 +192,9 @@ def message(mtype, serial, path=None, interface=None, member=None, destination=N
 
 
 class Reply:
-    def __init__(self, mtype, serial, fields, body_bytes, body_offset):
+    def __init__(self, mtype, serial, fields, body_bytes, body_offset, raw=b""):
         self.type = mtype
+        self.raw = raw  # the whole message
         self.serial = serial
         self.fields = fields
         self.reply_serial = fields.get(5, ("u", None))[1]
@@ -228,6 +230,8 @@ class Connection:
         self.rbuf = bytearray()
         self.unique_name = None
         self.pending = {}  # replies read while waiting for another
+        if mech is None:
+            return
         if mech == "EXTERNAL":
             self.s.sendall(b"\0AUTH EXTERNAL " + str(os.geteuid()).encode().hex().encode() + b"\r\n")
         else:
@@ -283,19 +287,21 @@ class Connection:
         r = _Reader(raw, 0)
         r.pos = 12
         fields = dict(r.get("a(yv)"))
-        return Reply(mtype, serial, fields, raw[head:], head)
+        return Reply(mtype, serial, fields, raw[head:], head, raw)
 
     def send_raw(self, data):
         self.s.sendall(data)
 
-    def send(self, destination, path, interface, member, signature="", args=(), flags=0, body=None, fds=()):
+    def send(self, destination, path, interface, member, signature="", args=(), flags=0, body=None, fds=(),
+             sender=None):
         """Send a method call; returns its serial.  body (bytes) replaces the marshalled args; fds go
-        along (SCM_RIGHTS, counted in the UNIX_FDS field; an 'h' argument is an index into them)."""
+        along (SCM_RIGHTS, counted in the UNIX_FDS field; an 'h' argument is an index into them);
+        sender forges the SENDER field."""
         self.serial += 1
         msg = message(METHOD_CALL, self.serial, path=path, interface=interface, member=member,
                       destination=destination, signature=signature, flags=flags,
                       body=body if body is not None else b"", raw_body=body is not None, args=args,
-                      unix_fds=len(fds))
+                      unix_fds=len(fds), sender=sender)
         if fds:
             socket.send_fds(self.s, [msg], list(fds))
             return self.serial
