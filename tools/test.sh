@@ -38,7 +38,7 @@ for b in $builds; do
       # Stop at the first report with a non-zero exit status (no core dumps);
       # LeakSanitizer runs at every exit.  UBSan also halts: the build has
       # -fno-sanitize-recover (meson.build).  Suppressions: third-party only.
-      # Fault injection: build/ runs the 200 rounds of seed 8; here the
+      # Fault injection: build/ runs the 300 rounds of seed 8; here the
       # sanitizers watch 40 rounds of another seed (CI's 90 minutes).
       ASAN_OPTIONS=halt_on_error=1:abort_on_error=0:detect_leaks=1:print_summary=1:check_initialization_order=1 \
       UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1:print_summary=1 \
