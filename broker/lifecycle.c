@@ -253,6 +253,22 @@ static void lifecycle_reap_orphan_disposables(Lifecycle *l) {
         }
 }
 
+/* A disposable that stopped while libvirt was away reported no transition: close its channel now. */
+static void lifecycle_forget_stopped_dispvms(Lifecycle *l) {
+        g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+        GHashTableIter it;
+        gpointer key;
+
+        g_hash_table_iter_init(&it, l->dispvms);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+                FederationVmState s = federation_vm_state(l->federation, key);
+                if (s < 0 || s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED)
+                        g_ptr_array_add(gone, g_strdup(key));
+        }
+        for (guint i = 0; i < gone->len; i++)
+                dispvm_gone(l, gone->pdata[i]);
+}
+
 /* After (re)creating the federation: resume an interrupted switch; the first time also autostart. */
 static gboolean lifecycle_boot(gpointer userdata) {
         Lifecycle *l = userdata;
@@ -306,6 +322,7 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
         federation_set_state_callback(f, on_vm_state, l);
         l->federation = f;
         g_clear_pointer(&l->unavailable, g_free);
+        lifecycle_forget_stopped_dispvms(l);
         netvm_links_federation_ready(b);
         log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
                  l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));

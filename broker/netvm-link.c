@@ -663,6 +663,32 @@ int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd) {
         return netvm_link_adopt(n, fd);
 }
 
+/* Whether a VM in state s (negative: not in the federation) is a client of its netvm. */
+static bool state_has_network(FederationVmState s) {
+        return s == FEDERATION_VM_RUNNING || s == FEDERATION_VM_PAUSED || s == FEDERATION_VM_STOPPING;
+}
+
+static void links_forget_stopped(NetvmLinks *n, Federation *f) {
+        g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+        GHashTableIter it;
+        gpointer key, value;
+
+        g_hash_table_iter_init(&it, n->clients);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                if (!state_has_network(federation_vm_state(f, key)))
+                        g_ptr_array_add(gone, g_strdup(key));
+        for (guint i = 0; i < gone->len; i++)
+                client_stopped(n, gone->pdata[i]);
+
+        g_hash_table_iter_init(&it, n->netvms);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                NetvmLink *link = value;
+                FederationVmState s = federation_vm_state(f, link->name);
+                if (link->running && (s < 0 || s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED))
+                        netvm_link_set_running(link, false);
+        }
+}
+
 void netvm_links_federation_ready(Broker *b) {
         NetvmLinks *n = b->netvm_links;
         Federation *f = n ? links_federation(n) : NULL;
@@ -681,13 +707,18 @@ void netvm_links_federation_ready(Broker *b) {
                 }
         }
         /*
+         * The federation is new after libvirt came back (lifecycle.c): what stopped
+         * while libvirt was away never reported a transition to stopped.  A client
+         * or netvm known from before that no longer runs is dropped here, as
+         * netvm_links_vm_state() would have (else the netvm keeps its chains).
+         */
+        links_forget_stopped(n, f);
+        /*
          * A paused or stopping VM has its tap and keeps its address as it would
          * have under this broker (vm_state() removes a client only once stopped).
          */
         for (char **p = names; p && *p; p++) {
-                FederationVmState st = federation_vm_state(f, *p);
-                if ((st == FEDERATION_VM_RUNNING || st == FEDERATION_VM_PAUSED || st == FEDERATION_VM_STOPPING) &&
-                    !g_hash_table_contains(n->clients, *p))
+                if (state_has_network(federation_vm_state(f, *p)) && !g_hash_table_contains(n->clients, *p))
                         client_running(n, f, *p);
         }
         /* Ports of VMs that stopped while no broker watched. */
