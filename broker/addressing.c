@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
@@ -33,18 +34,45 @@ static int addressing_save(Addressing *a) {
         return write_file_atomic(a->path, s->str, s->len, 0644);
 }
 
+/*
+ * A line is "NAME INDEX".  Anything else, an index out of range, a name or an
+ * index seen before is skipped with a warning naming the line: a hand-edited
+ * or damaged file never gives two VMs one address (the VM skipped gets a free
+ * index, written back at its next lookup).
+ */
 static void addressing_load(Addressing *a) {
         _cleanup_free_ char *text = NULL;
         g_auto(GStrv) lines = NULL;
+        g_autofree bool *used = g_new0(bool, ADDRESSING_MAX_CLIENTS);
+        int r;
 
-        if (read_full_file(a->path, ADDRESSES_MAX_SIZE, &text, NULL) < 0)
+        r = read_full_file(a->path, ADDRESSES_MAX_SIZE, &text, NULL);
+        if (r < 0) {
+                if (r != -ENOENT)
+                        log_warning_errno(r, "Cannot read %s: %m; client VMs get new addresses.", a->path);
                 return;
+        }
         lines = g_strsplit(text, "\n", -1);
-        for (char **l = lines; *l; l++) {
-                char name[64];
+        for (size_t i = 0; lines[i]; i++) {
+                const char *l = lines[i];
+                char name[64], idx_text[8], end;
                 unsigned idx;
-                if (**l == '#' || sscanf(*l, "%63s %u", name, &idx) != 2 || idx >= ADDRESSING_MAX_CLIENTS)
+
+                if (!*l || *l == '#')
                         continue;
+                if (sscanf(l, "%63s %7[0-9] %c", name, idx_text, &end) != 2 ||
+                    (idx = (unsigned) strtoul(idx_text, NULL, 10)) >= ADDRESSING_MAX_CLIENTS) {
+                        log_warning("%s:%zu: not \"NAME INDEX\" with an index below %u; line ignored.", a->path,
+                                    i + 1, ADDRESSING_MAX_CLIENTS);
+                        continue;
+                }
+                if (g_hash_table_contains(a->index, name) || used[idx]) {
+                        log_warning("%s:%zu: %s %s already given; line ignored.", a->path, i + 1,
+                                    g_hash_table_contains(a->index, name) ? "name" : "index",
+                                    g_hash_table_contains(a->index, name) ? name : idx_text);
+                        continue;
+                }
+                used[idx] = true;
                 g_hash_table_insert(a->index, g_strdup(name), GUINT_TO_POINTER(idx + 1));
                 g_hash_table_add(a->persistent, g_strdup(name));
         }
