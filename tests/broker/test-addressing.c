@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/* broker/addressing: client addresses, kept across restarts in STATE/addresses; a broken file. */
+#include <errno.h>
+#include <string.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "broker/addressing.h"
+#include "common/log.h"
+
+static char *tmp_dir(void) {
+        g_autoptr(GError) e = NULL;
+        char *d = g_dir_make_tmp("vmfed-test-addressing-XXXXXX", &e);
+        g_assert_no_error(e);
+        return d;
+}
+
+static void rm_dir(char *d) {
+        g_autofree char *f = g_build_filename(d, "addresses", NULL);
+        (void) g_unlink(f);
+        g_assert_cmpint(g_rmdir(d), ==, 0);
+        g_free(d);
+}
+
+static char *lookup(Addressing *a, const char *vm, bool persistent) {
+        char *addr = NULL;
+        g_assert_cmpint(addressing_lookup(a, vm, persistent, &addr), ==, 0);
+        return addr;
+}
+
+static char *addresses_file(const char *dir) {
+        g_autofree char *f = g_build_filename(dir, "addresses", NULL);
+        char *text = NULL;
+        if (!g_file_get_contents(f, &text, NULL, NULL))
+                return NULL;
+        return text;
+}
+
+static void write_addresses(const char *dir, const char *text) {
+        g_autofree char *f = g_build_filename(dir, "addresses", NULL);
+        g_assert_true(g_file_set_contents(f, text, -1, NULL));
+}
+
+static void test_default_subnet(void) {
+        char *dir = tmp_dir();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+
+        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_assert_cmpstr(addressing_gateway(a), ==, "10.137.0.1");
+        g_assert_cmpuint(addressing_prefixlen(a), ==, 24);
+        g_autofree char *x = lookup(a, "work", true);
+        g_autofree char *y = lookup(a, "mail", true);
+        g_autofree char *x2 = lookup(a, "work", true);
+        g_assert_cmpstr(x, ==, "10.137.0.10");
+        g_assert_cmpstr(y, ==, "10.137.0.11");
+        g_assert_cmpstr(x2, ==, x);
+        a = addressing_free(a);
+        rm_dir(dir);
+}
+
+static void test_other_subnet(void) {
+        char *dir = tmp_dir();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+
+        g_assert_cmpint(addressing_new(dir, "192.168.77.0/24", &a), ==, 0);
+        g_assert_cmpstr(addressing_gateway(a), ==, "192.168.77.1");
+        g_autofree char *x = lookup(a, "work", false);
+        g_assert_cmpstr(x, ==, "192.168.77.10");
+        a = addressing_free(a);
+        rm_dir(dir);
+}
+
+static void test_bad_subnets(void) {
+        const char *bad[] = { "10.137.0.0/16", "10.137.0.5/24", "10.137.0.0", "x/24", "10.137.0.0/24x",
+                              "/24", "", "10.137.0.0/ 24", "2001:db8::/24", "256.1.1.0/24" };
+        char *dir = tmp_dir();
+
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                Addressing *a = NULL;
+                g_assert_cmpint(addressing_new(dir, bad[i], &a), ==, -EINVAL);
+                g_assert_null(a);
+        }
+        rm_dir(dir);
+}
+
+/* A VM of vms.d keeps its address across a broker restart; a disposable's is not written. */
+static void test_persistent_across_restart(void) {
+        char *dir = tmp_dir();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+        g_autofree char *text = NULL;
+
+        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_autofree char *p1 = lookup(a, "alpha", true);
+        g_autofree char *d1 = lookup(a, "disp1234", false);
+        g_autofree char *p2 = lookup(a, "beta", true);
+        g_assert_cmpstr(d1, ==, "10.137.0.11");
+        g_assert_cmpstr(p2, ==, "10.137.0.12");
+        text = addresses_file(dir);
+        g_assert_nonnull(text);
+        g_assert_nonnull(strstr(text, "\nalpha 0\n"));
+        g_assert_nonnull(strstr(text, "\nbeta 2\n"));
+        g_assert_null(strstr(text, "disp1234"));
+        a = addressing_free(a);
+
+        /* "Restart": beta keeps .12 although .11 is free now, and a new VM gets .11. */
+        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_autofree char *p2b = lookup(a, "beta", true);
+        g_autofree char *n = lookup(a, "gamma", true);
+        g_assert_cmpstr(p2b, ==, "10.137.0.12");
+        g_assert_cmpstr(n, ==, "10.137.0.11");
+        a = addressing_free(a);
+        rm_dir(dir);
+}
+
+static void test_release(void) {
+        char *dir = tmp_dir();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+
+        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_autofree char *p = lookup(a, "alpha", true);
+        g_autofree char *d = lookup(a, "disp1", false);
+        g_assert_cmpstr(d, ==, "10.137.0.11");
+        addressing_release(a, "disp1");
+        addressing_release(a, "alpha");    /* persistent: kept */
+        addressing_release(a, "unknown");  /* nothing to do */
+        g_autofree char *d2 = lookup(a, "disp2", false);
+        g_autofree char *p2 = lookup(a, "alpha", true);
+        g_assert_cmpstr(d2, ==, "10.137.0.11");
+        g_assert_cmpstr(p2, ==, p);
+        a = addressing_free(a);
+        rm_dir(dir);
+}
+
+static void test_full(void) {
+        char *dir = tmp_dir();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+        char *addr = NULL;
+
+        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        for (unsigned i = 0; i < ADDRESSING_MAX_CLIENTS; i++) {
+                g_autofree char *name = g_strdup_printf("disp%u", i);
+                g_autofree char *x = lookup(a, name, false);
+                g_autofree char *want = g_strdup_printf("10.137.0.%u", ADDRESSING_FIRST_HOST + i);
+                g_assert_cmpstr(x, ==, want);
+        }
+        g_assert_cmpint(addressing_lookup(a, "one-too-many", false, &addr), ==, -ENOSPC);
+        g_assert_null(addr);
+        addressing_release(a, "disp7");
+        g_autofree char *again = lookup(a, "one-too-many", false);
+        g_assert_cmpstr(again, ==, "10.137.0.17");
+        a = addressing_free(a);
+        rm_dir(dir);
+}
+
+/*
+ * A hand-edited or corrupted STATE/addresses: junk lines, indices out of
+ * range, a name twice, an index twice.  Never two VMs with one address.
+ */
+static void test_broken_file(void) {
+        char *dir = tmp_dir();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+
+        write_addresses(dir, "# comment\n"
+                             "alpha 3\n"
+                             "junk\n"
+                             "beta 245\n"           /* out of range */
+                             "gamma -1\n"
+                             "delta 3\n"            /* alpha's index */
+                             "eta 5\n"
+                             "eta 6\n"              /* eta again */
+                             "epsilon 0 trailing\n"
+                             "zeta 1\n");
+        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_autofree char *al = lookup(a, "alpha", true);
+        g_autofree char *de = lookup(a, "delta", true);
+        g_autofree char *be = lookup(a, "beta", true);
+        g_autofree char *ze = lookup(a, "zeta", true);
+        g_autofree char *et = lookup(a, "eta", true);
+        g_assert_cmpstr(al, ==, "10.137.0.13");
+        g_assert_cmpstr(de, !=, al); /* index 3 twice: delta gets a free one */
+        g_assert_cmpstr(et, ==, "10.137.0.15"); /* the first line for a name counts */
+        g_assert_cmpstr(ze, ==, "10.137.0.11");
+        g_assert_cmpstr(be, !=, al);
+        g_assert_cmpstr(be, !=, ze);
+        g_assert_cmpstr(de, !=, be);
+        g_assert_cmpstr(de, !=, ze);
+        a = addressing_free(a);
+
+        /* What was written back is consistent: one line per name, no index twice. */
+        g_autofree char *text = addresses_file(dir);
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        g_autoptr(GHashTable) names = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        g_autoptr(GHashTable) idx = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (char **l = lines; *l; l++) {
+                if (!**l || **l == '#')
+                        continue;
+                g_auto(GStrv) w = g_strsplit(*l, " ", -1);
+                g_assert_cmpuint(g_strv_length(w), ==, 2);
+                g_assert_true(g_hash_table_add(names, g_strdup(w[0])));
+                g_assert_true(g_hash_table_add(idx, g_strdup(w[1])));
+        }
+        g_assert_cmpuint(g_hash_table_size(names), ==, 5); /* alpha beta delta eta zeta */
+        rm_dir(dir);
+}
+
+int main(int argc, char **argv) {
+        g_test_init(&argc, &argv, NULL);
+        log_set_max_level(LOG_CRIT);
+        g_test_add_func("/addressing/default-subnet", test_default_subnet);
+        g_test_add_func("/addressing/other-subnet", test_other_subnet);
+        g_test_add_func("/addressing/bad-subnets", test_bad_subnets);
+        g_test_add_func("/addressing/persistent-across-restart", test_persistent_across_restart);
+        g_test_add_func("/addressing/release", test_release);
+        g_test_add_func("/addressing/full", test_full);
+        g_test_add_func("/addressing/broken-file", test_broken_file);
+        return g_test_run();
+}
