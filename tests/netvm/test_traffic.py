@@ -291,6 +291,10 @@ def run(lab):
     lab.wait_for(lambda: "Applied" in open(netd_log).read()[mark:], "the good state again")
     lab.stop(netd)
     lab.sh("ip", "netns", "del", netvm)
+    # The kernel tears the namespace down later (a workqueue), the far end of its veth,
+    # inet0, with it: until then a new inet0 cannot be made (CI: "File exists").
+    lab.wait_for(lambda: lab.sh("ip", "-n", inet, "link", "show", "inet0", check=False) != 0,
+                 "the old netvm's veth (inet0) to go away")
     lab.sh("ip", "netns", "add", netvm)
     lab.sh("ip", "-n", netvm, "link", "set", "lo", "up")
     # The internet servers bound to 0.0.0.0 survive; their addresses went with inet0.
