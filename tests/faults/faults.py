@@ -672,7 +672,9 @@ def main():
             traceback.print_exc()
         log("---- vmfedd log (tail) ----\n" + t.log_tail() + "--------------------")
         try:
-            keep = os.path.join(sys.argv[1], "meson-logs", "faults-vmfedd.log")
+            kinds = os.environ.get("VMFED_FAULT_KINDS", "").replace(",", "-")
+            keep = os.path.join(sys.argv[1], "meson-logs",
+                                "faults%s-vmfedd.log" % ("-" + kinds if kinds else ""))
             os.makedirs(os.path.dirname(keep), exist_ok=True)
             with open(keep, "w") as f:
                 f.write(t.h.log())
