@@ -20,12 +20,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import traceback
 
 import harness
 from harness import Harness, Monitor, ROOT, state_changed
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import realvm  # noqa: E402
 
 E = "org.vmfed.Federation1.Error."
 DEV = "0000:01:00.0"
@@ -45,26 +47,6 @@ class Failure(Exception):
 def check(cond, what):
     if not cond:
         raise Failure(what)
-
-
-class Sampler(threading.Thread):
-    """Samples libvirt's running domains; records any moment with two personas running."""
-
-    def __init__(self, prefix):
-        super().__init__(daemon=True)
-        self.prefix = prefix
-        self.stop = threading.Event()
-        self.samples = 0
-        self.violations = []
-
-    def run(self):
-        while not self.stop.is_set():
-            r = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--name"], capture_output=True, text=True)
-            running = {d[len(self.prefix):] for d in r.stdout.split() if d.startswith(self.prefix)}
-            self.samples += 1
-            if all(p in running for p in PERSONAS):
-                self.violations.append(sorted(running))
-            self.stop.wait(0.15)
 
 
 class RealTest:
@@ -147,7 +129,7 @@ class RealTest:
     # ---- the scenario -----------------------------------------------------------------
     def run(self):
         h = self.h
-        sampler = Sampler(self.prefix)
+        sampler = realvm.PersonaSampler(self.prefix, PERSONAS, interval=0.15)
         sampler.start()
         try:
             # Autostart: the netvm (service) comes up by itself.
@@ -229,7 +211,7 @@ class RealTest:
             check(self.state("beta") == "stopped", "beta after StopVM: %s" % self.state("beta"))
             check(self.qemu_pid("netvm") == net_pid, "the netvm's QEMU changed")
         finally:
-            sampler.stop.set()
+            sampler.halt.set()
             sampler.join(5)
         check(not sampler.violations, "libvirt ran both personas at once: %s" % sampler.violations[:3])
         self.figures["libvirt_samples"] = sampler.samples
