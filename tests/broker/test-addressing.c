@@ -94,6 +94,7 @@ static void test_persistent_across_restart(void) {
         g_autofree char *p1 = lookup(a, "alpha", true);
         g_autofree char *d1 = lookup(a, "disp1234", false);
         g_autofree char *p2 = lookup(a, "beta", true);
+        g_assert_cmpstr(p1, ==, "10.137.0.10");
         g_assert_cmpstr(d1, ==, "10.137.0.11");
         g_assert_cmpstr(p2, ==, "10.137.0.12");
         text = addresses_file(dir);
