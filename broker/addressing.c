@@ -66,10 +66,10 @@ static void addressing_load(Addressing *a) {
                                     i + 1, ADDRESSING_MAX_CLIENTS);
                         continue;
                 }
-                if (g_hash_table_contains(a->index, name) || used[idx]) {
+                bool name_seen = g_hash_table_contains(a->index, name);
+                if (name_seen || used[idx]) {
                         log_warning("%s:%zu: %s %s already given; line ignored.", a->path, i + 1,
-                                    g_hash_table_contains(a->index, name) ? "name" : "index",
-                                    g_hash_table_contains(a->index, name) ? name : idx_text);
+                                    name_seen ? "name" : "index", name_seen ? name : idx_text);
                         continue;
                 }
                 used[idx] = true;

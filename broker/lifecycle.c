@@ -146,7 +146,7 @@ static void ready_waiters_check(Lifecycle *l, const char *name, FederationVmStat
                         ready_later(l->broker, w->cb, w->userdata, 0, name, NULL);
                         g_ptr_array_remove_index(l->ready_waiters, i);
                 }
-        } else if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED) {
+        } else if (federation_vm_state_is_down(s)) {
                 error = g_strdup_printf("%s stopped instead of starting", name);
                 ready_waiters_fail(l, name, -EIO, error);
         }
@@ -174,7 +174,7 @@ static void on_vm_state(const char *vm, FederationVmState s, const char *reason,
         log_debug("Federation: %s is %s (%s).", vm, state ? state : "?", reason ? reason : "-");
         if (state)
                 broker_set_vm_state(l->broker, vm, state);
-        if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED)
+        if (federation_vm_state_is_down(s))
                 dispvm_gone(l, vm);
         netvm_links_vm_state(l->broker, vm, s); /* netvm clients, host ports, the agent's network */
         ready_waiters_check(l, vm, s);
@@ -260,11 +260,9 @@ static void lifecycle_forget_stopped_dispvms(Lifecycle *l) {
         gpointer key;
 
         g_hash_table_iter_init(&it, l->dispvms);
-        while (g_hash_table_iter_next(&it, &key, NULL)) {
-                FederationVmState s = federation_vm_state(l->federation, key);
-                if (s < 0 || s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED)
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                if (federation_vm_state_is_down(federation_vm_state(l->federation, key)))
                         g_ptr_array_add(gone, g_strdup(key));
-        }
         for (guint i = 0; i < gone->len; i++)
                 dispvm_gone(l, gone->pdata[i]);
 }

@@ -634,7 +634,7 @@ void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s) {
                         netvm_running(n, f, spec);
                 if (!g_hash_table_contains(n->clients, vm))
                         client_running(n, f, vm);
-        } else if (s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED) {
+        } else if (federation_vm_state_is_down(s)) {
                 NetvmLink *link = g_hash_table_lookup(n->netvms, vm);
                 if (link)
                         netvm_link_set_running(link, false);
@@ -683,8 +683,7 @@ static void links_forget_stopped(NetvmLinks *n, Federation *f) {
         g_hash_table_iter_init(&it, n->netvms);
         while (g_hash_table_iter_next(&it, NULL, &value)) {
                 NetvmLink *link = value;
-                FederationVmState s = federation_vm_state(f, link->name);
-                if (link->running && (s < 0 || s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED))
+                if (link->running && federation_vm_state_is_down(federation_vm_state(f, link->name)))
                         netvm_link_set_running(link, false);
         }
 }

@@ -60,6 +60,11 @@ typedef enum FederationVmState {
 /* "stopped", "starting", "running", "paused", "stopping", "saved" */
 const char *federation_vm_state_to_string(FederationVmState s);
 
+/* Not running at all: stopped, saved, or (negative, from federation_vm_state()) not in the federation. */
+static inline bool federation_vm_state_is_down(FederationVmState s) {
+        return s < 0 || s == FEDERATION_VM_STOPPED || s == FEDERATION_VM_SAVED;
+}
+
 /*
  * With DOMAIN_CHANNEL_CONNECT, libvirt refuses to start a domain whose
  * channel socket does not exist: the listener must be there first.  Called

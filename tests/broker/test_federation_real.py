@@ -109,8 +109,9 @@ class RealTest:
         s = {v[0]: v[2] for v in vms}
         up = [p for p in PERSONAS if s[p] in ("starting", "running", "paused", "stopping")]
         check(len(up) <= 1, "%s: two personas active over D-Bus: %s" % (where, s))
-        r = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--name"], capture_output=True, text=True)
-        running = [d for d in r.stdout.split() if d in (self.prefix + "alpha", self.prefix + "beta")]
+        running = realvm.running_domains(self.prefix)
+        check(running is not None, "%s: virsh list failed" % where)
+        running = sorted(p for p in PERSONAS if p in running)
         check(len(running) <= 1, "%s: two personas running in libvirt: %s" % (where, running))
         return s
 
