@@ -7,7 +7,7 @@
 # only while the demo runs.  Everything it starts is removed at the end, also
 # when a step fails, so it can be run again at once.
 #
-# Usage: sudo tools/demo.sh      (after tools/setup.sh; tools/main.sh does both)
+# Usage: tools/demo.sh (as root)      (after tools/setup.sh; tools/main.sh does both)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 

@@ -8,6 +8,8 @@
 # twice in a row.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+vmfed_as_root "$0" "$@"
+trap vmfed_restore_owner EXIT
 
 vmfed_install_deps
 vmfed_build
@@ -19,4 +21,4 @@ echo "== vmfedctl policy lint ($cfg/policy.d)"
 "$ctl" policy lint --policy-dir "$cfg/policy.d" --config-dir "$cfg"
 echo
 
-exec "$VMFED_ROOT/tools/demo.sh"
+"$VMFED_ROOT/tools/demo.sh"

@@ -17,6 +17,32 @@ VMFED_PACKAGES=(
   socat procps psmisc util-linux valgrind
 )
 
+# tools/main.sh and tools/test.sh need root (apt-get, libvirt's
+# qemu:///system, bridges, network namespaces).  Run as another user they
+# start again under sudo when it is there (a minimal Debian has none: root
+# runs them as they are); what they build stays owned by that user
+# (vmfed_restore_owner, from their EXIT trap).
+vmfed_as_root() {
+  [ "$(id -u)" -eq 0 ] && return 0
+  if command -v sudo >/dev/null 2>&1; then
+    echo "vmfed: $(basename "$1") needs root; running it again with sudo" >&2
+    exec sudo "$@"
+  fi
+  echo "vmfed: $(basename "$1") needs root (apt-get, libvirt's qemu:///system, bridges, namespaces)" >&2
+  echo "vmfed: run it as root (sudo is not installed: 'su -c $1' or log in as root)" >&2
+  exit 1
+}
+
+# Under sudo: give the build directories back to the user who ran sudo.
+vmfed_restore_owner() {
+  [ -n "${SUDO_UID:-}" ] && [ "$(id -u)" -eq 0 ] || return 0
+  local d
+  for d in "$VMFED_BUILD" "$VMFED_SAN_BUILD"; do
+    [ -d "$d" ] && chown -R "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" "$d" 2>/dev/null
+  done
+  return 0
+}
+
 vmfed_install_deps() {
   local missing=()
   for p in "${VMFED_PACKAGES[@]}"; do

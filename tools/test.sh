@@ -12,6 +12,8 @@
 # "build-san" runs only one of the two.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
+vmfed_as_root "$0" "$@"
+trap vmfed_restore_owner EXIT
 
 vmfed_install_deps
 

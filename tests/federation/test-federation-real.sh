@@ -44,7 +44,7 @@ r=0
 libvirtd_ensure 180 || r=$?
 [ $r -eq 0 ] || exit $r
 
-guest="$build/tests/guest/image"
+guest=$("$src/tests/guest/guest-dir.sh" "$build")
 "$src/tests/guest/build-guest.sh" "$guest" --flavor base >&2
 
 ip link add "$bridge" type bridge

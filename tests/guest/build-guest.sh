@@ -6,10 +6,13 @@
 #   - optionally vmfed's own binaries with the shared libraries they load.
 #
 # Usage: build-guest.sh OUTDIR [--flavor base|netvm] [--binary PATH]...
-# Produces OUTDIR/vmlinuz and OUTDIR/initrd-FLAVOR.img.  Everything is cached
-# in OUTDIR and rebuilt only when an input changes (the kernel package
-# version, this script, init, or a binary).  Needs root for apt-get only when
-# the kernel is not yet cached.
+# Produces OUTDIR/vmlinuz and OUTDIR/initrd-FLAVOR.img (OUTDIR: see
+# guest-dir.sh — it must be readable by QEMU, which libvirt runs as its own
+# user).  The initramfs is cached in OUTDIR and rebuilt only when an input
+# changes (the kernel package version, this script, init, or a binary); the
+# unpacked kernel package is shared by every OUTDIR, in
+# $VMFED_TEST_CACHE/kernel (default /var/cache/vmfed-tests), under a lock.
+# Needs root for apt-get only when the kernel is not yet cached.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -36,7 +39,16 @@ esac
 
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-kdir="$out/kernel"
+chmod 0755 "$out"
+cache=${VMFED_TEST_CACHE:-/var/cache/vmfed-tests}
+if mkdir -p "$cache" 2>/dev/null && [ -w "$cache" ]; then
+  kdir="$cache/kernel"
+else
+  kdir="$out/kernel"   # not root: keep it beside the images
+fi
+# One fetch at a time (two builds' tests may start at once).
+exec {kernel_lock}>"$kdir.lock"
+flock -w 600 "$kernel_lock"
 
 # --- the kernel: resolve the metapackage to the image it depends on -------
 kernel_pkg_version() {
@@ -70,7 +82,7 @@ fetch_kernel() {
   mv "$kdir.new" "$kdir"
 }
 fetch_kernel
-cp -f "$kdir/vmlinuz" "$out/vmlinuz.tmp" && mv -f "$out/vmlinuz.tmp" "$out/vmlinuz"
+cp -f "$kdir/vmlinuz" "$out/vmlinuz.tmp" && chmod 0644 "$out/vmlinuz.tmp" && mv -f "$out/vmlinuz.tmp" "$out/vmlinuz"
 
 # --- cache key: everything that goes into the initramfs --------------------
 key=$( {
@@ -135,6 +147,7 @@ done
 echo "$flavor" > "$root/etc/vmfed/flavor"
 
 (cd "$root" && find . | LC_ALL=C sort | cpio --quiet -o -H newc --owner 0:0 | gzip -1) > "$img.tmp"
+chmod 0644 "$img.tmp"
 mv "$img.tmp" "$img"
 echo "$key" > "$img.key"
 echo "$img (built: ${#order[@]} modules, ${#binaries[@]} binaries, $(du -k "$img" | cut -f1) KiB)"

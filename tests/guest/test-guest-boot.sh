@@ -7,7 +7,7 @@ set -euo pipefail
 
 build_root=${VMFED_BUILD_ROOT:?}
 here=$(cd "$(dirname "$0")" && pwd)
-guest_dir="$build_root/tests/guest/image"
+guest_dir=$("$here/guest-dir.sh" "$build_root")
 
 "$here/build-guest.sh" "$guest_dir" --flavor base >&2
 

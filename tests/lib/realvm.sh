@@ -71,7 +71,7 @@ realvm_cleanup() {
 realvm_guests() {
   local build=$1 src
   src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-  guest="$build/tests/guest/image"
+  guest=$("$src/tests/guest/guest-dir.sh" "$build")
   local bins=(--binary "$build/services/vmfed-agent" --binary "$build/services/vmfed-guest")
   "$src/tests/guest/build-guest.sh" "$guest" --flavor base "${bins[@]}" >&2
   "$src/tests/guest/build-guest.sh" "$guest" --flavor netvm "${bins[@]}" \
