@@ -11,7 +11,6 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include "netvm/nft-rule.h"
-#include "netvm/ruleset.h"
 
 /*
  * An existing chain is kept and only its rules are rewritten (by digest), so
