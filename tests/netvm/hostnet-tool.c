@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "netvm/hostnet.h"
+#include "netvm/host/hostnet.h"
 
 int main(int argc, char **argv) {
         _cleanup_(hostnet_freep) HostNet *h = NULL;
