@@ -23,7 +23,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "federation/domain-xml.h"
-#include "netvm/hostnet.h"
+#include "netvm/host/hostnet.h"
 
 #define NETVM1_PATH "/org/vmfed/NetVM1"
 #define NETVM1_INTERFACE "org.vmfed.NetVM1"

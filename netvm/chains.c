@@ -11,7 +11,6 @@
 #include <linux/netfilter/nf_tables.h>
 
 #include "netvm/nft-rule.h"
-#include "netvm/ruleset.h"
 
 /*
  * An existing chain is kept and only its rules are rewritten (by digest), so
@@ -69,153 +68,182 @@ static void lookup_addr_in_set(struct nftnl_rule *r, bool v6, bool source, const
         nr_lookup(r, NFT_REG_1, set, map);
 }
 
+/* Downstream traffic must come from a client's own MAC and address (ND excepted). */
+static void build_antispoof(const NetState *s, const char *chain, GPtrArray *out) {
+        struct nftnl_rule *r;
+
+        r = rule_in(chain);
+        nr_match_ifname(r, true, false, s->downstream);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        for (int v6 = 0; v6 <= 1; v6++) {
+                r = rule_in(chain);
+                nr_match_nfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+                /* ether saddr . ip(6) saddr @allowed4/6 */
+                uint16_t ether = 1; /* ARPHRD_ETHER */
+                nr_meta(r, NFT_META_IIFTYPE, NFT_REG_1);
+                nr_cmp(r, NFT_REG_1, NFT_CMP_EQ, &ether, 2);
+                nr_payload(r, NFT_PAYLOAD_LL_HEADER, 6, 6, NFT_REG32_00);
+                nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 8 : 12, v6 ? 16 : 4, NFT_REG32_02);
+                nr_lookup(r, NFT_REG32_00, chains_sets[v6 ? SET_ALLOWED6 : SET_ALLOWED4].name, false);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+        }
+        /* Neighbour discovery from link-local or unspecified sources (never forwarded). */
+        static const uint8_t nd_types[] = { 133, 135, 136 };
+        NetAddr ll, unspec;
+        (void) netaddr_parse("fe80::/10", true, true, &ll);
+        (void) netaddr_parse("::", false, false, &unspec);
+        for (size_t i = 0; i < G_N_ELEMENTS(nd_types); i++) {
+                r = rule_in(chain);
+                nr_match_addr(r, true, &ll);
+                nr_match_l4proto(r, IPPROTO_ICMPV6);
+                nr_match_icmp_type(r, nd_types[i]);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+        }
+        r = rule_in(chain);
+        nr_match_addr(r, true, &unspec);        /* duplicate address detection */
+        nr_match_l4proto(r, IPPROTO_ICMPV6);
+        nr_match_icmp_type(r, 135);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        r = rule_in(chain);
+        nr_counter(r);
+        nr_verdict(r, NF_DROP, NULL);
+        g_ptr_array_add(out, r);
+}
+
+/* Downstream traffic goes to its client's chain (vmap fwd4/fwd6); replies come back. */
+static void build_forward(const NetState *s, const char *chain, GPtrArray *out) {
+        struct nftnl_rule *r;
+
+        for (int v6 = 0; v6 <= 1; v6++) {
+                r = rule_in(chain);
+                nr_match_ifname(r, true, true, s->downstream);
+                lookup_addr_in_set(r, v6, true, chains_sets[v6 ? SET_FWD6 : SET_FWD4].name, true);
+                g_ptr_array_add(out, r);
+        }
+        r = rule_in(chain);
+        nr_match_ifname(r, true, true, s->downstream);
+        nr_counter(r);
+        nr_verdict(r, NF_DROP, NULL);
+        g_ptr_array_add(out, r);
+        r = rule_in(chain);
+        nr_match_ifname(r, false, true, s->downstream);
+        nr_match_ct_state(r, CT_EST_REL);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        r = rule_in(chain);
+        nr_match_ifname(r, false, true, s->downstream);
+        nr_counter(r);
+        nr_verdict(r, NF_DROP, NULL);
+        g_ptr_array_add(out, r);
+}
+
+/* What clients and the uplink may send the netvm itself. */
+static void build_input(const NetState *s, const char *chain, GPtrArray *out) {
+        struct nftnl_rule *r;
+
+        r = rule_in(chain);
+        nr_match_ifname(r, true, false, s->downstream);
+        nr_match_ifname(r, true, false, s->uplink);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        r = rule_in(chain);
+        nr_match_ct_state(r, CT_EST_REL);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        r = rule_in(chain);
+        nr_match_ct_state(r, CT_INVALID);
+        nr_verdict(r, NF_DROP, NULL);
+        g_ptr_array_add(out, r);
+        r = rule_in(chain);
+        nr_match_nfproto(r, NFPROTO_IPV4);
+        nr_match_l4proto(r, IPPROTO_ICMP);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        r = rule_in(chain);
+        nr_match_nfproto(r, NFPROTO_IPV6);
+        nr_match_l4proto(r, IPPROTO_ICMPV6);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        /* DHCP and DHCPv6 client replies on the uplink. */
+        for (int v6 = 0; v6 <= 1; v6++) {
+                r = rule_in(chain);
+                nr_match_ifname(r, true, true, s->uplink);
+                nr_match_nfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+                nr_match_l4proto(r, IPPROTO_UDP);
+                nr_match_dport(r, v6 ? 546 : 68, v6 ? 546 : 68);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+        }
+        r = rule_in(chain);
+        nr_counter(r);
+        nr_verdict(r, NF_DROP, NULL);
+        g_ptr_array_add(out, r);
+}
+
+/* DNS to the gateway's address goes to the first upstream resolver of its family. */
+static void build_dnat(const NetState *s, const char *chain, GPtrArray *out) {
+        struct nftnl_rule *r;
+
+        r = rule_in(chain);
+        nr_match_ifname(r, true, false, s->downstream);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        for (guint i = 0; i < s->downstream_addrs->len; i++) {
+                NetAddr gw = g_array_index(s->downstream_addrs, NetAddr, i);
+                gw.prefixlen = (uint8_t) (netaddr_len(&gw) * 8);
+                const NetAddr *to = NULL;
+                for (guint j = 0; j < s->dns->len && !to; j++)
+                        if (g_array_index(s->dns, NetAddr, j).family == gw.family)
+                                to = &g_array_index(s->dns, NetAddr, j);
+                if (!to)
+                        continue;
+                static const uint8_t protos[] = { IPPROTO_UDP, IPPROTO_TCP };
+                for (size_t p = 0; p < 2; p++) {
+                        r = rule_in(chain);
+                        nr_match_ifname(r, true, true, s->downstream);
+                        nr_match_addr(r, false, &gw);
+                        nr_match_l4proto(r, protos[p]);
+                        nr_match_dport(r, 53, 53);
+                        nr_dnat(r, to);
+                        g_ptr_array_add(out, r);
+                }
+        }
+}
+
+/* Masquerade downstream traffic to the uplink. */
+static void build_masq(const NetState *s, const char *chain, GPtrArray *out) {
+        struct nftnl_rule *r;
+
+        r = rule_in(chain);
+        nr_match_ifname(r, true, true, s->downstream);
+        nr_match_ifname(r, false, true, s->uplink);
+        nr_masquerade(r);
+        g_ptr_array_add(out, r);
+}
+
 void chains_build_base(const NetState *s, ChainKind kind, GPtrArray *out) {
         const char *chain = chains_base[kind].name;
-        struct nftnl_rule *r;
 
         switch (kind) {
         case CHAIN_ANTISPOOF:
-                r = rule_in(chain);
-                nr_match_ifname(r, true, false, s->downstream);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                for (int v6 = 0; v6 <= 1; v6++) {
-                        r = rule_in(chain);
-                        nr_match_nfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-                        /* ether saddr . ip(6) saddr @allowed4/6 */
-                        uint16_t ether = 1; /* ARPHRD_ETHER */
-                        nr_meta(r, NFT_META_IIFTYPE, NFT_REG_1);
-                        nr_cmp(r, NFT_REG_1, NFT_CMP_EQ, &ether, 2);
-                        nr_payload(r, NFT_PAYLOAD_LL_HEADER, 6, 6, NFT_REG32_00);
-                        nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 8 : 12, v6 ? 16 : 4, NFT_REG32_02);
-                        nr_lookup(r, NFT_REG32_00, chains_sets[v6 ? SET_ALLOWED6 : SET_ALLOWED4].name, false);
-                        nr_verdict(r, NF_ACCEPT, NULL);
-                        g_ptr_array_add(out, r);
-                }
-                /* Neighbour discovery from link-local or unspecified sources (never forwarded). */
-                static const uint8_t nd_types[] = { 133, 135, 136 };
-                NetAddr ll, unspec;
-                (void) netaddr_parse("fe80::/10", true, true, &ll);
-                (void) netaddr_parse("::", false, false, &unspec);
-                for (size_t i = 0; i < G_N_ELEMENTS(nd_types); i++) {
-                        r = rule_in(chain);
-                        nr_match_addr(r, true, &ll);
-                        nr_match_l4proto(r, IPPROTO_ICMPV6);
-                        nr_match_icmp_type(r, nd_types[i]);
-                        nr_verdict(r, NF_ACCEPT, NULL);
-                        g_ptr_array_add(out, r);
-                }
-                r = rule_in(chain);
-                nr_match_addr(r, true, &unspec);        /* duplicate address detection */
-                nr_match_l4proto(r, IPPROTO_ICMPV6);
-                nr_match_icmp_type(r, 135);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                r = rule_in(chain);
-                nr_counter(r);
-                nr_verdict(r, NF_DROP, NULL);
-                g_ptr_array_add(out, r);
+                build_antispoof(s, chain, out);
                 break;
-
         case CHAIN_FORWARD:
-                for (int v6 = 0; v6 <= 1; v6++) {
-                        r = rule_in(chain);
-                        nr_match_ifname(r, true, true, s->downstream);
-                        lookup_addr_in_set(r, v6, true, chains_sets[v6 ? SET_FWD6 : SET_FWD4].name, true);
-                        g_ptr_array_add(out, r);
-                }
-                r = rule_in(chain);
-                nr_match_ifname(r, true, true, s->downstream);
-                nr_counter(r);
-                nr_verdict(r, NF_DROP, NULL);
-                g_ptr_array_add(out, r);
-                r = rule_in(chain);
-                nr_match_ifname(r, false, true, s->downstream);
-                nr_match_ct_state(r, CT_EST_REL);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                r = rule_in(chain);
-                nr_match_ifname(r, false, true, s->downstream);
-                nr_counter(r);
-                nr_verdict(r, NF_DROP, NULL);
-                g_ptr_array_add(out, r);
+                build_forward(s, chain, out);
                 break;
-
         case CHAIN_INPUT:
-                r = rule_in(chain);
-                nr_match_ifname(r, true, false, s->downstream);
-                nr_match_ifname(r, true, false, s->uplink);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                r = rule_in(chain);
-                nr_match_ct_state(r, CT_EST_REL);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                r = rule_in(chain);
-                nr_match_ct_state(r, CT_INVALID);
-                nr_verdict(r, NF_DROP, NULL);
-                g_ptr_array_add(out, r);
-                r = rule_in(chain);
-                nr_match_nfproto(r, NFPROTO_IPV4);
-                nr_match_l4proto(r, IPPROTO_ICMP);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                r = rule_in(chain);
-                nr_match_nfproto(r, NFPROTO_IPV6);
-                nr_match_l4proto(r, IPPROTO_ICMPV6);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                /* DHCP and DHCPv6 client replies on the uplink. */
-                for (int v6 = 0; v6 <= 1; v6++) {
-                        r = rule_in(chain);
-                        nr_match_ifname(r, true, true, s->uplink);
-                        nr_match_nfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
-                        nr_match_l4proto(r, IPPROTO_UDP);
-                        nr_match_dport(r, v6 ? 546 : 68, v6 ? 546 : 68);
-                        nr_verdict(r, NF_ACCEPT, NULL);
-                        g_ptr_array_add(out, r);
-                }
-                r = rule_in(chain);
-                nr_counter(r);
-                nr_verdict(r, NF_DROP, NULL);
-                g_ptr_array_add(out, r);
+                build_input(s, chain, out);
                 break;
-
         case CHAIN_DNAT:
-                r = rule_in(chain);
-                nr_match_ifname(r, true, false, s->downstream);
-                nr_verdict(r, NF_ACCEPT, NULL);
-                g_ptr_array_add(out, r);
-                for (guint i = 0; i < s->downstream_addrs->len; i++) {
-                        NetAddr gw = g_array_index(s->downstream_addrs, NetAddr, i);
-                        gw.prefixlen = (uint8_t) (netaddr_len(&gw) * 8);
-                        const NetAddr *to = NULL;
-                        for (guint j = 0; j < s->dns->len && !to; j++)
-                                if (g_array_index(s->dns, NetAddr, j).family == gw.family)
-                                        to = &g_array_index(s->dns, NetAddr, j);
-                        if (!to)
-                                continue;
-                        static const uint8_t protos[] = { IPPROTO_UDP, IPPROTO_TCP };
-                        for (size_t p = 0; p < 2; p++) {
-                                r = rule_in(chain);
-                                nr_match_ifname(r, true, true, s->downstream);
-                                nr_match_addr(r, false, &gw);
-                                nr_match_l4proto(r, protos[p]);
-                                nr_match_dport(r, 53, 53);
-                                nr_dnat(r, to);
-                                g_ptr_array_add(out, r);
-                        }
-                }
+                build_dnat(s, chain, out);
                 break;
-
         case CHAIN_MASQ:
-                r = rule_in(chain);
-                nr_match_ifname(r, true, true, s->downstream);
-                nr_match_ifname(r, false, true, s->uplink);
-                nr_masquerade(r);
-                g_ptr_array_add(out, r);
+                build_masq(s, chain, out);
                 break;
-
         default:
                 g_assert_not_reached();
         }

@@ -2,7 +2,7 @@
 /*
  * The bytecode of table inet vmfed (layout: netvm/ruleset.h): the base
  * chains, the sets and maps they use, and one chain per client VM, built
- * with netvm/nft-rule.h from a NetState.  No I/O here; netvm/ruleset.c
+ * with netvm/nft-rule.h from a NetState.  No I/O here; netvm/ruleset-diff.c
  * decides which chains to (re)write and sends them.
  */
 #pragma once
@@ -15,6 +15,8 @@
 #include "netvm/fwplan.h"
 #include "netvm/netstate.h"
 
+/* The table (family inet). */
+#define RULESET_TABLE "vmfed"
 #define CLIENT_CHAIN_PREFIX "fwd-"
 #define CLIENT_SET_PREFIX "c-"
 

@@ -113,6 +113,62 @@ static int parse_icmp_type(const char *s, FwProto proto, int *ret) {
 
 #define FAIL(...) do { firewall_add_error(fw, source, line, __VA_ARGS__); return -EINVAL; } while (0)
 
+/* "proto P [port N[-M] | type T]" from w[*ip] on (tokens w[0..n)); *ip moves past it. */
+static int parse_proto(Firewall *fw, const char *source, unsigned line, const char *const *w, size_t n,
+                       size_t *ip, FwRule *r) {
+        size_t i = *ip;
+
+        if (strcmp(w[i], "proto") != 0)
+                FAIL("unexpected \"%s\" (expected proto)", w[i]);
+        if (++i >= n)
+                FAIL("\"proto\" needs tcp, udp, icmp or icmpv6");
+        if (strcmp(w[i], "tcp") == 0)
+                r->proto = FW_PROTO_TCP;
+        else if (strcmp(w[i], "udp") == 0)
+                r->proto = FW_PROTO_UDP;
+        else if (strcmp(w[i], "icmp") == 0)
+                r->proto = FW_PROTO_ICMP;
+        else if (strcmp(w[i], "icmpv6") == 0)
+                r->proto = FW_PROTO_ICMPV6;
+        else
+                FAIL("unknown protocol \"%s\" (expected tcp, udp, icmp or icmpv6)", w[i]);
+        i++;
+
+        if (r->proto == FW_PROTO_ICMP && r->has_dst && r->dst.family != AF_INET)
+                FAIL("protocol icmp with an IPv6 destination (use icmpv6)");
+        if (r->proto == FW_PROTO_ICMPV6 && r->has_dst && r->dst.family != AF_INET6)
+                FAIL("protocol icmpv6 with an IPv4 destination (use icmp)");
+
+        if (i < n && strcmp(w[i], "port") == 0) {
+                if (r->proto != FW_PROTO_TCP && r->proto != FW_PROTO_UDP)
+                        FAIL("\"port\" needs proto tcp or udp");
+                if (++i >= n)
+                        FAIL("\"port\" needs a port or a range");
+                g_autofree char *p = g_strdup(w[i]);
+                char *dash = strchr(p, '-');
+                if (dash)
+                        *dash = '\0';
+                if (parse_u16(p, &r->port_min) < 0 ||
+                    (dash && parse_u16(dash + 1, &r->port_max) < 0))
+                        FAIL("invalid port \"%s\" (expected 1-65535 or LOW-HIGH)", w[i]);
+                if (!dash)
+                        r->port_max = r->port_min;
+                if (r->port_min > r->port_max)
+                        FAIL("port range \"%s\" is reversed", w[i]);
+                i++;
+        } else if (i < n && strcmp(w[i], "type") == 0) {
+                if (r->proto != FW_PROTO_ICMP && r->proto != FW_PROTO_ICMPV6)
+                        FAIL("\"type\" needs proto icmp or icmpv6");
+                if (++i >= n)
+                        FAIL("\"type\" needs an ICMP type name or number");
+                if (parse_icmp_type(w[i], r->proto, &r->icmp_type) < 0)
+                        FAIL("unknown ICMP type \"%s\"", w[i]);
+                i++;
+        }
+        *ip = i;
+        return 0;
+}
+
 int firewall_parse_line(Firewall *fw, const char *source, unsigned line, const char *untrusted_line) {
         g_autofree char *copy = g_strdup(untrusted_line);
         char *hash = strchr(copy, '#');
@@ -179,55 +235,8 @@ int firewall_parse_line(Firewall *fw, const char *source, unsigned line, const c
                 i++;
         }
 
-        if (i < n) {
-                if (strcmp(w[i], "proto") != 0)
-                        FAIL("unexpected \"%s\" (expected proto)", w[i]);
-                if (++i >= n)
-                        FAIL("\"proto\" needs tcp, udp, icmp or icmpv6");
-                if (strcmp(w[i], "tcp") == 0)
-                        r.proto = FW_PROTO_TCP;
-                else if (strcmp(w[i], "udp") == 0)
-                        r.proto = FW_PROTO_UDP;
-                else if (strcmp(w[i], "icmp") == 0)
-                        r.proto = FW_PROTO_ICMP;
-                else if (strcmp(w[i], "icmpv6") == 0)
-                        r.proto = FW_PROTO_ICMPV6;
-                else
-                        FAIL("unknown protocol \"%s\" (expected tcp, udp, icmp or icmpv6)", w[i]);
-                i++;
-
-                if (r.proto == FW_PROTO_ICMP && r.has_dst && r.dst.family != AF_INET)
-                        FAIL("protocol icmp with an IPv6 destination (use icmpv6)");
-                if (r.proto == FW_PROTO_ICMPV6 && r.has_dst && r.dst.family != AF_INET6)
-                        FAIL("protocol icmpv6 with an IPv4 destination (use icmp)");
-
-                if (i < n && strcmp(w[i], "port") == 0) {
-                        if (r.proto != FW_PROTO_TCP && r.proto != FW_PROTO_UDP)
-                                FAIL("\"port\" needs proto tcp or udp");
-                        if (++i >= n)
-                                FAIL("\"port\" needs a port or a range");
-                        g_autofree char *p = g_strdup(w[i]);
-                        char *dash = strchr(p, '-');
-                        if (dash)
-                                *dash = '\0';
-                        if (parse_u16(p, &r.port_min) < 0 ||
-                            (dash && parse_u16(dash + 1, &r.port_max) < 0))
-                                FAIL("invalid port \"%s\" (expected 1-65535 or LOW-HIGH)", w[i]);
-                        if (!dash)
-                                r.port_max = r.port_min;
-                        if (r.port_min > r.port_max)
-                                FAIL("port range \"%s\" is reversed", w[i]);
-                        i++;
-                } else if (i < n && strcmp(w[i], "type") == 0) {
-                        if (r.proto != FW_PROTO_ICMP && r.proto != FW_PROTO_ICMPV6)
-                                FAIL("\"type\" needs proto icmp or icmpv6");
-                        if (++i >= n)
-                                FAIL("\"type\" needs an ICMP type name or number");
-                        if (parse_icmp_type(w[i], r.proto, &r.icmp_type) < 0)
-                                FAIL("unknown ICMP type \"%s\"", w[i]);
-                        i++;
-                }
-        }
+        if (i < n && parse_proto(fw, source, line, w, n, &i, &r) < 0)
+                return -EINVAL;
         if (i < n)
                 FAIL("unexpected \"%s\" at the end of the rule", w[i]);
 

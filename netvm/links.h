@@ -31,5 +31,3 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Links *, links_free)
 /* -ENODEV when an interface of the state does not exist. */
 int links_apply(Links *l, const NetState *s);
 
-/* libnl's -NLE_* as a negative errno. */
-int nl_error_to_errno(int nlerr);

@@ -34,7 +34,6 @@
 #include "common/macro.h"
 #include "common/bus-source.h"
 #include "netvm/links.h"
-#include "netvm/netd.h"
 #include "netvm/netvm-iface.h"
 #include "netvm/nft-batch.h"
 #include "netvm/ruleset.h"
@@ -48,7 +47,7 @@
 #define VIRTIO_PORT_FALLBACK "org.vmfed.agent.0"
 #define PERSIST_NAME "netd.state"
 
-struct Netd {
+typedef struct Netd {
         GMainLoop *loop;
         NftSocket *nft;
         Links *links;
@@ -71,13 +70,25 @@ struct Netd {
         GSource *bus_source;
         guint reconnect_id;
         bool connect_failed_logged;
-};
+        NetvmIfaceOps iface_ops;        /* what org.vmfed.NetVM1 calls: netd_get_state(), netd_apply() */
+} Netd;
 
-const NetState *netd_get_state(Netd *d) {
+/* The state being enforced (NULL until the first one was applied). */
+static const NetState *netd_get_state(void *userdata) {
+        Netd *d = userdata;
         return d->state;
 }
 
-int netd_apply(Netd *d, NetState *new_state, char **errorp) {
+/*
+ * Enforce new_state (taken over in every case): one nftables transaction,
+ * then links, addresses and neighbours, then persist it.  If the nftables
+ * transaction fails, nothing changed and the previous state stays in force.
+ * If links fail after it (an interface is missing), the new firewall is in
+ * force, the new state is kept so the next change diffs right, and the
+ * error says what is missing.  *errorp says why in both cases.
+ */
+static int netd_apply(void *userdata, NetState *new_state, char **errorp) {
+        Netd *d = userdata;
         g_autoptr(NetState) s = new_state;
         RulesetStats st = {};
 
@@ -313,7 +324,8 @@ static int netd_connect(Netd *d) {
         r = sd_bus_start(bus);
         if (r < 0)
                 goto fail;
-        r = netvm_iface_add(bus, d, &d->slot);
+        d->iface_ops = (NetvmIfaceOps) { .get_state = netd_get_state, .apply = netd_apply, .userdata = d };
+        r = netvm_iface_add(bus, &d->iface_ops, &d->slot);
         if (r < 0)
                 goto fail;
         r = bus_source_attach(bus, bus_closed_cb, d, &d->bus_source);
@@ -378,6 +390,77 @@ static void netd_done(Netd *d) {
         g_free(d->virtio_port);
 }
 
+/* --check: every error, state and firewall, as FILE:LINE: message; exit 1 if any. */
+static int netd_check(const char *state_file) {
+        g_autofree char *errors = NULL;
+        g_autoptr(NetState) s = NULL;
+        if (netstate_load(state_file, &s, &errors) < 0) {
+                fputs(errors ? errors : "", stderr);
+                return 1;
+        }
+        g_autofree char *fw = netstate_firewall_errors(s);
+        if (fw) {
+                fputs(fw, stderr);
+                return 1;
+        }
+        printf("%s: OK (%u client(s))\n", state_file, s->clients->len);
+        return 0;
+}
+
+/* Open the sockets, take the kernel's table, then the first state; run until SIGTERM/SIGINT. */
+static int netd_run(Netd *d, bool once, bool watch) {
+        int r;
+
+        r = nft_socket_open(&d->nft);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the nftables netlink socket: %m");
+                return r;
+        }
+        r = links_open(&d->links);
+        if (r < 0) {
+                log_error_errno(r, "Cannot open the rtnetlink socket: %m");
+                return r;
+        }
+        /* Restart safety: start from what the kernel has, never from scratch. */
+        r = ruleset_read(d->nft, &d->applied);
+        if (r < 0)
+                return r;
+
+        if (d->state_file) {
+                /* Watch before the first load, so that no change is missed. */
+                if (watch && (r = netd_watch(d)) < 0)
+                        return r;
+                r = netd_load_and_apply(d, d->state_file);
+                if (once)
+                        return r;
+        } else {
+                /* Re-assert the broker's last state at once, before the broker is back. */
+                g_autofree char *path = g_build_filename(d->state_dir, PERSIST_NAME, NULL);
+                if (access(path, F_OK) == 0)
+                        (void) netd_load_and_apply(d, path);
+                d->persist = true;
+        }
+        if (d->channel || d->virtio_port || !d->state_file) {
+                r = netd_connect(d);
+                if (r < 0) {
+                        log_warning_errno(r, "Cannot connect the agent channel (%m); retrying every second");
+                        d->connect_failed_logged = true;
+                        netd_schedule_reconnect(d);
+                }
+        }
+
+        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", d->state ? "Enforcing the desired state" : "Waiting for a state");
+        d->loop = g_main_loop_new(NULL, FALSE);
+        g_unix_signal_add(SIGTERM, quit_cb, d);
+        g_unix_signal_add(SIGINT, quit_cb, d);
+        g_unix_signal_add(SIGHUP, sighup_cb, d);
+        signal(SIGPIPE, SIG_IGN);
+        log_info("Running");
+        g_main_loop_run(d->loop);
+        (void) sd_notify(false, "STOPPING=1");
+        return 0;
+}
+
 int main(int argc, char **argv) {
         gboolean once = FALSE, watch = FALSE, check = FALSE, debug = FALSE, version = FALSE;
         g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL, *virtio_port = NULL;
@@ -421,22 +504,8 @@ int main(int argc, char **argv) {
                 log_error("--once, --watch and --check exclude each other");
                 return 2;
         }
-        if (check) {
-                /* Every error, state and firewall, as FILE:LINE: message; exit 1 if any. */
-                g_autofree char *errors = NULL;
-                g_autoptr(NetState) s = NULL;
-                if (netstate_load(state_file, &s, &errors) < 0) {
-                        fputs(errors ? errors : "", stderr);
-                        return 1;
-                }
-                g_autofree char *fw = netstate_firewall_errors(s);
-                if (fw) {
-                        fputs(fw, stderr);
-                        return 1;
-                }
-                printf("%s: OK (%u client(s))\n", state_file, s->clients->len);
-                return 0;
-        }
+        if (check)
+                return netd_check(state_file);
         if (argc > 1) {
                 log_error("Unexpected argument \"%s\"", argv[1]);
                 return 2;
@@ -447,55 +516,7 @@ int main(int argc, char **argv) {
         d.channel = g_steal_pointer(&channel);
         d.virtio_port = g_steal_pointer(&virtio_port);
 
-        r = nft_socket_open(&d.nft);
-        if (r < 0) {
-                log_error_errno(r, "Cannot open the nftables netlink socket: %m");
-                goto out;
-        }
-        r = links_open(&d.links);
-        if (r < 0) {
-                log_error_errno(r, "Cannot open the rtnetlink socket: %m");
-                goto out;
-        }
-        /* Restart safety: start from what the kernel has, never from scratch. */
-        r = ruleset_read(d.nft, &d.applied);
-        if (r < 0)
-                goto out;
-
-        if (d.state_file) {
-                /* Watch before the first load, so that no change is missed. */
-                if (watch && (r = netd_watch(&d)) < 0)
-                        goto out;
-                r = netd_load_and_apply(&d, d.state_file);
-                if (once)
-                        goto out;
-        } else {
-                /* Re-assert the broker's last state at once, before the broker is back. */
-                g_autofree char *path = g_build_filename(d.state_dir, PERSIST_NAME, NULL);
-                if (access(path, F_OK) == 0)
-                        (void) netd_load_and_apply(&d, path);
-                d.persist = true;
-        }
-        if (d.channel || d.virtio_port || !d.state_file) {
-                r = netd_connect(&d);
-                if (r < 0) {
-                        log_warning_errno(r, "Cannot connect the agent channel (%m); retrying every second");
-                        d.connect_failed_logged = true;
-                        netd_schedule_reconnect(&d);
-                }
-        }
-
-        (void) sd_notifyf(false, "READY=1\nSTATUS=%s", d.state ? "Enforcing the desired state" : "Waiting for a state");
-        d.loop = g_main_loop_new(NULL, FALSE);
-        g_unix_signal_add(SIGTERM, quit_cb, &d);
-        g_unix_signal_add(SIGINT, quit_cb, &d);
-        g_unix_signal_add(SIGHUP, sighup_cb, &d);
-        signal(SIGPIPE, SIG_IGN);
-        log_info("Running");
-        g_main_loop_run(d.loop);
-        (void) sd_notify(false, "STOPPING=1");
-        r = 0;
-out:
+        r = netd_run(&d, once, watch);
         netd_done(&d);
         return r < 0 ? 1 : 0;
 }

@@ -2,7 +2,6 @@
 #include "netvm/netstate.h"
 
 #include <errno.h>
-#include <net/if.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -78,16 +77,6 @@ bool netstate_name_is_valid(const char *name) {
         for (const char *p = name; *p; p++)
                 if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
                       *p == '_' || *p == '.' || *p == '-'))
-                        return false;
-        return true;
-}
-
-bool ifname_is_valid(const char *name) {
-        size_t n = name ? strlen(name) : 0;
-        if (n == 0 || n >= IFNAMSIZ || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
-                return false;
-        for (const char *p = name; *p; p++)
-                if (*p == '/' || *p == ':' || (unsigned char) *p <= ' ' || (unsigned char) *p >= 0x7f)
                         return false;
         return true;
 }

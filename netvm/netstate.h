@@ -19,6 +19,7 @@
 
 #include "netvm/firewall.h"
 #include "netvm/fwplan.h"
+#include "netvm/ifname.h"
 #include "netvm/netaddr.h"
 
 #define NETSTATE_CLIENTS_MAX 4096
@@ -109,4 +110,3 @@ NetClient *netstate_find_client(const NetState *s, const char *name);
 char *netstate_firewall_errors(const NetState *s);
 
 bool netstate_name_is_valid(const char *name);
-bool ifname_is_valid(const char *name);

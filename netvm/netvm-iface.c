@@ -22,7 +22,7 @@
  * force, those clients fail closed).  `client` limits the report to the
  * client the call was about: NULL reports every client, "" none.
  */
-static int apply_and_reply(sd_bus_message *m, Netd *d, NetState *s, const char *client, sd_bus_error *error) {
+static int apply_and_reply(sd_bus_message *m, const NetvmIfaceOps *d, NetState *s, const char *client, sd_bus_error *error) {
         g_autofree char *fw_errors = NULL;
         g_autofree char *err = NULL;
 
@@ -34,12 +34,12 @@ static int apply_and_reply(sd_bus_message *m, Netd *d, NetState *s, const char *
                         fw_errors = g_strdup(c->firewall->errors->str);
         }
 
-        const NetState *cur = netd_get_state(d);
+        const NetState *cur = d->get_state(d->userdata);
         if (cur && netstate_equal(cur, s)) {
                 netstate_free(s);
                 /* Nothing to do, but a broken firewall is still worth saying. */
         } else {
-                int r = netd_apply(d, s, &err);
+                int r = d->apply(d->userdata, s, &err);
                 if (r < 0)
                         return sd_bus_error_setf(error, ERROR_FAILED, "%s", err ? err : "apply failed");
                 netvm_iface_emit_changed(sd_bus_message_get_bus(m));
@@ -52,7 +52,7 @@ static int apply_and_reply(sd_bus_message *m, Netd *d, NetState *s, const char *
 }
 
 static int method_set_state(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Netd *d = userdata;
+        const NetvmIfaceOps *d = userdata;
         const char *untrusted_state;
         g_autofree char *errors = NULL;
         NetState *s = NULL;
@@ -69,14 +69,14 @@ static int method_set_state(sd_bus_message *m, void *userdata, sd_bus_error *err
 }
 
 static int method_get_state(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Netd *d = userdata;
-        const NetState *s = netd_get_state(d);
+        const NetvmIfaceOps *d = userdata;
+        const NetState *s = d->get_state(d->userdata);
         g_autofree char *text = s ? netstate_format(s) : g_strdup("");
         return sd_bus_reply_method_return(m, "s", text);
 }
 
 static int method_add_client(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Netd *d = userdata;
+        const NetvmIfaceOps *d = userdata;
         const char *untrusted_name, *untrusted_mac, *untrusted_rules;
         g_auto(GStrv) untrusted_addrs = NULL;
         g_autofree char *err = NULL;
@@ -100,7 +100,7 @@ static int method_add_client(sd_bus_message *m, void *userdata, sd_bus_error *er
                 return sd_bus_error_setf(error, ERROR_INVALID_ARGS, "%s", err);
         g_autoptr(NetClient) client = c;
 
-        const NetState *cur = netd_get_state(d);
+        const NetState *cur = d->get_state(d->userdata);
         if (!cur)
                 return sd_bus_error_set(error, ERROR_FAILED, "no state yet: call SetState first");
         g_autoptr(NetState) next = netstate_copy(cur);
@@ -114,7 +114,7 @@ static int method_add_client(sd_bus_message *m, void *userdata, sd_bus_error *er
 }
 
 static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Netd *d = userdata;
+        const NetvmIfaceOps *d = userdata;
         const char *untrusted_name;
 
         int r = sd_bus_message_read(m, "s", &untrusted_name);
@@ -122,7 +122,7 @@ static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error 
                 return r;
         if (!netstate_name_is_valid(untrusted_name))
                 return sd_bus_error_set(error, ERROR_INVALID_ARGS, "invalid client name");
-        const NetState *cur = netd_get_state(d);
+        const NetState *cur = d->get_state(d->userdata);
         if (!cur || !netstate_find_client(cur, untrusted_name))
                 return sd_bus_error_setf(error, ERROR_NOT_FOUND, "no client %s", untrusted_name);
         g_autoptr(NetState) next = netstate_copy(cur);
@@ -132,8 +132,8 @@ static int method_remove_client(sd_bus_message *m, void *userdata, sd_bus_error 
 
 static int property_clients(sd_bus *bus, const char *path, const char *interface, const char *property,
                             sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Netd *d = userdata;
-        const NetState *s = netd_get_state(d);
+        const NetvmIfaceOps *d = userdata;
+        const NetState *s = d->get_state(d->userdata);
         int r = sd_bus_message_open_container(reply, 'a', "s");
         if (r < 0)
                 return r;
@@ -167,8 +167,8 @@ static const sd_bus_vtable netvm_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int netvm_iface_add(sd_bus *bus, Netd *d, sd_bus_slot **ret_slot) {
-        return sd_bus_add_object_vtable(bus, ret_slot, NETVM_PATH, NETVM_IFACE, netvm_vtable, d);
+int netvm_iface_add(sd_bus *bus, const NetvmIfaceOps *ops, sd_bus_slot **ret_slot) {
+        return sd_bus_add_object_vtable(bus, ret_slot, NETVM_PATH, NETVM_IFACE, netvm_vtable, (void *) ops);
 }
 
 void netvm_iface_emit_changed(sd_bus *bus) {

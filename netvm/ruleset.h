@@ -21,15 +21,18 @@
  * other chain or element is touched, so established flows of other clients
  * never notice.  The table is never flushed or deleted, and conntrack is
  * never touched.
+ *
+ * The files: ruleset.c the model (netvm/ruleset-model.h) and apply,
+ * ruleset-compile.c, ruleset-read.c, ruleset-diff.c, and the nftnl objects
+ * they queue in ruleset-objects.c; the rules of each chain in netvm/chains.c.
  */
 #pragma once
 
 #include <stdint.h>
 
+#include "netvm/chains.h"
 #include "netvm/netstate.h"
 #include "netvm/nft-batch.h"
-
-#define RULESET_TABLE "vmfed"
 
 typedef struct Ruleset Ruleset;
 

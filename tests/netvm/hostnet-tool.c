@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Drive the netvm/hostnet.h API from a test script:
+ * Drive the netvm/host/hostnet.h API from a test script:
  *   hostnet-tool ensure BRIDGE | remove BRIDGE
  *   hostnet-tool attach BRIDGE TAP MAC ADDR... | netvm BRIDGE TAP | detach TAP
  * Exit status 0, or 1 with the negative errno printed.
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "common/log.h"
-#include "netvm/hostnet.h"
+#include "netvm/host/hostnet.h"
 
 int main(int argc, char **argv) {
         _cleanup_(hostnet_freep) HostNet *h = NULL;

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: LGPL-2.1-or-later
-"""The host side (netvm/hostnet.h) with real traffic, all inside namespaces.
+"""The host side (netvm/host/hostnet.h) with real traffic, all inside namespaces.
 
   "host" namespace: bridge brv made by hostnet_bridge_ensure(); client VMs
   X and Y attached with hostnet_port_attach() (isolated ports plus

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "netvm/hostnet.h"
+#include "netvm/host/hostnet.h"
 
 #include <errno.h>
 #include <arpa/inet.h>
@@ -22,11 +22,12 @@
 #include <glib.h>
 
 #include "common/log.h"
-#include "netvm/links.h"
+#include "netvm/ifname.h"
 #include "netvm/netaddr.h"
 #include "netvm/netstate.h"
 #include "netvm/nft-batch.h"
 #include "netvm/nft-rule.h"
+#include "netvm/nl-errno.h"
 
 #define HOST_TABLE "vmfed-host"
 #define HOST_MAP "ports"
