@@ -260,10 +260,13 @@ static int index_write(const char *state_dir, GPtrArray *list) {
 }
 
 /*
- * The index is the commit point of a generation: generation_record() copies
- * into .tmp-N, renames it to N, then appends N to the index.  A crash before
- * the append leaves N (or .tmp-N) that no one recorded; remove them, so the
- * directories are exactly the indexed generations.
+ * The index is the commit point of a generation: generation_record() builds
+ * .tmp-N, renames it to N, then rewrites the index with N added and the
+ * pruned ones dropped, then renames each pruned M to .tmp-pruned-M and
+ * removes it.  A crash before the index write leaves N (or .tmp-N) that no
+ * one recorded, one after it pruned directories still there (M or
+ * .tmp-pruned-M); remove them, so the directories are exactly the indexed
+ * generations: the old set or the new one.
  */
 static int sweep_unindexed(const char *state_dir) {
         g_autofree char *dir = generations_dir(state_dir);
@@ -603,7 +606,9 @@ int generation_recover(const char *config_dir, const char *state_dir) {
                 return r;
         n = g_ascii_strtoull(text, NULL, 10);
         r = generation_rollback(config_dir, state_dir, n, NULL);
-        if (r == -ENOENT) /* the journal names no generation: nothing was swapped */
+        /* The journal names no generation: nothing was swapped, or the rollback's own record pruned its target
+         * (so it was complete; only the journal's removal was missed). */
+        if (r == -ENOENT)
                 return unlink_durable_at(AT_FDCWD, journal);
         return r < 0 ? r : 1;
 }
