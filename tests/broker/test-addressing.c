@@ -281,7 +281,6 @@ static void unfill(Addressing *a, unsigned from, unsigned n) {
 static void test_many_removed(void) {
         Dirs d = dirs_new();
         _cleanup_(addressing_freep) Addressing *a = NULL;
-        g_autoptr(GHashTable) running = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
 
         keep_generations(&d, 5);
         g_assert_cmpint(addressing_new(d.config, d.state, NULL, &a), ==, 0);
