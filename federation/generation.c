@@ -334,7 +334,7 @@ static void remove_pruned(const char *state_dir, GPtrArray *pruned) {
                 g_autofree char *path = g_strdup_printf("%s/%" PRIu64, dir, n);
                 g_autofree char *gone = g_strdup_printf("%s/.tmp-pruned-%" PRIu64, dir, n);
                 int r = rename(path, gone) < 0 ? negative_errno() : tree_remove(gone);
-                if (r < 0) /* the next record or start sweeps it */
+                if (r < 0 && r != -ENOENT) /* the next record or start sweeps it */
                         log_warning_errno(r, "generations: cannot remove pruned generation %" PRIu64 ": %m", n);
         }
 }
@@ -354,6 +354,9 @@ int generation_prune(const char *state_dir, unsigned keep) {
         int r;
 
         keep = MAX(keep, 1u);
+        r = sweep_unindexed(state_dir); /* no .tmp-pruned-M of an earlier crash in the way */
+        if (r < 0)
+                return r;
         r = generation_list(state_dir, &list);
         if (r < 0)
                 return r;
