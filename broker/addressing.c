@@ -11,16 +11,19 @@
 
 #include "common/fileio.h"
 #include "common/log.h"
+#include "federation/generation.h"
 
 #define ADDRESSES_FILE "addresses"
 #define ADDRESSES_MAX_SIZE (64 * 1024)
 
 struct Addressing {
         char *path;          /* STATE/addresses */
+        char *config_dir, *state_dir;
         uint32_t base;       /* host order, .0 of the /24 */
         char gateway[INET_ADDRSTRLEN];
         GHashTable *index;   /* name → GUINT index+1 (persistent and transient) */
         GHashTable *persistent; /* names whose index is on disk */
+        GHashTable *in_use;  /* names looked up and not released since: running clients */
 };
 
 static int addressing_save(Addressing *a) {
@@ -78,7 +81,7 @@ static void addressing_load(Addressing *a) {
         }
 }
 
-int addressing_new(const char *state_dir, const char *subnet, Addressing **ret) {
+int addressing_new(const char *config_dir, const char *state_dir, const char *subnet, Addressing **ret) {
         g_autofree char *net = NULL;
         struct in_addr in;
         const char *slash;
@@ -93,11 +96,14 @@ int addressing_new(const char *state_dir, const char *subnet, Addressing **ret) 
 
         Addressing *a = g_new0(Addressing, 1);
         a->path = g_build_filename(state_dir, ADDRESSES_FILE, NULL);
+        a->config_dir = g_strdup(config_dir);
+        a->state_dir = g_strdup(state_dir);
         a->base = ntohl(in.s_addr);
         in.s_addr = htonl(a->base + 1);
         inet_ntop(AF_INET, &in, a->gateway, sizeof a->gateway);
         a->index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         a->persistent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        a->in_use = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         addressing_load(a);
         *ret = a;
         return 0;
@@ -108,7 +114,10 @@ Addressing *addressing_free(Addressing *a) {
                 return NULL;
         g_hash_table_unref(a->index);
         g_hash_table_unref(a->persistent);
+        g_hash_table_unref(a->in_use);
         g_free(a->path);
+        g_free(a->config_dir);
+        g_free(a->state_dir);
         g_free(a);
         return NULL;
 }
@@ -129,6 +138,59 @@ static int addressing_free_index(Addressing *a, unsigned *ret) {
         return -ENOSPC;
 }
 
+/* The VMs whose index must stay: those of vms.d/ and of every generation a rollback can bring back. */
+static int addressing_wanted(Addressing *a, GHashTable **ret) {
+        g_autofree char *vms = g_build_filename(a->config_dir, "vms.d", NULL);
+        g_autoptr(GHashTable) names = NULL;
+        g_autoptr(GError) e = NULL;
+        g_autoptr(GDir) d = NULL;
+        const char *n;
+        int r;
+
+        r = generation_vm_names(a->state_dir, &names);
+        if (r < 0)
+                return r;
+        d = g_dir_open(vms, 0, &e);
+        if (!d && !g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+                return -EIO;
+        while (d && (n = g_dir_read_name(d)))
+                if (n[0] != '.' && g_str_has_suffix(n, ".vm"))
+                        g_hash_table_add(names, g_strndup(n, strlen(n) - 3));
+        *ret = steal_pointer(&names);
+        return 0;
+}
+
+/*
+ * The subnet is full: release the index of every VM of STATE/addresses that
+ * is neither in vms.d/, nor in a retained generation, nor running (looked up
+ * and not released).  When in doubt (a directory cannot be read) nothing is
+ * released.  Only when needed, so an address is reused as late as possible.
+ */
+static unsigned addressing_reclaim(Addressing *a) {
+        g_autoptr(GHashTable) wanted = NULL;
+        GHashTableIter it;
+        gpointer key;
+        unsigned released = 0;
+        int r;
+
+        r = addressing_wanted(a, &wanted);
+        if (r < 0) {
+                log_warning_errno(r, "Cannot list the VMs of vms.d/ and of the generations: %m; no address released.");
+                return 0;
+        }
+        g_hash_table_iter_init(&it, a->persistent);
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+                if (g_hash_table_contains(wanted, key) || g_hash_table_contains(a->in_use, key))
+                        continue;
+                log_info("Address index %u of %s released: no such VM in vms.d/ nor in a kept generation.",
+                         GPOINTER_TO_UINT(g_hash_table_lookup(a->index, key)) - 1, (char *) key);
+                g_hash_table_remove(a->index, key);
+                g_hash_table_iter_remove(&it);
+                released++;
+        }
+        return released;
+}
+
 int addressing_lookup(Addressing *a, const char *vm, bool persistent, char **ret_address) {
         gpointer v = g_hash_table_lookup(a->index, vm);
         char buf[INET_ADDRSTRLEN];
@@ -139,17 +201,22 @@ int addressing_lookup(Addressing *a, const char *vm, bool persistent, char **ret
         if (v)
                 idx = GPOINTER_TO_UINT(v) - 1;
         else {
+                unsigned released = 0;
                 r = addressing_free_index(a, &idx);
+                if (r == -ENOSPC && (released = addressing_reclaim(a)) > 0)
+                        r = addressing_free_index(a, &idx);
                 if (r < 0)
                         return log_error_errno(r, "No free client address left for %s in the /24.", vm);
                 g_hash_table_insert(a->index, g_strdup(vm), GUINT_TO_POINTER(idx + 1));
-                if (persistent) {
+                if (persistent)
                         g_hash_table_add(a->persistent, g_strdup(vm));
+                if (persistent || released > 0) {
                         r = addressing_save(a);
                         if (r < 0)
                                 log_warning_errno(r, "Cannot record the address of %s in %s: %m", vm, a->path);
                 }
         }
+        g_hash_table_add(a->in_use, g_strdup(vm));
         in.s_addr = htonl(a->base + ADDRESSING_FIRST_HOST + idx);
         inet_ntop(AF_INET, &in, buf, sizeof buf);
         *ret_address = g_strdup(buf);
@@ -157,6 +224,7 @@ int addressing_lookup(Addressing *a, const char *vm, bool persistent, char **ret
 }
 
 void addressing_release(Addressing *a, const char *vm) {
+        g_hash_table_remove(a->in_use, vm);
         if (!g_hash_table_contains(a->persistent, vm))
                 g_hash_table_remove(a->index, vm);
 }

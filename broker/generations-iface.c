@@ -29,6 +29,17 @@ int generations_record(Broker *b, const char *description) {
         return r;
 }
 
+/* NotFound for generation n: pruned by KeepGenerations=, or never recorded. */
+static int not_found_error(Broker *b, uint32_t n, sd_bus_error *error) {
+        if (generation_status(b->state_dir, n) == GENERATION_PRUNED)
+                return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
+                                         "Generation %" PRIu32 " was pruned: only the latest %u are kept "
+                                         "(KeepGenerations= in %s/vmfed.conf; ListGenerations shows those there are).",
+                                         n, generation_keep(b->config_dir), b->config_dir);
+        return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
+                                 "There is no generation %" PRIu32 " (ListGenerations shows those there are).", n);
+}
+
 static int method_list_generations(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         g_autoptr(GPtrArray) list = NULL;
@@ -87,8 +98,9 @@ static void rollback_done(Broker *b, sd_bus_message *m, bool allowed, const char
                 return;
         }
         if (r == -ENOENT) {
-                (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_NOT_FOUND, "There is no generation %" PRIu32 ".",
-                                                  n);
+                _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
+                (void) not_found_error(b, n, &error);
+                (void) sd_bus_reply_method_error(m, &error);
                 return;
         }
         if (r < 0 && new_n == 0) {
@@ -135,9 +147,7 @@ static int method_rollback(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 if (((Generation *) list->pdata[i])->number == untrusted_n)
                         found = true;
         if (!found)
-                return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
-                                         "There is no generation %" PRIu32 " (ListGenerations shows those there are).",
-                                         untrusted_n);
+                return not_found_error(b, untrusted_n, error);
         uint32_t n = untrusted_n;
 
         /* no-op: the latest generation is what is loaded */

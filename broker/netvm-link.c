@@ -158,10 +158,10 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
         n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
         n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
         subnet = conf_string(n->conf, "Network", "Subnet", NULL);
-        r = addressing_new(b->state_dir, subnet, &n->addressing);
+        r = addressing_new(b->config_dir, b->state_dir, subnet, &n->addressing);
         if (r < 0) {
                 log_error("%s: [Network] Subnet=%s is not a /24 (A.B.C.0/24); using 10.137.0.0/24.", path, subnet);
-                (void) addressing_new(b->state_dir, NULL, &n->addressing);
+                (void) addressing_new(b->config_dir, b->state_dir, NULL, &n->addressing);
         }
         if (b->bridge) {
                 r = hostnet_open(&n->host);
@@ -598,8 +598,7 @@ static void client_stopped(NetvmLinks *n, const char *vm) {
                         log_warning_errno(r, "Cannot remove the anti-spoofing of %s's tap %s: %m", vm, c->tap);
         }
         netvm_link_remove_client(g_hash_table_lookup(n->netvms, c->netvm), vm);
-        if (c->transient)
-                addressing_release(n->addressing, vm);
+        addressing_release(n->addressing, vm); /* a disposable's index goes; a VM's is no longer in use */
         log_info("%s: no longer a client of %s.", vm, c->netvm);
         g_hash_table_remove(n->clients, vm);
 }

@@ -1,6 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* broker/addressing: client addresses, kept across restarts in STATE/addresses; a broken file. */
+/*
+ * broker/addressing: client addresses, kept across restarts in
+ * STATE/addresses; a broken file; removed VMs' indexes released unless a
+ * retained generation has them.
+ */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
@@ -8,6 +13,7 @@
 
 #include "broker/addressing.h"
 #include "common/log.h"
+#include "federation/generation.h"
 
 static char *tmp_dir(void) {
         g_autoptr(GError) e = NULL;
@@ -46,7 +52,7 @@ static void test_default_subnet(void) {
         char *dir = tmp_dir();
         _cleanup_(addressing_freep) Addressing *a = NULL;
 
-        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_assert_cmpint(addressing_new(dir, dir, NULL, &a), ==, 0);
         g_assert_cmpstr(addressing_gateway(a), ==, "10.137.0.1");
         g_assert_cmpuint(addressing_prefixlen(a), ==, 24);
         g_autofree char *x = lookup(a, "work", true);
@@ -63,7 +69,7 @@ static void test_other_subnet(void) {
         char *dir = tmp_dir();
         _cleanup_(addressing_freep) Addressing *a = NULL;
 
-        g_assert_cmpint(addressing_new(dir, "192.168.77.0/24", &a), ==, 0);
+        g_assert_cmpint(addressing_new(dir, dir, "192.168.77.0/24", &a), ==, 0);
         g_assert_cmpstr(addressing_gateway(a), ==, "192.168.77.1");
         g_autofree char *x = lookup(a, "work", false);
         g_assert_cmpstr(x, ==, "192.168.77.10");
@@ -78,7 +84,7 @@ static void test_bad_subnets(void) {
 
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
                 Addressing *a = NULL;
-                g_assert_cmpint(addressing_new(dir, bad[i], &a), ==, -EINVAL);
+                g_assert_cmpint(addressing_new(dir, dir, bad[i], &a), ==, -EINVAL);
                 g_assert_null(a);
         }
         rm_dir(dir);
@@ -90,7 +96,7 @@ static void test_persistent_across_restart(void) {
         _cleanup_(addressing_freep) Addressing *a = NULL;
         g_autofree char *text = NULL;
 
-        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_assert_cmpint(addressing_new(dir, dir, NULL, &a), ==, 0);
         g_autofree char *p1 = lookup(a, "alpha", true);
         g_autofree char *d1 = lookup(a, "disp1234", false);
         g_autofree char *p2 = lookup(a, "beta", true);
@@ -105,7 +111,7 @@ static void test_persistent_across_restart(void) {
         a = addressing_free(a);
 
         /* "Restart": beta keeps .12 although .11 is free now, and a new VM gets .11. */
-        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_assert_cmpint(addressing_new(dir, dir, NULL, &a), ==, 0);
         g_autofree char *p2b = lookup(a, "beta", true);
         g_autofree char *n = lookup(a, "gamma", true);
         g_assert_cmpstr(p2b, ==, "10.137.0.12");
@@ -118,7 +124,7 @@ static void test_release(void) {
         char *dir = tmp_dir();
         _cleanup_(addressing_freep) Addressing *a = NULL;
 
-        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_assert_cmpint(addressing_new(dir, dir, NULL, &a), ==, 0);
         g_autofree char *p = lookup(a, "alpha", true);
         g_autofree char *d = lookup(a, "disp1", false);
         g_assert_cmpstr(d, ==, "10.137.0.11");
@@ -138,7 +144,7 @@ static void test_full(void) {
         _cleanup_(addressing_freep) Addressing *a = NULL;
         char *addr = NULL;
 
-        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_assert_cmpint(addressing_new(dir, dir, NULL, &a), ==, 0);
         for (unsigned i = 0; i < ADDRESSING_MAX_CLIENTS; i++) {
                 g_autofree char *name = g_strdup_printf("disp%u", i);
                 g_autofree char *x = lookup(a, name, false);
@@ -172,7 +178,7 @@ static void test_broken_file(void) {
                              "eta 6\n"              /* eta again */
                              "epsilon 0 trailing\n"
                              "zeta 1\n");
-        g_assert_cmpint(addressing_new(dir, NULL, &a), ==, 0);
+        g_assert_cmpint(addressing_new(dir, dir, NULL, &a), ==, 0);
         g_autofree char *al = lookup(a, "alpha", true);
         g_autofree char *de = lookup(a, "delta", true);
         g_autofree char *be = lookup(a, "beta", true);
@@ -205,6 +211,182 @@ static void test_broken_file(void) {
         rm_dir(dir);
 }
 
+/* ---- removed VMs: config_dir/vms.d/ and state_dir/generations/ ------------- */
+
+typedef struct Dirs {
+        char *tmp, *config, *state;
+} Dirs;
+
+/* On tmpfs when there is one: hundreds of generation records, whose fsyncs are not what is tested here. */
+static Dirs dirs_new(void) {
+        Dirs d = { .tmp = g_strdup("/dev/shm/vmfed-test-addressing-XXXXXX") };
+        if (!g_mkdtemp(d.tmp)) {
+                g_free(d.tmp);
+                d.tmp = tmp_dir();
+        }
+        d.config = g_build_filename(d.tmp, "etc", NULL);
+        d.state = g_build_filename(d.tmp, "state", NULL);
+        g_assert_cmpint(g_mkdir_with_parents(d.state, 0755), ==, 0);
+        return d;
+}
+
+static void dirs_free(Dirs *d) {
+        g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", d->tmp);
+        g_assert_cmpint(system(cmd), ==, 0);
+        g_free(d->tmp);
+        g_free(d->config);
+        g_free(d->state);
+}
+
+static void put(const char *dir, const char *rel, const char *text) {
+        g_autofree char *p = g_build_filename(dir, rel, NULL), *parent = g_path_get_dirname(p);
+        g_assert_cmpint(g_mkdir_with_parents(parent, 0755), ==, 0);
+        g_assert_true(g_file_set_contents(p, text, -1, NULL));
+}
+
+static void keep_generations(Dirs *d, unsigned keep) {
+        g_autofree char *t = g_strdup_printf("[Generations]\nKeepGenerations=%u\n", keep);
+        put(d->config, "vmfed.conf", t);
+}
+
+/* AddVM / RemoveVM as the broker does them: the file, then a generation. */
+static void vm_add(Dirs *d, const char *vm) {
+        g_autofree char *rel = g_strdup_printf("vms.d/%s.vm", vm);
+        put(d->config, rel, "[VM]\nRole=app\n");
+        g_assert_cmpint(generation_record(d->config, d->state, "add", NULL), ==, GENERATION_RECORDED);
+}
+
+static void vm_remove(Dirs *d, const char *vm) {
+        g_autofree char *p = g_strdup_printf("%s/vms.d/%s.vm", d->config, vm);
+        g_assert_cmpint(g_unlink(p), ==, 0);
+        g_assert_cmpint(generation_record(d->config, d->state, "remove", NULL), ==, GENERATION_RECORDED);
+}
+
+/* n running disposables dispFROM… (each takes a free index). */
+static void fill(Addressing *a, unsigned from, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                g_autofree char *name = g_strdup_printf("disp%u", from + i);
+                g_free(lookup(a, name, false));
+        }
+}
+
+static void unfill(Addressing *a, unsigned from, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                g_autofree char *name = g_strdup_printf("disp%u", from + i);
+                addressing_release(a, name);
+        }
+}
+
+/* 300 VMs added, run, stopped and removed one after the other: never -ENOSPC, never one address twice. */
+static void test_many_removed(void) {
+        Dirs d = dirs_new();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+
+        keep_generations(&d, 5);
+        g_assert_cmpint(addressing_new(d.config, d.state, NULL, &a), ==, 0);
+        vm_add(&d, "netvm-client-kept"); /* one that stays, running all along */
+        g_autofree char *kept = lookup(a, "netvm-client-kept", true);
+        for (unsigned i = 0; i < 300; i++) {
+                g_autofree char *vm = g_strdup_printf("vm%u", i);
+                char *addr = NULL;
+                vm_add(&d, vm);
+                g_assert_cmpint(addressing_lookup(a, vm, true, &addr), ==, 0);
+                g_assert_cmpstr(addr, !=, kept);
+                g_free(addr);
+                addressing_release(a, vm);
+                vm_remove(&d, vm);
+                if (i % 97 == 0) { /* a broker restart now and then */
+                        a = addressing_free(a);
+                        g_assert_cmpint(addressing_new(d.config, d.state, NULL, &a), ==, 0);
+                        g_free(lookup(a, "netvm-client-kept", true));
+                }
+        }
+        g_autofree char *kept2 = lookup(a, "netvm-client-kept", true);
+        g_assert_cmpstr(kept2, ==, kept);
+        g_autofree char *text = addresses_file(d.state);
+        g_assert_nonnull(text);
+        g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+        g_assert_cmpuint(g_strv_length(lines), <=, ADDRESSING_MAX_CLIENTS + 2); /* comment, final "" */
+        a = addressing_free(a);
+        dirs_free(&d);
+}
+
+/*
+ * A removed VM that a retained generation still has keeps its index, even
+ * when the subnet is full; a rollback (and a broker restart) gives it back
+ * its address.  Once that generation is pruned, its index goes to a new VM.
+ */
+static void test_rollback_keeps_pruned_reused(void) {
+        Dirs d = dirs_new();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+        uint64_t with_x = 0;
+        char *addr = NULL;
+        unsigned n;
+
+        g_assert_cmpint(addressing_new(d.config, d.state, NULL, &a), ==, 0);
+        vm_add(&d, "x");
+        with_x = generation_latest(d.state);
+        g_autofree char *x1 = lookup(a, "x", true);
+        g_assert_cmpstr(x1, ==, "10.137.0.10");
+        addressing_release(a, "x");
+        vm_remove(&d, "x");
+
+        /* Full: a new VM cannot have x's index while generation with_x can bring x back. */
+        n = ADDRESSING_MAX_CLIENTS - 1;
+        fill(a, 0, n);
+        vm_add(&d, "y");
+        g_assert_cmpint(addressing_lookup(a, "y", true, &addr), ==, -ENOSPC);
+        g_assert_null(addr);
+        unfill(a, 0, n);
+        vm_remove(&d, "y");
+
+        g_assert_cmpint(generation_rollback(d.config, d.state, with_x, NULL), ==, 0);
+        a = addressing_free(a);
+        g_assert_cmpint(addressing_new(d.config, d.state, NULL, &a), ==, 0);
+        g_autofree char *x2 = lookup(a, "x", true);
+        g_assert_cmpstr(x2, ==, x1);
+        addressing_release(a, "x");
+
+        /* Removed again, and every generation that had it pruned: its index is reused. */
+        keep_generations(&d, 1);
+        vm_remove(&d, "x");
+        g_assert_cmpint(generation_status(d.state, with_x), ==, GENERATION_PRUNED);
+        fill(a, 1000, n);
+        vm_add(&d, "z");
+        g_autofree char *z = lookup(a, "z", true);
+        g_assert_cmpstr(z, ==, x1);
+        g_autofree char *text = addresses_file(d.state);
+        g_assert_null(strstr(text, "\nx "));
+        g_assert_nonnull(strstr(text, "\nz 0\n"));
+        unfill(a, 1000, n);
+        a = addressing_free(a);
+        dirs_free(&d);
+}
+
+/* A VM removed by hand while it runs keeps its address while it runs, generations or not. */
+static void test_running_kept(void) {
+        Dirs d = dirs_new();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+        char *addr = NULL;
+        unsigned n;
+
+        keep_generations(&d, 1);
+        g_assert_cmpint(addressing_new(d.config, d.state, NULL, &a), ==, 0);
+        vm_add(&d, "x");
+        g_autofree char *x = lookup(a, "x", true);
+        vm_remove(&d, "x"); /* no generation has x now */
+        n = ADDRESSING_MAX_CLIENTS - 1;
+        fill(a, 0, n);
+        vm_add(&d, "y");
+        g_assert_cmpint(addressing_lookup(a, "y", true, &addr), ==, -ENOSPC);
+        addressing_release(a, "x"); /* x stops: now it can go */
+        g_autofree char *y = lookup(a, "y", true);
+        g_assert_cmpstr(y, ==, x);
+        unfill(a, 0, n);
+        a = addressing_free(a);
+        dirs_free(&d);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         log_set_max_level(LOG_CRIT);
@@ -215,5 +397,8 @@ int main(int argc, char **argv) {
         g_test_add_func("/addressing/release", test_release);
         g_test_add_func("/addressing/full", test_full);
         g_test_add_func("/addressing/broken-file", test_broken_file);
+        g_test_add_func("/addressing/300-removed-never-full", test_many_removed);
+        g_test_add_func("/addressing/rollback-keeps-pruned-reused", test_rollback_keeps_pruned_reused);
+        g_test_add_func("/addressing/running-kept", test_running_kept);
         return g_test_run();
 }

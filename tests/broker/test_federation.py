@@ -337,6 +337,40 @@ class Federation(unittest.TestCase):
         # Rolling back to the current generation changes nothing.
         h.call("Manager", "Rollback", "u", str(gens[-1]["generation"]))
 
+    def test_generations_pruned(self):
+        # KeepGenerations= of CONFIG/vmfed.conf, read at each record: the oldest beyond it are gone, and a
+        # rollback to one of them is NotFound saying so; a number never recorded says that instead.
+        h = self.h
+        conf = os.path.join(h.config_dir, "vmfed.conf")
+        with open(conf, "w") as f:
+            f.write("[Generations]\nKeepGenerations=2\n")
+        etag = ""
+        try:
+            for i in range(3):
+                (etag,) = h.call("Policy", "ReplaceFile", "sss", "60-prune.policy",
+                                 "vmfed.OpenURL * rivendale @default allow target=netvm\n# %d\n" % i, etag)
+            (gens,) = h.call("Manager", "ListGenerations")
+            self.assertEqual(len(gens), 2, gens)
+            self.assertTrue(gens[-1][3])
+            nums = sorted(os.listdir(os.path.join(h.state_dir, "generations")))
+            self.assertEqual([n for n in nums if n.isdigit()], sorted(str(g[0]) for g in gens))
+            pruned = gens[0][0] - 1
+            name, msg = h.call_error_typed("Manager", "Rollback", "uint32:%d" % pruned)
+            self.assertEqual(name, E + "NotFound", msg)
+            self.assertIn("Generation %d was pruned" % pruned, msg)
+            self.assertIn("KeepGenerations=", msg)
+            name, msg = h.call_error_typed("Manager", "Rollback", "uint32:%d" % (gens[-1][0] + 100))
+            self.assertEqual(name, E + "NotFound", msg)
+            self.assertIn("There is no generation %d" % (gens[-1][0] + 100), msg)
+            self.assertNotIn("pruned", msg)
+            # The one kept before the current can still be rolled back to.
+            r = self.ctl("rollback", str(gens[0][0]))
+            self.assertIn("Rolled back to generation %d" % gens[0][0], r.stdout)
+        finally:
+            os.unlink(conf)
+            h.call("Policy", "RemoveFile", "ss", "60-prune.policy", h.call("Policy", "GetFile", "s",
+                                                                              "60-prune.policy")[1])
+
 
 class Restart(unittest.TestCase):
     def test_resume_interrupted_switch(self):
