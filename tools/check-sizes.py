@@ -9,7 +9,7 @@
 A function is counted from the line that opens its body (a line at column 0
 that ends in "{" after a ")", or a lone "{" after such a signature) to the
 next "}" at column 0.  Prints every finding, then a summary; exit 1 when there
-is one.  Folders: the arguments, default every source folder of the tree.
+is one.  Folders or .c files: the arguments, default every source folder of the tree.
 
   tools/check-sizes.py                 # the whole tree
   tools/check-sizes.py --list broker   # also every file's size, largest first
@@ -61,12 +61,16 @@ def main():
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     folders = args or FOLDERS
     findings, sizes = [], []
+    paths = []
     for folder in folders:
-        for dirpath, _, files in os.walk(os.path.join(root, folder)):
-            for fn in sorted(files):
-                if not fn.endswith(".c"):
+        top = folder if os.path.isabs(folder) else os.path.join(root, folder)
+        if os.path.isfile(top):
+            paths.append(top)
+        for dirpath, _, files in os.walk(top):
+            paths += [os.path.join(dirpath, fn) for fn in sorted(files)]
+    for p in paths:
+                if not p.endswith(".c"):
                     continue
-                p = os.path.join(dirpath, fn)
                 rel = os.path.relpath(p, root)
                 with open(p, encoding="utf-8", errors="replace") as f:
                     lines = f.read().split("\n")
