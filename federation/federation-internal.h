@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Shared between federation.c (VMs, events, start/stop), switch.c and
- * disposable.c.  Not part of the library's API.
+ * Shared between the federation's files (one noun each: vm.c, domain-events.c,
+ * virt-job.c, exclusivity.c, vm-start.c, vm-stop.c, autostart.c, vms-edit.c,
+ * adopt.c, federation.c, switch.c, disposable.c).  Not part of the library's API.
  */
 #pragma once
 
@@ -92,16 +93,43 @@ void federation_busy_end(Federation **fp);
 #define FEDERATION_BUSY(f) \
         _cleanup_(federation_busy_end) _unused_ Federation *_busy_f_ = (federation_busy_begin(f), (f))
 
+/* vm.c */
+Vm *vm_new(Federation *f, const char *name); /* added to f->vms */
+void vm_free(Vm *vm);
 Vm *federation_find_vm(Federation *f, const char *name);
+Vm *federation_find_vm_by_domain(Federation *f, const char *domain_name);
 bool vm_is_active(const Vm *vm); /* starting, running, paused, stopping */
+bool vm_holds_resources(const Vm *vm); /* active, or QEMU gone but libvirt still tearing down */
 void vm_set_state(Vm *vm, FederationVmState s, const char *reason);
+const VmSpec *vm_get_spec(Federation *f, const Vm *vm); /* NULL unless configured */
+/* libvirt reported the domain inactive: settle state, wake waiters, drop disposables. */
+void vm_domain_stopped(Vm *vm, const char *reason, bool saved);
 Vm *vm_new_disposable(Federation *f, const char *name, const char *template_name, const char *overlay);
+
+/* Public operations' completion: cb->done of a FederationCallbacks. */
+typedef struct OpCtx OpCtx;
+OpCtx *federation_op_new(const FederationCallbacks *cb);
+void federation_op_done(Federation *f, int r, const char *error, void *userdata);
+/* Set *ret_error (optional) and return r. */
+int federation_refuse(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* domain-events.c */
+int federation_lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
+void vm_watch_qemu(Federation *f, Vm *vm);
+
+/* adopt.c: take over running vmfed domains, sweep orphan overlays. */
+int federation_adopt(Federation *f);
+
+/* vms-edit.c: swap in specs (new VMs appear, removed ones stay while they run). */
+void federation_take_specs(Federation *f, GPtrArray *specs);
 
 void progress(const FederationCallbacks *cb, const char *fmt, ...) _printf_(2, 3);
 
-/* May spec start now?  Exclusivity (devices, personas; VMs in `ignore` do
+/* exclusivity.c: May spec start now?  Exclusivity (devices, personas; VMs in `ignore` do
  * not count), passthrough sysfs checks, files. */
 int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error);
+/* Disk=, Kernel=, Initrd= readable? */
+int federation_check_files(const VmSpec *s, char **ret_error);
 
 /* Fill the domain parameters of a VM; strings are owned by the caller's GPtrArray. */
 void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_name, GPtrArray *owned,
