@@ -153,9 +153,23 @@ typedef enum VirtJob {
         VIRT_JOB_CREATE_XML,  /* virDomainCreateXML: a transient domain */
         VIRT_JOB_MANAGED_SAVE,
         VIRT_JOB_DESTROY,
+        VIRT_JOB_CALL,        /* virt_job_call() */
 } VirtJob;
 void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata,
                   GDestroyNotify userdata_free);
+
+/*
+ * Every libvirt call that waits for libvirtd runs in a worker thread: a
+ * stalled libvirtd then delays libvirt work, never the loop.  work runs in
+ * the thread with the connection (thread-safe in libvirt) and userdata (the
+ * loop does not touch it until done); it returns 0 or a negative errno and
+ * may set *ret_error.  done runs on the loop with that result, as for
+ * virt_job_run().  work must not touch the Federation or its Vms.
+ */
+typedef int (*VirtWorkFn)(virConnectPtr conn, void *userdata, char **ret_error);
+void virt_job_call(Federation *f, VirtWorkFn work, VmDoneFn done, void *userdata, GDestroyNotify userdata_free);
+/* Worker side: look a domain up; -ENOENT (with *ret_error) when libvirt has no such domain. */
+int virt_lookup(virConnectPtr conn, const char *domain_name, virDomainPtr *ret, char **ret_error);
 
 /* switch.c */
 void switch_free(Switch *sw);

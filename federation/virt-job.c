@@ -17,6 +17,7 @@
 typedef struct VirtJobData {
         Federation *f;
         VirtJob job;
+        VirtWorkFn work;
         virDomainPtr dom;
         char *xml;
         VmDoneFn done;
@@ -62,6 +63,10 @@ static void virt_job_thread(GTask *task, gpointer source, gpointer task_data, GC
                 what = "virDomainDestroy";
                 k = virDomainDestroy(d->dom);
                 break;
+        case VIRT_JOB_CALL:
+                d->r = d->work(d->f->conn, d->userdata, &d->error);
+                g_task_return_boolean(task, true);
+                return;
         }
         d->r = k < 0 ? virt_error(what, &d->error) : 0;
         g_task_return_boolean(task, true);
@@ -126,4 +131,32 @@ void federation_complete_later(Federation *f, VmDoneFn done, void *userdata, int
         l->r = r;
         l->error = g_strdup(error);
         g_idle_add(later_dispatch, l);
+}
+
+void virt_job_call(Federation *f, VirtWorkFn work, VmDoneFn done, void *userdata, GDestroyNotify userdata_free) {
+        g_autoptr(GTask) task = g_task_new(NULL, NULL, virt_job_done, NULL);
+        VirtJobData *d = g_new0(VirtJobData, 1);
+
+        d->f = federation_ref(f);
+        d->job = VIRT_JOB_CALL;
+        d->work = work;
+        d->done = done;
+        d->userdata = userdata;
+        d->userdata_free = userdata_free;
+        g_task_set_task_data(task, d, (GDestroyNotify) virt_job_data_free);
+        g_task_run_in_thread(task, virt_job_thread);
+}
+
+/* ---- helpers for work functions (worker side) ----------------------------- */
+
+int virt_lookup(virConnectPtr conn, const char *domain_name, virDomainPtr *ret, char **ret_error) {
+        virDomainPtr dom = VIRT_CALL(virDomainLookupByName(conn, domain_name));
+        if (!dom) {
+                const virError *e = virGetLastError();
+                bool missing = e && e->code == VIR_ERR_NO_DOMAIN;
+                int r = virt_error("virDomainLookupByName", ret_error);
+                return missing ? -ENOENT : r;
+        }
+        *ret = dom;
+        return 0;
 }

@@ -82,17 +82,39 @@ typedef struct StartCtx {
         FederationCallbacks cb;
         VmDoneFn done;
         void *userdata;
+        /* Handed to the worker (the loop does not touch them while a job runs). */
+        char *domain_name;
+        char uuid[VIR_UUID_STRING_BUFLEN]; /* "" without a domain */
+        int active, saved;
+        char *old_hash;
+        char *xml;               /* to define; NULL: keep the domain as it is */
+        bool remove_save;
+        char *warning;           /* from the worker, logged on the loop */
 } StartCtx;
 
 static void start_ctx_free(gpointer p) {
         StartCtx *c = p;
         g_free(c->name);
+        g_free(c->domain_name);
+        g_free(c->old_hash);
+        g_free(c->xml);
+        g_free(c->warning);
         g_free(c);
 }
 
 static void start_ctx_finish(Federation *f, StartCtx *c, int r, const char *error) {
         c->done(f, r, error, c->userdata);
         start_ctx_free(c);
+}
+
+/* A step failed: the VM is stopped again, the start fails with "cannot <what> NAME: error". */
+static void start_fail(Federation *f, StartCtx *c, int r, const char *what, const char *error) {
+        Vm *vm = federation_find_vm(f, c->name);
+        g_autofree char *msg = g_strdup_printf("cannot %s %s: %s", what, c->name, error ? error : g_strerror(-r));
+
+        if (vm && vm->state == FEDERATION_VM_STARTING)
+                vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
+        start_ctx_finish(f, c, r, msg);
 }
 
 static void start_created(Federation *f, int r, const char *error, void *userdata) {
@@ -140,73 +162,137 @@ static char *domain_config_hash(virDomainPtr dom) {
         return hash;
 }
 
-/* Define (or keep) the persistent domain, then boot or restore it. */
-static void start_define_and_create(Federation *f, StartCtx *c) {
-        const VmSpec *s = vm_spec_find(f->specs, c->name);
-        Vm *vm = federation_find_vm(f, c->name);
-        g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
-        g_autofree char *xml = NULL, *hash = NULL, *old_hash = NULL, *err = NULL;
+/*
+ * A start runs in steps, every libvirt call in the worker:
+ *   start_lookup_work   (worker) what libvirt has: the domain, its UUID, state, saved image, config hash
+ *   start_looked_up     (loop)   build the XML; decide whether to (re)define
+ *   start_define_work   (worker) discard a stale saved image, define
+ *   start_defined       (loop)   the agent channel's listener
+ *   start_create_work   (worker) boot or restore
+ *   start_created       (loop)
+ */
+static int start_lookup_work(virConnectPtr conn, void *userdata, char **ret_error) {
+        StartCtx *c = userdata;
         _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-        char uuid[VIR_UUID_STRING_BUFLEN];
-        DomainXmlParams p;
-        int r, active = 0, saved = 0;
 
-        if (!s || !vm)
-                return start_ctx_finish(f, c, -ENOENT, "VM vanished from the configuration");
-        federation_domain_params(f, s, s->name, owned, &p);
-        r = federation_check_files(s, &err);
-        if (r < 0) {
-                vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
-                g_autofree char *msg = g_strdup_printf("cannot start %s", err);
-                return start_ctx_finish(f, c, r, msg);
-        }
-
-        dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-        if (dom && VIRT_CALL(virDomainGetUUIDString(dom, uuid)) == 0)
-                p.uuid = uuid;
-        virResetLastError();
-        r = domain_xml_build(s, &p, &xml);
-        if (r < 0)
-                return start_ctx_finish(f, c, r, "cannot build the domain XML");
-        hash = xml_config_hash(xml);
-        if (dom) {
-                active = VIRT_CALL(virDomainIsActive(dom));
-                if (active == 1) {
-                        vm_set_state(vm, FEDERATION_VM_RUNNING, "already running");
-                        return start_ctx_finish(f, c, 0, NULL);
-                }
-                saved = VIRT_CALL(virDomainHasManagedSaveImage(dom, 0));
-                old_hash = domain_config_hash(dom);
-        } else
+        c->uuid[0] = 0;
+        c->active = c->saved = 0;
+        if (virt_lookup(conn, c->domain_name, &dom, NULL) < 0) {
                 virResetLastError();
-
-        if (!dom || !old_hash || !hash || strcmp(old_hash, hash) != 0) {
-                if (saved == 1) {
-                        progress(&c->cb, "%s: the configuration changed since it was saved; discarding the saved state",
-                                 c->name);
-                        if (VIRT_CALL(virDomainManagedSaveRemove(dom, 0)) < 0)
-                                log_warning("federation: %s: cannot remove saved state: %s", c->name,
-                                            virGetLastErrorMessage());
-                }
-                g_clear_pointer(&dom, virDomainFree);
-                dom = VIRT_CALL(virDomainDefineXML(f->conn, xml));
-                if (!dom) {
-                        r = virt_error("virDomainDefineXML", &err);
-                        vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
-                        g_autofree char *msg = g_strdup_printf("cannot define %s: %s", c->name, err);
-                        return start_ctx_finish(f, c, r, msg);
-                }
-                saved = 0;
+                return 0; /* not defined yet */
         }
+        if (VIRT_CALL(virDomainGetUUIDString(dom, c->uuid)) < 0)
+                c->uuid[0] = 0;
+        virResetLastError();
+        c->active = VIRT_CALL(virDomainIsActive(dom));
+        c->saved = VIRT_CALL(virDomainHasManagedSaveImage(dom, 0));
+        c->old_hash = domain_config_hash(dom);
+        virResetLastError();
+        return 1;
+}
+
+static int start_define_work(virConnectPtr conn, void *userdata, char **ret_error) {
+        StartCtx *c = userdata;
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+
+        if (c->remove_save && virt_lookup(conn, c->domain_name, &dom, NULL) >= 0 &&
+            VIRT_CALL(virDomainManagedSaveRemove(dom, 0)) < 0)
+                c->warning = g_strdup_printf("cannot remove saved state: %s", virGetLastErrorMessage());
+        virResetLastError();
+        g_clear_pointer(&dom, virDomainFree);
+        if (!c->xml)
+                return 0;
+        dom = VIRT_CALL(virDomainDefineXML(conn, c->xml));
+        if (!dom)
+                return virt_error("virDomainDefineXML", ret_error);
+        return 0;
+}
+
+static int start_create_work(virConnectPtr conn, void *userdata, char **ret_error) {
+        StartCtx *c = userdata;
+        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+        int r = virt_lookup(conn, c->domain_name, &dom, ret_error);
+
+        if (r < 0)
+                return r;
+        if (VIRT_CALL(virDomainCreate(dom)) < 0)
+                return virt_error("virDomainCreate", ret_error);
+        return 0;
+}
+
+static void start_defined(Federation *f, int r, const char *error, void *userdata) {
+        StartCtx *c = userdata;
+        Vm *vm = federation_find_vm(f, c->name);
+        g_autofree char *err = NULL;
+
+        if (c->warning)
+                log_warning("federation: %s: %s", c->name, c->warning);
+        if (r < 0)
+                return start_fail(f, c, r, "define", error);
+        if (!vm)
+                return start_ctx_finish(f, c, -ENOENT, "VM vanished from the configuration");
         r = federation_prepare_channel(f, c->name, &err);
         if (r < 0) {
                 vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
                 g_autofree char *msg = g_strdup_printf("cannot start %s", err);
                 return start_ctx_finish(f, c, r, msg);
         }
-        c->restoring = vm->restoring = saved == 1;
+        c->restoring = vm->restoring = c->saved == 1;
         progress(&c->cb, c->restoring ? "restoring %s from its saved state" : "booting %s", c->name);
-        virt_job_run(f, VIRT_JOB_CREATE, dom, NULL, start_created, c, start_ctx_free);
+        virt_job_call(f, start_create_work, start_created, c, start_ctx_free);
+}
+
+static void start_looked_up(Federation *f, int found, const char *error, void *userdata) {
+        StartCtx *c = userdata;
+        const VmSpec *s = vm_spec_find(f->specs, c->name);
+        Vm *vm = federation_find_vm(f, c->name);
+        g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
+        g_autofree char *xml = NULL, *hash = NULL;
+        DomainXmlParams p;
+        int r;
+
+        if (!s || !vm)
+                return start_ctx_finish(f, c, -ENOENT, "VM vanished from the configuration");
+        federation_domain_params(f, s, s->name, owned, &p);
+        if (found > 0 && c->uuid[0])
+                p.uuid = c->uuid;
+        r = domain_xml_build(s, &p, &xml);
+        if (r < 0)
+                return start_ctx_finish(f, c, r, "cannot build the domain XML");
+        hash = xml_config_hash(xml);
+        if (found > 0 && c->active == 1) {
+                vm_set_state(vm, FEDERATION_VM_RUNNING, "already running");
+                return start_ctx_finish(f, c, 0, NULL);
+        }
+        if (found <= 0 || !c->old_hash || !hash || strcmp(c->old_hash, hash) != 0) {
+                if (c->saved == 1) {
+                        progress(&c->cb, "%s: the configuration changed since it was saved; discarding the saved state",
+                                 c->name);
+                        c->remove_save = true;
+                }
+                c->xml = steal_pointer(&xml);
+                c->saved = 0;
+        }
+        virt_job_call(f, start_define_work, start_defined, c, start_ctx_free);
+}
+
+/* Define (or keep) the persistent domain, then boot or restore it. */
+static void start_define_and_create(Federation *f, StartCtx *c) {
+        const VmSpec *s = vm_spec_find(f->specs, c->name);
+        Vm *vm = federation_find_vm(f, c->name);
+        g_autofree char *err = NULL;
+        int r;
+
+        if (!s || !vm)
+                return start_ctx_finish(f, c, -ENOENT, "VM vanished from the configuration");
+        r = federation_check_files(s, &err);
+        if (r < 0) {
+                vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
+                g_autofree char *msg = g_strdup_printf("cannot start %s", err);
+                return start_ctx_finish(f, c, r, msg);
+        }
+        c->domain_name = g_strdup(vm->domain_name);
+        virt_job_call(f, start_lookup_work, start_looked_up, c, start_ctx_free);
 }
 
 static void start_after_netvm(Federation *f, int r, const char *error, void *userdata) {
