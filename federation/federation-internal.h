@@ -171,6 +171,22 @@ void virt_job_call(Federation *f, VirtWorkFn work, VmDoneFn done, void *userdata
 /* Worker side: look a domain up; -ENOENT (with *ret_error) when libvirt has no such domain. */
 int virt_lookup(virConnectPtr conn, const char *domain_name, virDomainPtr *ret, char **ret_error);
 
+/*
+ * One call on a domain, by name, in the worker (lookup included).  done's r:
+ * 0 (IS_ACTIVE: 1 active, 0 not), -ENOENT when libvirt has no such domain,
+ * else the call's error.  userdata_free as for virt_job_run().
+ */
+typedef enum VirtDomainOp {
+        VIRT_DOMAIN_DESTROY,
+        VIRT_DOMAIN_SHUTDOWN,     /* ACPI power button; the default method where that is refused */
+        VIRT_DOMAIN_MANAGED_SAVE,
+        VIRT_DOMAIN_SAVE_REMOVE,  /* discard the managed-save image */
+        VIRT_DOMAIN_IS_ACTIVE,
+        VIRT_DOMAIN_UNDEFINE,     /* with its managed save (and NVRAM where supported) */
+} VirtDomainOp;
+void virt_domain_job(Federation *f, const char *domain_name, VirtDomainOp op, VmDoneFn done, void *userdata,
+                     GDestroyNotify userdata_free);
+
 /* switch.c */
 void switch_free(Switch *sw);
 int switch_journal_read(Federation *f, char **ret_from, char **ret_to, char **ret_phase);

@@ -38,43 +38,46 @@ static void stop_waiter_done(Federation *f, int r, const char *error, void *user
         stop_ctx_free(c);
 }
 
-static gboolean settle_check(gpointer userdata) {
-        Vm *vm = userdata;
-        Federation *f = vm->f;
-        FEDERATION_BUSY(f);
-        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
+/* A worker's answer about a VM, on the loop: the VM by name (it may be gone meanwhile). */
+static Vm *vm_of(Federation *f, void *name) {
+        return federation_find_vm(f, name);
+}
 
-        vm->settle_timer = 0;
-        dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-        if (!dom || VIRT_CALL(virDomainIsActive(dom)) == 0) {
-                virResetLastError();
+static void settle_checked(Federation *f, int r, const char *error, void *userdata) {
+        Vm *vm = vm_of(f, userdata);
+
+        if (vm && vm_is_active(vm) && (r == 0 || r == -ENOENT)) {
                 log_warning("federation: %s: no stopped event from libvirt; it is inactive", vm->name);
                 vm_domain_stopped(vm, "destroyed", false);
         }
+        g_free(userdata);
+}
+
+static gboolean settle_check(gpointer userdata) {
+        Vm *vm = userdata;
+        FEDERATION_BUSY(vm->f);
+
+        vm->settle_timer = 0;
+        virt_domain_job(vm->f, vm->domain_name, VIRT_DOMAIN_IS_ACTIVE, settle_checked, g_strdup(vm->name), g_free);
         return G_SOURCE_REMOVE;
 }
 
 static void destroy_done(Federation *f, int r, const char *error, void *userdata) {
-        char *name = userdata;
-        Vm *vm = federation_find_vm(f, name);
+        Vm *vm = vm_of(f, userdata);
 
-        if (r < 0)
+        if (r == -ENOENT && vm && vm_is_active(vm))
+                vm_domain_stopped(vm, "gone", false);
+        else if (r < 0)
                 log_debug("federation: %s", error);
         /* The stopped event normally arrives right away; if not, look once. */
+        vm = vm_of(f, userdata);
         if (vm && vm_is_active(vm) && !vm->settle_timer)
                 vm->settle_timer = g_timeout_add_seconds(3, settle_check, vm);
-        g_free(name);
+        g_free(userdata);
 }
 
 static void vm_destroy(Federation *f, Vm *vm) {
-        _cleanup_(virDomainFreep) virDomainPtr dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-
-        if (!dom) {
-                virResetLastError();
-                vm_domain_stopped(vm, "gone", false);
-                return;
-        }
-        virt_job_run(f, VIRT_JOB_DESTROY, dom, NULL, destroy_done, g_strdup(vm->name), g_free);
+        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_DESTROY, destroy_done, g_strdup(vm->name), g_free);
 }
 
 static gboolean stop_timeout(gpointer userdata) {
@@ -88,79 +91,104 @@ static gboolean stop_timeout(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
+static void pressed(Federation *f, int r, const char *error, void *userdata) {
+}
+
 /* A guest that was still booting may have missed the first press (no ACPI daemon yet): press again. */
 static gboolean press_again(gpointer userdata) {
         Vm *vm = userdata;
         FEDERATION_BUSY(vm->f);
-        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
 
         if (vm->state != FEDERATION_VM_STOPPING) {
                 vm->press_timer = 0;
                 return G_SOURCE_REMOVE;
         }
-        dom = VIRT_CALL(virDomainLookupByName(vm->f->conn, vm->domain_name));
-        if (dom && VIRT_CALL(virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)) < 0)
-                (void) VIRT_CALL(virDomainShutdownFlags(dom, 0));
-        virResetLastError();
+        virt_domain_job(vm->f, vm->domain_name, VIRT_DOMAIN_SHUTDOWN, pressed, NULL, NULL);
         return G_SOURCE_CONTINUE;
 }
 
-static void vm_shutdown(Federation *f, Vm *vm, const FederationCallbacks *cb) {
-        _cleanup_(virDomainFreep) virDomainPtr dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-        const VmSpec *s = vm_get_spec(f, vm);
-        int k;
+typedef struct ShutdownCtx {
+        char *name;
+        FederationCallbacks cb;
+} ShutdownCtx;
 
-        if (!dom) {
-                virResetLastError();
+static void shutdown_ctx_free(gpointer p) {
+        ShutdownCtx *c = p;
+        g_free(c->name);
+        g_free(c);
+}
+
+static void shutdown_pressed(Federation *f, int r, const char *error, void *userdata) {
+        ShutdownCtx *c = userdata;
+        Vm *vm = federation_find_vm(f, c->name);
+
+        /* Only while the VM is on its way down: its stop's waiters (and their progress callbacks) still wait. */
+        if (!vm || !vm_is_active(vm))
+                return shutdown_ctx_free(c);
+        if (r == -ENOENT) {
                 vm_domain_stopped(vm, "gone", false);
-                return;
+                return shutdown_ctx_free(c);
         }
+        if (r < 0) {
+                progress(&c->cb, "%s: %s; destroying it", vm->name, error);
+                vm_destroy(f, vm);
+                return shutdown_ctx_free(c);
+        }
+        shutdown_ctx_free(c);
+}
+
+static void vm_shutdown(Federation *f, Vm *vm, const FederationCallbacks *cb) {
+        const VmSpec *s = vm_get_spec(f, vm);
+        ShutdownCtx *c = g_new0(ShutdownCtx, 1);
+
         vm->stop_timeout = s ? s->stop_timeout : VM_SPEC_STOP_TIMEOUT_DEFAULT;
         if (vm->disposable) {
                 const VmSpec *t = vm_spec_find(f->specs, vm->template_name);
                 vm->stop_timeout = t ? t->stop_timeout : VM_SPEC_STOP_TIMEOUT_DEFAULT;
         }
-        k = VIRT_CALL(virDomainShutdownFlags(dom, VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN));
-        if (k < 0) {
-                /* Drivers without the flag (the test driver) take the default method. */
-                virResetLastError();
-                k = VIRT_CALL(virDomainShutdownFlags(dom, 0));
-        }
-        if (k < 0) {
-                g_autofree char *err = NULL;
-                (void) virt_error("virDomainShutdown", &err);
-                progress(cb, "%s: %s; destroying it", vm->name, err);
-                vm_destroy(f, vm);
-                return;
-        }
+        c->name = g_strdup(vm->name);
+        c->cb = cb ? *cb : (FederationCallbacks) {};
         progress(cb, "shutting down %s (ACPI power button; destroyed after %u s)", vm->name, vm->stop_timeout);
         if (vm_is_active(vm) && !vm->stop_timer)
                 vm->stop_timer = g_timeout_add_seconds(vm->stop_timeout, stop_timeout, vm);
         if (vm_is_active(vm) && !vm->press_timer && vm->stop_timeout > VM_PRESS_INTERVAL)
                 vm->press_timer = g_timeout_add_seconds(VM_PRESS_INTERVAL, press_again, vm);
-}
-
-typedef struct SaveCtx {
-        char *name;
-        FederationCallbacks cb;
-} SaveCtx;
-
-static void save_ctx_free(gpointer p) {
-        SaveCtx *c = p;
-        g_free(c->name);
-        g_free(c);
+        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_SHUTDOWN, shutdown_pressed, c, shutdown_ctx_free);
 }
 
 static void save_done(Federation *f, int r, const char *error, void *userdata) {
-        SaveCtx *c = userdata;
+        ShutdownCtx *c = userdata;
         Vm *vm = federation_find_vm(f, c->name);
 
-        if (r < 0 && vm && vm_is_active(vm)) {
+        if (r == -ENOENT && vm && vm_is_active(vm))
+                vm_domain_stopped(vm, "gone", false);
+        else if (r < 0 && vm && vm_is_active(vm)) {
                 progress(&c->cb, "cannot save %s (%s); shutting it down", c->name, error);
                 vm_shutdown(f, vm, &c->cb);
         }
+        shutdown_ctx_free(c);
+}
+
+typedef struct DiscardCtx {
+        char *name;
+        VmDoneFn done;
+        void *userdata;
+} DiscardCtx;
+
+static void discard_ctx_free(gpointer p) {
+        DiscardCtx *c = p;
         g_free(c->name);
         g_free(c);
+}
+
+static void save_discarded(Federation *f, int r, const char *error, void *userdata) {
+        DiscardCtx *c = userdata;
+        Vm *vm = federation_find_vm(f, c->name);
+
+        if (r >= 0 && vm && vm->state == FEDERATION_VM_SAVED)
+                vm_set_state(vm, FEDERATION_VM_STOPPED, "saved state discarded");
+        c->done(f, 0, NULL, c->userdata);
+        discard_ctx_free(c);
 }
 
 void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbacks *cb, VmDoneFn done,
@@ -170,11 +198,12 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
 
         if (!vm_is_active(vm)) {
                 if (mode == STOP_FORCE && vm->state == FEDERATION_VM_SAVED) {
-                        _cleanup_(virDomainFreep) virDomainPtr dom =
-                                VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-                        if (dom && VIRT_CALL(virDomainManagedSaveRemove(dom, 0)) >= 0)
-                                vm_set_state(vm, FEDERATION_VM_STOPPED, "saved state discarded");
-                        virResetLastError();
+                        DiscardCtx *d = g_new0(DiscardCtx, 1);
+                        d->name = g_strdup(vm->name);
+                        d->done = done;
+                        d->userdata = userdata;
+                        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_SAVE_REMOVE, save_discarded, d, discard_ctx_free);
+                        return;
                 }
                 federation_complete_later(f, done, userdata, 0, NULL);
                 return;
@@ -199,19 +228,11 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
                 vm_destroy(f, vm);
                 break;
         case STOP_SAVE: {
-                _cleanup_(virDomainFreep) virDomainPtr dom =
-                        VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-                SaveCtx *s;
-                if (!dom) {
-                        virResetLastError();
-                        vm_domain_stopped(vm, "gone", false);
-                        break;
-                }
-                s = g_new0(SaveCtx, 1);
+                ShutdownCtx *s = g_new0(ShutdownCtx, 1);
                 s->name = g_strdup(vm->name);
                 s->cb = c->cb;
                 progress(cb, "saving %s (managed save)", vm->name);
-                virt_job_run(f, VIRT_JOB_MANAGED_SAVE, dom, NULL, save_done, s, save_ctx_free);
+                virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_MANAGED_SAVE, save_done, s, shutdown_ctx_free);
                 break;
         }
         case STOP_GRACEFUL:
