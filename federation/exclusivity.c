@@ -29,25 +29,29 @@ int federation_check_files(const VmSpec *s, char **ret_error) {
         return 0;
 }
 
-/* VMs whose QEMU exited: ask libvirt whether the teardown finished before its event reaches us. */
+static void settle_answer(Federation *f, int r, const char *error, void *name) {
+        Vm *vm = federation_find_vm(f, name);
+
+        if (vm && vm->releasing && (r == 0 || r == -ENOENT))
+                vm_domain_stopped(vm, "failed", false);
+        g_free(name);
+}
+
+/*
+ * VMs whose QEMU exited: have the worker ask libvirt whether the teardown
+ * finished before its event reaches us (settled later, on the loop; this
+ * check counts them as still holding their devices).
+ */
 static void settle_releasing(Federation *f) {
-        g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
         GHashTableIter it;
         gpointer value;
 
         g_hash_table_iter_init(&it, f->vms);
-        while (g_hash_table_iter_next(&it, NULL, &value))
-                if (((Vm *) value)->releasing)
-                        g_ptr_array_add(names, g_strdup(((Vm *) value)->name));
-        for (guint i = 0; i < names->len; i++) {
-                Vm *vm = federation_find_vm(f, names->pdata[i]);
-                _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-                if (!vm)
-                        continue;
-                dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-                if (!dom || VIRT_CALL(virDomainIsActive(dom)) == 0)
-                        vm_domain_stopped(vm, "failed", false);
-                virResetLastError();
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                Vm *vm = value;
+                if (vm->releasing)
+                        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_IS_ACTIVE, settle_answer, g_strdup(vm->name),
+                                        g_free);
         }
 }
 
