@@ -100,7 +100,7 @@ static void disp_create_domain(Federation *f, DispCtx *c) {
                 return;
         }
         progress(&c->cb, "booting disposable %s", c->name);
-        virt_job_run(f, VIRT_JOB_CREATE_XML, NULL, xml, disp_created, c, disp_ctx_free_cb);
+        virt_job_run(f, VIRT_JOB_CREATE_XML, p.domain_name, xml, disp_created, c, disp_ctx_free_cb);
 }
 
 typedef struct ImgCtx {

@@ -77,6 +77,8 @@ struct Federation {
         Switch *sw;
         uint64_t last_switch_overhead_ns;
 
+        GHashTable *virt_queues; /* virt-job.c: domain name → jobs waiting for the one running */
+
         /* Busy-time accounting for the benchmark (see federation_busy_ns()). */
         unsigned busy_depth;
         uint64_t busy_ns, busy_t0, busy_virt0;
@@ -145,29 +147,29 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
 /* Call done from an idle source (for results known at once). */
 void federation_complete_later(Federation *f, VmDoneFn done, void *userdata, int r, const char *error);
 
-/* Run a long libvirt call in a worker thread; done on the loop.  When the
- * federation was freed meanwhile, done is not called and userdata_free
- * (may be NULL) releases userdata instead. */
+/*
+ * Every libvirt call that waits for libvirtd runs in a worker thread (GLib's
+ * task pool): a stalled libvirtd then delays libvirt work, never the loop.
+ * Jobs with the same key (a domain name; NULL: none) run one at a time, in
+ * the order submitted.  done runs on the loop; when the federation was freed
+ * meanwhile, done is not called and userdata_free (may be NULL) releases
+ * userdata instead.
+ */
 typedef enum VirtJob {
-        VIRT_JOB_CREATE,      /* virDomainCreate: boots, or restores a managed save */
         VIRT_JOB_CREATE_XML,  /* virDomainCreateXML: a transient domain */
-        VIRT_JOB_MANAGED_SAVE,
-        VIRT_JOB_DESTROY,
         VIRT_JOB_CALL,        /* virt_job_call() */
 } VirtJob;
-void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata,
+void virt_job_run(Federation *f, VirtJob job, const char *key, const char *xml, VmDoneFn done, void *userdata,
                   GDestroyNotify userdata_free);
-
 /*
- * Every libvirt call that waits for libvirtd runs in a worker thread: a
- * stalled libvirtd then delays libvirt work, never the loop.  work runs in
- * the thread with the connection (thread-safe in libvirt) and userdata (the
- * loop does not touch it until done); it returns 0 or a negative errno and
- * may set *ret_error.  done runs on the loop with that result, as for
- * virt_job_run().  work must not touch the Federation or its Vms.
+ * work runs in the thread with the connection (thread-safe in libvirt) and
+ * userdata (the loop does not touch it until done); it returns 0 (or a
+ * positive result) or a negative errno and may set *ret_error.  work must
+ * not touch the Federation or its Vms.
  */
 typedef int (*VirtWorkFn)(virConnectPtr conn, void *userdata, char **ret_error);
-void virt_job_call(Federation *f, VirtWorkFn work, VmDoneFn done, void *userdata, GDestroyNotify userdata_free);
+void virt_job_call(Federation *f, const char *key, VirtWorkFn work, VmDoneFn done, void *userdata,
+                   GDestroyNotify userdata_free);
 /* Worker side: look a domain up; -ENOENT (with *ret_error) when libvirt has no such domain. */
 int virt_lookup(virConnectPtr conn, const char *domain_name, virDomainPtr *ret, char **ret_error);
 

@@ -65,6 +65,7 @@ void progress(const FederationCallbacks *cb, const char *fmt, ...) {
 static void federation_destroy(Federation *f) {
         g_clear_pointer(&f->vms, g_hash_table_unref);
         g_clear_pointer(&f->specs, g_ptr_array_unref);
+        g_clear_pointer(&f->virt_queues, g_hash_table_unref); /* empty: each queued job holds a reference */
         if (f->conn)
                 virConnectClose(f->conn);
         g_free(f->config_dir);

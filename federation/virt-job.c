@@ -12,13 +12,20 @@
 #include "common/macro.h"
 #include "federation/federation-internal.h"
 
-/* ---- worker-thread libvirt calls ----------------------------------------- */
+/* ---- worker-thread libvirt calls -----------------------------------------
+ *
+ * Jobs run in GLib's task thread pool, so a slow call on one domain (a boot,
+ * a restore, a managed save) does not hold up the others.  Jobs with the same
+ * key (the domain name) run one after the other, in the order they were
+ * submitted: a VM's define, create, shutdown, destroy and undefine never
+ * overtake each other.  f->virt_queues: key → GQueue of GTasks waiting.
+ */
 
 typedef struct VirtJobData {
         Federation *f;
         VirtJob job;
+        char *key;       /* serialize with other jobs of this key; NULL: none */
         VirtWorkFn work;
-        virDomainPtr dom;
         char *xml;
         VmDoneFn done;
         void *userdata;
@@ -28,8 +35,7 @@ typedef struct VirtJobData {
 } VirtJobData;
 
 static void virt_job_data_free(VirtJobData *d) {
-        if (d->dom)
-                virDomainFree(d->dom);
+        g_free(d->key);
         g_free(d->xml);
         g_free(d->error);
         g_free(d);
@@ -37,45 +43,57 @@ static void virt_job_data_free(VirtJobData *d) {
 
 static void virt_job_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *c) {
         VirtJobData *d = task_data;
-        int k = -1;
-        const char *what = "libvirt";
 
         switch (d->job) {
-        case VIRT_JOB_CREATE:
-                what = "virDomainCreate";
-                k = virDomainCreate(d->dom);
-                break;
         case VIRT_JOB_CREATE_XML: {
-                virDomainPtr dom;
-                what = "virDomainCreateXML";
-                dom = virDomainCreateXML(d->f->conn, d->xml, 0);
-                if (dom) {
+                virDomainPtr dom = VIRT_CALL(virDomainCreateXML(d->f->conn, d->xml, 0));
+                if (dom)
                         virDomainFree(dom);
-                        k = 0;
-                }
+                d->r = dom ? 0 : virt_error("virDomainCreateXML", &d->error);
                 break;
         }
-        case VIRT_JOB_MANAGED_SAVE:
-                what = "virDomainManagedSave";
-                k = virDomainManagedSave(d->dom, 0);
-                break;
-        case VIRT_JOB_DESTROY:
-                what = "virDomainDestroy";
-                k = virDomainDestroy(d->dom);
-                break;
         case VIRT_JOB_CALL:
                 d->r = d->work(d->f->conn, d->userdata, &d->error);
-                g_task_return_boolean(task, true);
+                break;
+        }
+        g_task_return_boolean(task, true);
+}
+
+/* Drop a job that never ran (the federation was freed): its userdata is released, done not called. */
+static void virt_job_drop(GTask *task) {
+        VirtJobData *d = g_task_get_task_data(task);
+        Federation *f = d->f;
+
+        if (d->userdata_free)
+                d->userdata_free(d->userdata);
+        g_object_unref(task);
+        federation_unref(f);
+}
+
+/* The job of key finished: start the next one of that key. */
+static void virt_job_next(Federation *f, const char *key) {
+        GQueue *q = key && f->virt_queues ? g_hash_table_lookup(f->virt_queues, key) : NULL;
+        GTask *next;
+
+        if (!q)
+                return;
+        while (f->dead && !g_queue_is_empty(q))
+                virt_job_drop(g_queue_pop_head(q));
+        next = g_queue_pop_head(q);
+        if (!next) {
+                g_hash_table_remove(f->virt_queues, key);
                 return;
         }
-        d->r = k < 0 ? virt_error(what, &d->error) : 0;
-        g_task_return_boolean(task, true);
+        g_task_run_in_thread(next, virt_job_thread);
+        g_object_unref(next);
 }
 
 static void virt_job_done(GObject *source, GAsyncResult *res, gpointer userdata) {
         VirtJobData *d = g_task_get_task_data(G_TASK(res));
         Federation *f = d->f;
 
+        /* The next job of this VM may start now; its answer comes after this one's done. */
+        virt_job_next(f, d->key);
         if (!f->dead) {
                 FEDERATION_BUSY(f);
                 d->done(f, d->r, d->error, d->userdata);
@@ -84,23 +102,51 @@ static void virt_job_done(GObject *source, GAsyncResult *res, gpointer userdata)
         federation_unref(f);
 }
 
-void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata,
-                  GDestroyNotify userdata_free) {
-        g_autoptr(GTask) task = g_task_new(NULL, NULL, virt_job_done, NULL);
-        VirtJobData *d = g_new0(VirtJobData, 1);
+static void virt_job_submit(Federation *f, VirtJobData *d) {
+        GTask *task = g_task_new(NULL, NULL, virt_job_done, NULL);
+        GQueue *q;
 
         d->f = federation_ref(f);
-        d->job = job;
-        if (dom) {
-                virDomainRef(dom);
-                d->dom = dom;
+        g_task_set_task_data(task, d, (GDestroyNotify) virt_job_data_free);
+        if (d->key) {
+                if (!f->virt_queues)
+                        f->virt_queues = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                               (GDestroyNotify) g_queue_free);
+                q = g_hash_table_lookup(f->virt_queues, d->key);
+                if (q) {
+                        g_queue_push_tail(q, task); /* runs when the jobs before it are done */
+                        return;
+                }
+                g_hash_table_insert(f->virt_queues, g_strdup(d->key), g_queue_new());
         }
+        g_task_run_in_thread(task, virt_job_thread);
+        g_object_unref(task);
+}
+
+void virt_job_run(Federation *f, VirtJob job, const char *key, const char *xml, VmDoneFn done, void *userdata,
+                  GDestroyNotify userdata_free) {
+        VirtJobData *d = g_new0(VirtJobData, 1);
+
+        d->job = job;
+        d->key = g_strdup(key);
         d->xml = g_strdup(xml);
         d->done = done;
         d->userdata = userdata;
         d->userdata_free = userdata_free;
-        g_task_set_task_data(task, d, (GDestroyNotify) virt_job_data_free);
-        g_task_run_in_thread(task, virt_job_thread);
+        virt_job_submit(f, d);
+}
+
+void virt_job_call(Federation *f, const char *key, VirtWorkFn work, VmDoneFn done, void *userdata,
+                   GDestroyNotify userdata_free) {
+        VirtJobData *d = g_new0(VirtJobData, 1);
+
+        d->job = VIRT_JOB_CALL;
+        d->key = g_strdup(key);
+        d->work = work;
+        d->done = done;
+        d->userdata = userdata;
+        d->userdata_free = userdata_free;
+        virt_job_submit(f, d);
 }
 
 typedef struct Later {
@@ -131,20 +177,6 @@ void federation_complete_later(Federation *f, VmDoneFn done, void *userdata, int
         l->r = r;
         l->error = g_strdup(error);
         g_idle_add(later_dispatch, l);
-}
-
-void virt_job_call(Federation *f, VirtWorkFn work, VmDoneFn done, void *userdata, GDestroyNotify userdata_free) {
-        g_autoptr(GTask) task = g_task_new(NULL, NULL, virt_job_done, NULL);
-        VirtJobData *d = g_new0(VirtJobData, 1);
-
-        d->f = federation_ref(f);
-        d->job = VIRT_JOB_CALL;
-        d->work = work;
-        d->done = done;
-        d->userdata = userdata;
-        d->userdata_free = userdata_free;
-        g_task_set_task_data(task, d, (GDestroyNotify) virt_job_data_free);
-        g_task_run_in_thread(task, virt_job_thread);
 }
 
 /* ---- helpers for work functions (worker side) ----------------------------- */
@@ -243,5 +275,5 @@ void virt_domain_job(Federation *f, const char *domain_name, VirtDomainOp op, Vm
         j->done = done;
         j->userdata = userdata;
         j->userdata_free = userdata_free;
-        virt_job_call(f, domain_job_work, domain_job_done, j, domain_job_free);
+        virt_job_call(f, domain_name, domain_job_work, domain_job_done, j, domain_job_free);
 }

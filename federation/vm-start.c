@@ -239,7 +239,7 @@ static void start_defined(Federation *f, int r, const char *error, void *userdat
         }
         c->restoring = vm->restoring = c->saved == 1;
         progress(&c->cb, c->restoring ? "restoring %s from its saved state" : "booting %s", c->name);
-        virt_job_call(f, start_create_work, start_created, c, start_ctx_free);
+        virt_job_call(f, c->domain_name, start_create_work, start_created, c, start_ctx_free);
 }
 
 static void start_looked_up(Federation *f, int found, const char *error, void *userdata) {
@@ -273,7 +273,7 @@ static void start_looked_up(Federation *f, int found, const char *error, void *u
                 c->xml = steal_pointer(&xml);
                 c->saved = 0;
         }
-        virt_job_call(f, start_define_work, start_defined, c, start_ctx_free);
+        virt_job_call(f, c->domain_name, start_define_work, start_defined, c, start_ctx_free);
 }
 
 /* Define (or keep) the persistent domain, then boot or restore it. */
@@ -292,7 +292,7 @@ static void start_define_and_create(Federation *f, StartCtx *c) {
                 return start_ctx_finish(f, c, r, msg);
         }
         c->domain_name = g_strdup(vm->domain_name);
-        virt_job_call(f, start_lookup_work, start_looked_up, c, start_ctx_free);
+        virt_job_call(f, c->domain_name, start_lookup_work, start_looked_up, c, start_ctx_free);
 }
 
 static void start_after_netvm(Federation *f, int r, const char *error, void *userdata) {

@@ -101,6 +101,12 @@ int federation_add_vm(Federation *f, const char *name, const char *untrusted_tex
         return 0;
 }
 
+static void undefined(Federation *f, int r, const char *error, void *domain_name) {
+        if (r < 0 && r != -ENOENT)
+                log_warning("federation: cannot undefine %s: %s", (char *) domain_name, error);
+        g_free(domain_name);
+}
+
 int federation_remove_vm(Federation *f, const char *name, GPtrArray **ret_errors) {
         FEDERATION_BUSY(f);
         g_autoptr(GPtrArray) specs = NULL, errors = NULL;
@@ -133,16 +139,8 @@ int federation_remove_vm(Federation *f, const char *name, GPtrArray **ret_errors
         r = unlink_durable_at(dfd, file);
         if (r < 0)
                 return r;
-        {
-                _cleanup_(virDomainFreep) virDomainPtr dom =
-                        VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-                /* Drivers without NVRAM support (the test driver) refuse that flag: retry without. */
-                if (dom && VIRT_CALL(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                                                         VIR_DOMAIN_UNDEFINE_NVRAM)) < 0 &&
-                    VIRT_CALL(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE)) < 0)
-                        log_warning("federation: cannot undefine %s: %s", vm->domain_name, virGetLastErrorMessage());
-                virResetLastError();
-        }
+        /* In the worker, before any later job on this domain (a new VM of the same name). */
+        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_UNDEFINE, undefined, g_strdup(vm->domain_name), g_free);
         desc = g_strdup_printf("remove VM %s", name);
         (void) record_generation(f, desc);
         federation_take_specs(f, steal_pointer(&specs));
