@@ -60,8 +60,7 @@ static void autostart_step(Federation *f, AutostartCtx *c) {
                 vm_start_async(f, vm, &c->cb, autostart_started, c);
                 return;
         }
-        if (c->cb.done)
-                c->cb.done(c->first_r, c->first_r < 0 ? c->errors->str : NULL, c->cb.userdata);
+        federation_events_done(f, &c->cb, c->first_r, c->first_r < 0 ? c->errors->str : NULL);
         g_ptr_array_unref(c->names);
         g_string_free(c->errors, true);
         g_free(c);

@@ -45,8 +45,7 @@ static void disp_finish(Federation *f, DispCtx *c, int r, const char *error) {
                         g_hash_table_remove(f->vms, c->name);
                 }
         }
-        if (c->cb.done)
-                c->cb.done(r, r < 0 ? error : c->name, c->cb.userdata);
+        federation_events_done(f, &c->cb, r, r < 0 ? error : c->name);
         disp_ctx_free(c);
 }
 

@@ -71,8 +71,13 @@ struct Federation {
         GHashTable *vms;      /* name → Vm*, owning */
         uint64_t generation;
 
-        FederationStateFn state_fn;
-        void *state_userdata;
+        /* events.c: state changes and operations' done, delivered in order from an idle source */
+        GQueue events;
+        guint events_idle;
+        bool dispatching;
+        GPtrArray *watches; /* Watch* */
+        unsigned next_watch_id;
+        unsigned state_watch; /* federation_set_state_callback()'s */
 
         Switch *sw;
         uint64_t last_switch_overhead_ns;
@@ -188,6 +193,12 @@ typedef enum VirtDomainOp {
 } VirtDomainOp;
 void virt_domain_job(Federation *f, const char *domain_name, VirtDomainOp op, VmDoneFn done, void *userdata,
                      GDestroyNotify userdata_free);
+
+/* events.c: queue a state change / an operation's cb->done (nothing when cb or cb->done is NULL) */
+void federation_events_state(Federation *f, const char *vm, FederationVmState state, const char *reason);
+void federation_events_done(Federation *f, const FederationCallbacks *cb, int r, const char *message);
+/* federation_free(): drop what is queued, release the watches. */
+void federation_events_clear(Federation *f);
 
 /* switch.c */
 void switch_free(Switch *sw);

@@ -66,6 +66,7 @@ static void federation_destroy(Federation *f) {
         g_clear_pointer(&f->vms, g_hash_table_unref);
         g_clear_pointer(&f->specs, g_ptr_array_unref);
         g_clear_pointer(&f->virt_queues, g_hash_table_unref); /* empty: each queued job holds a reference */
+        g_clear_pointer(&f->watches, g_ptr_array_unref);
         if (f->conn)
                 virConnectClose(f->conn);
         g_free(f->config_dir);
@@ -84,6 +85,7 @@ Federation *federation_free(Federation *f) {
                 (void) virConnectDomainEventDeregisterAny(f->conn, f->event_id);
         f->event_id = -1;
         g_clear_pointer(&f->sw, switch_free);
+        federation_events_clear(f);
         /* Timers point at VMs: drop them now, even if worker threads still hold a reference. */
         g_hash_table_remove_all(f->vms);
         federation_unref(f);

@@ -104,8 +104,7 @@ static void switch_finish(Federation *f, int r, const char *message) {
                  r < 0 ? "failed" : "done", f->last_switch_overhead_ns / 1e6, message ? ": " : "",
                  message ? message : "");
         switch_free(sw);
-        if (cb.done)
-                cb.done(r, message, cb.userdata);
+        federation_events_done(f, &cb, r, message);
 }
 
 static void switch_rolled_back(Federation *f, int r, const char *error, void *userdata) {
@@ -302,8 +301,7 @@ static Switch *switch_new(Federation *f, const char *from, const char *to, const
 
 static void done_later(Federation *f, int r, const char *error, void *userdata) {
         FederationCallbacks *cb = userdata;
-        if (cb->done)
-                cb->done(r, error, cb->userdata);
+        federation_events_done(f, cb, r, error);
         g_free(cb);
 }
 

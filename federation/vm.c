@@ -102,8 +102,7 @@ void vm_set_state(Vm *vm, FederationVmState s, const char *reason) {
         log_debug("federation: %s: %s → %s (%s)", vm->name, state_names[vm->state], state_names[s],
                   reason ? reason : "-");
         vm->state = s;
-        if (f->state_fn)
-                f->state_fn(vm->name, s, reason, f->state_userdata);
+        federation_events_state(f, vm->name, s, reason);
 }
 
 const VmSpec *vm_get_spec(Federation *f, const Vm *vm) {
@@ -149,8 +148,7 @@ OpCtx *federation_op_new(const FederationCallbacks *cb) {
 
 void federation_op_done(Federation *f, int r, const char *error, void *userdata) {
         OpCtx *o = userdata;
-        if (o->cb.done)
-                o->cb.done(r, error, o->cb.userdata);
+        federation_events_done(f, &o->cb, r, error);
         g_free(o);
 }
 
@@ -228,7 +226,3 @@ uint64_t federation_last_switch_overhead_ns(Federation *f) {
         return f->last_switch_overhead_ns;
 }
 
-void federation_set_state_callback(Federation *f, FederationStateFn fn, void *userdata) {
-        f->state_fn = fn;
-        f->state_userdata = userdata;
-}
