@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * The worker thread for long libvirt calls (virt_job_run()) and completions
- * delivered later from an idle source (federation_complete_later()).
+ * The worker: every libvirt call that waits for libvirtd runs in a thread
+ * (virt_job_run(), virt_job_call(), virt_domain_job()) and completes on the
+ * loop; and completions delivered later from an idle source
+ * (federation_complete_later()).
  */
 #include "federation/federation.h"
 
@@ -250,7 +252,8 @@ static int domain_job_work(virConnectPtr conn, void *userdata, char **ret_error)
         case VIRT_DOMAIN_UNDEFINE:
                 what = "virDomainUndefine";
                 /* Drivers without NVRAM support (the test driver) refuse that flag: retry without. */
-                k = VIRT_CALL(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | VIR_DOMAIN_UNDEFINE_NVRAM));
+                k = VIRT_CALL(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
+                                                                  VIR_DOMAIN_UNDEFINE_NVRAM));
                 if (k < 0) {
                         virResetLastError();
                         k = VIRT_CALL(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE));

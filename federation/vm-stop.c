@@ -202,7 +202,8 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
                         d->name = g_strdup(vm->name);
                         d->done = done;
                         d->userdata = userdata;
-                        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_SAVE_REMOVE, save_discarded, d, discard_ctx_free);
+                        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_SAVE_REMOVE, save_discarded, d,
+                                        discard_ctx_free);
                         return;
                 }
                 federation_complete_later(f, done, userdata, 0, NULL);
