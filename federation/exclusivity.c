@@ -55,6 +55,23 @@ static void settle_releasing(Federation *f) {
         }
 }
 
+const char *federation_releasing_conflict(Federation *f, const VmSpec *s) {
+        GHashTableIter it;
+        gpointer value;
+
+        g_hash_table_iter_init(&it, f->vms);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                Vm *other = value;
+                const VmSpec *os = vm_get_spec(f, other);
+                if (!other->releasing || !os || strcmp(other->name, s->name) == 0)
+                        continue;
+                if ((s->role == VM_ROLE_PERSONA && os->role == VM_ROLE_PERSONA) ||
+                    passthrough_shared_device(s->devices, os->devices))
+                        return other->name;
+        }
+        return NULL;
+}
+
 int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error) {
         GHashTableIter it;
         gpointer value;

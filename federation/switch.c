@@ -33,7 +33,7 @@ struct Switch {
         guint release_timer;  /* gives up waiting until libvirt no longer lists release_of */
         unsigned release_token; /* tells a current answer or wake-up from a stale one */
         bool release_warned;
-        const char *release_of;  /* sw->from or sw->to */
+        char *release_of;  /* the VM waited for */
         void (*release_next)(Federation *f);
 };
 
@@ -41,6 +41,7 @@ void switch_free(Switch *sw) {
         if (!sw)
                 return;
         g_clear_handle_id(&sw->release_timer, g_source_remove);
+        g_free(sw->release_of);
         g_free(sw->from);
         g_free(sw->to);
         g_free(sw->fallback);
@@ -163,6 +164,11 @@ static void switch_start_target(Federation *f) {
         g_autofree char *err = NULL;
         int r;
 
+        /* A VM whose QEMU exited still holds its devices until libvirt has torn it down: wait for that. */
+        if (s && to && federation_releasing_conflict(f, s)) {
+                switch_when_released(f, federation_releasing_conflict(f, s), switch_start_target);
+                return;
+        }
         (void) journal_write(f, "starting");
         r = s && to ? federation_check_start(f, s, NULL, &err) : -ENOENT;
         if (r < 0) {
@@ -215,7 +221,12 @@ static void switch_release_answer(Federation *f, int r, const char *error, void 
                 return;
         }
         g_clear_handle_id(&sw->release_timer, g_source_remove);
-        sw->release_token++;
+        sw->release_token++; /* before waking waiters: ours are stale now */
+        /* Gone from libvirt before its stopped event reached us: its devices are back. */
+        if (vm && vm->releasing)
+                vm_domain_stopped(vm, "failed", false);
+        if (f->sw != sw)
+                return;
         sw->release_next(f);
 }
 
@@ -246,7 +257,10 @@ static void switch_release_check(Federation *f) {
 static void switch_when_released(Federation *f, const char *name, void (*next)(Federation *f)) {
         Switch *sw = f->sw;
 
-        sw->release_of = name;
+        if (name != sw->release_of) {
+                g_free(sw->release_of);
+                sw->release_of = g_strdup(name);
+        }
         sw->release_next = next;
         sw->release_warned = false;
         sw->release_token++;
