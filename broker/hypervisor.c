@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <gio/gio.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 
@@ -15,11 +16,21 @@
 
 #define HYPERVISOR_RECONNECT_SECONDS 3
 
+/* A reconnection in a worker thread; h is NULL when the Hypervisor was freed meanwhile. */
+typedef struct Reconnect {
+        Hypervisor *h;
+        char *uri;
+        virConnectPtr conn;
+        char *error;
+        int r;
+} Reconnect;
+
 struct Hypervisor {
         Broker *broker;
         char *uri;
         virConnectPtr conn;
         guint reconnect_id;
+        Reconnect *reconnecting; /* a virConnectOpen() under way in a thread */
         bool closing;
 };
 
@@ -77,37 +88,92 @@ static void hypervisor_disconnect(Hypervisor *h) {
         h->closing = false;
 }
 
-static int hypervisor_connect(Hypervisor *h) {
+/* A new connection: keepalive (remote drivers only; the test driver refuses it), close callback, federation. */
+static void hypervisor_attach(Hypervisor *h, virConnectPtr conn) {
         g_autofree char *error = NULL;
-        int r;
 
-        h->conn = virConnectOpen(h->uri);
-        if (!h->conn) {
-                r = virt_error("virConnectOpen", &error);
-                return log_warning_errno(r, "Failed to connect to %s: %s", h->uri, error);
-        }
-
-        /* Remote drivers only; the test driver refuses keepalive, which is fine. */
+        h->conn = conn;
         if (virConnectSetKeepAlive(h->conn, 5, 3) < 0)
                 virResetLastError();
         if (virConnectRegisterCloseCallback(h->conn, close_callback, h, NULL) < 0) {
-                r = virt_error("virConnectRegisterCloseCallback", &error);
+                (void) virt_error("virConnectRegisterCloseCallback", &error);
                 log_debug("No close callback for %s: %s", h->uri, error);
         }
         log_info("Connected to %s.", h->uri);
         /* Lifecycle events and VM state belong to the federation. */
         lifecycle_attach(h->broker->lifecycle, h->conn);
+}
+
+/* At start, before the bus is served: a synchronous first attempt. */
+static int hypervisor_connect(Hypervisor *h) {
+        g_autofree char *error = NULL;
+        virConnectPtr conn;
+        int r;
+
+        conn = virConnectOpen(h->uri);
+        if (!conn) {
+                r = virt_error("virConnectOpen", &error);
+                return log_warning_errno(r, "Failed to connect to %s: %s", h->uri, error);
+        }
+        hypervisor_attach(h, conn);
         return 0;
+}
+
+/*
+ * Reconnections run in a thread: with libvirtd hung (not gone), virConnectOpen()
+ * waits for its answer, and the main loop must not.
+ */
+static void reconnect_free(Reconnect *c) {
+        if (c->conn)
+                virConnectClose(c->conn);
+        g_free(c->uri);
+        g_free(c->error);
+        g_free(c);
+}
+
+static void reconnect_thread(GTask *task, gpointer source, gpointer task_data, GCancellable *cancel) {
+        Reconnect *c = task_data;
+
+        c->conn = virConnectOpen(c->uri);
+        c->r = c->conn ? 0 : virt_error("virConnectOpen", &c->error);
+        g_task_return_boolean(task, true);
+}
+
+static gboolean reconnect_timer(gpointer userdata);
+
+static void reconnect_done(GObject *source, GAsyncResult *res, gpointer userdata) {
+        Reconnect *c = g_task_get_task_data(G_TASK(res));
+        Hypervisor *h = c->h;
+
+        if (!h)
+                return; /* freed meanwhile: the task data's free closes the connection */
+        h->reconnecting = NULL;
+        c->h = NULL;
+        if (c->r < 0) {
+                log_warning_errno(c->r, "Failed to connect to %s: %s", h->uri, c->error);
+                h->reconnect_id = g_timeout_add_seconds(HYPERVISOR_RECONNECT_SECONDS, reconnect_timer, h);
+                return;
+        }
+        hypervisor_attach(h, steal_pointer(&c->conn));
+        hypervisor_refresh_states(h);
 }
 
 static gboolean reconnect_timer(gpointer userdata) {
         Hypervisor *h = userdata;
+        g_autoptr(GTask) task = NULL;
+        Reconnect *c;
 
-        hypervisor_disconnect(h);
-        if (hypervisor_connect(h) < 0)
-                return G_SOURCE_CONTINUE;
         h->reconnect_id = 0;
-        hypervisor_refresh_states(h);
+        hypervisor_disconnect(h);
+        if (h->reconnecting)
+                return G_SOURCE_REMOVE;
+        c = g_new0(Reconnect, 1);
+        c->h = h;
+        c->uri = g_strdup(h->uri);
+        h->reconnecting = c;
+        task = g_task_new(NULL, NULL, reconnect_done, NULL);
+        g_task_set_task_data(task, c, (GDestroyNotify) reconnect_free);
+        g_task_run_in_thread(task, reconnect_thread);
         return G_SOURCE_REMOVE;
 }
 
@@ -119,7 +185,7 @@ static gboolean disconnect_idle(gpointer userdata) {
 }
 
 static void hypervisor_schedule_reconnect(Hypervisor *h) {
-        if (h->reconnect_id != 0)
+        if (h->reconnect_id != 0 || h->reconnecting)
                 return;
         g_idle_add(disconnect_idle, h);
         h->reconnect_id = g_timeout_add_seconds(HYPERVISOR_RECONNECT_SECONDS, reconnect_timer, h);
@@ -147,6 +213,8 @@ Hypervisor *hypervisor_free(Hypervisor *h) {
                 return NULL;
         if (h->reconnect_id)
                 g_source_remove(h->reconnect_id);
+        if (h->reconnecting)
+                h->reconnecting->h = NULL; /* its answer is dropped */
         g_idle_remove_by_data(h);
         hypervisor_disconnect(h);
         free(h->uri);

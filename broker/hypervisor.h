@@ -5,7 +5,10 @@
  * attaches its sources to the default GMainContext) runs on the broker's
  * main loop, so keepalives, the close callback and domain lifecycle events
  * are dispatched there.  When the connection closes it is reopened every
- * few seconds; meanwhile every VM's State is "unknown".
+ * few seconds, each attempt in a worker thread (virConnectOpen() to a hung
+ * libvirtd waits; the loop does not); meanwhile every VM's State is
+ * "unknown".  Only the first attempt, at start before the bus is served,
+ * is synchronous.
  *
  * Domain lifecycle events and VM state belong to the federation
  * (broker/lifecycle.c): each new connection is handed to lifecycle_attach(),

@@ -45,8 +45,7 @@ static void disp_finish(Federation *f, DispCtx *c, int r, const char *error) {
                         g_hash_table_remove(f->vms, c->name);
                 }
         }
-        if (c->cb.done)
-                c->cb.done(r, r < 0 ? error : c->name, c->cb.userdata);
+        federation_events_done(f, &c->cb, r, r < 0 ? error : c->name);
         disp_ctx_free(c);
 }
 
@@ -100,7 +99,7 @@ static void disp_create_domain(Federation *f, DispCtx *c) {
                 return;
         }
         progress(&c->cb, "booting disposable %s", c->name);
-        virt_job_run(f, VIRT_JOB_CREATE_XML, NULL, xml, disp_created, c, disp_ctx_free_cb);
+        virt_job_run(f, VIRT_JOB_CREATE_XML, p.domain_name, xml, disp_created, c, disp_ctx_free_cb);
 }
 
 typedef struct ImgCtx {

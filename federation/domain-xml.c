@@ -60,6 +60,11 @@ static const char *role_string(const VmSpec *s, const DomainXmlParams *p) {
         return s->role >= 0 && s->role < _VM_ROLE_MAX ? names[s->role] : "app";
 }
 
+/*
+ * Long: the <devices> element in document order (disk, NICs, serial, agent
+ * channel, hostdevs, …); each piece is a short template, and splitting them
+ * apart would scatter one XML element over several functions.
+ */
 static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p) {
         const char *disk = p->disk_override ? p->disk_override : s->disk;
 

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Shared between federation.c (VMs, events, start/stop), switch.c and
- * disposable.c.  Not part of the library's API.
+ * Shared between the federation's files (one noun each: vm.c, domain-events.c,
+ * virt-job.c, exclusivity.c, vm-start.c, vm-stop.c, autostart.c, vms-edit.c,
+ * adopt.c, federation.c, switch.c, disposable.c).  Not part of the library's API.
  */
 #pragma once
 
@@ -70,11 +71,18 @@ struct Federation {
         GHashTable *vms;      /* name → Vm*, owning */
         uint64_t generation;
 
-        FederationStateFn state_fn;
-        void *state_userdata;
+        /* events.c: state changes and operations' done, delivered in order from an idle source */
+        GQueue events;
+        guint events_idle;
+        bool dispatching;
+        GPtrArray *watches; /* Watch* */
+        unsigned next_watch_id;
+        unsigned state_watch; /* federation_set_state_callback()'s */
 
         Switch *sw;
         uint64_t last_switch_overhead_ns;
+
+        GHashTable *virt_queues; /* virt-job.c: domain name → jobs waiting for the one running */
 
         /* Busy-time accounting for the benchmark (see federation_busy_ns()). */
         unsigned busy_depth;
@@ -92,16 +100,45 @@ void federation_busy_end(Federation **fp);
 #define FEDERATION_BUSY(f) \
         _cleanup_(federation_busy_end) _unused_ Federation *_busy_f_ = (federation_busy_begin(f), (f))
 
+/* vm.c */
+Vm *vm_new(Federation *f, const char *name); /* added to f->vms */
+void vm_free(Vm *vm);
 Vm *federation_find_vm(Federation *f, const char *name);
+Vm *federation_find_vm_by_domain(Federation *f, const char *domain_name);
 bool vm_is_active(const Vm *vm); /* starting, running, paused, stopping */
+bool vm_holds_resources(const Vm *vm); /* active, or QEMU gone but libvirt still tearing down */
 void vm_set_state(Vm *vm, FederationVmState s, const char *reason);
+const VmSpec *vm_get_spec(Federation *f, const Vm *vm); /* NULL unless configured */
+/* libvirt reported the domain inactive: settle state, wake waiters, drop disposables. */
+void vm_domain_stopped(Vm *vm, const char *reason, bool saved);
 Vm *vm_new_disposable(Federation *f, const char *name, const char *template_name, const char *overlay);
+
+/* Public operations' completion: cb->done of a FederationCallbacks. */
+typedef struct OpCtx OpCtx;
+OpCtx *federation_op_new(const FederationCallbacks *cb);
+void federation_op_done(Federation *f, int r, const char *error, void *userdata);
+/* Set *ret_error (optional) and return r. */
+int federation_refuse(char **ret_error, int r, const char *fmt, ...) _printf_(3, 4);
+
+/* domain-events.c */
+int federation_lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, int detail, void *opaque);
+void vm_watch_qemu(Federation *f, Vm *vm);
+
+/* adopt.c: take over running vmfed domains, sweep orphan overlays. */
+int federation_adopt(Federation *f);
+
+/* vms-edit.c: swap in specs (new VMs appear, removed ones stay while they run). */
+void federation_take_specs(Federation *f, GPtrArray *specs);
 
 void progress(const FederationCallbacks *cb, const char *fmt, ...) _printf_(2, 3);
 
-/* May spec start now?  Exclusivity (devices, personas; VMs in `ignore` do
+/* exclusivity.c: May spec start now?  Exclusivity (devices, personas; VMs in `ignore` do
  * not count), passthrough sysfs checks, files. */
 int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error);
+/* A VM whose QEMU exited, still torn down by libvirt, that keeps s from starting (its name), or NULL. */
+const char *federation_releasing_conflict(Federation *f, const VmSpec *s);
+/* Disk=, Kernel=, Initrd= readable? */
+int federation_check_files(const VmSpec *s, char **ret_error);
 
 /* Fill the domain parameters of a VM; strings are owned by the caller's GPtrArray. */
 void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_name, GPtrArray *owned,
@@ -117,17 +154,53 @@ void vm_stop_async(Federation *f, Vm *vm, StopMode mode, const FederationCallbac
 /* Call done from an idle source (for results known at once). */
 void federation_complete_later(Federation *f, VmDoneFn done, void *userdata, int r, const char *error);
 
-/* Run a long libvirt call in a worker thread; done on the loop.  When the
- * federation was freed meanwhile, done is not called and userdata_free
- * (may be NULL) releases userdata instead. */
+/*
+ * Every libvirt call that waits for libvirtd runs in a worker thread (GLib's
+ * task pool): a stalled libvirtd then delays libvirt work, never the loop.
+ * Jobs with the same key (a domain name; NULL: none) run one at a time, in
+ * the order submitted.  done runs on the loop; when the federation was freed
+ * meanwhile, done is not called and userdata_free (may be NULL) releases
+ * userdata instead.
+ */
 typedef enum VirtJob {
-        VIRT_JOB_CREATE,      /* virDomainCreate: boots, or restores a managed save */
         VIRT_JOB_CREATE_XML,  /* virDomainCreateXML: a transient domain */
-        VIRT_JOB_MANAGED_SAVE,
-        VIRT_JOB_DESTROY,
+        VIRT_JOB_CALL,        /* virt_job_call() */
 } VirtJob;
-void virt_job_run(Federation *f, VirtJob job, virDomainPtr dom, const char *xml, VmDoneFn done, void *userdata,
+void virt_job_run(Federation *f, VirtJob job, const char *key, const char *xml, VmDoneFn done, void *userdata,
                   GDestroyNotify userdata_free);
+/*
+ * work runs in the thread with the connection (thread-safe in libvirt) and
+ * userdata (the loop does not touch it until done); it returns 0 (or a
+ * positive result) or a negative errno and may set *ret_error.  work must
+ * not touch the Federation or its Vms.
+ */
+typedef int (*VirtWorkFn)(virConnectPtr conn, void *userdata, char **ret_error);
+void virt_job_call(Federation *f, const char *key, VirtWorkFn work, VmDoneFn done, void *userdata,
+                   GDestroyNotify userdata_free);
+/* Worker side: look a domain up; -ENOENT (with *ret_error) when libvirt has no such domain. */
+int virt_lookup(virConnectPtr conn, const char *domain_name, virDomainPtr *ret, char **ret_error);
+
+/*
+ * One call on a domain, by name, in the worker (lookup included).  done's r:
+ * 0 (IS_ACTIVE: 1 active, 0 not), -ENOENT when libvirt has no such domain,
+ * else the call's error.  userdata_free as for virt_job_run().
+ */
+typedef enum VirtDomainOp {
+        VIRT_DOMAIN_DESTROY,
+        VIRT_DOMAIN_SHUTDOWN,     /* ACPI power button; the default method where that is refused */
+        VIRT_DOMAIN_MANAGED_SAVE,
+        VIRT_DOMAIN_SAVE_REMOVE,  /* discard the managed-save image */
+        VIRT_DOMAIN_IS_ACTIVE,
+        VIRT_DOMAIN_UNDEFINE,     /* with its managed save (and NVRAM where supported) */
+} VirtDomainOp;
+void virt_domain_job(Federation *f, const char *domain_name, VirtDomainOp op, VmDoneFn done, void *userdata,
+                     GDestroyNotify userdata_free);
+
+/* events.c: queue a state change / an operation's cb->done (nothing when cb or cb->done is NULL) */
+void federation_events_state(Federation *f, const char *vm, FederationVmState state, const char *reason);
+void federation_events_done(Federation *f, const FederationCallbacks *cb, int r, const char *message);
+/* federation_free(): drop what is queued, release the watches. */
+void federation_events_clear(Federation *f);
 
 /* switch.c */
 void switch_free(Switch *sw);

@@ -5,14 +5,18 @@
  * The caller (vmfedd) owns the libvirt connection and the GLib main loop:
  * it calls virEventRegisterDefaultImpl() once before opening the
  * connection, runs the default GMainContext and hands the connection to
- * federation_new().  Everything here runs on that loop; nothing blocks it
- * for longer than one short libvirt RPC (long calls — create, restore,
- * managed save, destroy — run in a worker thread and report back on the
- * loop).  VM state follows libvirt's lifecycle events, not polling.
+ * federation_new().  Everything here runs on that loop and never waits for
+ * libvirtd: every libvirt call of an operation (lookups, define, create,
+ * restore, managed save, shutdown, destroy, undefine) runs in a worker
+ * thread and reports back on the loop, so a stalled libvirtd delays VM
+ * operations, not the loop.  (federation_new() itself, at connection time,
+ * still lists and adopts the domains synchronously.)  VM state follows
+ * libvirt's lifecycle events and the QEMU process's pidfd, not polling.
  *
  * Operations (start, stop, switch, disposables) are asynchronous: they
  * return 0 when accepted, and later call cb->done exactly once, on the main
- * loop, never from inside the call.  When refused at once they return a
+ * loop, never from inside the call (from the event queue: see
+ * federation_watch_add()).  When refused at once they return a
  * negative errno and set *ret_error (optional) to a sentence; cb->done is
  * then not called.  cb->progress gets human-readable lines while the
  * operation runs (the broker's progress lines).
@@ -121,6 +125,29 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
 Federation *federation_free(Federation *f);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Federation, federation_free)
 
+/*
+ * VM state events, one-way and deferred (iwd, systemd-resolved style).
+ *
+ * Every state change of a VM is queued and delivered later from an idle
+ * source on the main loop, to every watch, in the order the changes
+ * happened; never from inside a federation function its caller called.
+ * The done callbacks of operations (FederationCallbacks.done) go through
+ * the same queue, so a VM's state events reach the watches before the
+ * done of the operation that caused them ("running" before StartVM's
+ * done).  From a callback a subscriber may call any federation function,
+ * add or remove watches (a removed one is not called again, even for the
+ * event being delivered), free what it owns, or federation_free() (nothing
+ * more is delivered).  Progress lines (FederationCallbacks.progress) are
+ * not deferred.
+ *
+ * federation_watch_add() returns an id (never 0; 0 when fn is NULL) for
+ * federation_watch_remove(); destroy (may be NULL) is called on userdata
+ * when the watch is removed or the federation is freed.  A watch added
+ * while an event is being delivered gets the events after it.
+ */
+unsigned federation_watch_add(Federation *f, FederationStateFn fn, void *userdata, GDestroyNotify destroy);
+void federation_watch_remove(Federation *f, unsigned id);
+/* One watch without destroy, replaced by the next call (fn NULL: none): the broker's lifecycle.c. */
 void federation_set_state_callback(Federation *f, FederationStateFn fn, void *userdata);
 
 /*

@@ -30,16 +30,18 @@ struct Switch {
         uint64_t busy0;
         int first_r;
         char *first_error;
-        guint release_id;  /* waiting until libvirt no longer lists release_of */
-        unsigned release_checks;
-        const char *release_of;  /* sw->from or sw->to */
+        guint release_timer;  /* gives up waiting until libvirt no longer lists release_of */
+        unsigned release_token; /* tells a current answer or wake-up from a stale one */
+        bool release_warned;
+        char *release_of;  /* the VM waited for */
         void (*release_next)(Federation *f);
 };
 
 void switch_free(Switch *sw) {
         if (!sw)
                 return;
-        g_clear_handle_id(&sw->release_id, g_source_remove);
+        g_clear_handle_id(&sw->release_timer, g_source_remove);
+        g_free(sw->release_of);
         g_free(sw->from);
         g_free(sw->to);
         g_free(sw->fallback);
@@ -103,8 +105,7 @@ static void switch_finish(Federation *f, int r, const char *message) {
                  r < 0 ? "failed" : "done", f->last_switch_overhead_ns / 1e6, message ? ": " : "",
                  message ? message : "");
         switch_free(sw);
-        if (cb.done)
-                cb.done(r, message, cb.userdata);
+        federation_events_done(f, &cb, r, message);
 }
 
 static void switch_rolled_back(Federation *f, int r, const char *error, void *userdata) {
@@ -163,6 +164,11 @@ static void switch_start_target(Federation *f) {
         g_autofree char *err = NULL;
         int r;
 
+        /* A VM whose QEMU exited still holds its devices until libvirt has torn it down: wait for that. */
+        if (s && to && federation_releasing_conflict(f, s)) {
+                switch_when_released(f, federation_releasing_conflict(f, s), switch_start_target);
+                return;
+        }
         (void) journal_write(f, "starting");
         r = s && to ? federation_check_start(f, s, NULL, &err) : -ENOENT;
         if (r < 0) {
@@ -175,57 +181,92 @@ static void switch_start_target(Federation *f) {
         vm_start_async(f, to, &sw->cb, switch_started, NULL);
 }
 
-/* Does libvirt still list name's domain as active?  (A lookup that fails: no.) */
-static bool domain_still_active(Federation *f, const char *name) {
-        Vm *vm = federation_find_vm(f, name);
-        _cleanup_(virDomainFreep) virDomainPtr dom = NULL;
-        int active;
-
-        if (!vm || !vm->domain_name)
-                return false;
-        dom = VIRT_CALL(virDomainLookupByName(f->conn, vm->domain_name));
-        active = dom ? VIRT_CALL(virDomainIsActive(dom)) : 0;
-        virResetLastError();
-        return active == 1;
-}
-
-#define RELEASE_CHECK_MS 100
-#define RELEASE_CHECKS_MAX 100
+#define RELEASE_TIMEOUT_S 10
 
 /*
  * A persona that stopped (or failed to start) holds its devices until
  * libvirt no longer lists it: start the next one only then.  tests/faults
  * saw libvirt list a persona whose virDomainCreate() had failed while the
- * rollback started the previous one, both holding the same device.
+ * rollback started the previous one, both holding the same device.  The
+ * worker asks libvirt once; while it still lists the domain, the switch
+ * waits for the domain's stopped event (a stop waiter), at most
+ * RELEASE_TIMEOUT_S seconds.  No polling.
  */
-static gboolean switch_release_check(gpointer userdata) {
+static bool release_current(Federation *f, void *token) {
+        return f->sw && f->sw->release_token == GPOINTER_TO_UINT(token);
+}
+
+static void switch_release_check(Federation *f);
+
+static void switch_release_woken(Federation *f, int r, const char *error, void *token) {
+        if (release_current(f, token))
+                switch_release_check(f);
+}
+
+static void switch_release_answer(Federation *f, int r, const char *error, void *token) {
+        Switch *sw = f->sw;
+        Vm *vm;
+
+        if (!release_current(f, token))
+                return;
+        vm = federation_find_vm(f, sw->release_of);
+        if (r == 1 && vm) {
+                Waiter *w = g_new0(Waiter, 1);
+                if (!sw->release_warned)
+                        log_warning("federation: libvirt still lists %s as running; waiting", sw->release_of);
+                sw->release_warned = true;
+                w->fn = switch_release_woken;
+                w->userdata = token;
+                g_ptr_array_add(vm->stop_waiters, w);
+                return;
+        }
+        g_clear_handle_id(&sw->release_timer, g_source_remove);
+        sw->release_token++; /* before waking waiters: ours are stale now */
+        /* Gone from libvirt before its stopped event reached us: its devices are back. */
+        if (vm && vm->releasing)
+                vm_domain_stopped(vm, "failed", false);
+        if (f->sw != sw)
+                return;
+        sw->release_next(f);
+}
+
+static gboolean switch_release_timeout(gpointer userdata) {
         Federation *f = userdata;
         FEDERATION_BUSY(f);
         Switch *sw = f->sw;
+        g_autofree char *msg = g_strdup_printf("cannot stop %s: libvirt still runs it", sw->release_of);
 
-        sw->release_id = 0;
-        if (domain_still_active(f, sw->release_of)) {
-                if (sw->release_checks++ == 0)
-                        log_warning("federation: libvirt still lists %s as running; waiting", sw->release_of);
-                if (sw->release_checks < RELEASE_CHECKS_MAX) {
-                        sw->release_id = g_timeout_add(RELEASE_CHECK_MS, switch_release_check, f);
-                        return G_SOURCE_REMOVE;
-                }
-                g_autofree char *msg = g_strdup_printf("cannot stop %s: libvirt still runs it", sw->release_of);
-                switch_finish(f, -EBUSY, msg);
-                return G_SOURCE_REMOVE;
-        }
-        sw->release_next(f);
+        sw->release_timer = 0;
+        sw->release_token++;
+        switch_finish(f, -EBUSY, msg);
         return G_SOURCE_REMOVE;
+}
+
+static void switch_release_check(Federation *f) {
+        Switch *sw = f->sw;
+        Vm *vm = federation_find_vm(f, sw->release_of);
+
+        if (!vm || !vm->domain_name) {
+                switch_release_answer(f, 0, NULL, GUINT_TO_POINTER(sw->release_token));
+                return;
+        }
+        virt_domain_job(f, vm->domain_name, VIRT_DOMAIN_IS_ACTIVE, switch_release_answer,
+                        GUINT_TO_POINTER(sw->release_token), NULL);
 }
 
 static void switch_when_released(Federation *f, const char *name, void (*next)(Federation *f)) {
         Switch *sw = f->sw;
 
-        sw->release_of = name;
+        if (name != sw->release_of) {
+                g_free(sw->release_of);
+                sw->release_of = g_strdup(name);
+        }
         sw->release_next = next;
-        sw->release_checks = 0;
-        (void) switch_release_check(f);
+        sw->release_warned = false;
+        sw->release_token++;
+        g_clear_handle_id(&sw->release_timer, g_source_remove);
+        sw->release_timer = g_timeout_add_seconds(RELEASE_TIMEOUT_S, switch_release_timeout, f);
+        switch_release_check(f);
 }
 
 static void switch_start_fallback(Federation *f) {
@@ -274,8 +315,7 @@ static Switch *switch_new(Federation *f, const char *from, const char *to, const
 
 static void done_later(Federation *f, int r, const char *error, void *userdata) {
         FederationCallbacks *cb = userdata;
-        if (cb->done)
-                cb->done(r, error, cb->userdata);
+        federation_events_done(f, cb, r, error);
         g_free(cb);
 }
 

@@ -5,12 +5,15 @@
 # real vmfedd, driven with busctl), and removes every domain of this run and
 # the work dirs afterwards, also on failure.  A second run passes too.
 #
-# Usage: test-federation-real.sh VMFEDD   (env VMFED_SOURCE_ROOT, VMFED_BUILD_ROOT)
+# Usage: test-federation-real.sh VMFEDD [SCRIPT]   (env VMFED_SOURCE_ROOT, VMFED_BUILD_ROOT)
+# SCRIPT: the Python test in tests/broker/ to run (default test_federation_real.py;
+# test_libvirt_stall.py for broker-libvirt-stall).
 set -euo pipefail
 
 src=${VMFED_SOURCE_ROOT:?}
 build=${VMFED_BUILD_ROOT:?}
-vmfedd=${1:?usage: test-federation-real.sh VMFEDD}
+vmfedd=${1:?usage: test-federation-real.sh VMFEDD [SCRIPT]}
+script=${2:-test_federation_real.py}
 # shellcheck source=../lib/libvirtd.sh
 . "$src/tests/lib/libvirtd.sh"
 
@@ -39,4 +42,4 @@ guest=$("$src/tests/guest/guest-dir.sh" "$build")
 "$src/tests/guest/build-guest.sh" "$guest" --flavor base >&2
 
 VMFED_GUEST_DIR="$guest" VMFED_TEST_PREFIX="$prefix" \
-  python3 "$src/tests/broker/test_federation_real.py" "$vmfedd"
+  python3 "$src/tests/broker/$script" "$vmfedd"

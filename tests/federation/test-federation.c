@@ -329,7 +329,9 @@ static void test_events(Fixture *x, gconstpointer data) {
         t0 = g_get_monotonic_time();
         g_assert_cmpint(virDomainDestroy(dom), ==, 0);
         virDomainFree(dom);
-        while (federation_vm_state(x->f, "rivendale") != FEDERATION_VM_STOPPED &&
+        /* State events are delivered from the loop (federation.h): wait for the watch's too. */
+        while ((federation_vm_state(x->f, "rivendale") != FEDERATION_VM_STOPPED ||
+                state_log_find(&x->log, "rivendale stopped destroyed") < 0) &&
                g_get_monotonic_time() - t0 < G_USEC_PER_SEC)
                 g_main_context_iteration(NULL, false);
         g_assert_cmpint(federation_vm_state(x->f, "rivendale"), ==, FEDERATION_VM_STOPPED);
@@ -628,8 +630,14 @@ static void test_add_remove(Fixture *x, gconstpointer data) {
         g_assert_cmpint(federation_remove_vm(x->f, "office", NULL), ==, 0);
         g_assert_null(federation_vm_spec(x->f, "office"));
         {
+                /* Undefined too (by the worker: wait for it, bounded). */
                 virDomainPtr dom = lookup(x, "office");
-                g_assert_null(dom); /* undefined too */
+                for (int i = 0; dom && i < 500; i++) {
+                        virDomainFree(dom);
+                        run_for(0.01);
+                        dom = lookup(x, "office");
+                }
+                g_assert_null(dom);
         }
         g_assert_cmpuint(federation_generation(x->f), ==, 4);
 
@@ -760,6 +768,115 @@ static void test_channel_hook(Fixture *x, gconstpointer data) {
         g_free(res.message);
 }
 
+
+/* ---- the watch list: one-way, deferred, in order, safe to free from ---------- */
+
+typedef struct WatchLog {
+        Federation *f;
+        GPtrArray *lines;    /* "vm state reason" and "done r" */
+        unsigned self_id;    /* a watch that removes itself on "stopped" */
+        unsigned other_id;   /* removed by the first watch on "stopped": never called for it */
+        unsigned destroyed;
+        char *owned;         /* freed by the self-removing watch's destroy */
+} WatchLog;
+
+static void watch_log_line(WatchLog *w, const char *prefix, const char *vm, FederationVmState s, const char *reason) {
+        g_ptr_array_add(w->lines, g_strdup_printf("%s %s %s %s", prefix, vm, federation_vm_state_to_string(s),
+                                                  reason ? reason : "-"));
+}
+
+static void watch_first(const char *vm, FederationVmState s, const char *reason, void *userdata) {
+        WatchLog *w = userdata;
+        watch_log_line(w, "first", vm, s, reason);
+        if (s == FEDERATION_VM_STOPPED) {
+                /* Calling back into the federation and removing watches is allowed here. */
+                g_assert_cmpint(federation_vm_state(w->f, vm), ==, FEDERATION_VM_STOPPED);
+                federation_watch_remove(w->f, w->other_id);
+                federation_watch_remove(w->f, w->self_id);
+        }
+}
+
+static void watch_other(const char *vm, FederationVmState s, const char *reason, void *userdata) {
+        WatchLog *w = userdata;
+        watch_log_line(w, "other", vm, s, reason);
+}
+
+static void watch_destroyed(void *userdata) {
+        WatchLog *w = userdata;
+        w->destroyed++;
+        g_clear_pointer(&w->owned, g_free);
+}
+
+static void watch_done(int r, const char *message, void *userdata) {
+        WatchLog *w = userdata;
+        g_ptr_array_add(w->lines, g_strdup_printf("done %d", r));
+}
+
+static int watch_log_find(WatchLog *w, const char *line) {
+        for (guint i = 0; i < w->lines->len; i++)
+                if (strcmp(w->lines->pdata[i], line) == 0)
+                        return (int) i;
+        return -1;
+}
+
+static void test_watch_list(Fixture *x, gconstpointer data) {
+        WatchLog w = { .f = x->f, .lines = g_ptr_array_new_with_free_func(g_free), .owned = g_strdup("mine") };
+        FederationCallbacks cb = { .done = watch_done, .userdata = &w };
+        g_autofree char *err = NULL;
+        bool stopped = false;
+        Result res = {};
+
+        fixture_standard(x);
+        w.f = x->f;
+        w.self_id = federation_watch_add(x->f, watch_first, &w, watch_destroyed);
+        w.other_id = federation_watch_add(x->f, watch_other, &w, NULL);
+        g_assert_cmpuint(w.self_id, !=, 0);
+        g_assert_cmpuint(w.other_id, !=, w.self_id);
+
+        /* Nothing is delivered from inside the call, neither state nor done. */
+        g_assert_cmpint(federation_start_vm(x->f, "rivendale", &cb, &err), ==, 0);
+        g_assert_cmpuint(w.lines->len, ==, 0);
+        for (int i = 0; i < 5000 && watch_log_find(&w, "done 0") < 0; i++)
+                run_for(0.001);
+        /* In order: both watches see "starting" and "running" before the start's done. */
+        g_assert_cmpint(watch_log_find(&w, "first rivendale starting start requested"), >=, 0);
+        g_assert_cmpint(watch_log_find(&w, "first rivendale running booted"), >,
+                        watch_log_find(&w, "first rivendale starting start requested"));
+        g_assert_cmpint(watch_log_find(&w, "other rivendale running booted"), >=, 0);
+        g_assert_cmpint(watch_log_find(&w, "done 0"), >, watch_log_find(&w, "other rivendale running booted"));
+
+        /* A forced stop: the watch removes itself and the other one while "stopped" is delivered. */
+        g_ptr_array_set_size(w.lines, 0);
+        g_assert_cmpint(federation_stop_vm(x->f, "rivendale", true, &cb, &err), ==, 0);
+        g_assert_cmpuint(w.lines->len, ==, 0);
+        for (int i = 0; i < 5000 && !stopped; i++) {
+                run_for(0.001);
+                stopped = watch_log_find(&w, "done 0") >= 0;
+        }
+        g_assert_true(stopped);
+        g_assert_cmpint(watch_log_find(&w, "first rivendale stopped destroyed"), >=, 0);
+        g_assert_cmpint(watch_log_find(&w, "other rivendale stopped destroyed"), <, 0); /* removed before its turn */
+        g_assert_cmpuint(w.destroyed, ==, 1);
+        g_assert_null(w.owned);
+
+        /* Removed watches get nothing more; removing again or an unknown id is harmless. */
+        g_ptr_array_set_size(w.lines, 0);
+        federation_watch_remove(x->f, w.self_id);
+        federation_watch_remove(x->f, 12345);
+        g_assert_cmpint(start_and_wait(x, "rivendale", &res), ==, 0);
+        run_for(0.05);
+        g_assert_cmpuint(w.lines->len, ==, 0);
+        g_assert_cmpuint(w.destroyed, ==, 1);
+
+        /* federation_free() releases the watches still there. */
+        w.self_id = federation_watch_add(x->f, watch_other, &w, watch_destroyed);
+        g_clear_pointer(&x->f, federation_free);
+        g_assert_cmpuint(w.destroyed, ==, 2);
+        g_ptr_array_unref(w.lines);
+        g_ptr_array_unref(res.progress);
+        g_free(res.message);
+}
+
 int main(int argc, char *argv[]) {
         g_test_init(&argc, &argv, NULL);
         g_assert_cmpint(virInitialize(), ==, 0);
@@ -772,6 +889,7 @@ int main(int argc, char *argv[]) {
         ADD("/federation/switch-busy", test_switch_busy);
         ADD("/federation/switch-rollback", test_switch_rollback);
         ADD("/federation/events", test_events);
+        ADD("/federation/watch-list", test_watch_list);
         ADD("/federation/adopt", test_adopt);
         ADD("/federation/resume", test_resume);
         ADD("/federation/disposables", test_disposables);
