@@ -25,6 +25,8 @@ typedef struct Channel Channel;
 typedef struct Lifecycle Lifecycle;
 typedef struct Services Services;
 typedef struct NetvmLinks NetvmLinks;
+typedef struct VmEvents VmEvents;
+typedef struct OperationSet OperationSet;
 
 /* One VM the broker knows from vms.d/: exported as a .VM object. */
 typedef struct VmObject {
@@ -47,6 +49,9 @@ typedef struct Broker {
         GSource *bus_source;
 
         Hypervisor *hypervisor;
+        VmEvents *vm_events;  /* VM state changes, delivered from an idle (broker/vm-events.h) */
+        unsigned vm_events_watch, channels_watch;
+        OperationSet *operations; /* pending federation operations (broker/operation.c) */
         Lifecycle *lifecycle; /* the federation on libvirt (broker/lifecycle.c) */
         Services *services;   /* clipboard, routing, asks (broker/guest-services.c) */
         NetvmLinks *netvm_links; /* vmfed-netd of each netvm, client addresses, host bridge (broker/netvm-link.c) */

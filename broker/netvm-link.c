@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <glib-unix.h>
-#include <libvirt/libvirt.h>
 
 #include "broker/addressing.h"
 #include "broker/client-firewall.h"
@@ -19,10 +18,12 @@
 #include "common/bus-source.h"
 #include "broker/lifecycle.h"
 #include "broker/route.h"
+#include "broker/vm-events.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "federation/domain-xml.h"
+#include "federation/netvm-query.h"
 #include "netvm/hostnet.h"
 
 #define NETVM1_PATH "/org/vmfed/NetVM1"
@@ -71,6 +72,7 @@ struct NetvmLinks {
         HostNet *host;          /* NULL: no host plumbing (no --bridge, or not root) */
         GHashTable *netvms;     /* name → NetvmLink* */
         GHashTable *clients;    /* name → ClientVm* */
+        unsigned watch;         /* on broker/vm-events.h */
 };
 
 static void client_vm_free(void *p) {
@@ -139,6 +141,8 @@ static char *conf_string(GKeyFile *kf, const char *group, const char *key, const
         return v;
 }
 
+static void netvm_links_on_vm_event(const VmEvent *e, void *userdata);
+
 int netvm_links_new(Broker *b, NetvmLinks **ret) {
         g_autofree char *path = g_build_filename(b->config_dir, "network.conf", NULL);
         g_autoptr(GKeyFile) kf = g_key_file_new();
@@ -157,6 +161,7 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
         n->conf = steal_pointer(&kf);
         n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
         n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
+        n->watch = vm_events_watch_add(b->vm_events, netvm_links_on_vm_event, n, NULL);
         subnet = conf_string(n->conf, "Network", "Subnet", NULL);
         r = addressing_new(b->state_dir, subnet, &n->addressing);
         if (r < 0) {
@@ -183,6 +188,7 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
 NetvmLinks *netvm_links_free(NetvmLinks *n) {
         if (!n)
                 return NULL;
+        vm_events_watch_remove(n->broker->vm_events, n->watch);
         g_hash_table_unref(n->netvms);
         g_hash_table_unref(n->clients);
         addressing_free(n->addressing);
@@ -221,27 +227,9 @@ static char *bridge_of_netvm(NetvmLinks *n, const VmSpec *s) {
         return g_strdup_printf("vmfbr-%.9s", s->name);
 }
 
-/* A disposable's template, from the vmfed metadata of its domain (one short libvirt call). */
-static char *disposable_template(NetvmLinks *n, Federation *f, const char *vm) {
-        Lifecycle *l = n->broker->lifecycle;
-        const char *domain = federation_vm_domain_name(f, vm);
-        g_autofree char *xml = NULL;
-        DomainMetadata m = {};
-        char *t = NULL;
-        virDomainPtr dom;
-
-        if (!l || !l->conn || !domain)
-                return NULL;
-        dom = virDomainLookupByName(l->conn, domain);
-        if (!dom)
-                return NULL;
-        xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMAIN_XML_NS, 0);
-        virDomainFree(dom);
-        if (xml && domain_metadata_parse(xml, &m) >= 0) {
-                t = steal_pointer(&m.template_name);
-                domain_metadata_done(&m);
-        }
-        return t;
+/* A disposable's template: the federation keeps it (no libvirt call on the loop). */
+static char *disposable_template(Federation *f, const char *vm) {
+        return g_strdup(federation_vm_template(f, vm));
 }
 
 /* ---- talking to vmfed-netd ---------------------------------------------------- */
@@ -531,7 +519,7 @@ static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
         int r;
 
         if (!s) {
-                tmpl = disposable_template(n, f, vm);
+                tmpl = disposable_template(f, vm);
                 s = tmpl ? federation_vm_spec(f, tmpl) : NULL;
                 transient = true;
         }
@@ -621,9 +609,13 @@ static void netvm_running(NetvmLinks *n, Federation *f, const VmSpec *s) {
                 log_warning_errno(r, "Cannot attach the netvm %s's tap %s to %s: %m", s->name, tap, link->bridge);
 }
 
-void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s) {
-        NetvmLinks *n = b->netvm_links;
-        Federation *f = n ? links_federation(n) : NULL;
+/* The watch of broker/vm-events.h: netvm clients, host ports, the agent's network. */
+static void netvm_links_on_vm_event(const VmEvent *e, void *userdata) {
+        NetvmLinks *n = userdata;
+        Broker *b = n->broker;
+        Federation *f = links_federation(n);
+        const char *vm = e->vm;
+        FederationVmState s = e->state;
         const VmSpec *spec;
 
         if (!f || !b->bridge)
@@ -709,7 +701,7 @@ void netvm_links_federation_ready(Broker *b) {
          * The federation is new after libvirt came back (lifecycle.c): what stopped
          * while libvirt was away never reported a transition to stopped.  A client
          * or netvm known from before that no longer runs is dropped here, as
-         * netvm_links_vm_state() would have (else the netvm keeps its chains).
+         * netvm_links_on_vm_event() would have (else the netvm keeps its chains).
          */
         links_forget_stopped(n, f);
         /*

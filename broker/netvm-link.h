@@ -50,8 +50,7 @@ NetvmLinks *netvm_links_free(NetvmLinks *n);
 void netvm_links_federation_ready(Broker *b);
 /* Right before vm's domain starts (a netvm: its link and bridge are set up). */
 int netvm_links_prepare(Broker *b, const char *vm);
-/* From the federation's state callback. */
-void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s);
+/* VM state changes arrive on the broker's VmEvents (broker/vm-events.h), which netvm_links_new() watches. */
 /* vm's agent said Hello: send it its network unless a SetNetwork is on its way. */
 void netvm_links_agent_ready(Broker *b, const char *vm);
 
