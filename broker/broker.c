@@ -13,7 +13,7 @@
 #include "broker/guest-services.h"
 #include "broker/hypervisor.h"
 #include "broker/lifecycle.h"
-#include "broker/netvm-link.h"
+#include "broker/netvm-links.h"
 #include "broker/operation.h"
 #include "broker/generations-iface.h"
 #include "broker/manager.h"

@@ -19,6 +19,8 @@
 #define BROKER_BUS_NAME "org.vmfed.Federation1"
 #define BROKER_ROOT_PATH "/org/vmfed/Federation1"
 #define BROKER_VM_PATH_PREFIX "/org/vmfed/Federation1/vm"
+/* The Manager interface: manager.c, lifecycle-iface.c, vm-config-iface.c, generations-iface.c add one vtable each. */
+#define MANAGER_INTERFACE "org.vmfed.Federation1.Manager"
 
 typedef struct Hypervisor Hypervisor;
 typedef struct Channel Channel;

@@ -17,7 +17,7 @@
 #include "common/bus-source.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
-#include "broker/netvm-link.h"
+#include "broker/netvm-links.h"
 #include "broker/route.h"
 #include "broker/vm-events.h"
 #include "common/fileio.h"

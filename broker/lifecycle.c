@@ -8,7 +8,7 @@
 #include "broker/channel.h"
 #include "broker/channel-access.h"
 #include "broker/errors.h"
-#include "broker/netvm-link.h"
+#include "broker/netvm-links.h"
 #include "broker/operation.h"
 #include "broker/vm-events.h"
 #include "common/log.h"

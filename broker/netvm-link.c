@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "broker/netvm-internal.h"
+#include "broker/netvm-link.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -48,7 +48,7 @@ void netvm_link_free(void *p) {
 }
 static char *bridge_of_netvm(NetvmLinks *n, const VmSpec *s) {
         if (s->default_netvm)
-                return g_strdup(n->broker->bridge);
+                return g_strdup(n->bridge);
         return g_strdup_printf("vmfbr-%.9s", s->name);
 }
 
@@ -258,7 +258,7 @@ NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
         n = g_new0(NetvmLink, 1);
         n->links = links;
         n->name = g_strdup(s->name);
-        agent_path = g_strdup_printf("%s/%s.sock", links->broker->channel_dir, s->name);
+        agent_path = g_strdup_printf("%s/%s.sock", links->channel_dir, s->name);
         n->path = domain_xml_netvm_channel_path(agent_path);
         n->bridge = bridge_of_netvm(links, s);
         network_conf_uplink(links->conf, s->name, &n->up);

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "broker/errors.h"
-#include "broker/manager.h"
 #include "broker/vm-events.h"
 #include "common/log.h"
 #include "common/macro.h"

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-#include "broker/netvm-internal.h"
+#include "broker/netvm-links.h"
+
+#include "broker/netvm-link.h"
 
 #include <errno.h>
 #include <string.h>
@@ -39,6 +41,8 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
 
         n = g_new0(NetvmLinks, 1);
         n->broker = b;
+        n->channel_dir = g_strdup(b->channel_dir);
+        n->bridge = g_strdup(b->bridge);
         n->conf = network_conf_load(b->config_dir);
         n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
         n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
@@ -76,6 +80,8 @@ NetvmLinks *netvm_links_free(NetvmLinks *n) {
         addressing_free(n->addressing);
         hostnet_free(n->host);
         network_conf_free(n->conf);
+        g_free(n->channel_dir);
+        g_free(n->bridge);
         g_free(n);
         return NULL;
 }
