@@ -13,13 +13,24 @@
 #include "broker/guest-services.h"
 #include "broker/hypervisor.h"
 #include "broker/lifecycle.h"
-#include "broker/netvm-link.h"
+#include "broker/netvm-links.h"
+#include "broker/operation.h"
 #include "broker/generations-iface.h"
 #include "broker/manager.h"
 #include "broker/policy-iface.h"
+#include "broker/vm-events.h"
 #include "broker/vm-object.h"
 #include "common/log.h"
 #include "common/macro.h"
+
+static void broker_on_vm_event(const VmEvent *e, void *userdata) {
+        Broker *b = userdata;
+        const char *state = federation_vm_state_to_string(e->state);
+
+        if (state)
+                broker_set_vm_state(b, e->vm, state);
+        broker_set_active_persona(b, e->active_persona);
+}
 
 static void vm_config_destroy(gpointer p) {
         vm_config_free(p);
@@ -40,6 +51,11 @@ int broker_new(const char *config_dir, const char *state_dir, const char *libvir
         b->vm_objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
         b->channels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, channel_free);
         b->next_request_id = 1;
+        b->vm_events = vm_events_new();
+        b->operations = operation_set_new();
+        /* The first watches: VM objects and the persona, then the channels (disposables' go when they stop). */
+        b->vm_events_watch = vm_events_watch_add(b->vm_events, broker_on_vm_event, b, NULL);
+        b->channels_watch = vm_events_watch_add(b->vm_events, channel_on_vm_event, b->channels, NULL);
 
         *ret = b;
         return 0;
@@ -49,8 +65,12 @@ Broker *broker_free(Broker *b) {
         if (!b)
                 return NULL;
         guest_services_stop(b); /* fail pending requests while disposables can still be released */
+        vm_events_flush(b->vm_events); /* what happened so far reaches its watches */
         b->lifecycle = lifecycle_free(b->lifecycle);
+        vm_events_flush(b->vm_events); /* and the ends of operations abandoned there */
         b->netvm_links = netvm_links_free(b->netvm_links);
+        vm_events_watch_remove(b->vm_events, b->channels_watch);
+        vm_events_watch_remove(b->vm_events, b->vm_events_watch);
         g_clear_pointer(&b->channels, g_hash_table_unref);
         guest_services_free(b);
         b->hypervisor = hypervisor_free(b->hypervisor);
@@ -63,6 +83,8 @@ Broker *broker_free(Broker *b) {
         g_clear_pointer(&b->vms, g_ptr_array_unref);
         b->policy = policy_snapshot_unref(b->policy);
         b->facts = policy_facts_unref(b->facts);
+        b->vm_events = vm_events_free(b->vm_events);
+        b->operations = operation_set_free(b->operations);
         g_clear_pointer(&b->loop, g_main_loop_unref);
         g_free(b->config_dir);
         g_free(b->state_dir);

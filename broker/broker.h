@@ -19,12 +19,16 @@
 #define BROKER_BUS_NAME "org.vmfed.Federation1"
 #define BROKER_ROOT_PATH "/org/vmfed/Federation1"
 #define BROKER_VM_PATH_PREFIX "/org/vmfed/Federation1/vm"
+/* The Manager interface: manager.c, lifecycle-iface.c, vm-config-iface.c, generations-iface.c add one vtable each. */
+#define MANAGER_INTERFACE "org.vmfed.Federation1.Manager"
 
 typedef struct Hypervisor Hypervisor;
 typedef struct Channel Channel;
 typedef struct Lifecycle Lifecycle;
 typedef struct Services Services;
 typedef struct NetvmLinks NetvmLinks;
+typedef struct VmEvents VmEvents;
+typedef struct OperationSet OperationSet;
 
 /* One VM the broker knows from vms.d/: exported as a .VM object. */
 typedef struct VmObject {
@@ -47,6 +51,9 @@ typedef struct Broker {
         GSource *bus_source;
 
         Hypervisor *hypervisor;
+        VmEvents *vm_events;  /* VM state changes, delivered from an idle (broker/vm-events.h) */
+        unsigned vm_events_watch, channels_watch;
+        OperationSet *operations; /* pending federation operations (broker/operation.c) */
         Lifecycle *lifecycle; /* the federation on libvirt (broker/lifecycle.c) */
         Services *services;   /* clipboard, routing, asks (broker/guest-services.c) */
         NetvmLinks *netvm_links; /* vmfed-netd of each netvm, client addresses, host bridge (broker/netvm-link.c) */

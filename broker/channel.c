@@ -17,8 +17,9 @@
 #include "common/bus-source.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
-#include "broker/netvm-link.h"
+#include "broker/netvm-links.h"
 #include "broker/route.h"
+#include "broker/vm-events.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -78,16 +79,32 @@ static void guest_connection_free(GuestConnection *g) {
         g_free(g);
 }
 
+/*
+ * The end of a connection, after the channel let go of it: calls in flight
+ * to its agent fail (never count as done), then it is freed.  Whatever
+ * route_agent_lost() sets off (a request's end, a disposable's release)
+ * may free the channel itself: nothing here reads the channel.
+ */
+static void guest_connection_lost(Broker *b, const char *vm, GuestConnection *g) {
+        if (!g)
+                return;
+        g->channel = NULL;
+        if (g->agent_ready) {
+                g->agent_ready = false;
+                route_agent_lost(b, vm);
+        }
+        guest_connection_free(g);
+}
+
 /* Drop a channel's connection (not from inside its own dispatch: see reap). */
 static void channel_drop_connection(Channel *c, const char *why) {
         if (!c->conn)
                 return;
         log_info("Channel %s: connection %" PRIu64 " closed: %s.", c->vm_name, c->conn->id, why);
-        bool was_ready = c->conn->agent_ready;
-        c->conn->agent_ready = false;
-        if (was_ready)
-                route_agent_lost(c->broker, c->vm_name); /* calls in flight fail, never count as done */
-        guest_connection_free(steal_pointer(&c->conn));
+        Broker *b = c->broker;
+        g_autofree char *vm = g_strdup(c->vm_name);
+        guest_connection_lost(b, vm, steal_pointer(&c->conn));
+        /* c may be gone here. */
 }
 
 static gboolean reap_connection(gpointer userdata) {
@@ -295,18 +312,23 @@ void channel_adopt_connection(Channel *c, int cfd) {
         (void) setsockopt(cfd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
 
         /* One guest, one connection: the newest wins (the agent or QEMU reconnected). */
-        if (c->conn)
-                channel_drop_connection(c, "replaced by a new connection");
+        Broker *b = c->broker;
+        g_autofree char *vm = g_strdup(c->vm_name);
+        GuestConnection *old = steal_pointer(&c->conn);
+        if (old)
+                log_info("Channel %s: connection %" PRIu64 " closed: replaced by a new connection.", vm, old->id);
 
         r = guest_connection_new(c, cfd, &g);
-        if (r < 0) {
+        if (r < 0)
                 log_full_errno(r == -ECONNRESET || r == -EPIPE ? LOG_DEBUG : LOG_WARNING, r,
-                               "Channel %s: cannot set up a D-Bus server connection: %m", c->vm_name);
-                return;
+                               "Channel %s: cannot set up a D-Bus server connection: %m", vm);
+        else {
+                c->conn = g;
+                log_info("Channel %s: connection %" PRIu64 " from pid %d uid %u.", vm, g->id, (int) ucred.pid,
+                         (unsigned) ucred.uid);
         }
-        c->conn = g;
-        log_info("Channel %s: connection %" PRIu64 " from pid %d uid %u.", c->vm_name, g->id, (int) ucred.pid,
-                 (unsigned) ucred.uid);
+        /* Last: the old connection's calls fail, and what that sets off may free c. */
+        guest_connection_lost(b, vm, old);
 }
 
 static gboolean channel_on_accept(gint fd, GIOCondition condition, gpointer userdata) {
@@ -381,16 +403,29 @@ void channel_free(void *p) {
         Channel *c = p;
         if (!c)
                 return;
-        channel_drop_connection(c, "channel removed");
+        if (c->conn)
+                log_info("Channel %s: connection %" PRIu64 " closed: channel removed.", c->vm_name, c->conn->id);
         if (c->listen_id)
                 g_source_remove(c->listen_id);
         if (c->listen_fd >= 0) {
                 safe_close(c->listen_fd);
                 (void) unlink(c->path);
         }
-        g_free(c->vm_name);
+        Broker *b = c->broker;
+        g_autofree char *vm = steal_pointer(&c->vm_name);
+        GuestConnection *g = steal_pointer(&c->conn);
         g_free(c->path);
         g_free(c);
+        /* Last, with the channel gone: what this sets off cannot reach it. */
+        guest_connection_lost(b, vm, g);
+}
+
+/* A disposable of ours is down: its job's channel goes (broker/vm-events.h). */
+void channel_on_vm_event(const VmEvent *e, void *userdata) {
+        GHashTable *channels = userdata;
+
+        if (e->disposable && federation_vm_state_is_down(e->state))
+                g_hash_table_remove(channels, e->vm);
 }
 
 const char *channel_path(Channel *c) {

@@ -74,5 +74,12 @@ const char *guest_connection_vm(GuestConnection *g);
 /* -ENOBUFS when the peer floods (it is being disconnected: do not answer). */
 int guest_connection_check_flood(GuestConnection *g);
 
+/*
+ * Watch of broker/vm-events.h (userdata: the broker's channel table): a
+ * disposable of ours that is down loses its channel.
+ */
+struct VmEvent;
+void channel_on_vm_event(const struct VmEvent *e, void *userdata);
+
 /* Create/remove channels so that there is exactly one per defined VM. */
 int channel_sync_all(Broker *b);

@@ -8,10 +8,25 @@
 #include "broker/channel.h"
 #include "broker/channel-access.h"
 #include "broker/errors.h"
-#include "broker/netvm-link.h"
+#include "broker/netvm-links.h"
 #include "broker/operation.h"
+#include "broker/vm-events.h"
 #include "common/log.h"
 #include "common/macro.h"
+
+struct Lifecycle {
+        Broker *broker;
+        char *domain_prefix;       /* NULL: the library's "vmfed-" */
+        char *bridge;              /* the default netvm's bridge, NULL: no NICs */
+        virConnectPtr conn;        /* a reference while connected */
+        Federation *federation;    /* NULL: not connected, or vms.d/ does not load */
+        char *unavailable;         /* why federation is NULL */
+        GHashTable *dispvms;       /* names of running disposables from broker_dispvm_start() */
+        GPtrArray *ready_waiters;  /* broker_vm_ensure_running() waiting for a start under way */
+        bool booted;               /* resume + autostart done */
+        guint boot_idle;
+        unsigned watch;            /* on broker/vm-events.h */
+};
 
 typedef struct ReadyWaiter {
         char *name;
@@ -25,6 +40,8 @@ static void ready_waiter_free(void *p) {
         g_free(w);
 }
 
+static void lifecycle_on_vm_event(const VmEvent *e, void *userdata);
+
 int lifecycle_new(Broker *b, const char *domain_prefix, const char *bridge, Lifecycle **ret) {
         Lifecycle *l = g_new0(Lifecycle, 1);
 
@@ -32,9 +49,9 @@ int lifecycle_new(Broker *b, const char *domain_prefix, const char *bridge, Life
         l->domain_prefix = g_strdup(domain_prefix);
         l->bridge = g_strdup(bridge);
         l->unavailable = g_strdup("no connection to libvirt");
-        l->operations = g_hash_table_new(g_str_hash, g_str_equal);
         l->dispvms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         l->ready_waiters = g_ptr_array_new_with_free_func(ready_waiter_free);
+        l->watch = vm_events_watch_add(b->vm_events, lifecycle_on_vm_event, l, NULL);
         *ret = l;
         return 0;
 }
@@ -49,9 +66,9 @@ Lifecycle *lifecycle_free(Lifecycle *l) {
         l->federation = federation_free(l->federation);
         operation_abandon_all(l->broker, -ESHUTDOWN, "vmfedd is shutting down");
         ready_waiters_fail(l, NULL, -ESHUTDOWN, "vmfedd is shutting down");
+        vm_events_watch_remove(l->broker->vm_events, l->watch);
         if (l->conn)
                 virConnectClose(l->conn);
-        g_hash_table_unref(l->operations);
         g_hash_table_unref(l->dispvms);
         g_ptr_array_unref(l->ready_waiters);
         g_free(l->domain_prefix);
@@ -154,31 +171,47 @@ static void ready_waiters_check(Lifecycle *l, const char *name, FederationVmStat
 
 /* ---- disposables ----------------------------------------------------------- */
 
-static void dispvm_gone(Lifecycle *l, const char *name) {
-        if (!g_hash_table_remove(l->dispvms, name))
-                return;
-        log_info("Disposable %s is gone; closing its channel.", name);
-        g_hash_table_remove(l->broker->channels, name);
-}
-
 bool broker_dispvm_is_running(Broker *b, const char *name) {
         return b->lifecycle && name && g_hash_table_contains(b->lifecycle->dispvms, name);
 }
 
 /* ---- the federation's state callback ------------------------------------- */
 
+/*
+ * Only queue (broker/vm-events.h): whoever cares (VM objects, channels,
+ * netvm links, the waiters below) hears of it from an idle, never from
+ * inside the federation call that changed the state.
+ */
+static void lifecycle_post(Lifecycle *l, const char *vm, FederationVmState s, const char *reason) {
+        VmEvent e = {
+                .vm = vm,
+                .state = s,
+                .reason = reason,
+                .active_persona = l->federation ? federation_active_persona(l->federation) : NULL,
+                .disposable = g_hash_table_contains(l->dispvms, vm),
+        };
+        vm_events_post(l->broker->vm_events, &e);
+}
+
 static void on_vm_state(const char *vm, FederationVmState s, const char *reason, void *userdata) {
         Lifecycle *l = userdata;
         const char *state = federation_vm_state_to_string(s);
 
         log_debug("Federation: %s is %s (%s).", vm, state ? state : "?", reason ? reason : "-");
-        if (state)
-                broker_set_vm_state(l->broker, vm, state);
-        if (federation_vm_state_is_down(s))
-                dispvm_gone(l, vm);
-        netvm_links_vm_state(l->broker, vm, s); /* netvm clients, host ports, the agent's network */
-        ready_waiters_check(l, vm, s);
-        lifecycle_update_active_persona(l);
+        lifecycle_post(l, vm, s, reason);
+}
+
+/* The Lifecycle's own watch: its disposables and the waiters of broker_vm_ensure_running(). */
+static void lifecycle_on_vm_event(const VmEvent *e, void *userdata) {
+        Lifecycle *l = userdata;
+
+        if (e->disposable && federation_vm_state_is_down(e->state) && g_hash_table_remove(l->dispvms, e->vm))
+                log_info("Disposable %s is gone; closing its channel.", e->vm);
+        /*
+         * By the current state, not the event's: a waiter that came after a
+         * queued "stopped" waits for the start under way.
+         */
+        ready_waiters_check(l, e->vm, l->federation ? federation_vm_state(l->federation, e->vm) : e->state);
 }
 
 /* ---- channels --------------------------------------------------------------
@@ -264,7 +297,7 @@ static void lifecycle_forget_stopped_dispvms(Lifecycle *l) {
                 if (federation_vm_state_is_down(federation_vm_state(l->federation, key)))
                         g_ptr_array_add(gone, g_strdup(key));
         for (guint i = 0; i < gone->len; i++)
-                dispvm_gone(l, gone->pdata[i]);
+                lifecycle_post(l, gone->pdata[i], federation_vm_state(l->federation, gone->pdata[i]), "gone");
 }
 
 /* After (re)creating the federation: resume an interrupted switch; the first time also autostart. */

@@ -23,19 +23,7 @@
 #include "broker/broker.h"
 #include "federation/federation.h"
 
-struct Lifecycle {
-        Broker *broker;
-        char *domain_prefix;       /* NULL: the library's "vmfed-" */
-        char *bridge;              /* the default netvm's bridge, NULL: no NICs */
-        virConnectPtr conn;        /* a reference while connected */
-        Federation *federation;    /* NULL: not connected, or vms.d/ does not load */
-        char *unavailable;         /* why federation is NULL */
-        GHashTable *operations;    /* id → Operation* (pending, broker/operation.c) */
-        GHashTable *dispvms;       /* names of running disposables from broker_dispvm_start() */
-        GPtrArray *ready_waiters;  /* broker_vm_ensure_running() waiting for a start under way */
-        bool booted;               /* resume + autostart done */
-        guint boot_idle;
-};
+/* Opaque: the state of broker/lifecycle.c. */
 
 int lifecycle_new(Broker *b, const char *domain_prefix, const char *bridge, Lifecycle **ret);
 Lifecycle *lifecycle_free(Lifecycle *l);

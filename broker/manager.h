@@ -7,7 +7,7 @@
 
 #include "broker/broker.h"
 
-#define MANAGER_INTERFACE "org.vmfed.Federation1.Manager"
+/* MANAGER_INTERFACE: broker.h */
 
 int manager_register(Broker *b);
 void manager_emit_active_persona(Broker *b);

@@ -6,87 +6,21 @@
 #include <inttypes.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
-#include <glib-unix.h>
-#include <libvirt/libvirt.h>
-
-#include "broker/addressing.h"
 #include "broker/client-firewall.h"
 #include "common/bus-p2p.h"
 #include "common/bus-source.h"
-#include "broker/lifecycle.h"
-#include "broker/route.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "federation/domain-xml.h"
-#include "netvm/host/hostnet.h"
 
 #define NETVM1_PATH "/org/vmfed/NetVM1"
 #define NETVM1_INTERFACE "org.vmfed.NetVM1"
-#define NETVM_CALL_TIMEOUT_USEC (30 * G_USEC_PER_SEC)
-#define SET_NETWORK_TIMEOUT_USEC (15 * G_USEC_PER_SEC)
-#define CLIENT_INTERFACE "eth0"
 
-typedef struct NetvmLink NetvmLink;
-
-/* A running client VM, as sent to its netvm. */
-typedef struct ClientVm {
-        char *name;
-        char *netvm;
-        char *mac;
-        char *address;
-        char *rules;      /* vmfed.firewall(5) text; NULL: no firewall */
-        char *tap;
-        bool transient;   /* a disposable: its address index is not kept */
-        bool network_pending; /* a SetNetwork to its agent is queued or in flight */
-} ClientVm;
-
-struct NetvmLink {
-        NetvmLinks *links;
-        char *name;
-        char *path;
-        char *bridge;
-        bool running;       /* the netvm runs: keep (re)connecting */
-        guint retry_id;
-        sd_bus *bus;        /* vmfed-netd's connection, NULL: none */
-        GSource *source;
-        guint reap_id;
-        uint64_t n_connections;
-        /* network.conf */
-        char *uplink;
-        char **uplink_addresses;
-        char **uplink_gateways;
-        char **dns;
-        char *downstream;
-};
-
-struct NetvmLinks {
-        Broker *broker;
-        GKeyFile *conf;
-        Addressing *addressing;
-        HostNet *host;          /* NULL: no host plumbing (no --bridge, or not root) */
-        GHashTable *netvms;     /* name → NetvmLink* */
-        GHashTable *clients;    /* name → ClientVm* */
-};
-
-static void client_vm_free(void *p) {
-        ClientVm *c = p;
-        if (!c)
-                return;
-        g_free(c->name);
-        g_free(c->netvm);
-        g_free(c->mac);
-        g_free(c->address);
-        g_free(c->rules);
-        g_free(c->tap);
-        g_free(c);
-}
-
-static void netvm_link_drop_connection(NetvmLink *n, const char *why) {
+void netvm_link_drop_connection(NetvmLink *n, const char *why) {
         if (!n->bus)
                 return;
         log_info("NetVM %s: vmfed-netd connection %" PRIu64 " closed: %s.", n->name, n->n_connections, why);
@@ -100,7 +34,7 @@ static void netvm_link_drop_connection(NetvmLink *n, const char *why) {
         n->bus = sd_bus_close_unref(n->bus);
 }
 
-static void netvm_link_free(void *p) {
+void netvm_link_free(void *p) {
         NetvmLink *n = p;
         if (!n)
                 return;
@@ -109,139 +43,13 @@ static void netvm_link_free(void *p) {
         g_free(n->name);
         g_free(n->path);
         g_free(n->bridge);
-        g_free(n->uplink);
-        g_strfreev(n->uplink_addresses);
-        g_strfreev(n->uplink_gateways);
-        g_strfreev(n->dns);
-        g_free(n->downstream);
+        netvm_uplink_done(&n->up);
         g_free(n);
 }
-
-/* ---- configuration -------------------------------------------------------- */
-
-static char **conf_list(GKeyFile *kf, const char *group, const char *key) {
-        char **v = kf ? g_key_file_get_string_list(kf, group, key, NULL, NULL) : NULL;
-        if (!v)
-                v = g_new0(char *, 1);
-        for (char **p = v; *p; p++)
-                g_strstrip(*p);
-        return v;
-}
-
-static char *conf_string(GKeyFile *kf, const char *group, const char *key, const char *def) {
-        char *v = kf ? g_key_file_get_string(kf, group, key, NULL) : NULL;
-        if (v)
-                g_strstrip(v);
-        if (!v || !*v) {
-                g_free(v);
-                return g_strdup(def);
-        }
-        return v;
-}
-
-int netvm_links_new(Broker *b, NetvmLinks **ret) {
-        g_autofree char *path = g_build_filename(b->config_dir, "network.conf", NULL);
-        g_autoptr(GKeyFile) kf = g_key_file_new();
-        g_autoptr(GError) e = NULL;
-        g_autofree char *subnet = NULL;
-        NetvmLinks *n;
-        int r;
-
-        if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
-                if (!g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-                        log_error("%s: %s; using defaults.", path, e->message);
-                g_clear_pointer(&kf, g_key_file_free);
-        }
-        n = g_new0(NetvmLinks, 1);
-        n->broker = b;
-        n->conf = steal_pointer(&kf);
-        n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
-        n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
-        subnet = conf_string(n->conf, "Network", "Subnet", NULL);
-        r = addressing_new(b->config_dir, b->state_dir, subnet, &n->addressing);
-        if (r < 0) {
-                log_error("%s: [Network] Subnet=%s is not a /24 (A.B.C.0/24); using 10.137.0.0/24.", path, subnet);
-                (void) addressing_new(b->config_dir, b->state_dir, NULL, &n->addressing);
-        }
-        if (b->bridge) {
-                r = hostnet_open(&n->host);
-                if (r < 0)
-                        log_warning_errno(r, "No host network plumbing (bridges, anti-spoofing): %m");
-                else {
-                        r = hostnet_bridge_ensure(n->host, b->bridge);
-                        if (r < 0)
-                                log_error_errno(r, "Cannot set up the host bridge %s: %m", b->bridge);
-                        else
-                                log_info("Host bridge %s is up (isolated client ports, table bridge vmfed-host).",
-                                         b->bridge);
-                }
-        }
-        *ret = n;
-        return 0;
-}
-
-NetvmLinks *netvm_links_free(NetvmLinks *n) {
-        if (!n)
-                return NULL;
-        g_hash_table_unref(n->netvms);
-        g_hash_table_unref(n->clients);
-        addressing_free(n->addressing);
-        hostnet_free(n->host);
-        if (n->conf)
-                g_key_file_free(n->conf);
-        g_free(n);
-        return NULL;
-}
-
-/* ---- who is what ------------------------------------------------------------ */
-
-static Federation *links_federation(NetvmLinks *n) {
-        return n->broker->lifecycle ? lifecycle_federation(n->broker->lifecycle, NULL) : NULL;
-}
-
-static bool spec_is_netvm(Federation *f, const VmSpec *s) {
-        g_auto(GStrv) names = NULL;
-
-        if (s->role != VM_ROLE_SERVICE)
-                return false;
-        if (s->default_netvm)
-                return true;
-        names = federation_list_vms(f);
-        for (char **p = names; p && *p; p++) {
-                const VmSpec *o = federation_vm_spec(f, *p);
-                if (o && o->netvm && strcmp(o->netvm, s->name) == 0)
-                        return true;
-        }
-        return false;
-}
-
 static char *bridge_of_netvm(NetvmLinks *n, const VmSpec *s) {
         if (s->default_netvm)
-                return g_strdup(n->broker->bridge);
+                return g_strdup(n->bridge);
         return g_strdup_printf("vmfbr-%.9s", s->name);
-}
-
-/* A disposable's template, from the vmfed metadata of its domain (one short libvirt call). */
-static char *disposable_template(NetvmLinks *n, Federation *f, const char *vm) {
-        Lifecycle *l = n->broker->lifecycle;
-        const char *domain = federation_vm_domain_name(f, vm);
-        g_autofree char *xml = NULL;
-        DomainMetadata m = {};
-        char *t = NULL;
-        virDomainPtr dom;
-
-        if (!l || !l->conn || !domain)
-                return NULL;
-        dom = virDomainLookupByName(l->conn, domain);
-        if (!dom)
-                return NULL;
-        xml = virDomainGetMetadata(dom, VIR_DOMAIN_METADATA_ELEMENT, DOMAIN_XML_NS, 0);
-        virDomainFree(dom);
-        if (xml && domain_metadata_parse(xml, &m) >= 0) {
-                t = steal_pointer(&m.template_name);
-                domain_metadata_done(&m);
-        }
-        return t;
 }
 
 /* ---- talking to vmfed-netd ---------------------------------------------------- */
@@ -285,14 +93,14 @@ static char *netvm_link_state(NetvmLink *n) {
         g_autoptr(GString) s = g_string_new("# vmfedd: desired state of this netvm\n[Uplink]\n");
         g_autoptr(GList) names = NULL;
 
-        g_string_append_printf(s, "Interface=%s\n", n->uplink);
-        for (char **p = n->uplink_addresses; *p; p++)
+        g_string_append_printf(s, "Interface=%s\n", n->up.interface);
+        for (char **p = n->up.addresses; *p; p++)
                 g_string_append_printf(s, "Address=%s\n", *p);
-        for (char **p = n->uplink_gateways; *p; p++)
+        for (char **p = n->up.gateways; *p; p++)
                 g_string_append_printf(s, "Gateway=%s\n", *p);
-        for (char **p = n->dns; *p; p++)
+        for (char **p = n->up.dns; *p; p++)
                 g_string_append_printf(s, "DNS=%s\n", *p);
-        g_string_append_printf(s, "\n[Downstream]\nInterface=%s\nAddress=%s/%u\n", n->downstream,
+        g_string_append_printf(s, "\n[Downstream]\nInterface=%s\nAddress=%s/%u\n", n->up.downstream,
                                addressing_gateway(a), addressing_prefixlen(a));
         names = g_hash_table_get_keys(n->links->clients);
         names = g_list_sort(names, (GCompareFunc) strcmp);
@@ -322,7 +130,7 @@ static void netvm_link_send_state(NetvmLink *n) {
                          g_hash_table_size(n->links->clients));
 }
 
-static void netvm_link_add_client(NetvmLink *n, ClientVm *c) {
+void netvm_link_add_client(NetvmLink *n, ClientVm *c) {
         int r;
 
         if (!n || !n->bus)
@@ -333,7 +141,7 @@ static void netvm_link_add_client(NetvmLink *n, ClientVm *c) {
                 log_warning_errno(r, "NetVM %s: cannot send AddClient %s: %m", n->name, c->name);
 }
 
-static void netvm_link_remove_client(NetvmLink *n, const char *name) {
+void netvm_link_remove_client(NetvmLink *n, const char *name) {
         int r;
 
         if (!n || !n->bus)
@@ -366,7 +174,6 @@ static void netvm_link_closed(void *userdata, int error) {
  * A connection that breaks (vmfed-netd restarted and spoke SASL into it, the
  * broker restarted) is made again a second later.
  */
-static int netvm_link_adopt(NetvmLink *n, int fd);
 
 static int netvm_link_connect(NetvmLink *n) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -389,7 +196,7 @@ static int netvm_link_connect(NetvmLink *n) {
 }
 
 /* Serve fd as the link's connection to vmfed-netd and send it the whole state. */
-static int netvm_link_adopt(NetvmLink *n, int fd) {
+int netvm_link_adopt(NetvmLink *n, int fd) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         int r;
 
@@ -430,7 +237,7 @@ static void netvm_link_schedule_connect(NetvmLink *n) {
                 n->retry_id = g_timeout_add_seconds(1, netvm_link_on_retry, n);
 }
 
-static void netvm_link_set_running(NetvmLink *n, bool running) {
+void netvm_link_set_running(NetvmLink *n, bool running) {
         n->running = running;
         if (!running) {
                 g_clear_handle_id(&n->retry_id, g_source_remove);
@@ -441,8 +248,7 @@ static void netvm_link_set_running(NetvmLink *n, bool running) {
                 n->retry_id = g_idle_add(netvm_link_on_retry, n);
 }
 
-static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
-        g_autofree char *group = g_strdup_printf("NetVM %s", s->name);
+NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
         g_autofree char *agent_path = NULL;
         NetvmLink *n = g_hash_table_lookup(links->netvms, s->name);
         int r;
@@ -452,14 +258,10 @@ static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
         n = g_new0(NetvmLink, 1);
         n->links = links;
         n->name = g_strdup(s->name);
-        agent_path = g_strdup_printf("%s/%s.sock", links->broker->channel_dir, s->name);
+        agent_path = g_strdup_printf("%s/%s.sock", links->channel_dir, s->name);
         n->path = domain_xml_netvm_channel_path(agent_path);
         n->bridge = bridge_of_netvm(links, s);
-        n->uplink = conf_string(links->conf, group, "Uplink", "eth1");
-        n->uplink_addresses = conf_list(links->conf, group, "UplinkAddress");
-        n->uplink_gateways = conf_list(links->conf, group, "UplinkGateway");
-        n->dns = conf_list(links->conf, group, "DNS");
-        n->downstream = conf_string(links->conf, group, "Downstream", "eth0");
+        network_conf_uplink(links->conf, s->name, &n->up);
         if (links->host && !s->default_netvm) {
                 r = hostnet_bridge_ensure(links->host, n->bridge);
                 if (r < 0)
@@ -468,258 +270,4 @@ static NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s) {
         g_hash_table_insert(links->netvms, n->name, n);
         log_info("NetVM %s: vmfed-netd's port is %s (bridge %s).", n->name, n->path, n->bridge);
         return n;
-}
-
-/* ---- VMs coming and going -------------------------------------------------------- */
-
-static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
-        char *vm = userdata;
-        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
-
-        if (c)
-                c->network_pending = false;
-        if (error)
-                log_warning("SetNetwork in %s failed: %s: %s%s", vm, error->name, error->message,
-                            c ? " (sent again when its agent says Hello)" : "");
-        else
-                log_info("%s: network configured by its agent.", vm);
-        g_free(vm);
-}
-
-static void client_send_network(NetvmLinks *n, ClientVm *c) {
-        Broker *b = n->broker;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
-        g_autofree char *cidr = g_strdup_printf("%s/%u", c->address, addressing_prefixlen(n->addressing));
-        const char *gw = addressing_gateway(n->addressing);
-        int r;
-
-        if (!b->bus)
-                return;
-        r = route_new_args(b, &args);
-        if (r >= 0)
-                r = sd_bus_message_append(args, "sssas", CLIENT_INTERFACE, cidr, gw, 1, gw);
-        if (r >= 0)
-                r = route_call(b, c->name, "SetNetwork", steal_pointer(&args), SET_NETWORK_TIMEOUT_USEC,
-                               on_set_network_done, g_strdup(c->name));
-        if (r < 0)
-                log_warning_errno(r, "Cannot send the network configuration to %s: %m", c->name);
-        else
-                c->network_pending = true;
-}
-
-void netvm_links_agent_ready(Broker *b, const char *vm) {
-        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
-
-        /*
-         * An agent that said Hello after the SetNetwork waiting for it timed out,
-         * or that restarted inside its VM: (re)configure it.  SetNetwork replaces
-         * addresses and routes, so sending it again is harmless.  One already
-         * queued reaches this agent through route_agent_ready().
-         */
-        if (c && !c->network_pending)
-                client_send_network(b->netvm_links, c);
-}
-
-static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
-        const VmSpec *s = federation_vm_spec(f, vm);
-        g_autofree char *tmpl = NULL;
-        const char *domain = federation_vm_domain_name(f, vm);
-        char mac[DOMAIN_XML_MAC_MAX], tap[DOMAIN_XML_TAP_MAX];
-        bool transient = false;
-        NetvmLink *link;
-        ClientVm *c;
-        int r;
-
-        if (!s) {
-                tmpl = disposable_template(n, f, vm);
-                s = tmpl ? federation_vm_spec(f, tmpl) : NULL;
-                transient = true;
-        }
-        if (!s || !s->netvm)
-                return;
-        link = g_hash_table_lookup(n->netvms, s->netvm);
-        if (!link) {
-                const VmSpec *ns = federation_vm_spec(f, s->netvm);
-                link = ns ? netvm_link_ensure(n, ns) : NULL;
-                if (!link)
-                        return;
-        }
-
-        c = g_new0(ClientVm, 1);
-        c->name = g_strdup(vm);
-        c->netvm = g_strdup(s->netvm);
-        c->transient = transient;
-        domain_xml_vm_mac(vm, mac);
-        c->mac = g_strdup(mac);
-        r = addressing_lookup(n->addressing, vm, !transient, &c->address);
-        if (r < 0) {
-                client_vm_free(c);
-                return;
-        }
-        c->rules = client_firewall_rules(n->broker->config_dir, s, tmpl ? tmpl : vm);
-        if (domain) {
-                domain_xml_tap_name(domain, tap);
-                c->tap = g_strdup(tap);
-        }
-        g_hash_table_replace(n->clients, c->name, c);
-        log_info("%s: client of %s, MAC %s, address %s, %s.", vm, s->netvm, c->mac, c->address,
-                 c->rules ? "its own firewall" : "no firewall");
-
-        if (n->host && c->tap) {
-                const char *addrs[] = { c->address, NULL };
-                r = hostnet_port_attach(n->host, link->bridge, c->tap, c->mac, addrs);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot attach %s's tap %s to %s with anti-spoofing: %m", vm, c->tap,
-                                          link->bridge);
-        }
-        netvm_link_add_client(link, c);
-        client_send_network(n, c);
-}
-
-static void client_stopped(NetvmLinks *n, const char *vm) {
-        ClientVm *c = g_hash_table_lookup(n->clients, vm);
-
-        if (!c) {
-                /* Not a client of ours, yet it may have a port: a broker killed while it stopped
-                 * attached it, and this one adopted it stopped.  Detaching is idempotent. */
-                Federation *f = links_federation(n);
-                const char *domain = f ? federation_vm_domain_name(f, vm) : NULL;
-                char tap[DOMAIN_XML_TAP_MAX];
-
-                if (n->host && domain) {
-                        domain_xml_tap_name(domain, tap);
-                        (void) hostnet_port_detach(n->host, tap);
-                }
-                return;
-        }
-        if (n->host && c->tap) {
-                int r = hostnet_port_detach(n->host, c->tap);
-                if (r < 0)
-                        log_warning_errno(r, "Cannot remove the anti-spoofing of %s's tap %s: %m", vm, c->tap);
-        }
-        netvm_link_remove_client(g_hash_table_lookup(n->netvms, c->netvm), vm);
-        addressing_release(n->addressing, vm); /* a disposable's index goes; a VM's is no longer in use */
-        log_info("%s: no longer a client of %s.", vm, c->netvm);
-        g_hash_table_remove(n->clients, vm);
-}
-
-static void netvm_running(NetvmLinks *n, Federation *f, const VmSpec *s) {
-        NetvmLink *link = netvm_link_ensure(n, s);
-        const char *domain = federation_vm_domain_name(f, s->name);
-        char tap[DOMAIN_XML_TAP_MAX];
-        int r;
-
-        if (!link)
-                return;
-        netvm_link_set_running(link, true);
-        if (!n->host || !domain)
-                return;
-        domain_xml_tap_name(domain, tap);
-        r = hostnet_netvm_attach(n->host, link->bridge, tap);
-        if (r < 0)
-                log_warning_errno(r, "Cannot attach the netvm %s's tap %s to %s: %m", s->name, tap, link->bridge);
-}
-
-void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s) {
-        NetvmLinks *n = b->netvm_links;
-        Federation *f = n ? links_federation(n) : NULL;
-        const VmSpec *spec;
-
-        if (!f || !b->bridge)
-                return;
-        spec = federation_vm_spec(f, vm);
-        if (s == FEDERATION_VM_RUNNING) {
-                if (spec && spec_is_netvm(f, spec))
-                        netvm_running(n, f, spec);
-                if (!g_hash_table_contains(n->clients, vm))
-                        client_running(n, f, vm);
-        } else if (federation_vm_state_is_down(s)) {
-                NetvmLink *link = g_hash_table_lookup(n->netvms, vm);
-                if (link)
-                        netvm_link_set_running(link, false);
-                client_stopped(n, vm);
-        }
-}
-
-int netvm_links_prepare(Broker *b, const char *vm) {
-        NetvmLinks *n = b->netvm_links;
-        Federation *f = n ? links_federation(n) : NULL;
-        const VmSpec *s = f ? federation_vm_spec(f, vm) : NULL;
-
-        if (!s || !b->bridge || !spec_is_netvm(f, s))
-                return 0;
-        return netvm_link_ensure(n, s) ? 0 : -EIO;
-}
-
-int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd) {
-        NetvmLink *n = b->netvm_links ? netvm_link_ensure(b->netvm_links, netvm) : NULL;
-
-        if (!n) {
-                safe_close(fd);
-                return -ENXIO;
-        }
-        netvm_link_drop_connection(n, "replaced by a new connection");
-        return netvm_link_adopt(n, fd);
-}
-
-/* Whether a VM in state s (negative: not in the federation) is a client of its netvm. */
-static bool state_has_network(FederationVmState s) {
-        return s == FEDERATION_VM_RUNNING || s == FEDERATION_VM_PAUSED || s == FEDERATION_VM_STOPPING;
-}
-
-static void links_forget_stopped(NetvmLinks *n, Federation *f) {
-        g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
-        GHashTableIter it;
-        gpointer key, value;
-
-        g_hash_table_iter_init(&it, n->clients);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-                if (!state_has_network(federation_vm_state(f, key)))
-                        g_ptr_array_add(gone, g_strdup(key));
-        for (guint i = 0; i < gone->len; i++)
-                client_stopped(n, gone->pdata[i]);
-
-        g_hash_table_iter_init(&it, n->netvms);
-        while (g_hash_table_iter_next(&it, NULL, &value)) {
-                NetvmLink *link = value;
-                if (link->running && federation_vm_state_is_down(federation_vm_state(f, link->name)))
-                        netvm_link_set_running(link, false);
-        }
-}
-
-void netvm_links_federation_ready(Broker *b) {
-        NetvmLinks *n = b->netvm_links;
-        Federation *f = n ? links_federation(n) : NULL;
-        g_auto(GStrv) names = NULL;
-
-        if (!f || !b->bridge)
-                return;
-        names = federation_list_vms(f);
-        /* Netvms first (connections, router ports), then the clients that exist (adopted). */
-        for (char **p = names; p && *p; p++) {
-                const VmSpec *s = federation_vm_spec(f, *p);
-                if (s && spec_is_netvm(f, s)) {
-                        (void) netvm_link_ensure(n, s);
-                        if (federation_vm_state(f, *p) == FEDERATION_VM_RUNNING)
-                                netvm_running(n, f, s);
-                }
-        }
-        /*
-         * The federation is new after libvirt came back (lifecycle.c): what stopped
-         * while libvirt was away never reported a transition to stopped.  A client
-         * or netvm known from before that no longer runs is dropped here, as
-         * netvm_links_vm_state() would have (else the netvm keeps its chains).
-         */
-        links_forget_stopped(n, f);
-        /*
-         * A paused or stopping VM has its tap and keeps its address as it would
-         * have under this broker (vm_state() removes a client only once stopped).
-         */
-        for (char **p = names; p && *p; p++) {
-                if (state_has_network(federation_vm_state(f, *p)) && !g_hash_table_contains(n->clients, *p))
-                        client_running(n, f, *p);
-        }
-        /* Ports of VMs that stopped while no broker watched. */
-        if (n->host)
-                (void) hostnet_port_sweep(n->host);
 }

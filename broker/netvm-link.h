@@ -1,64 +1,73 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * NetvmLinks: the broker's side of every network VM.
- *
- *   - For each netvm (a service VM that is the default netvm or some VM's
- *     NetVM=, when vmfedd runs with --bridge) the domain has a second
- *     virtio port org.vmfed.netvm.0 on a socket QEMU listens on,
- *     STATE/channels/NAME@netvm.sock (domain_xml_netvm_channel_path()).
- *     While the netvm runs the broker connects there (again a second
- *     after the connection breaks) and is the D-Bus server; vmfed-netd
- *     speaks org.vmfed.NetVM1 on it.  The netvm's agent keeps its own
- *     channel org.vmfed.agent.0.
- *   - Desired state per netvm: uplink and DNS from CONFIG/network.conf,
- *     the downstream gateway address (addressing.h), and every running
- *     client VM (name, MAC from domain_xml_vm_mac(), fixed address,
- *     firewall from CONFIG/firewall.d/NAME.rules or the [Firewall]
- *     section's Rules= of vms.d/NAME.vm).  Sent whole (SetState) each time
- *     vmfed-netd connects (netvm boot or restart, broker restart); a client
- *     that starts is AddClient, one that stops RemoveClient (a persona
- *     switch is RemoveClient A + AddClient B: two small transactions).
- *   - The client's agent gets address, gateway and DNS (Agent1.SetNetwork,
- *     through route.h: sent once its agent has said Hello).
- *   - Host side (netvm/hostnet.h): the bridges are created at start, the
- *     netvm's tap joins as the router port, each client's tap gets its
- *     anti-spoofing chain (MAC + address) when the VM runs and loses it
- *     when it stops.
- *
- * CONFIG/network.conf (GKeyFile, optional, read at start):
- *
- *   [Network]
- *   Subnet=10.137.0.0/24
- *   [NetVM netvm]
- *   Uplink=eth1                       (the netvm's uplink interface)
- *   UplinkAddress=192.0.2.2/24        (optional, ';'-separated)
- *   UplinkGateway=192.0.2.1           (optional)
- *   DNS=192.0.2.53                    (upstream resolvers, optional)
- *   Downstream=eth0                   (its NIC on the host bridge)
+ * Inside the netvm links (not for other modules): the types shared by
+ * netvm-link.c (one netvm's vmfed-netd connection and its calls) and
+ * netvm-links.c (which VMs are clients of which netvm; the NetvmLinks of
+ * broker/netvm-link.h).
  */
 #pragma once
 
-#include "broker/broker.h"
-#include "federation/federation.h"
+#include <stdbool.h>
+#include <stdint.h>
+#include <systemd/sd-bus.h>
 
+#include "broker/addressing.h"
+#include "broker/network-conf.h"
+#include "federation/vmspec.h"
+#include "netvm/host/hostnet.h"
+
+typedef struct Broker Broker;
 typedef struct NetvmLinks NetvmLinks;
+typedef struct NetvmLink NetvmLink;
 
-int netvm_links_new(Broker *b, NetvmLinks **ret);
-NetvmLinks *netvm_links_free(NetvmLinks *n);
+/* A running client VM, as sent to its netvm. */
+typedef struct ClientVm {
+        char *name;
+        char *netvm;
+        char *mac;
+        char *address;
+        char *rules;      /* vmfed.firewall(5) text; NULL: no firewall */
+        char *tap;
+        bool transient;   /* a disposable: its address index is not kept */
+        bool network_pending; /* a SetNetwork to its agent is queued or in flight */
+} ClientVm;
 
-/* The federation was (re)created: connect to every running netvm, take over the VMs that run (adoption). */
-void netvm_links_federation_ready(Broker *b);
-/* Right before vm's domain starts (a netvm: its link and bridge are set up). */
-int netvm_links_prepare(Broker *b, const char *vm);
-/* From the federation's state callback. */
-void netvm_links_vm_state(Broker *b, const char *vm, FederationVmState s);
-/* vm's agent said Hello: send it its network unless a SetNetwork is on its way. */
-void netvm_links_agent_ready(Broker *b, const char *vm);
+struct NetvmLink {
+        NetvmLinks *links;
+        char *name;
+        char *path;
+        char *bridge;
+        bool running;       /* the netvm runs: keep (re)connecting */
+        guint retry_id;
+        sd_bus *bus;        /* vmfed-netd's connection, NULL: none */
+        GSource *source;
+        guint reap_id;
+        uint64_t n_connections;
+        NetvmUplink up;     /* from network.conf */
+};
 
-/*
- * Serve a connected socket as the link to the vmfed-netd of netvm (what
- * the link does with the socket it connected to QEMU's port), replacing
- * the connection it has, and send it the whole state.  Takes fd in every
- * case.  For the netvm link's fuzz target (tests/broker/fuzz-netvm-link.c).
- */
-int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd);
+struct NetvmLinks {
+        Broker *broker;         /* netvm-links.c only */
+        char *channel_dir;      /* STATE/channels */
+        char *bridge;           /* the default netvm's bridge (--bridge), NULL: none */
+        NetworkConf *conf;
+        Addressing *addressing;
+        HostNet *host;          /* NULL: no host plumbing (no --bridge, or not root) */
+        GHashTable *netvms;     /* name → NetvmLink* */
+        GHashTable *clients;    /* name → ClientVm* */
+        unsigned watch;         /* on broker/vm-events.h */
+};
+
+/* ---- netvm-link.c: one netvm's link ---- */
+
+/* The link of netvm s, created (with its bridge) when it has none. */
+NetvmLink *netvm_link_ensure(NetvmLinks *links, const VmSpec *s);
+void netvm_link_free(void *p);
+void netvm_link_drop_connection(NetvmLink *n, const char *why);
+/* Serve fd as the link's connection to vmfed-netd and send it the whole state (takes fd). */
+int netvm_link_adopt(NetvmLink *n, int fd);
+/* The netvm runs: (re)connect; it stopped: drop the connection. */
+void netvm_link_set_running(NetvmLink *n, bool running);
+/* AddClient/RemoveClient (n may be NULL; nothing without a connection: the whole state follows). */
+void netvm_link_add_client(NetvmLink *n, ClientVm *c);
+void netvm_link_remove_client(NetvmLink *n, const char *name);

@@ -6,8 +6,7 @@
 #include <string.h>
 
 #include "broker/errors.h"
-#include "broker/lifecycle.h"
-#include "broker/manager.h"
+#include "broker/vm-events.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -20,7 +19,27 @@ struct Operation {
         void *userdata;
         FederationCallbacks cb;
         int64_t t0; /* monotonic µs when it began, for the log (and the switch benchmark) */
+        int r;         /* the library's result, while its end waits in the event queue */
+        char *message;
 };
+
+struct OperationSet {
+        GHashTable *pending; /* id → Operation* */
+};
+
+OperationSet *operation_set_new(void) {
+        OperationSet *s = g_new0(OperationSet, 1);
+        s->pending = g_hash_table_new(g_str_hash, g_str_equal);
+        return s;
+}
+
+OperationSet *operation_set_free(OperationSet *s) {
+        if (!s)
+                return NULL;
+        g_hash_table_unref(s->pending);
+        g_free(s);
+        return NULL;
+}
 
 static uint64_t next_internal_id = 1;
 
@@ -28,8 +47,24 @@ static void on_progress(const char *line, void *userdata) {
         operation_progress(userdata, line);
 }
 
+static void finish_deferred(void *userdata) {
+        Operation *op = userdata;
+        g_autofree char *message = steal_pointer(&op->message);
+        operation_finish(op, op->r, message);
+}
+
+/*
+ * The library is done with it: no longer pending (operation_abandon_all()
+ * cannot reach it), and ended behind the VM events queued so far, so that
+ * the state changes it made are on the bus before its call is answered.
+ */
 static void on_done(int r, const char *message, void *userdata) {
-        operation_finish(userdata, r, message);
+        Operation *op = userdata;
+
+        g_hash_table_steal(op->broker->operations->pending, op->id);
+        op->r = r;
+        op->message = g_strdup(message);
+        vm_events_defer(op->broker->vm_events, finish_deferred, op);
 }
 
 Operation *operation_new(Broker *b, sd_bus_message *m, const char *what, OperationDoneFn done, void *userdata) {
@@ -49,12 +84,12 @@ Operation *operation_new(Broker *b, sd_bus_message *m, const char *what, Operati
                 op->id = g_strdup_printf("vmfedd/%" PRIu64, next_internal_id++);
         op->cb = (FederationCallbacks) { .progress = on_progress, .done = on_done, .userdata = op };
         /* Two calls cannot share a sender and a cookie; keep the id unique anyway. */
-        while (g_hash_table_contains(b->lifecycle->operations, op->id)) {
+        while (g_hash_table_contains(b->operations->pending, op->id)) {
                 char *id = g_strdup_printf("%s+", op->id);
                 g_free(op->id);
                 op->id = id;
         }
-        g_hash_table_insert(b->lifecycle->operations, op->id, op);
+        g_hash_table_insert(b->operations->pending, op->id, op);
         log_debug("Operation %s: %s.", op->id, op->what);
         return op;
 }
@@ -86,7 +121,7 @@ void operation_finish(Operation *op, int r, const char *message) {
         else
                 log_info("%s: done in %.3f ms.", op->what, ms);
         /* Unregister first: done may start another operation or abandon all. */
-        g_hash_table_steal(b->lifecycle->operations, op->id);
+        g_hash_table_steal(b->operations->pending, op->id);
         if (op->done)
                 op->done(b, r, message, op->userdata);
         if (op->call) {
@@ -106,7 +141,7 @@ void operation_finish(Operation *op, int r, const char *message) {
 }
 
 void operation_cancel(Operation *op) {
-        g_hash_table_steal(op->broker->lifecycle->operations, op->id);
+        g_hash_table_steal(op->broker->operations->pending, op->id);
         if (op->call)
                 sd_bus_message_unref(op->call);
         g_free(op->what);
@@ -118,8 +153,8 @@ void operation_abandon_all(Broker *b, int r, const char *message) {
         GHashTableIter it;
         gpointer value;
 
-        while (g_hash_table_size(b->lifecycle->operations) > 0) {
-                g_hash_table_iter_init(&it, b->lifecycle->operations);
+        while (g_hash_table_size(b->operations->pending) > 0) {
+                g_hash_table_iter_init(&it, b->operations->pending);
                 if (!g_hash_table_iter_next(&it, NULL, &value))
                         break;
                 operation_finish(value, r, message);

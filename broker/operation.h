@@ -12,7 +12,7 @@
  * Progress, sends the call, and keeps the lines whose id is its own.
  * Operations the broker starts itself are "vmfedd/N".
  *
- * Pending operations are tracked by the Lifecycle: when the hypervisor
+ * Pending operations are kept in the broker's OperationSet: when the hypervisor
  * connection is lost they fail (the library abandons them; the federation
  * resumes an interrupted switch when the connection returns).
  */
@@ -22,6 +22,12 @@
 #include "federation/federation.h"
 
 typedef struct Operation Operation;
+/* The pending operations of one broker (Broker.operations). */
+typedef struct OperationSet OperationSet;
+
+OperationSet *operation_set_new(void);
+/* Call operation_abandon_all() first. */
+OperationSet *operation_set_free(OperationSet *s);
 
 /* r: 0 or negative errno; message: the error, or a result (a disposable's name), may be NULL. */
 typedef void (*OperationDoneFn)(Broker *b, int r, const char *message, void *userdata);
@@ -36,7 +42,11 @@ Operation *operation_new(Broker *b, sd_bus_message *m, const char *what, Operati
 
 const char *operation_id(Operation *op);
 
-/* Callbacks to hand to the federation library: progress → Progress signal, done → operation_finish(). */
+/*
+ * Callbacks to hand to the federation library: progress → Progress signal,
+ * done → operation_finish() from the VM event queue (broker/vm-events.h),
+ * after the state changes the library reported before it.
+ */
 const FederationCallbacks *operation_callbacks(Operation *op);
 
 /* Send one progress line (Manager.Progress) and log it at debug level. */

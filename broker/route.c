@@ -238,6 +238,8 @@ void route_agent_lost(Broker *b, const char *vm) {
         }
         for (guint i = 0; i < lost->len; i++) {
                 Route *r = g_ptr_array_index(lost, i);
+                if (!g_hash_table_contains(t->routes, r))
+                        continue; /* gone with an earlier callback */
                 r->slot = sd_bus_slot_unref(r->slot);
                 route_fail(r, VMFED_ERROR_FAILED,
                            "The agent of VM %s disconnected before it answered; the request may not have been "

@@ -7,7 +7,6 @@
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/lifecycle.h"
-#include "broker/manager.h"
 #include "common/fileio.h"
 #include "common/log.h"
 #include "common/macro.h"

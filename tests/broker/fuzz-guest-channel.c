@@ -48,7 +48,7 @@
 #include "broker/channel.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
-#include "broker/netvm-link.h"
+#include "broker/netvm-links.h"
 #include "broker/vm-object.h"
 #include "common/bus-p2p.h"
 #include "common/log.h"

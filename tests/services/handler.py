@@ -12,11 +12,12 @@ Each call appends one JSON line to EVENTS (with the argv it got: proof
 that no shell was involved).
 """
 import json
+import os
 import sys
 
 mode, events = sys.argv[1], sys.argv[2]
 rest = sys.argv[3:]
-ev = {"mode": mode, "argv": rest}
+ev = {"mode": mode, "argv": rest, "pid": os.getpid()}
 if mode.startswith("file"):
     with open(rest[0], "rb") as f:
         ev["content"] = f.read().decode(errors="replace")

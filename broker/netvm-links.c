@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/netvm-links.h"
+
+#include "broker/netvm-link.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "broker/client-firewall.h"
+#include "broker/lifecycle.h"
+#include "broker/route.h"
+#include "broker/vm-events.h"
+#include "common/fileio.h"
+#include "common/log.h"
+#include "common/macro.h"
+#include "federation/domain-xml.h"
+#include "federation/netvm-query.h"
+
+#define SET_NETWORK_TIMEOUT_USEC (15 * G_USEC_PER_SEC)
+#define CLIENT_INTERFACE "eth0"
+
+static void client_vm_free(void *p) {
+        ClientVm *c = p;
+        if (!c)
+                return;
+        g_free(c->name);
+        g_free(c->netvm);
+        g_free(c->mac);
+        g_free(c->address);
+        g_free(c->rules);
+        g_free(c->tap);
+        g_free(c);
+}
+
+static void netvm_links_on_vm_event(const VmEvent *e, void *userdata);
+
+int netvm_links_new(Broker *b, NetvmLinks **ret) {
+        g_autofree char *subnet = NULL;
+        NetvmLinks *n;
+        int r;
+
+        n = g_new0(NetvmLinks, 1);
+        n->broker = b;
+        n->channel_dir = g_strdup(b->channel_dir);
+        n->bridge = g_strdup(b->bridge);
+        n->conf = network_conf_load(b->config_dir);
+        n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
+        n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
+        n->watch = vm_events_watch_add(b->vm_events, netvm_links_on_vm_event, n, NULL);
+        subnet = network_conf_subnet(n->conf);
+        r = addressing_new(b->config_dir, b->state_dir, subnet, &n->addressing);
+        if (r < 0) {
+                log_error("%s: [Network] Subnet=%s is not a /24 (A.B.C.0/24); using 10.137.0.0/24.", network_conf_path(n->conf),
+                          subnet);
+                (void) addressing_new(b->config_dir, b->state_dir, NULL, &n->addressing);
+        }
+        if (b->bridge) {
+                r = hostnet_open(&n->host);
+                if (r < 0)
+                        log_warning_errno(r, "No host network plumbing (bridges, anti-spoofing): %m");
+                else {
+                        r = hostnet_bridge_ensure(n->host, b->bridge);
+                        if (r < 0)
+                                log_error_errno(r, "Cannot set up the host bridge %s: %m", b->bridge);
+                        else
+                                log_info("Host bridge %s is up (isolated client ports, table bridge vmfed-host).",
+                                         b->bridge);
+                }
+        }
+        *ret = n;
+        return 0;
+}
+
+NetvmLinks *netvm_links_free(NetvmLinks *n) {
+        if (!n)
+                return NULL;
+        vm_events_watch_remove(n->broker->vm_events, n->watch);
+        g_hash_table_unref(n->netvms);
+        g_hash_table_unref(n->clients);
+        addressing_free(n->addressing);
+        hostnet_free(n->host);
+        network_conf_free(n->conf);
+        g_free(n->channel_dir);
+        g_free(n->bridge);
+        g_free(n);
+        return NULL;
+}
+/* ---- who is what ------------------------------------------------------------ */
+
+static Federation *links_federation(NetvmLinks *n) {
+        return n->broker->lifecycle ? lifecycle_federation(n->broker->lifecycle, NULL) : NULL;
+}
+
+static bool spec_is_netvm(Federation *f, const VmSpec *s) {
+        g_auto(GStrv) names = NULL;
+
+        if (s->role != VM_ROLE_SERVICE)
+                return false;
+        if (s->default_netvm)
+                return true;
+        names = federation_list_vms(f);
+        for (char **p = names; p && *p; p++) {
+                const VmSpec *o = federation_vm_spec(f, *p);
+                if (o && o->netvm && strcmp(o->netvm, s->name) == 0)
+                        return true;
+        }
+        return false;
+}
+/* A disposable's template: the federation keeps it (no libvirt call on the loop). */
+static char *disposable_template(Federation *f, const char *vm) {
+        return g_strdup(federation_vm_template(f, vm));
+}
+
+/* ---- VMs coming and going -------------------------------------------------------- */
+
+static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        char *vm = userdata;
+        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
+
+        if (c)
+                c->network_pending = false;
+        if (error)
+                log_warning("SetNetwork in %s failed: %s: %s%s", vm, error->name, error->message,
+                            c ? " (sent again when its agent says Hello)" : "");
+        else
+                log_info("%s: network configured by its agent.", vm);
+        g_free(vm);
+}
+
+static void client_send_network(NetvmLinks *n, ClientVm *c) {
+        Broker *b = n->broker;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
+        g_autofree char *cidr = g_strdup_printf("%s/%u", c->address, addressing_prefixlen(n->addressing));
+        const char *gw = addressing_gateway(n->addressing);
+        int r;
+
+        if (!b->bus)
+                return;
+        r = route_new_args(b, &args);
+        if (r >= 0)
+                r = sd_bus_message_append(args, "sssas", CLIENT_INTERFACE, cidr, gw, 1, gw);
+        if (r >= 0)
+                r = route_call(b, c->name, "SetNetwork", steal_pointer(&args), SET_NETWORK_TIMEOUT_USEC,
+                               on_set_network_done, g_strdup(c->name));
+        if (r < 0)
+                log_warning_errno(r, "Cannot send the network configuration to %s: %m", c->name);
+        else
+                c->network_pending = true;
+}
+
+void netvm_links_agent_ready(Broker *b, const char *vm) {
+        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
+
+        /*
+         * An agent that said Hello after the SetNetwork waiting for it timed out,
+         * or that restarted inside its VM: (re)configure it.  SetNetwork replaces
+         * addresses and routes, so sending it again is harmless.  One already
+         * queued reaches this agent through route_agent_ready().
+         */
+        if (c && !c->network_pending)
+                client_send_network(b->netvm_links, c);
+}
+
+static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
+        const VmSpec *s = federation_vm_spec(f, vm);
+        g_autofree char *tmpl = NULL;
+        const char *domain = federation_vm_domain_name(f, vm);
+        char mac[DOMAIN_XML_MAC_MAX], tap[DOMAIN_XML_TAP_MAX];
+        bool transient = false;
+        NetvmLink *link;
+        ClientVm *c;
+        int r;
+
+        if (!s) {
+                tmpl = disposable_template(f, vm);
+                s = tmpl ? federation_vm_spec(f, tmpl) : NULL;
+                transient = true;
+        }
+        if (!s || !s->netvm)
+                return;
+        link = g_hash_table_lookup(n->netvms, s->netvm);
+        if (!link) {
+                const VmSpec *ns = federation_vm_spec(f, s->netvm);
+                link = ns ? netvm_link_ensure(n, ns) : NULL;
+                if (!link)
+                        return;
+        }
+
+        c = g_new0(ClientVm, 1);
+        c->name = g_strdup(vm);
+        c->netvm = g_strdup(s->netvm);
+        c->transient = transient;
+        domain_xml_vm_mac(vm, mac);
+        c->mac = g_strdup(mac);
+        r = addressing_lookup(n->addressing, vm, !transient, &c->address);
+        if (r < 0) {
+                client_vm_free(c);
+                return;
+        }
+        c->rules = client_firewall_rules(n->broker->config_dir, s, tmpl ? tmpl : vm);
+        if (domain) {
+                domain_xml_tap_name(domain, tap);
+                c->tap = g_strdup(tap);
+        }
+        g_hash_table_replace(n->clients, c->name, c);
+        log_info("%s: client of %s, MAC %s, address %s, %s.", vm, s->netvm, c->mac, c->address,
+                 c->rules ? "its own firewall" : "no firewall");
+
+        if (n->host && c->tap) {
+                const char *addrs[] = { c->address, NULL };
+                r = hostnet_port_attach(n->host, link->bridge, c->tap, c->mac, addrs);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot attach %s's tap %s to %s with anti-spoofing: %m", vm, c->tap,
+                                          link->bridge);
+        }
+        netvm_link_add_client(link, c);
+        client_send_network(n, c);
+}
+
+static void client_stopped(NetvmLinks *n, const char *vm) {
+        ClientVm *c = g_hash_table_lookup(n->clients, vm);
+
+        if (!c) {
+                /* Not a client of ours, yet it may have a port: a broker killed while it stopped
+                 * attached it, and this one adopted it stopped.  Detaching is idempotent. */
+                Federation *f = links_federation(n);
+                const char *domain = f ? federation_vm_domain_name(f, vm) : NULL;
+                char tap[DOMAIN_XML_TAP_MAX];
+
+                if (n->host && domain) {
+                        domain_xml_tap_name(domain, tap);
+                        (void) hostnet_port_detach(n->host, tap);
+                }
+                return;
+        }
+        if (n->host && c->tap) {
+                int r = hostnet_port_detach(n->host, c->tap);
+                if (r < 0)
+                        log_warning_errno(r, "Cannot remove the anti-spoofing of %s's tap %s: %m", vm, c->tap);
+        }
+        netvm_link_remove_client(g_hash_table_lookup(n->netvms, c->netvm), vm);
+        addressing_release(n->addressing, vm); /* a disposable's index goes; a VM's is no longer in use */
+        log_info("%s: no longer a client of %s.", vm, c->netvm);
+        g_hash_table_remove(n->clients, vm);
+}
+
+static void netvm_running(NetvmLinks *n, Federation *f, const VmSpec *s) {
+        NetvmLink *link = netvm_link_ensure(n, s);
+        const char *domain = federation_vm_domain_name(f, s->name);
+        char tap[DOMAIN_XML_TAP_MAX];
+        int r;
+
+        if (!link)
+                return;
+        netvm_link_set_running(link, true);
+        if (!n->host || !domain)
+                return;
+        domain_xml_tap_name(domain, tap);
+        r = hostnet_netvm_attach(n->host, link->bridge, tap);
+        if (r < 0)
+                log_warning_errno(r, "Cannot attach the netvm %s's tap %s to %s: %m", s->name, tap, link->bridge);
+}
+
+/* The watch of broker/vm-events.h: netvm clients, host ports, the agent's network. */
+static void netvm_links_on_vm_event(const VmEvent *e, void *userdata) {
+        NetvmLinks *n = userdata;
+        Broker *b = n->broker;
+        Federation *f = links_federation(n);
+        const char *vm = e->vm;
+        FederationVmState s = e->state;
+        const VmSpec *spec;
+
+        if (!f || !b->bridge)
+                return;
+        spec = federation_vm_spec(f, vm);
+        if (s == FEDERATION_VM_RUNNING) {
+                if (spec && spec_is_netvm(f, spec))
+                        netvm_running(n, f, spec);
+                if (!g_hash_table_contains(n->clients, vm))
+                        client_running(n, f, vm);
+        } else if (federation_vm_state_is_down(s)) {
+                NetvmLink *link = g_hash_table_lookup(n->netvms, vm);
+                if (link)
+                        netvm_link_set_running(link, false);
+                client_stopped(n, vm);
+        }
+}
+
+int netvm_links_prepare(Broker *b, const char *vm) {
+        NetvmLinks *n = b->netvm_links;
+        Federation *f = n ? links_federation(n) : NULL;
+        const VmSpec *s = f ? federation_vm_spec(f, vm) : NULL;
+
+        if (!s || !b->bridge || !spec_is_netvm(f, s))
+                return 0;
+        return netvm_link_ensure(n, s) ? 0 : -EIO;
+}
+
+int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd) {
+        NetvmLink *n = b->netvm_links ? netvm_link_ensure(b->netvm_links, netvm) : NULL;
+
+        if (!n) {
+                safe_close(fd);
+                return -ENXIO;
+        }
+        netvm_link_drop_connection(n, "replaced by a new connection");
+        return netvm_link_adopt(n, fd);
+}
+
+/* Whether a VM in state s (negative: not in the federation) is a client of its netvm. */
+static bool state_has_network(FederationVmState s) {
+        return s == FEDERATION_VM_RUNNING || s == FEDERATION_VM_PAUSED || s == FEDERATION_VM_STOPPING;
+}
+
+static void links_forget_stopped(NetvmLinks *n, Federation *f) {
+        g_autoptr(GPtrArray) gone = g_ptr_array_new_with_free_func(g_free);
+        GHashTableIter it;
+        gpointer key, value;
+
+        g_hash_table_iter_init(&it, n->clients);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+                if (!state_has_network(federation_vm_state(f, key)))
+                        g_ptr_array_add(gone, g_strdup(key));
+        for (guint i = 0; i < gone->len; i++)
+                client_stopped(n, gone->pdata[i]);
+
+        g_hash_table_iter_init(&it, n->netvms);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                NetvmLink *link = value;
+                if (link->running && federation_vm_state_is_down(federation_vm_state(f, link->name)))
+                        netvm_link_set_running(link, false);
+        }
+}
+
+void netvm_links_federation_ready(Broker *b) {
+        NetvmLinks *n = b->netvm_links;
+        Federation *f = n ? links_federation(n) : NULL;
+        g_auto(GStrv) names = NULL;
+
+        if (!f || !b->bridge)
+                return;
+        names = federation_list_vms(f);
+        /* Netvms first (connections, router ports), then the clients that exist (adopted). */
+        for (char **p = names; p && *p; p++) {
+                const VmSpec *s = federation_vm_spec(f, *p);
+                if (s && spec_is_netvm(f, s)) {
+                        (void) netvm_link_ensure(n, s);
+                        if (federation_vm_state(f, *p) == FEDERATION_VM_RUNNING)
+                                netvm_running(n, f, s);
+                }
+        }
+        /*
+         * The federation is new after libvirt came back (lifecycle.c): what stopped
+         * while libvirt was away never reported a transition to stopped.  A client
+         * or netvm known from before that no longer runs is dropped here, as
+         * netvm_links_on_vm_event() would have (else the netvm keeps its chains).
+         */
+        links_forget_stopped(n, f);
+        /*
+         * A paused or stopping VM has its tap and keeps its address as it would
+         * have under this broker (vm_state() removes a client only once stopped).
+         */
+        for (char **p = names; p && *p; p++) {
+                if (state_has_network(federation_vm_state(f, *p)) && !g_hash_table_contains(n->clients, *p))
+                        client_running(n, f, *p);
+        }
+        /* Ports of VMs that stopped while no broker watched. */
+        if (n->host)
+                (void) hostnet_port_sweep(n->host);
+}
+
