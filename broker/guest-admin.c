@@ -181,7 +181,7 @@ int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 return r;
         if (guest_connection_check_flood(g) < 0)
                 return 1;
-        if (strlen(untrusted_vm) > 31 || !broker_find_vm(b, untrusted_vm))
+        if (strlen(untrusted_vm) > POLICY_NAME_MAX || !broker_find_vm(b, untrusted_vm))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND, "No VM named '%s'.",
                                          ERRORS_EXCERPT(untrusted_vm, 64));
         const char *vm = untrusted_vm;
@@ -231,8 +231,8 @@ int guest_admin_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ss)");
-        for (guint i = 0; r >= 0 && i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; r >= 0 && i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 const char *state = guest_services_vm_state(b, c->name);
                 r = sd_bus_message_append(reply, "(ss)", c->name, state ? state : "unknown");
         }

@@ -229,10 +229,10 @@ static int request_switch_answered(Broker *b, const char *target, const char *wh
 static const char *dispvm_template(Broker *b, const char *source) {
         VmObject *o = broker_find_vm(b, source);
         const char *only = NULL;
-        if (o && o->config->default_dispvm)
-                return o->config->default_dispvm;
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        if (o && o->spec->default_dispvm)
+                return o->spec->default_dispvm;
+        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 if (c->role != VM_ROLE_DISPOSABLE_TEMPLATE)
                         continue;
                 if (only)
@@ -289,7 +289,7 @@ static void request_deliver(Request *q, const char *target, bool autostart) {
                 return;
         }
         VmObject *o = broker_find_vm(b, target);
-        if (o->config->role == VM_ROLE_PERSONA && b->active_persona && strcmp(b->active_persona, target) != 0) {
+        if (o->spec->role == VM_ROLE_PERSONA && b->active_persona && strcmp(b->active_persona, target) != 0) {
                 char *cands[] = { (char *) target, NULL };
                 g_autofree char *service = g_strdup_printf("vmfed.Admin.SwitchPersona+%s", target);
                 g_free(q->vm);

@@ -66,7 +66,8 @@ struct Federation {
         bool force_tcg;
         bool fake_passthrough;
         bool kvm_available;
-        GPtrArray *specs;     /* VmSpec*, owning */
+        VmModel *model;       /* the VM model in use (vm-model.h), a reference; shared with the broker */
+        GPtrArray *specs;     /* vm_model_specs(model): VmSpec*, borrowed, read-only */
         GHashTable *vms;      /* name → Vm*, owning */
         uint64_t generation;
 

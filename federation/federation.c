@@ -1199,12 +1199,14 @@ void federation_set_state_callback(Federation *f, FederationStateFn fn, void *us
 
 /* ---- configuration ------------------------------------------------------ */
 
-/* Swap in specs: new VMs appear, removed ones stay while they run. */
-static void federation_take_specs(Federation *f, GPtrArray *specs) {
+/* Swap in a model (taking the reference): new VMs appear, removed ones stay while they run. */
+static void federation_take_model(Federation *f, VmModel *model) {
+        GPtrArray *specs = vm_model_specs(model);
         GHashTableIter it;
         gpointer value;
 
-        g_clear_pointer(&f->specs, g_ptr_array_unref);
+        vm_model_unref(f->model);
+        f->model = model;
         f->specs = specs;
         g_hash_table_iter_init(&it, f->vms);
         while (g_hash_table_iter_next(&it, NULL, &value)) {
@@ -1225,6 +1227,20 @@ static void federation_take_specs(Federation *f, GPtrArray *specs) {
                 vm->configured = true;
         }
         f->generation = generation_latest(f->state_dir);
+}
+
+/* Specs loaded and validated here (vm_spec_load_dir()). */
+static void federation_take_specs(Federation *f, GPtrArray *specs) {
+        federation_take_model(f, vm_model_new(specs));
+}
+
+void federation_set_model(Federation *f, VmModel *m) {
+        FEDERATION_BUSY(f);
+        federation_take_model(f, vm_model_ref(m));
+}
+
+VmModel *federation_model(Federation *f) {
+        return f->model;
 }
 
 int federation_reload(Federation *f, GPtrArray **ret_errors) {
@@ -1423,7 +1439,8 @@ static int federation_adopt(Federation *f) {
 
 static void federation_destroy(Federation *f) {
         g_clear_pointer(&f->vms, g_hash_table_unref);
-        g_clear_pointer(&f->specs, g_ptr_array_unref);
+        f->model = vm_model_unref(f->model);
+        f->specs = NULL;
         if (f->conn)
                 virConnectClose(f->conn);
         g_free(f->config_dir);
@@ -1484,11 +1501,13 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
         r = generation_recover(o->config_dir, o->state_dir);
         if (r < 0)
                 log_warning_errno(r, "federation: cannot finish an interrupted rollback: %s", g_strerror(-r));
-        r = vm_spec_load_dir(o->config_dir, NULL, &specs, &errors);
-        if (r < 0) {
-                if (ret_errors)
-                        *ret_errors = steal_pointer(&errors);
-                return r;
+        if (!o->model) {
+                r = vm_spec_load_dir(o->config_dir, NULL, &specs, &errors);
+                if (r < 0) {
+                        if (ret_errors)
+                                *ret_errors = steal_pointer(&errors);
+                        return r;
+                }
         }
 
         f = g_new0(Federation, 1);
@@ -1513,7 +1532,10 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
         r = generation_record(o->config_dir, o->state_dir, "configuration found at start", NULL);
         if (r < 0)
                 log_warning_errno(r, "federation: cannot record a generation: %s", g_strerror(-r));
-        federation_take_specs(f, steal_pointer(&specs));
+        if (o->model)
+                federation_take_model(f, vm_model_ref(o->model));
+        else
+                federation_take_specs(f, steal_pointer(&specs));
 
         f->event_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                        VIR_DOMAIN_EVENT_CALLBACK(lifecycle_event), f, NULL);

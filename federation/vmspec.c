@@ -14,6 +14,24 @@
 
 #define VM_FILE_MAX (64 * 1024)
 
+static const char *const role_names[_VM_ROLE_MAX] = {
+        [VM_ROLE_PERSONA] = "persona",
+        [VM_ROLE_SERVICE] = "service",
+        [VM_ROLE_DISPOSABLE_TEMPLATE] = "disposable-template",
+        [VM_ROLE_APP] = "app",
+};
+
+const char *vm_role_to_string(VmRole r) {
+        return r >= 0 && r < _VM_ROLE_MAX ? role_names[r] : NULL;
+}
+
+VmRole vm_role_from_string(const char *s) {
+        for (int i = 0; s && i < _VM_ROLE_MAX; i++)
+                if (strcmp(role_names[i], s) == 0)
+                        return (VmRole) i;
+        return VM_ROLE_INVALID;
+}
+
 static const char *const accel_names[_VM_ACCEL_MAX] = {
         [VM_ACCEL_AUTO] = "auto",
         [VM_ACCEL_KVM] = "kvm",
@@ -434,7 +452,7 @@ static int spec_parse(const char *name, const char *path, const char *untrusted_
         if (!vm_spec_name_is_valid(name)) {
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: '%s' is not a valid VM name "
                                                         "(a letter, then letters, digits, '_', '.', '-'; at most %d)",
-                                                        name, name, VM_SPEC_NAME_MAX));
+                                                        name, name, POLICY_NAME_MAX));
                 return -EINVAL;
         }
         if (!g_key_file_load_from_data(kf, untrusted_text, (gsize) -1, G_KEY_FILE_NONE, &e)) {
