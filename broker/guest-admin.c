@@ -188,7 +188,8 @@ int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         g_autofree char *service = g_strdup_printf("vmfed.Admin.%s", op);
 
         r = guest_services_evaluate(b, service, NULL, source, vm, &d, rule, sizeof rule);
-        guest_services_audit(b, source, vm, service, NULL, r < 0 ? "deny" : policy_action_to_string(d.action), rule);
+        guest_services_audit(b, source, vm, service, NULL, r < 0 ? "deny" : policy_action_to_string(d.action), rule,
+                             d.notify);
         if (r < 0 || d.action == POLICY_ACTION_DENY)
                 return sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED, "The policy does not allow %s on %s (%s).",
                                          service, vm, rule);
@@ -204,7 +205,7 @@ int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 return 1;
         }
         char *cands[] = { (char *) vm, NULL };
-        if (ask_new(b, source, service, cands, vm, admin_answered, a) < 0) {
+        if (ask_new(b, source, service, cands, vm, d.notify, admin_answered, a) < 0) {
                 admin_request_free(a);
                 return sd_bus_error_set(error, VMFED_ERROR_BUSY, "Too many questions pending; try again.");
         }
@@ -224,7 +225,7 @@ int guest_admin_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return 1;
         r = guest_services_evaluate(b, "vmfed.Admin.ListVMs", NULL, source, "@host", &d, rule, sizeof rule);
         guest_services_audit(b, source, "@host", "vmfed.Admin.ListVMs", NULL, r < 0 ? "deny" : policy_action_to_string(d.action),
-              rule);
+              rule, d.notify);
         if (r < 0 || d.action != POLICY_ACTION_ALLOW)
                 return sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED,
                                          "The policy does not allow vmfed.Admin.ListVMs (%s).", rule);

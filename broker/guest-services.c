@@ -9,6 +9,7 @@
 #include "broker/ask.h"
 #include "broker/audit.h"
 #include "broker/clipboard.h"
+#include "broker/policy-iface.h"
 #include "broker/route.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -129,9 +130,13 @@ void guest_services_free(Broker *b) {
 /* ---- helpers ---------------------------------------------------------------------- */
 
 void guest_services_audit(Broker *b, const char *source, const char *target, const char *service, const char *arg,
-                  const char *decision, const char *rule) {
+                          const char *decision, const char *rule, bool notify) {
+        uint64_t id = broker_next_request_id(b);
+
+        if (notify && strcmp(decision, "ask") != 0)
+                policy_iface_emit_request_notified(b, id, service, arg, source, target, decision, rule);
         audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
+                .request_id = id,
                 .source = source,
                 .caller = "channel",
                 .target = target,

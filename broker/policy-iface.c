@@ -438,11 +438,28 @@ static const sd_bus_vtable policy_vtable[] = {
                                 SD_BUS_RESULT("s", etag), method_replace_file, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveFile", SD_BUS_ARGS("s", name, "s", etag), SD_BUS_NO_RESULT,
                                 method_remove_file, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("RequestNotified",
+                                SD_BUS_ARGS("t", id, "s", service, "s", argument, "s", source, "s", target, "s",
+                                            decision, "s", rule),
+                                0),
         SD_BUS_VTABLE_END,
 };
 
 int policy_iface_register(Broker *b) {
         return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, POLICY_INTERFACE, policy_vtable, b);
+}
+
+void policy_iface_emit_request_notified(Broker *b, uint64_t id, const char *service, const char *arg,
+                                        const char *source, const char *target, const char *decision,
+                                        const char *rule) {
+        int r;
+
+        if (!b->bus)
+                return;
+        r = sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "RequestNotified", "tssssss", id,
+                               service ?: "", arg ?: "", source ?: "", target ?: "", decision ?: "", rule ?: "");
+        if (r < 0)
+                log_warning_errno(r, "Cannot announce request %" PRIu64 ": %m", id);
 }
 
 void policy_iface_emit_changed(Broker *b) {
