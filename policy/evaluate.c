@@ -8,7 +8,7 @@
  * Cost: one hash lookup each for the source and target VM (in the facts),
  * the service and a non-empty argument (in the snapshot); one probe per
  * selected rule list; then a merge-walk over the few rules whose source can
- * match.  VM names and tags are compared as registry ids (policy/names.h).
+ * match.  VM names and tags are compared as shared ids (policy/intern.h).
  */
 #include <errno.h>
 #include <string.h>
