@@ -297,6 +297,11 @@ static int deny_by(PolicyDecision *ret, const PolicyRule *rule, const char *reas
         return 0;
 }
 
+/*
+ * Long: one pass in the order the man page gives (validate the request,
+ * find the rule, follow a redirect, build the decision); every early return
+ * is a decision with its reason, and splitting the pass would scatter them.
+ */
 int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyRequest *req, PolicyDecision *ret) {
         if (!ret)
                 return -EINVAL;
