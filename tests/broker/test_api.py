@@ -484,6 +484,22 @@ class Lifecycle(unittest.TestCase):
             # Root may manage.
             self.assertIsNone(h.call_error("Manager", "Reload")[0])
 
+    def test_vm_model_without_libvirt(self):
+        # The model of vms.d/ needs no hypervisor: with libvirt unreachable the VMs are there (State
+        # unknown), loaded with every check, and a VM without its kernel still gets no object.
+        vms = dict(harness.DEFAULT_VMS, ghost="[VM]\nRole=app\nKernel=/nonexistent/vmlinuz\n")
+        with Harness(VMFEDD, vms=vms, uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock") as h:
+            listed = sorted(n for n, _, _, _ in h.call("Manager", "ListVMs")[0])
+            self.assertEqual(listed, [])  # the one load failed (ghost.vm), so no VM at all: fail closed
+            name, msg = h.call_error("Manager", "Reload")
+            self.assertEqual(name, E + "Failed")
+            self.assertIn("vms.d/ghost.vm:3: key Kernel", msg)
+            os.unlink(os.path.join(h.config_dir, "vms.d", "ghost.vm"))
+            self.assertIsNone(h.call_error("Manager", "Reload")[0])
+            listed = {n: st for n, _, st, _ in h.call("Manager", "ListVMs")[0]}
+            self.assertEqual(sorted(listed), ["gondor", "netvm", "rivendale", "test"])
+            self.assertEqual(set(listed.values()), {"unknown"})
+
     def test_bad_vm_definitions_keep_serving(self):
         with Harness(VMFEDD, vms={"ok": "[VM]\nRole=app\nKernel=@KERNEL@\n", "bad": "[VM]\nRole=wizard\nKernel=@KERNEL@\n"}) as h:
             # The federation starts empty (fail closed) but the API answers.
