@@ -165,15 +165,18 @@ static int broker_rebuild_facts(Broker *b) {
         return 0;
 }
 
-int broker_reload(Broker *b, GPtrArray **ret_errors) {
+/* model NULL: load vms.d/ (the reload's one load); else take this one, loaded by the federation's edit. */
+static int broker_reload_model(Broker *b, VmModel *model, GPtrArray **ret_errors) {
         g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) vm_errors = NULL;
-        VmModel *model = NULL;
         PolicySnapshot *s = NULL;
-        int r;
+        int r = 0;
 
-        /* The one load of vms.d/, strict: what the federation could not start gets no VM object either. */
-        r = vm_model_load(b->config_dir, NULL, 0, &model, &vm_errors);
+        /* Strict: what the federation could not start gets no VM object either. */
+        if (model)
+                model = vm_model_ref(model);
+        else
+                r = vm_model_load(b->config_dir, NULL, 0, &model, &vm_errors);
         if (r < 0) {
                 if (r != -EINVAL || !vm_errors) { /* vms.d/ itself unreadable */
                         g_clear_pointer(&vm_errors, g_ptr_array_unref);
@@ -216,8 +219,8 @@ int broker_reload(Broker *b, GPtrArray **ret_errors) {
         if (b->bus)
                 (void) channel_sync_all(b);
 
-        log_info("Configuration loaded: %u VMs, %zu policy rules, policy revision %" PRIu64 "%s.", vm_model_n_vms(b->model),
-                 policy_snapshot_n_rules(b->policy), b->policy_revision,
+        log_info("Configuration loaded: %u VMs, %zu policy rules, policy revision %" PRIu64 "%s.",
+                 vm_model_n_vms(b->model), policy_snapshot_n_rules(b->policy), b->policy_revision,
                  policy_snapshot_is_valid(b->policy) ? "" : " (BROKEN: denying everything)");
 
         r = errors->len > 0 ? -EINVAL : 0;
@@ -227,6 +230,15 @@ int broker_reload(Broker *b, GPtrArray **ret_errors) {
         if (ret_errors)
                 *ret_errors = r < 0 ? steal_pointer(&errors) : NULL;
         return r;
+}
+
+int broker_reload(Broker *b, GPtrArray **ret_errors) {
+        return broker_reload_model(b, NULL, ret_errors);
+}
+
+int broker_reload_edited(Broker *b, VmModel *model, GPtrArray **ret_errors) {
+        g_return_val_if_fail(model, -EINVAL);
+        return broker_reload_model(b, model, ret_errors);
 }
 
 static void bus_closed(void *userdata, int error) {

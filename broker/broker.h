@@ -88,6 +88,12 @@ int broker_run(Broker *b);
  * what is wrong ("FILE:LINE[:COLUMN]: message").
  */
 int broker_reload(Broker *b, GPtrArray **ret_errors);
+/*
+ * The same after the federation changed vms.d/ itself (AddVM, RemoveVM): it
+ * loaded and validated what it wrote, so the broker takes that model
+ * (federation_model()) instead of loading the files a second time.
+ */
+int broker_reload_edited(Broker *b, VmModel *model, GPtrArray **ret_errors);
 
 /*
  * Swap in a new policy snapshot (already validated or known broken), bump

@@ -92,9 +92,9 @@ static void edit_authorized(Broker *b, sd_bus_message *m, bool allowed, const ch
         }
         log_info("vms.d/%s.vm %s by %s.", e->name, e->text ? "written" : "removed", who);
 
-        /* VM objects appear/disappear (ObjectManager), facts and channels follow. */
+        /* VM objects appear/disappear (ObjectManager), facts and channels follow: from the model it wrote. */
         g_clear_pointer(&errors, g_ptr_array_unref);
-        if (broker_reload(b, &errors) < 0)
+        if (broker_reload_edited(b, federation_model(f), &errors) < 0)
                 log_warning("Reload after changing vms.d/%s.vm had errors.", e->name);
         (void) sd_bus_reply_method_return(m, NULL);
 }
