@@ -50,6 +50,7 @@ Broker *broker_free(Broker *b) {
         guest_services_free(b);
         b->hypervisor = hypervisor_free(b->hypervisor);
         b->bus_source = bus_source_free(b->bus_source);
+        b->request_watchers = sd_bus_track_unref(b->request_watchers);
         if (b->bus) {
                 sd_bus_flush_close_unref(b->bus);
                 b->bus = NULL;

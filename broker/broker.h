@@ -56,6 +56,8 @@ typedef struct Broker {
         GHashTable *vm_objects; /* name → VmObject* (owning) */
         GHashTable *channels;   /* name → Channel* (owning) */
 
+        sd_bus_track *request_watchers; /* callers of Policy.Subscribe() (policy-iface.c), NULL: none yet */
+
         PolicySnapshot *policy;
         PolicyFacts *facts;
         uint64_t policy_revision;

@@ -4,7 +4,9 @@
 notify=yes (the default) is announced as Policy.RequestNotified for the
 desktop side; one decided by a rule with notify=no is not.  Covered: a
 paste, routed OpenURL calls allowed and denied, the default deny, and asks
-(announced with their outcome when answered, not when asked).
+(announced with their outcome when answered, not when asked).  Signals go
+out only while a peer is subscribed (Policy.Subscribe()): none before, none
+after the subscriber left the bus.
 
 Usage: test_notify.py VMFEDD VMFED_AGENT VMFED_GUEST [VMFEDCTL]
 """
@@ -13,6 +15,7 @@ import threading
 
 from svc import ServicesHarness, expect_error, run, vm
 import harness  # noqa: E402 (svc puts tests/broker on the path)
+import dbuswire  # noqa: E402
 
 VMS = {"alice": vm(), "bob": vm(), "carol": vm()}
 POLICY = {"30-notify.policy": (
@@ -61,6 +64,16 @@ def main(vmfedd, agent, guest, vmfedctl=""):
     with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY) as h, harness.Monitor(h) as mon:
         a, b, c = h.agent("alice"), h.agent("bob"), h.agent("carol")
         marker = 0
+
+        # Nobody subscribed: a notify=yes decision sends nothing.
+        a.guest_ok("open-url", "https://example.org/unheard", "alice")
+        expect_error(a.guest("open-url", "https://example.org/unheard", "carol"), "AccessDenied")
+        # A desktop subscribes and stays on the bus (the subscription lives as long as its connection).
+        sub = dbuswire.Connection.bus(h.bus_path)
+        m = sub.call(harness.BUS, harness.ROOT, harness.IFACE["Policy"], "Subscribe")
+        assert m.error is None, m
+        m = sub.call(harness.BUS, harness.ROOT, harness.IFACE["Policy"], "Subscribe")  # twice is once
+        assert m.error is None, m
 
         def mark():
             # A notified request of its own: everything announced before it has arrived by then.
@@ -111,6 +124,21 @@ def main(vmfedd, agent, guest, vmfedctl=""):
 
         got, ids = notified(mon)
         assert got == want, "\n got %s\nwant %s" % (got, want)
+
+        # Unsubscribed: silent again.  A second subscriber that just leaves the bus ends its subscription too.
+        m = sub.call(harness.BUS, harness.ROOT, harness.IFACE["Policy"], "Unsubscribe")
+        assert m.error is None, m
+        sub.close()
+        expect_error(a.guest("open-url", "https://example.org/unheard-again", "carol"), "AccessDenied")
+        sub2 = dbuswire.Connection.bus(h.bus_path)
+        assert sub2.call(harness.BUS, harness.ROOT, harness.IFACE["Policy"], "Subscribe").error is None
+        want.append(mark())
+        sub2.close()
+        # A round trip over the bus: dbus-daemon tells the broker sub2 left (NameOwnerChanged) before this.
+        h.call("Policy", "ListFiles")
+        expect_error(a.guest("open-url", "https://example.org/unheard-again", "carol"), "AccessDenied")
+        a.guest_ok("open-url", "https://example.org/unheard-again", "alice")
+        assert notified(mon)[0] == want, notified(mon)[0]
         # The id is the audit line's: a desktop can find the request in the journal.
         log = h.log()
         paste_id = ids[0]
