@@ -9,6 +9,7 @@
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
+#include "broker/policy-iface.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -22,6 +23,7 @@ typedef struct Ask {
         AskAnswerFn answer;
         void *userdata;
         guint timeout_id;
+        bool notify; /* the rule said notify=yes: the outcome is also Policy.RequestNotified */
 } Ask;
 
 struct AskQueue {
@@ -88,8 +90,17 @@ static Ask *ask_take(AskQueue *q, uint64_t id) {
 }
 
 static void ask_audit(Broker *b, Ask *a, const char *decision, const char *target, const char *rule) {
+        uint64_t id = broker_next_request_id(b);
+
+        if (a->notify && strcmp(decision, "ask") != 0) {
+                /* a->service is "SERVICE[+ARG]" */
+                const char *plus = strchr(a->service, '+');
+                g_autofree char *service = plus ? g_strndup(a->service, plus - a->service) : g_strdup(a->service);
+                policy_iface_emit_request_notified(b, id, service, plus ? plus + 1 : "", a->source, target ?: "",
+                                                   decision, rule);
+        }
         audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
+                .request_id = id,
                 .source = a->source,
                 .caller = "ask",
                 .target = target ? target : "",
@@ -122,7 +133,7 @@ static gboolean ask_timeout_fired(gpointer userdata) {
 }
 
 int64_t ask_new(Broker *b, const char *source, const char *service, char **candidates, const char *default_target,
-                AskAnswerFn answer, void *userdata) {
+                bool notify, AskAnswerFn answer, void *userdata) {
         AskQueue *q = ask_queue_of(b);
 
         if (!q || g_hash_table_size(q->asks) >= ASK_MAX_PENDING)
@@ -144,6 +155,7 @@ int64_t ask_new(Broker *b, const char *source, const char *service, char **candi
         a->default_target = g_strdup(default_target ? default_target : "");
         a->answer = answer;
         a->userdata = userdata;
+        a->notify = notify;
         AskTimeout *t = g_new0(AskTimeout, 1);
         t->broker = b;
         t->id = a->id;

@@ -46,8 +46,10 @@ int ask_register(Broker *b);
 void ask_queue_cancel_all(Broker *b);
 
 /*
- * Queue an ask.  candidates: NULL-terminated, at least one.  Returns the id
- * (> 0) or -EBUSY when too many asks are pending (in all, or from source).
+ * Queue an ask.  candidates: NULL-terminated, at least one.  notify: the
+ * asking rule's notify= (its outcome, allowed or denied, is then also
+ * Policy.RequestNotified).  Returns the id (> 0) or -EBUSY when too many
+ * asks are pending (in all, or from source).
  */
 int64_t ask_new(Broker *b, const char *source, const char *service, char **candidates, const char *default_target,
-                AskAnswerFn answer, void *userdata);
+                bool notify, AskAnswerFn answer, void *userdata);

@@ -32,10 +32,6 @@ static void broker_on_vm_event(const VmEvent *e, void *userdata) {
         broker_set_active_persona(b, e->active_persona);
 }
 
-static void vm_config_destroy(gpointer p) {
-        vm_config_free(p);
-}
-
 int broker_new(const char *config_dir, const char *state_dir, const char *libvirt_uri,
                const char *bus_address, Broker **ret) {
         Broker *b = g_new0(Broker, 1);
@@ -47,7 +43,6 @@ int broker_new(const char *config_dir, const char *state_dir, const char *libvir
         b->libvirt_uri = g_strdup(libvirt_uri);
         b->bus_address = g_strdup(bus_address);
         b->loop = g_main_loop_new(NULL, FALSE);
-        b->vms = g_ptr_array_new_with_free_func(vm_config_destroy);
         b->vm_objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
         b->channels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, channel_free);
         b->next_request_id = 1;
@@ -75,12 +70,14 @@ Broker *broker_free(Broker *b) {
         guest_services_free(b);
         b->hypervisor = hypervisor_free(b->hypervisor);
         b->bus_source = bus_source_free(b->bus_source);
+        b->request_watchers = sd_bus_track_unref(b->request_watchers);
         if (b->bus) {
                 sd_bus_flush_close_unref(b->bus);
                 b->bus = NULL;
         }
         g_clear_pointer(&b->vm_objects, g_hash_table_unref);
-        g_clear_pointer(&b->vms, g_ptr_array_unref);
+        b->model = vm_model_unref(b->model);
+        g_free(b->model_error);
         b->policy = policy_snapshot_unref(b->policy);
         b->facts = policy_facts_unref(b->facts);
         b->vm_events = vm_events_free(b->vm_events);
@@ -146,44 +143,44 @@ static bool strv_equal0(char **a, char **b) {
         return g_strv_equal((const char *const *) a, (const char *const *) b);
 }
 
-/* Take ownership of vms and re-export the VM objects. */
-static void broker_set_vms(Broker *b, GPtrArray *vms) {
+/* Take the model (its reference) and re-export the VM objects: each is a view of one of its specs. */
+static void broker_set_model(Broker *b, VmModel *model) {
         g_autoptr(GHashTable) objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
-        g_autoptr(GPtrArray) old_vms = NULL;
+        g_autoptr(VmModel) old_model = NULL;
         g_autoptr(GHashTable) old_objects = NULL;
 
-        for (guint i = 0; i < vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(vms, i);
+        for (guint i = 0; i < vm_model_n_vms(model); i++) {
+                const VmSpec *c = vm_model_vm(model, i);
                 VmObject *old = broker_find_vm(b, c->name);
                 const char *state = old ? old->state : hypervisor_domain_state(b->hypervisor, c->name);
                 g_hash_table_insert(objects, c->name, vm_object_new(c, state));
         }
 
         /* Announce removals while the old objects still answer. */
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 if (!g_hash_table_contains(objects, c->name))
                         vm_object_emit_removed(b, c->name);
         }
 
-        old_vms = steal_pointer(&b->vms);
+        old_model = steal_pointer(&b->model);
         old_objects = steal_pointer(&b->vm_objects);
-        b->vms = vms;
+        b->model = model;
         b->vm_objects = steal_pointer(&objects);
 
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 VmObject *old = g_hash_table_lookup(old_objects, c->name);
                 if (!old)
                         vm_object_emit_added(b, c->name);
-                else if (old->config->role != c->role || !strv_equal0(old->config->tags, c->tags))
+                else if (old->spec->role != c->role || !strv_equal0(old->spec->tags, c->tags))
                         vm_object_emit_changed(b, c->name, "Role", "Tags", NULL);
         }
 }
 
 static int broker_rebuild_facts(Broker *b) {
         PolicyFacts *f = NULL;
-        int r = vm_config_build_policy_facts(b->vms, b->active_persona, NULL, &f);
+        int r = vm_model_build_policy_facts(b->model, b->active_persona, NULL, &f);
         if (r < 0)
                 return log_error_errno(r, "Cannot build policy facts from the VM definitions: %m");
         policy_facts_unref(b->facts);
@@ -191,30 +188,37 @@ static int broker_rebuild_facts(Broker *b) {
         return 0;
 }
 
-int broker_reload(Broker *b, GPtrArray **ret_errors) {
+/* model NULL: load vms.d/ (the reload's one load); else take this one, loaded by the federation's edit. */
+static int broker_reload_model(Broker *b, VmModel *model, GPtrArray **ret_errors) {
         g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
-        GPtrArray *vms = NULL, *vm_errors = NULL;
+        g_autoptr(GPtrArray) vm_errors = NULL;
         PolicySnapshot *s = NULL;
-        int r;
+        int r = 0;
 
-        r = vm_config_load_dir(b->config_dir, &vms, &vm_errors);
+        /* Strict: what the federation could not start gets no VM object either. */
+        if (model)
+                model = vm_model_ref(model);
+        else
+                r = vm_model_load(b->config_dir, NULL, 0, &model, &vm_errors);
         if (r < 0) {
-                if (vm_errors) {
-                        for (guint i = 0; i < vm_errors->len; i++) {
-                                const char *msg = g_ptr_array_index(vm_errors, i);
-                                log_error("%s", msg);
-                                g_ptr_array_add(errors, g_strdup(msg));
-                        }
-                        g_ptr_array_unref(vm_errors);
-                } else
-                        g_ptr_array_add(errors, g_strdup_printf("%s/vms.d: %s", b->config_dir, strerror(-r)));
+                if (r != -EINVAL || !vm_errors) { /* vms.d/ itself unreadable */
+                        g_clear_pointer(&vm_errors, g_ptr_array_unref);
+                        vm_errors = g_ptr_array_new_with_free_func(g_free);
+                        g_ptr_array_add(vm_errors, g_strdup_printf("%s/vms.d: %s", b->config_dir, strerror(-r)));
+                }
+                for (guint i = 0; i < vm_errors->len; i++) {
+                        log_error("%s", (const char *) vm_errors->pdata[i]);
+                        g_ptr_array_add(errors, g_strdup(vm_errors->pdata[i]));
+                }
+                g_free(b->model_error);
+                b->model_error = errors_join(vm_errors);
                 log_error("VM definitions in %s/vms.d not loaded; keeping the previous ones.", b->config_dir);
         } else {
-                if (vm_errors)
-                        g_ptr_array_unref(vm_errors);
-                broker_set_vms(b, vms);
+                g_clear_pointer(&b->model_error, g_free);
+                broker_set_model(b, model);
         }
 
+        /* The federation gets the same model (or is created from it); it does not load vms.d/ itself. */
         if (b->lifecycle)
                 (void) lifecycle_reload(b->lifecycle, errors);
 
@@ -238,8 +242,8 @@ int broker_reload(Broker *b, GPtrArray **ret_errors) {
         if (b->bus)
                 (void) channel_sync_all(b);
 
-        log_info("Configuration loaded: %u VMs, %zu policy rules, policy revision %" PRIu64 "%s.", b->vms->len,
-                 policy_snapshot_n_rules(b->policy), b->policy_revision,
+        log_info("Configuration loaded: %u VMs, %zu policy rules, policy revision %" PRIu64 "%s.",
+                 vm_model_n_vms(b->model), policy_snapshot_n_rules(b->policy), b->policy_revision,
                  policy_snapshot_is_valid(b->policy) ? "" : " (BROKEN: denying everything)");
 
         r = errors->len > 0 ? -EINVAL : 0;
@@ -249,6 +253,15 @@ int broker_reload(Broker *b, GPtrArray **ret_errors) {
         if (ret_errors)
                 *ret_errors = r < 0 ? steal_pointer(&errors) : NULL;
         return r;
+}
+
+int broker_reload(Broker *b, GPtrArray **ret_errors) {
+        return broker_reload_model(b, NULL, ret_errors);
+}
+
+int broker_reload_edited(Broker *b, VmModel *model, GPtrArray **ret_errors) {
+        g_return_val_if_fail(model, -EINVAL);
+        return broker_reload_model(b, model, ret_errors);
 }
 
 static void bus_closed(void *userdata, int error) {

@@ -13,7 +13,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
-#include "federation/vmconfig.h"
+#include "federation/vm-model.h"
 #include "policy/policy.h"
 
 #define BROKER_BUS_NAME "org.vmfed.Federation1"
@@ -32,7 +32,7 @@ typedef struct OperationSet OperationSet;
 
 /* One VM the broker knows from vms.d/: exported as a .VM object. */
 typedef struct VmObject {
-        VmConfig *config; /* borrowed from Broker.vms */
+        const VmSpec *spec; /* borrowed from Broker.model */
         char *state;      /* "running", "stopped", ..., see hypervisor.h */
 } VmObject;
 
@@ -58,9 +58,12 @@ typedef struct Broker {
         Services *services;   /* clipboard, routing, asks (broker/guest-services.c) */
         NetvmLinks *netvm_links; /* vmfed-netd of each netvm, client addresses, host bridge (broker/netvm-link.c) */
 
-        GPtrArray *vms;        /* VmConfig*, sorted by name, owning */
+        VmModel *model;        /* vms.d/ as last loaded (strictly), NULL before the first load that succeeded */
+        char *model_error;     /* why the last load of vms.d/ failed (errors joined), NULL when it loaded */
         GHashTable *vm_objects; /* name → VmObject* (owning) */
         GHashTable *channels;   /* name → Channel* (owning) */
+
+        sd_bus_track *request_watchers; /* callers of Policy.Subscribe() (policy-iface.c), NULL: none yet */
 
         PolicySnapshot *policy;
         PolicyFacts *facts;
@@ -89,10 +92,17 @@ int broker_run(Broker *b);
 /*
  * Reload VM definitions and policy.  The policy is always swapped in (fail
  * closed: a broken policy denies everything); VM definitions only when they
- * all load.  Returns 0, or -EINVAL with *ret_errors (may be NULL) listing
+ * all load strictly (vm-model.h: one load, the broker's VM objects, the
+ * policy facts and the federation all use it).  Returns 0, or -EINVAL with *ret_errors (may be NULL) listing
  * what is wrong ("FILE:LINE[:COLUMN]: message").
  */
 int broker_reload(Broker *b, GPtrArray **ret_errors);
+/*
+ * The same after the federation changed vms.d/ itself (AddVM, RemoveVM): it
+ * loaded and validated what it wrote, so the broker takes that model
+ * (federation_model()) instead of loading the files a second time.
+ */
+int broker_reload_edited(Broker *b, VmModel *model, GPtrArray **ret_errors);
 
 /*
  * Swap in a new policy snapshot (already validated or known broken), bump

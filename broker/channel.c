@@ -502,8 +502,8 @@ int channel_sync_all(Broker *b) {
                 if (!broker_find_vm(b, key) && !broker_dispvm_is_running(b, key))
                         g_hash_table_iter_remove(&it);
 
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *vm = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *vm = vm_model_vm(b->model, i);
                 Channel *c;
 
                 if (g_hash_table_contains(b->channels, vm->name))

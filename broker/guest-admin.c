@@ -181,14 +181,15 @@ int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 return r;
         if (guest_connection_check_flood(g) < 0)
                 return 1;
-        if (strlen(untrusted_vm) > 31 || !broker_find_vm(b, untrusted_vm))
+        if (strlen(untrusted_vm) > POLICY_NAME_MAX || !broker_find_vm(b, untrusted_vm))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND, "No VM named '%s'.",
                                          ERRORS_EXCERPT(untrusted_vm, 64));
         const char *vm = untrusted_vm;
         g_autofree char *service = g_strdup_printf("vmfed.Admin.%s", op);
 
         r = guest_services_evaluate(b, service, NULL, source, vm, &d, rule, sizeof rule);
-        guest_services_audit(b, source, vm, service, NULL, r < 0 ? "deny" : policy_action_to_string(d.action), rule);
+        guest_services_audit(b, source, vm, service, NULL, r < 0 ? "deny" : policy_action_to_string(d.action), rule,
+                             d.notify);
         if (r < 0 || d.action == POLICY_ACTION_DENY)
                 return sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED, "The policy does not allow %s on %s (%s).",
                                          service, vm, rule);
@@ -204,7 +205,7 @@ int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error) 
                 return 1;
         }
         char *cands[] = { (char *) vm, NULL };
-        if (ask_new(b, source, service, cands, vm, admin_answered, a) < 0) {
+        if (ask_new(b, source, service, cands, vm, d.notify, admin_answered, a) < 0) {
                 admin_request_free(a);
                 return sd_bus_error_set(error, VMFED_ERROR_BUSY, "Too many questions pending; try again.");
         }
@@ -224,15 +225,15 @@ int guest_admin_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return 1;
         r = guest_services_evaluate(b, "vmfed.Admin.ListVMs", NULL, source, "@host", &d, rule, sizeof rule);
         guest_services_audit(b, source, "@host", "vmfed.Admin.ListVMs", NULL, r < 0 ? "deny" : policy_action_to_string(d.action),
-              rule);
+              rule, d.notify);
         if (r < 0 || d.action != POLICY_ACTION_ALLOW)
                 return sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED,
                                          "The policy does not allow vmfed.Admin.ListVMs (%s).", rule);
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ss)");
-        for (guint i = 0; r >= 0 && i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; r >= 0 && i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 const char *state = guest_services_vm_state(b, c->name);
                 r = sd_bus_message_append(reply, "(ss)", c->name, state ? state : "unknown");
         }

@@ -43,7 +43,8 @@ int guest_clipboard_copy(sd_bus_message *m, void *userdata, sd_bus_error *error)
                                          ERRORS_EXCERPT(untrusted_mime, 64));
         r = clipboard_copy(b, b->services->clipboard, guest_connection_vm(g), mime, untrusted_data, size, &why);
         guest_services_audit(b, guest_connection_vm(g), "@host", "vmfed.Clipboard.Copy", NULL, r < 0 ? "deny" : "allow",
-              r == -EFBIG ? "too-large" : r == -EILSEQ ? "not-utf-8" : r < 0 ? "error" : "copy");
+              r == -EFBIG ? "too-large" : r == -EILSEQ ? "not-utf-8" : r < 0 ? "error" : "copy",
+              false /* no policy decision */);
         if (r == -EFBIG)
                 return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE, "%s", why);
         if (r == -EILSEQ)
@@ -140,7 +141,7 @@ int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error
                 snprintf(rule, sizeof rule, "%s:%u (redirect)", d.rule_file ? d.rule_file : "?", d.rule_line);
         }
         guest_services_audit(b, owner, target, "vmfed.Clipboard.Paste", arg, r < 0 ? "deny" : policy_action_to_string(d.action),
-              rule);
+              rule, d.notify);
         if (r < 0 || d.action == POLICY_ACTION_DENY)
                 return sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED,
                                          "The policy does not allow pasting %s from %s into %s (%s).", mime, owner,
@@ -156,7 +157,7 @@ int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error
         p->m = sd_bus_message_ref(m);
         p->target = g_strdup(target);
         p->generation = clipboard_generation(c);
-        if (ask_new(b, owner, service, cands, target, paste_answered, p) < 0) {
+        if (ask_new(b, owner, service, cands, target, d.notify, paste_answered, p) < 0) {
                 paste_request_free(p);
                 return sd_bus_error_set(error, VMFED_ERROR_BUSY, "Too many questions pending; try again.");
         }

@@ -229,10 +229,10 @@ static int request_switch_answered(Broker *b, const char *target, const char *wh
 static const char *dispvm_template(Broker *b, const char *source) {
         VmObject *o = broker_find_vm(b, source);
         const char *only = NULL;
-        if (o && o->config->default_dispvm)
-                return o->config->default_dispvm;
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        if (o && o->spec->default_dispvm)
+                return o->spec->default_dispvm;
+        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 if (c->role != VM_ROLE_DISPOSABLE_TEMPLATE)
                         continue;
                 if (only)
@@ -289,12 +289,13 @@ static void request_deliver(Request *q, const char *target, bool autostart) {
                 return;
         }
         VmObject *o = broker_find_vm(b, target);
-        if (o->config->role == VM_ROLE_PERSONA && b->active_persona && strcmp(b->active_persona, target) != 0) {
+        if (o->spec->role == VM_ROLE_PERSONA && b->active_persona && strcmp(b->active_persona, target) != 0) {
                 char *cands[] = { (char *) target, NULL };
                 g_autofree char *service = g_strdup_printf("vmfed.Admin.SwitchPersona+%s", target);
                 g_free(q->vm);
                 q->vm = g_strdup(target);
-                int64_t id = ask_new(b, q->source, service, cands, target, request_switch_answered, q);
+                int64_t id = ask_new(b, q->source, service, cands, target, false /* not a rule's ask */, request_switch_answered,
+                                     q);
                 if (id < 0)
                         request_fail(q, VMFED_ERROR_BUSY, "Too many questions pending.");
                 else
@@ -381,12 +382,12 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
 
         r = guest_services_evaluate(b, q->service, q->arg, q->source, target, &d, rule, sizeof rule);
         if (r < 0) {
-                guest_services_audit(b, q->source, target, q->service, q->arg, "deny", rule);
+                guest_services_audit(b, q->source, target, q->service, q->arg, "deny", rule, d.notify);
                 request_free(q);
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "Malformed request: %s", rule);
         }
         guest_services_audit(b, q->source, d.action == POLICY_ACTION_ALLOW ? d.target : target, q->service, q->arg,
-              policy_action_to_string(d.action), rule);
+              policy_action_to_string(d.action), rule, d.notify);
         switch (d.action) {
         case POLICY_ACTION_DENY:
                 r = sd_bus_error_setf(error, VMFED_ERROR_ACCESS_DENIED, "The policy does not allow %s to %s (%s).",
@@ -407,7 +408,7 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
                         return r;
                 }
                 g_autofree char *service = q->arg ? g_strdup_printf("%s+%s", q->service, q->arg) : g_strdup(q->service);
-                int64_t id = ask_new(b, q->source, service, cands, def, request_answered, q);
+                int64_t id = ask_new(b, q->source, service, cands, def, d.notify, request_answered, q);
                 if (id < 0) {
                         request_free(q);
                         return sd_bus_error_set(error, VMFED_ERROR_BUSY, "Too many questions pending; try again.");

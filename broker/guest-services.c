@@ -9,6 +9,7 @@
 #include "broker/ask.h"
 #include "broker/audit.h"
 #include "broker/clipboard.h"
+#include "broker/policy-iface.h"
 #include "broker/route.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -129,9 +130,13 @@ void guest_services_free(Broker *b) {
 /* ---- helpers ---------------------------------------------------------------------- */
 
 void guest_services_audit(Broker *b, const char *source, const char *target, const char *service, const char *arg,
-                  const char *decision, const char *rule) {
+                          const char *decision, const char *rule, bool notify) {
+        uint64_t id = broker_next_request_id(b);
+
+        if (notify && strcmp(decision, "ask") != 0)
+                policy_iface_emit_request_notified(b, id, service, arg, source, target, decision, rule);
         audit_log(&(AuditRecord) {
-                .request_id = broker_next_request_id(b),
+                .request_id = id,
                 .source = source,
                 .caller = "channel",
                 .target = target,
@@ -159,13 +164,7 @@ bool guest_services_target_is_valid(const char *t) {
                 return true;
         if (g_str_has_prefix(t, "@dispvm:"))
                 t += strlen("@dispvm:");
-        size_t n = strlen(t);
-        if (n == 0 || n > 31 || !g_ascii_isalpha(t[0]))
-                return false;
-        for (const char *p = t; *p; p++)
-                if (!g_ascii_isalnum(*p) && *p != '_' && *p != '.' && *p != '-')
-                        return false;
-        return true;
+        return policy_vm_name_is_valid(t, strlen(t)); /* the one VM-name syntax, POLICY_NAME_MAX */
 }
 
 /* Targets the user may pick for an ask: every VM (and @dispvm) the policy does not deny. */
@@ -175,8 +174,8 @@ char **guest_services_ask_candidates(Broker *b, const char *service, const char 
         PolicyDecision d;
         char rule[300];
 
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *vm = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *vm = vm_model_vm(b->model, i);
                 if (strcmp(vm->name, source) == 0 || vm->role == VM_ROLE_DISPOSABLE_TEMPLATE)
                         continue;
                 if (guest_services_evaluate(b, service, arg, source, vm->name, &d, rule, sizeof rule) >= 0 &&

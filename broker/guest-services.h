@@ -73,9 +73,13 @@ void guest_services_free(Broker *b);
 
 /* ---- shared by the guest-*.c files --------------------------------------------------- */
 
-/* One audit line for a guest's request (caller "channel"). */
+/*
+ * One audit line for a guest's request (caller "channel"); notify (the
+ * deciding rule's notify=, PolicyDecision.notify): also the signal
+ * Policy.RequestNotified, unless the decision is "ask" (its answer is).
+ */
 void guest_services_audit(Broker *b, const char *source, const char *target, const char *service, const char *arg,
-                          const char *decision, const char *rule);
+                          const char *decision, const char *rule, bool notify);
 /* policy_evaluate() on the current snapshot; rule gets "FILE:LINE" or why it was denied. */
 int guest_services_evaluate(Broker *b, const char *service, const char *arg, const char *source, const char *target,
                             PolicyDecision *d, char *rule, size_t rule_size);

@@ -12,8 +12,6 @@
 #include "common/log.h"
 #include "common/macro.h"
 
-#define VM_NAME_MAX 64
-
 typedef enum RequestKind {
         REQUEST_START,
         REQUEST_STOP,
@@ -106,7 +104,7 @@ static int request_begin(Broker *b, sd_bus_message *m, RequestKind kind, const c
         Request *q;
 
         /* validate */
-        if (strlen(untrusted_name) > VM_NAME_MAX ||
+        if (strlen(untrusted_name) > POLICY_NAME_MAX ||
             (!broker_find_vm(b, untrusted_name) && !(f && federation_vm_state(f, untrusted_name) >= 0)))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "No VM named '%s' is defined in %s/vms.d (ListVMs shows the VMs that "

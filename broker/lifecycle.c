@@ -327,6 +327,7 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
         g_autoptr(GPtrArray) ferrors = NULL;
         FederationOptions o = {
                 .config_dir = b->config_dir,
+                .model = b->model, /* the broker's load of vms.d/: the federation does not load it again */
                 .state_dir = b->state_dir,
                 .domain_prefix = l->domain_prefix,
                 .bridge = l->bridge,
@@ -338,6 +339,14 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
         Federation *f = NULL;
         int r;
 
+        if (!b->model) {
+                /* vms.d/ never loaded (broker_reload() reported why): no federation until it does. */
+                g_free(l->unavailable);
+                l->unavailable = g_strdup_printf("the federation could not be loaded: %s",
+                                                 b->model_error ? b->model_error : "vms.d/ is not loaded");
+                log_error("No federation: %s", l->unavailable);
+                return -EINVAL;
+        }
         r = federation_new(l->conn, &o, &f, &ferrors);
         if (r < 0) {
                 g_autofree char *joined = errors_join(ferrors);
@@ -390,20 +399,14 @@ void lifecycle_detach(Lifecycle *l) {
 }
 
 int lifecycle_reload(Lifecycle *l, GPtrArray *errors) {
-        g_autoptr(GPtrArray) ferrors = NULL;
-        int r;
+        int r = 0;
 
         if (!l || !l->conn)
                 return 0;
-        if (!l->federation) {
-                r = lifecycle_create(l, errors);
-                lifecycle_refresh_states(l);
-                return r < 0 ? -EINVAL : 0;
-        }
-        r = federation_reload(l->federation, &ferrors);
-        if (r < 0 && ferrors && errors)
-                for (guint i = 0; i < ferrors->len; i++)
-                        g_ptr_array_add(errors, g_strdup(ferrors->pdata[i]));
+        if (!l->federation)
+                r = lifecycle_create(l, l->broker->model ? errors : NULL); /* (vms.d/ errors are reported once) */
+        else if (l->broker->model && federation_model(l->federation) != l->broker->model)
+                federation_set_model(l->federation, l->broker->model);
         lifecycle_refresh_states(l);
         return r < 0 ? -EINVAL : 0;
 }

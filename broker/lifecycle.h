@@ -32,8 +32,9 @@ void lifecycle_attach(Lifecycle *l, virConnectPtr conn);
 void lifecycle_detach(Lifecycle *l);
 
 /*
- * Re-read vms.d/ into the federation (or create it, when it could not be
- * before).  Appends messages to errors (may be NULL); 0 or -EINVAL.
+ * Hand the broker's VM model (Broker.model, just loaded) to the federation,
+ * or create the federation from it when it could not be before.  Appends
+ * messages to errors (may be NULL); 0 or -EINVAL.
  */
 int lifecycle_reload(Lifecycle *l, GPtrArray *errors);
 

@@ -13,8 +13,6 @@
 #include "common/log.h"
 #include "common/macro.h"
 
-#define VM_NAME_MAX 64
-
 static int method_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Broker *b = userdata;
@@ -26,8 +24,8 @@ static int method_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *erro
         r = sd_bus_message_open_container(reply, 'a', "(ssso)");
         if (r < 0)
                 return r;
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 VmObject *o = broker_find_vm(b, c->name);
                 _cleanup_free_ char *path = vm_object_path(c->name);
                 const char *role = vm_role_to_string(c->role);
@@ -53,7 +51,7 @@ static int method_get_vm(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = sd_bus_message_read(m, "s", &untrusted_name);
         if (r < 0)
                 return r;
-        if (strlen(untrusted_name) > VM_NAME_MAX || !broker_find_vm(b, untrusted_name))
+        if (strlen(untrusted_name) > POLICY_NAME_MAX || !broker_find_vm(b, untrusted_name))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "No VM named '%s' is defined in %s/vms.d (ListVMs shows the "
                                          "VMs that are).",

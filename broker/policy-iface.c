@@ -422,6 +422,31 @@ static int property_get_diagnostics(sd_bus *bus, const char *path, const char *i
         return sd_bus_message_close_container(reply);
 }
 
+/* ---- Subscribe: RequestNotified only while someone listens -------------- */
+
+static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+        int r;
+
+        if (!b->request_watchers) {
+                r = sd_bus_track_new(sd_bus_message_get_bus(m), &b->request_watchers, NULL, NULL);
+                if (r < 0)
+                        return r;
+        }
+        r = sd_bus_track_add_sender(b->request_watchers, m);
+        if (r < 0)
+                return r;
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Broker *b = userdata;
+
+        if (b->request_watchers)
+                (void) sd_bus_track_remove_sender(b->request_watchers, m);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
 static const sd_bus_vtable policy_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Revision", "t", property_get_revision, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
@@ -438,11 +463,33 @@ static const sd_bus_vtable policy_vtable[] = {
                                 SD_BUS_RESULT("s", etag), method_replace_file, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("RemoveFile", SD_BUS_ARGS("s", name, "s", etag), SD_BUS_NO_RESULT,
                                 method_remove_file, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Subscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_subscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("Unsubscribe", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_unsubscribe,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_SIGNAL_WITH_ARGS("RequestNotified",
+                                SD_BUS_ARGS("t", id, "s", service, "s", argument, "s", source, "s", target, "s",
+                                            decision, "s", rule),
+                                0),
         SD_BUS_VTABLE_END,
 };
 
 int policy_iface_register(Broker *b) {
         return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, POLICY_INTERFACE, policy_vtable, b);
+}
+
+void policy_iface_emit_request_notified(Broker *b, uint64_t id, const char *service, const char *arg,
+                                        const char *source, const char *target, const char *decision,
+                                        const char *rule) {
+        int r;
+
+        /* Nobody subscribed: not even a message (a signal per routed call costs the bus its time). */
+        if (!b->bus || !b->request_watchers || sd_bus_track_count(b->request_watchers) == 0)
+                return;
+        r = sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "RequestNotified", "tssssss", id,
+                               service ?: "", arg ?: "", source ?: "", target ?: "", decision ?: "", rule ?: "");
+        if (r < 0)
+                log_warning_errno(r, "Cannot announce request %" PRIu64 ": %m", id);
 }
 
 void policy_iface_emit_changed(Broker *b) {

@@ -91,9 +91,9 @@ static void edit_authorized(Broker *b, sd_bus_message *m, bool allowed, const ch
         }
         log_info("vms.d/%s.vm %s by %s.", e->name, e->text ? "written" : "removed", who);
 
-        /* VM objects appear/disappear (ObjectManager), facts and channels follow. */
+        /* VM objects appear/disappear (ObjectManager), facts and channels follow: from the model it wrote. */
         g_clear_pointer(&errors, g_ptr_array_unref);
-        if (broker_reload(b, &errors) < 0)
+        if (broker_reload_edited(b, federation_model(f), &errors) < 0)
                 log_warning("Reload after changing vms.d/%s.vm had errors.", e->name);
         (void) sd_bus_reply_method_return(m, NULL);
 }
@@ -104,7 +104,7 @@ static int validate_name(Broker *b, const char *untrusted_name, sd_bus_error *er
                                          "vms.d/%s.vm: '%s' is not a VM name: use [A-Za-z][A-Za-z0-9_.-]*, "
                                          "at most %d bytes.",
                                          ERRORS_EXCERPT(untrusted_name, 64), ERRORS_EXCERPT(untrusted_name, 64),
-                                         VM_SPEC_NAME_MAX);
+                                         POLICY_NAME_MAX);
         return 0;
 }
 
@@ -156,7 +156,7 @@ static int method_remove_vm(sd_bus_message *m, void *userdata, sd_bus_error *err
         r = sd_bus_message_read(m, "s", &untrusted_name);
         if (r < 0)
                 return r;
-        if (strlen(untrusted_name) > 64 || !broker_find_vm(b, untrusted_name))
+        if (strlen(untrusted_name) > POLICY_NAME_MAX || !broker_find_vm(b, untrusted_name))
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "No VM named '%s' is defined in %s/vms.d (ListVMs shows the VMs that "
                                          "are).",

@@ -16,9 +16,9 @@ char *vm_object_path(const char *name) {
         return path;
 }
 
-VmObject *vm_object_new(VmConfig *config, const char *state) {
+VmObject *vm_object_new(const VmSpec *spec, const char *state) {
         VmObject *o = g_new0(VmObject, 1);
-        o->config = config;
+        o->spec = spec;
         o->state = g_strdup(state ? state : "unknown");
         return o;
 }
@@ -34,20 +34,20 @@ void vm_object_free(void *p) {
 static int property_get_name(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         VmObject *o = userdata;
-        return sd_bus_message_append(reply, "s", o->config->name);
+        return sd_bus_message_append(reply, "s", o->spec->name);
 }
 
 static int property_get_role(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         VmObject *o = userdata;
-        const char *role = vm_role_to_string(o->config->role);
+        const char *role = vm_role_to_string(o->spec->role);
         return sd_bus_message_append(reply, "s", role ? role : "");
 }
 
 static int property_get_tags(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
         VmObject *o = userdata;
-        return sd_bus_message_append_strv(reply, o->config->tags);
+        return sd_bus_message_append_strv(reply, o->spec->tags);
 }
 
 static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
@@ -83,12 +83,13 @@ static int vm_object_find(sd_bus *bus, const char *path, const char *interface, 
 static int vm_object_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes,
                                sd_bus_error *error) {
         Broker *b = userdata;
-        char **l = calloc(b->vms->len + 1, sizeof(char *));
+        guint n = vm_model_n_vms(b->model);
+        char **l = calloc(n + 1, sizeof(char *));
 
         if (!l)
                 return -ENOMEM;
-        for (guint i = 0; i < b->vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(b->vms, i);
+        for (guint i = 0; i < n; i++) {
+                const VmSpec *c = vm_model_vm(b->model, i);
                 l[i] = vm_object_path(c->name);
                 if (!l[i]) {
                         for (guint j = 0; j < i; j++)

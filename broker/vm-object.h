@@ -16,7 +16,7 @@ int vm_object_register(Broker *b);
 /* Object path of a VM (newly allocated, free()). */
 char *vm_object_path(const char *name);
 
-VmObject *vm_object_new(VmConfig *config, const char *state);
+VmObject *vm_object_new(const VmSpec *spec, const char *state);
 void vm_object_free(void *o);
 
 void vm_object_emit_added(Broker *b, const char *name);

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * vmfedctl policy eval / lint: the policy engine on files, without a
- * broker.  The same code the broker runs: vm_config_load_dir() for the
- * facts, policy_snapshot_load() for the rules, policy_evaluate().
+ * broker.  The same code the broker runs: vm_model_load() and
+ * vm_model_build_policy_facts() for the facts, policy_snapshot_load() for
+ * the rules, policy_evaluate().  The one difference: vms.d/ is loaded with
+ * VM_SPEC_NO_FILE_CHECKS, because the configuration linted here may come
+ * from another machine, whose Disk=/Kernel=/Initrd= files are not on this
+ * one (vmfedd always loads strictly).  Every other check applies.
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -12,7 +16,7 @@
 
 #include "common/macro.h"
 #include "ctl/ctl.h"
-#include "federation/vmconfig.h"
+#include "federation/vm-model.h"
 #include "policy/policy.h"
 
 enum {
@@ -145,6 +149,37 @@ static void json_string(GString *out, const char *s) {
         g_string_append_c(out, '"');
 }
 
+/* The facts of o->config_dir's vms.d/, as eval needs them; -EINVAL after saying what is wrong. */
+static int eval_load_facts(const Options *o, PolicyFacts **ret) {
+        VmModel *vms = NULL;
+        GPtrArray *errors = NULL;
+        int r = vm_model_load(o->config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &vms, &errors);
+        if (r < 0) {
+                if (r != -EINVAL) /* vms.d/ itself unreadable: said below, not as a file's error */
+                        g_clear_pointer(&errors, g_ptr_array_unref);
+                if (errors)
+                        print_vm_errors(errors, o->config_dir);
+                else
+                        fprintf(stderr, "vmfedctl: cannot read %s/vms.d: %s\n", o->config_dir, g_strerror(-r));
+                if (errors)
+                        g_ptr_array_unref(errors);
+                return -EINVAL;
+        }
+        r = vm_model_build_policy_facts(vms, o->active, o->default_dispvm, ret);
+        vm_model_unref(vms);
+        if (r < 0) {
+                if (r == -ENOENT && o->active)
+                        fprintf(stderr, "vmfedctl: --active %s: no such VM in %s/vms.d\n", o->active, o->config_dir);
+                else if (r == -EINVAL && o->active)
+                        fprintf(stderr, "vmfedctl: --active %s: not a VM with Role=persona (or bad --default-dispvm)\n",
+                                o->active);
+                else
+                        fprintf(stderr, "vmfedctl: cannot build policy facts: %s\n", g_strerror(-r));
+                return -EINVAL;
+        }
+        return 0;
+}
+
 int ctl_policy_eval(int argc, char **argv) {
         Options o = {};
         int r = parse_options(argc, argv, &o, true);
@@ -160,30 +195,10 @@ int ctl_policy_eval(int argc, char **argv) {
         g_autofree char *policy_dir = o.policy_dir ? g_strdup(o.policy_dir)
                                                    : g_build_filename(o.config_dir, "policy.d", NULL);
 
-        GPtrArray *vms = NULL, *errors = NULL;
-        r = vm_config_load_dir(o.config_dir, &vms, &errors);
-        if (r < 0) {
-                if (errors)
-                        print_vm_errors(errors, o.config_dir);
-                else
-                        fprintf(stderr, "vmfedctl: cannot read %s/vms.d: %s\n", o.config_dir, g_strerror(-r));
-                if (errors)
-                        g_ptr_array_unref(errors);
-                return CTL_EXIT_USAGE;
-        }
         PolicyFacts *facts = NULL;
-        r = vm_config_build_policy_facts(vms, o.active, o.default_dispvm, &facts);
-        g_ptr_array_unref(vms);
-        if (r < 0) {
-                if (r == -ENOENT && o.active)
-                        fprintf(stderr, "vmfedctl: --active %s: no such VM in %s/vms.d\n", o.active, o.config_dir);
-                else if (r == -EINVAL && o.active)
-                        fprintf(stderr, "vmfedctl: --active %s: not a VM with Role=persona (or bad --default-dispvm)\n",
-                                o.active);
-                else
-                        fprintf(stderr, "vmfedctl: cannot build policy facts: %s\n", g_strerror(-r));
+        r = eval_load_facts(&o, &facts);
+        if (r < 0)
                 return CTL_EXIT_USAGE;
-        }
 
         PolicySnapshot *s = NULL;
         r = policy_snapshot_load(policy_dir, NULL, 0, &s);
@@ -282,9 +297,12 @@ int ctl_policy_lint(int argc, char **argv) {
         LintState st = { .policy_dir = policy_dir };
         PolicyFacts *facts = NULL;
 
-        GPtrArray *vms = NULL, *errors = NULL;
-        r = vm_config_load_dir(o.config_dir, &vms, &errors);
+        VmModel *vms = NULL;
+        GPtrArray *errors = NULL;
+        r = vm_model_load(o.config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &vms, &errors);
         if (r < 0) {
+                if (r != -EINVAL) /* vms.d/ itself unreadable: said below, not as a file's error */
+                        g_clear_pointer(&errors, g_ptr_array_unref);
                 if (errors) {
                         print_vm_errors(errors, o.config_dir);
                         n_errors += errors->len;
@@ -294,10 +312,10 @@ int ctl_policy_lint(int argc, char **argv) {
                         n_errors++;
                 }
         } else {
-                n_vms = vms->len;
-                if (vm_config_build_policy_facts(vms, NULL, NULL, &facts) < 0)
+                n_vms = vm_model_n_vms(vms);
+                if (vm_model_build_policy_facts(vms, NULL, NULL, &facts) < 0)
                         facts = NULL;
-                g_ptr_array_unref(vms);
+                vm_model_unref(vms);
         }
 
         PolicySnapshot *s = NULL;

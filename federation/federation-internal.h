@@ -67,7 +67,8 @@ struct Federation {
         bool force_tcg;
         bool fake_passthrough;
         bool kvm_available;
-        GPtrArray *specs;     /* VmSpec*, owning */
+        VmModel *model;       /* the VM model in use (vm-model.h), a reference; shared with the broker */
+        GPtrArray *specs;     /* vm_model_specs(model): VmSpec*, borrowed, read-only */
         GHashTable *vms;      /* name → Vm*, owning */
         uint64_t generation;
 
@@ -127,7 +128,9 @@ void vm_watch_qemu(Federation *f, Vm *vm);
 /* adopt.c: take over running vmfed domains, sweep orphan overlays. */
 int federation_adopt(Federation *f);
 
-/* vms-edit.c: swap in specs (new VMs appear, removed ones stay while they run). */
+/* vms-edit.c: swap in a model (taking the reference) or specs loaded here
+ * (new VMs appear, removed ones stay while they run). */
+void federation_take_model(Federation *f, VmModel *model);
 void federation_take_specs(Federation *f, GPtrArray *specs);
 
 void progress(const FederationCallbacks *cb, const char *fmt, ...) _printf_(2, 3);

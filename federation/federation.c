@@ -64,7 +64,8 @@ void progress(const FederationCallbacks *cb, const char *fmt, ...) {
 
 static void federation_destroy(Federation *f) {
         g_clear_pointer(&f->vms, g_hash_table_unref);
-        g_clear_pointer(&f->specs, g_ptr_array_unref);
+        f->model = vm_model_unref(f->model);
+        f->specs = NULL;
         g_clear_pointer(&f->virt_queues, g_hash_table_unref); /* empty: each queued job holds a reference */
         g_clear_pointer(&f->watches, g_ptr_array_unref);
         if (f->conn)
@@ -128,11 +129,13 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
         r = generation_recover(o->config_dir, o->state_dir);
         if (r < 0)
                 log_warning_errno(r, "federation: cannot finish an interrupted rollback: %s", g_strerror(-r));
-        r = vm_spec_load_dir(o->config_dir, NULL, &specs, &errors);
-        if (r < 0) {
-                if (ret_errors)
-                        *ret_errors = steal_pointer(&errors);
-                return r;
+        if (!o->model) {
+                r = vm_spec_load_dir(o->config_dir, NULL, &specs, &errors);
+                if (r < 0) {
+                        if (ret_errors)
+                                *ret_errors = steal_pointer(&errors);
+                        return r;
+                }
         }
 
         f = g_new0(Federation, 1);
@@ -157,7 +160,10 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
         r = generation_record(o->config_dir, o->state_dir, "configuration found at start", NULL);
         if (r < 0)
                 log_warning_errno(r, "federation: cannot record a generation: %s", g_strerror(-r));
-        federation_take_specs(f, steal_pointer(&specs));
+        if (o->model)
+                federation_take_model(f, vm_model_ref(o->model));
+        else
+                federation_take_specs(f, steal_pointer(&specs));
 
         f->event_id = virConnectDomainEventRegisterAny(conn, NULL, VIR_DOMAIN_EVENT_ID_LIFECYCLE,
                                                        VIR_DOMAIN_EVENT_CALLBACK(federation_lifecycle_event), f, NULL);

@@ -46,6 +46,7 @@
 #include <stdint.h>
 
 #include "federation/domain-xml.h"
+#include "federation/vm-model.h"
 #include "federation/vmspec.h"
 
 typedef struct Federation Federation;
@@ -80,6 +81,12 @@ typedef int (*FederationChannelFn)(const char *vm, const char *path, void *userd
 
 typedef struct FederationOptions {
         const char *config_dir;     /* holds vms.d/ (and policy.d/ for generations); required */
+        /*
+         * The VM model to start from (vm-model.h; a reference is taken): the
+         * broker's one strict load of vms.d/.  NULL: federation_new() loads
+         * vms.d/ itself, strictly.
+         */
+        VmModel *model;
         const char *state_dir;      /* required; created if missing */
         const char *domain_prefix;  /* NULL: "vmfed-"; else must start with "vmfed-" (tests add a run id) */
         const char *sysfs_root;     /* NULL: "/sys" */
@@ -111,7 +118,7 @@ typedef struct FederationCallbacks {
 } FederationCallbacks;
 
 /*
- * Load vms.d/ (strictly: on errors -EINVAL with *ret_errors), register for
+ * Take o->model, or load vms.d/ (strictly: on errors -EINVAL with *ret_errors), register for
  * lifecycle events on conn (a reference is taken), adopt running vmfed
  * domains as they are (nothing is started or stopped), sweep orphan
  * disposable overlays, record vms.d/ + policy.d/ as a generation when they
@@ -159,6 +166,15 @@ int federation_resume(Federation *f, const FederationCallbacks *cb, char **ret_e
 
 /* Re-read vms.d/ after a change (running VMs keep running). */
 int federation_reload(Federation *f, GPtrArray **ret_errors);
+
+/*
+ * Swap in a VM model the caller loaded (the broker's reload: one load for
+ * the broker and the federation); a reference is taken.  Like
+ * federation_reload(): new VMs appear, removed ones stay while they run.
+ */
+void federation_set_model(Federation *f, VmModel *m);
+/* The VM model in use (borrowed): after federation_add_vm(), _remove_vm(), _rollback() the one they loaded. */
+VmModel *federation_model(Federation *f);
 
 /*
  * Start every VM with Autostart=yes that is not running, service VMs

@@ -17,12 +17,14 @@
 
 /* ---- configuration ------------------------------------------------------ */
 
-/* Swap in specs: new VMs appear, removed ones stay while they run. */
-void federation_take_specs(Federation *f, GPtrArray *specs) {
+/* Swap in a model (taking the reference): new VMs appear, removed ones stay while they run. */
+void federation_take_model(Federation *f, VmModel *model) {
+        GPtrArray *specs = vm_model_specs(model);
         GHashTableIter it;
         gpointer value;
 
-        g_clear_pointer(&f->specs, g_ptr_array_unref);
+        vm_model_unref(f->model);
+        f->model = model;
         f->specs = specs;
         g_hash_table_iter_init(&it, f->vms);
         while (g_hash_table_iter_next(&it, NULL, &value)) {
@@ -43,6 +45,20 @@ void federation_take_specs(Federation *f, GPtrArray *specs) {
                 vm->configured = true;
         }
         f->generation = generation_latest(f->state_dir);
+}
+
+/* Specs loaded and validated here (vm_spec_load_dir()). */
+void federation_take_specs(Federation *f, GPtrArray *specs) {
+        federation_take_model(f, vm_model_new(specs));
+}
+
+void federation_set_model(Federation *f, VmModel *m) {
+        FEDERATION_BUSY(f);
+        federation_take_model(f, vm_model_ref(m));
+}
+
+VmModel *federation_model(Federation *f) {
+        return f->model;
 }
 
 int federation_reload(Federation *f, GPtrArray **ret_errors) {

@@ -14,6 +14,24 @@
 
 #define VM_FILE_MAX (64 * 1024)
 
+static const char *const role_names[_VM_ROLE_MAX] = {
+        [VM_ROLE_PERSONA] = "persona",
+        [VM_ROLE_SERVICE] = "service",
+        [VM_ROLE_DISPOSABLE_TEMPLATE] = "disposable-template",
+        [VM_ROLE_APP] = "app",
+};
+
+const char *vm_role_to_string(VmRole r) {
+        return r >= 0 && r < _VM_ROLE_MAX ? role_names[r] : NULL;
+}
+
+VmRole vm_role_from_string(const char *s) {
+        for (int i = 0; s && i < _VM_ROLE_MAX; i++)
+                if (strcmp(role_names[i], s) == 0)
+                        return (VmRole) i;
+        return VM_ROLE_INVALID;
+}
+
 static const char *const accel_names[_VM_ACCEL_MAX] = {
         [VM_ACCEL_AUTO] = "auto",
         [VM_ACCEL_KVM] = "kvm",
@@ -239,10 +257,36 @@ static const char *const vm_keys[] = {
 };
 static const char *const passthrough_keys[] = { "Devices", NULL };
 
+/* Disk=, or Kernel= with Initrd= and Cmdline= (direct boot). */
+static void parse_boot_source(Parser *p, GKeyFile *kf, VmSpec *s) {
+        g_autofree char *disk = NULL, *kernel = NULL, *initrd = NULL;
+        const char *G = "VM";
+
+        disk = get_string(p, kf, G, "Disk");
+        kernel = get_string(p, kf, G, "Kernel");
+        initrd = get_string(p, kf, G, "Initrd");
+        s->cmdline = get_string(p, kf, G, "Cmdline");
+        if (disk && disk[0])
+                s->disk = parse_path(p, G, "Disk", disk);
+        if (kernel && kernel[0])
+                s->kernel = parse_path(p, G, "Kernel", kernel);
+        if (initrd && initrd[0]) {
+                if (!kernel || !kernel[0])
+                        parser_error(p, G, "Initrd", "needs Kernel= (direct kernel boot)");
+                else
+                        s->initrd = parse_path(p, G, "Initrd", initrd);
+        }
+        if (s->cmdline && (!kernel || !kernel[0]))
+                parser_error(p, G, "Cmdline", "needs Kernel= (direct kernel boot)");
+        if (s->cmdline && strpbrk(s->cmdline, "\n\r"))
+                parser_error(p, G, "Cmdline", "contains a line break");
+        if ((!disk || !disk[0]) && (!kernel || !kernel[0]) && !(p->flags & VM_SPEC_NO_FILE_CHECKS))
+                parser_error(p, NULL, NULL, "key Disk: missing (a VM needs Disk= or Kernel=)");
+}
+
 static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
-        g_autofree char *role = NULL, *memory = NULL, *vcpus = NULL, *disk = NULL, *kernel = NULL,
-                        *initrd = NULL, *netvm = NULL, *dnv = NULL, *autostart = NULL, *accel = NULL,
-                        *timeout = NULL, *dispvm = NULL;
+        g_autofree char *role = NULL, *memory = NULL, *vcpus = NULL, *netvm = NULL, *dnv = NULL,
+                        *autostart = NULL, *accel = NULL, *timeout = NULL, *dispvm = NULL;
         const char *G = "VM";
         int r;
 
@@ -270,26 +314,7 @@ static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
         else if (parse_uint(vcpus, 1, VM_SPEC_VCPUS_MAX, &s->vcpus) < 0)
                 parser_error(p, G, "VCPUs", "'%s' is not a number from 1 to %d", vcpus, VM_SPEC_VCPUS_MAX);
 
-        disk = get_string(p, kf, G, "Disk");
-        kernel = get_string(p, kf, G, "Kernel");
-        initrd = get_string(p, kf, G, "Initrd");
-        s->cmdline = get_string(p, kf, G, "Cmdline");
-        if (disk && disk[0])
-                s->disk = parse_path(p, G, "Disk", disk);
-        if (kernel && kernel[0])
-                s->kernel = parse_path(p, G, "Kernel", kernel);
-        if (initrd && initrd[0]) {
-                if (!kernel || !kernel[0])
-                        parser_error(p, G, "Initrd", "needs Kernel= (direct kernel boot)");
-                else
-                        s->initrd = parse_path(p, G, "Initrd", initrd);
-        }
-        if (s->cmdline && (!kernel || !kernel[0]))
-                parser_error(p, G, "Cmdline", "needs Kernel= (direct kernel boot)");
-        if (s->cmdline && strpbrk(s->cmdline, "\n\r"))
-                parser_error(p, G, "Cmdline", "contains a line break");
-        if ((!disk || !disk[0]) && (!kernel || !kernel[0]) && !(p->flags & VM_SPEC_NO_FILE_CHECKS))
-                parser_error(p, NULL, NULL, "key Disk: missing (a VM needs Disk= or Kernel=)");
+        parse_boot_source(p, kf, s);
 
         s->tags = get_list(p, kf, G, "Tags");
         for (size_t i = 0; s->tags[i]; i++)
@@ -434,7 +459,7 @@ static int spec_parse(const char *name, const char *path, const char *untrusted_
         if (!vm_spec_name_is_valid(name)) {
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: '%s' is not a valid VM name "
                                                         "(a letter, then letters, digits, '_', '.', '-'; at most %d)",
-                                                        name, name, VM_SPEC_NAME_MAX));
+                                                        name, name, POLICY_NAME_MAX));
                 return -EINVAL;
         }
         if (!g_key_file_load_from_data(kf, untrusted_text, (gsize) -1, G_KEY_FILE_NONE, &e)) {

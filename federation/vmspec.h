@@ -3,27 +3,39 @@
  * VM specifications: the full, strictly validated reading of vms.d/NAME.vm
  * (vmfed.vm(5)) that the federation needs to run a VM — memory, CPUs, boot
  * source, network, passthrough devices, lifecycle settings.  This is the
- * only parser of those files: vmconfig.h's VmConfig, what the policy engine
- * and the broker's VM objects use, is a view of these specs loaded with
- * VM_SPEC_NO_FILE_CHECKS.
+ * only parser of those files; vm-model.h holds one load of them (VmModel),
+ * the only model of vms.d/ that the broker, the policy facts and the
+ * federation share.
  *
  * Errors are strings "vms.d/NAME.vm:LINE: key K: reason" (LINE 0 when the
  * problem is not on one line, "key K" left out when it concerns no key).
  */
 #pragma once
 
+#include <errno.h>
 #include <glib.h>
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "federation/vmconfig.h"
+#include "policy/name.h"
 
 #define VM_SPEC_MEMORY_MIN (32ULL << 20)
 #define VM_SPEC_MEMORY_MAX (4ULL << 40)
 #define VM_SPEC_VCPUS_MAX 256
 #define VM_SPEC_STOP_TIMEOUT_DEFAULT 30
 #define VM_SPEC_STOP_TIMEOUT_MAX 3600
-#define VM_SPEC_NAME_MAX 31 /* POLICY_NAME_MAX */
+
+typedef enum VmRole {
+        VM_ROLE_PERSONA,
+        VM_ROLE_SERVICE,
+        VM_ROLE_DISPOSABLE_TEMPLATE,
+        VM_ROLE_APP,
+        _VM_ROLE_MAX,
+        VM_ROLE_INVALID = -EINVAL,
+} VmRole;
+
+const char *vm_role_to_string(VmRole r);
+VmRole vm_role_from_string(const char *s);
 
 typedef enum VmAccel {
         VM_ACCEL_AUTO,
@@ -66,7 +78,7 @@ typedef struct VmSpec {
 VmSpec *vm_spec_free(VmSpec *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmSpec, vm_spec_free)
 
-/* The policy language's VM names: [A-Za-z][A-Za-z0-9_.-]{0,30}. */
+/* The policy language's VM names: [A-Za-z][A-Za-z0-9_.-]*, at most POLICY_NAME_MAX (31) bytes. */
 bool vm_spec_name_is_valid(const char *name);
 
 /* "0000:01:00.0" (DDDD:BB:DD.F, case-insensitive) → normalized copy; NULL if invalid. */
@@ -77,8 +89,9 @@ int vm_bool_from_string(const char *untrusted, bool *ret);
 
 typedef enum VmSpecLoadFlags {
         /*
-         * The boot source is not this reader's concern (linting, the policy's
-         * view of a configuration whose disks need not be on this machine):
+         * The boot source is not this reader's concern: only for `vmfedctl
+         * policy`'s offline linting of a configuration whose disks need not
+         * be on this machine (vmfedd and the federation always load strictly):
          * Disk=, Kernel= and Initrd= are checked for form (absolute paths)
          * only, the files need not exist and a VM need not have Disk= or
          * Kernel=.  Everything else is checked as without the flag.

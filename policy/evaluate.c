@@ -8,7 +8,7 @@
  * Cost: one hash lookup each for the source and target VM (in the facts),
  * the service and a non-empty argument (in the snapshot); one probe per
  * selected rule list; then a merge-walk over the few rules whose source can
- * match.  VM names and tags are compared as registry ids (policy/names.h).
+ * match.  VM names and tags are compared as shared ids (policy/intern.h).
  */
 #include <errno.h>
 #include <string.h>
@@ -297,6 +297,11 @@ static int deny_by(PolicyDecision *ret, const PolicyRule *rule, const char *reas
         return 0;
 }
 
+/*
+ * Long: one pass in the order the man page gives (validate the request,
+ * find the rule, follow a redirect, build the decision); every early return
+ * is a decision with its reason, and splitting the pass would scatter them.
+ */
 int policy_evaluate(const PolicySnapshot *s, const PolicyFacts *f, const PolicyRequest *req, PolicyDecision *ret) {
         if (!ret)
                 return -EINVAL;

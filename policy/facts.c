@@ -5,7 +5,7 @@
 #include <glib.h>
 
 #include "policy/facts.h"
-#include "policy/names.h"
+#include "policy/intern.h"
 
 PolicyFacts *policy_facts_new(void) {
         PolicyFacts *f = g_new0(PolicyFacts, 1);

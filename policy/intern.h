@@ -10,6 +10,17 @@
  * is added to the facts -- serves lookups in every table.  Keys come from
  * root-owned files; request strings only ever look up, and every hit is
  * verified byte by byte, so collisions cost time, never correctness.
+ *
+ * This is the policy's one name registry.  Besides the tables each
+ * snapshot and facts object owns, one process-wide table, reference-counted
+ * (policy_name_ref() below), gives the VM names and tags that snapshots and
+ * facts share one id, so that evaluation joins a request's VM (found in the
+ * facts) with the compiled rules by comparing integers.  Reference and
+ * release happen only while building and freeing snapshots and facts, under
+ * a mutex; evaluation never touches the shared table (it compares ids
+ * already stored in the immutable snapshot and facts), so it stays pure and
+ * lock-free.  Shared ids are below 2^31 (the index uses the top bit); an id
+ * whose last reference went is reused.
  */
 #pragma once
 
@@ -121,3 +132,11 @@ static inline uint32_t intern_lookup(const Intern *t, const char *s) {
 static inline const char *intern_string(const Intern *t, uint32_t id) {
         return id > 0 && id <= t->n ? t->entries[id].str : NULL;
 }
+
+/* ---- the process-wide table of VM names and tags ------------------------- */
+
+/* Returns the shared id (>= 1) of s[0..len), taking a reference. */
+uint32_t policy_name_ref(const char *s, size_t len);
+void policy_name_unref(uint32_t id);
+/* Number of names currently registered (for tests). */
+size_t policy_name_count(void);

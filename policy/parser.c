@@ -125,6 +125,83 @@ static bool parse_bool_param(Parser *p, const Field *f, size_t vstart, bool *ret
         return false;
 }
 
+/* PARAM=VALUE fields f[5..end) of a rule whose action is known: false after reporting what is wrong. */
+static bool parse_params(Parser *p, const Field *f, size_t end, PolicyRule *rule) {
+        bool ok = true;
+        bool seen_target = false, seen_default = false, seen_autostart = false, seen_notify = false;
+        for (size_t i = 5; i < end; i++) {
+                const Field *prm = &f[i];
+                const char *eq = memchr(prm->p, '=', prm->len);
+                if (!eq) {
+                        parser_error(p, prm->column, "expected a parameter KEY=VALUE, got '%.*s'", (int) prm->len,
+                                     prm->p);
+                        ok = false;
+                        continue;
+                }
+                size_t klen = (size_t) (eq - prm->p), vstart = klen + 1;
+                Field value = { prm->p + vstart, prm->len - vstart, prm->column + (unsigned) vstart };
+                bool *seen;
+                const char *only_for = NULL;
+                if (klen == 6 && memcmp(prm->p, "target", 6) == 0) {
+                        seen = &seen_target;
+                        if (rule->action == POLICY_ACTION_DENY)
+                                only_for = "allow and ask";
+                } else if (klen == 14 && memcmp(prm->p, "default_target", 14) == 0) {
+                        seen = &seen_default;
+                        if (rule->action != POLICY_ACTION_ASK)
+                                only_for = "ask";
+                } else if (klen == 9 && memcmp(prm->p, "autostart", 9) == 0) {
+                        seen = &seen_autostart;
+                        if (rule->action == POLICY_ACTION_DENY)
+                                only_for = "allow and ask";
+                } else if (klen == 6 && memcmp(prm->p, "notify", 6) == 0)
+                        seen = &seen_notify;
+                else if (klen == 4 && memcmp(prm->p, "user", 4) == 0) {
+                        parser_error(p, prm->column,
+                                     "parameter 'user=' is not supported: vmfed services do not run as a chosen user");
+                        ok = false;
+                        continue;
+                } else {
+                        parser_error(p, prm->column,
+                                     "unknown parameter '%.*s'; expected target=, default_target=, autostart= or "
+                                     "notify=",
+                                     (int) klen, prm->p);
+                        ok = false;
+                        continue;
+                }
+                if (*seen) {
+                        parser_error(p, prm->column, "parameter '%.*s=' given twice", (int) klen, prm->p);
+                        ok = false;
+                        continue;
+                }
+                *seen = true;
+                if (only_for) {
+                        parser_error(p, prm->column, "parameter '%.*s=' is only valid for %s, not for %s", (int) klen,
+                                     prm->p, only_for, policy_action_to_string(rule->action));
+                        ok = false;
+                        continue;
+                }
+                if (value.len == 0) {
+                        parser_error(p, value.column, "parameter '%.*s=' needs a value", (int) klen, prm->p);
+                        ok = false;
+                        continue;
+                }
+                if (seen == &seen_target) {
+                        ok = parse_token(p, &value, TOKEN_PLACE_REDIRECT, &rule->redirect) && ok;
+                        rule->columns[2] = (uint16_t) value.column;
+                } else if (seen == &seen_default) {
+                        ok = parse_token(p, &value, TOKEN_PLACE_REDIRECT, &rule->default_target) && ok;
+                        rule->columns[3] = (uint16_t) value.column;
+                }
+                else if (seen == &seen_autostart)
+                        ok = parse_bool_param(p, prm, vstart, &rule->autostart) && ok;
+                else
+                        ok = parse_bool_param(p, prm, vstart, &rule->notify) && ok;
+        }
+
+        return ok;
+}
+
 static void parse_rule(Parser *p, const Field *fields, size_t n) {
         static const char *const names[] = { "SERVICE", "ARGUMENT", "SOURCE", "TARGET", "ACTION" };
         PolicyRule rule = { .autostart = true, .notify = true, .file = p->file, .line = p->line };
@@ -177,76 +254,7 @@ static void parse_rule(Parser *p, const Field *fields, size_t n) {
                 return; /* parameters depend on the action */
         }
 
-        bool seen_target = false, seen_default = false, seen_autostart = false, seen_notify = false;
-        for (size_t i = 5; i < n + first; i++) {
-                const Field *prm = &f[i];
-                const char *eq = memchr(prm->p, '=', prm->len);
-                if (!eq) {
-                        parser_error(p, prm->column, "expected a parameter KEY=VALUE, got '%.*s'", (int) prm->len,
-                                     prm->p);
-                        ok = false;
-                        continue;
-                }
-                size_t klen = (size_t) (eq - prm->p), vstart = klen + 1;
-                Field value = { prm->p + vstart, prm->len - vstart, prm->column + (unsigned) vstart };
-                bool *seen;
-                const char *only_for = NULL;
-                if (klen == 6 && memcmp(prm->p, "target", 6) == 0) {
-                        seen = &seen_target;
-                        if (rule.action == POLICY_ACTION_DENY)
-                                only_for = "allow and ask";
-                } else if (klen == 14 && memcmp(prm->p, "default_target", 14) == 0) {
-                        seen = &seen_default;
-                        if (rule.action != POLICY_ACTION_ASK)
-                                only_for = "ask";
-                } else if (klen == 9 && memcmp(prm->p, "autostart", 9) == 0) {
-                        seen = &seen_autostart;
-                        if (rule.action == POLICY_ACTION_DENY)
-                                only_for = "allow and ask";
-                } else if (klen == 6 && memcmp(prm->p, "notify", 6) == 0)
-                        seen = &seen_notify;
-                else if (klen == 4 && memcmp(prm->p, "user", 4) == 0) {
-                        parser_error(p, prm->column,
-                                     "parameter 'user=' is not supported: vmfed services do not run as a chosen user");
-                        ok = false;
-                        continue;
-                } else {
-                        parser_error(p, prm->column,
-                                     "unknown parameter '%.*s'; expected target=, default_target=, autostart= or "
-                                     "notify=",
-                                     (int) klen, prm->p);
-                        ok = false;
-                        continue;
-                }
-                if (*seen) {
-                        parser_error(p, prm->column, "parameter '%.*s=' given twice", (int) klen, prm->p);
-                        ok = false;
-                        continue;
-                }
-                *seen = true;
-                if (only_for) {
-                        parser_error(p, prm->column, "parameter '%.*s=' is only valid for %s, not for %s", (int) klen,
-                                     prm->p, only_for, policy_action_to_string(rule.action));
-                        ok = false;
-                        continue;
-                }
-                if (value.len == 0) {
-                        parser_error(p, value.column, "parameter '%.*s=' needs a value", (int) klen, prm->p);
-                        ok = false;
-                        continue;
-                }
-                if (seen == &seen_target) {
-                        ok = parse_token(p, &value, TOKEN_PLACE_REDIRECT, &rule.redirect) && ok;
-                        rule.columns[2] = (uint16_t) value.column;
-                } else if (seen == &seen_default) {
-                        ok = parse_token(p, &value, TOKEN_PLACE_REDIRECT, &rule.default_target) && ok;
-                        rule.columns[3] = (uint16_t) value.column;
-                }
-                else if (seen == &seen_autostart)
-                        ok = parse_bool_param(p, prm, vstart, &rule.autostart) && ok;
-                else
-                        ok = parse_bool_param(p, prm, vstart, &rule.notify) && ok;
-        }
+        ok = parse_params(p, f, n + first, &rule) && ok;
 
         if (ok && rule.action == POLICY_ACTION_ALLOW && rule.target.kind == TOKEN_DEFAULT &&
             rule.redirect.kind == TOKEN_NONE) {

@@ -159,15 +159,10 @@ static IndexEntry index_entry(const PolicySnapshot *s, uint32_t i) {
         };
 }
 
-void snapshot_compile(PolicySnapshot *s) {
+/* 0. names and tags the rules use, in the registry shared with the facts */
+static void snapshot_share_names(PolicySnapshot *s) {
         uint32_t n_strings = s->strings.n;
 
-        if (n_strings >= SOURCE_KEY_MAX_ID || s->n_rules >= UINT32_MAX / 2) {
-                snapshot_add_diagnostic(s, ".", 0, 0, "policy too large to index");
-                s->n_rules = 0;
-        }
-
-        /* 0. names and tags the rules use, in the registry shared with the facts */
         s->gids = g_new0(uint32_t, n_strings + 1);
         for (size_t i = 0; i < s->n_rules; i++) {
                 const PolicyToken *tokens[] = { &s->rules[i].source, &s->rules[i].target };
@@ -179,20 +174,12 @@ void snapshot_compile(PolicySnapshot *s) {
                         s->gids[id] = policy_name_ref(str, strlen(str));
                 }
         }
-        s->empty_arg = intern_lookup_len(&s->strings, "", 0);
+}
 
-        /* 1. one bucket per service named by a rule; bucket 0 for '*' only. */
-        s->n_service_bucket = n_strings + 1;
-        s->service_bucket = g_new0(uint32_t, s->n_service_bucket);
-        uint32_t n_buckets = 1;
-        for (size_t i = 0; i < s->n_rules; i++) {
-                uint32_t svc = s->rules[i].service;
-                if (svc != 0 && s->service_bucket[svc] == 0)
-                        s->service_bucket[svc] = n_buckets++;
-        }
+/* 1b. the service table requests look up: names inline in their bucket */
+static void snapshot_index_services(PolicySnapshot *s, uint32_t n_buckets) {
+        uint32_t n_strings = s->strings.n;
 
-        /* 1b. the service table requests look up: names inline in their bucket */
-        s->buckets = g_new0(Bucket, n_buckets);
         uint32_t nservice_slots = 16;
         while (nservice_slots < n_buckets * 2)
                 nservice_slots *= 2;
@@ -213,6 +200,46 @@ void snapshot_compile(PolicySnapshot *s) {
                         h = (h + 1) & s->service_mask;
                 s->service_slots[h] = (ServiceSlot) { e->hash, b };
         }
+}
+
+/* 4. the (bucket, key) hash table, load factor at most 1/2 */
+static void snapshot_index_lists(PolicySnapshot *s, const ListSlot *lists, size_t n_lists) {
+        uint32_t nslots = 16;
+        while (nslots < n_lists * 2)
+                nslots *= 2;
+        s->list_slots = g_new0(ListSlot, nslots);
+        s->list_mask = nslots - 1;
+        for (size_t i = 0; i < n_lists; i++) {
+                uint32_t h = list_slot_hash(lists[i].bucket, lists[i].key) & s->list_mask;
+                while (s->list_slots[h].n != 0)
+                        h = (h + 1) & s->list_mask;
+                s->list_slots[h] = lists[i];
+        }
+}
+
+void snapshot_compile(PolicySnapshot *s) {
+        uint32_t n_strings = s->strings.n;
+
+        if (n_strings >= SOURCE_KEY_MAX_ID || s->n_rules >= UINT32_MAX / 2) {
+                snapshot_add_diagnostic(s, ".", 0, 0, "policy too large to index");
+                s->n_rules = 0;
+        }
+
+        snapshot_share_names(s);
+        s->empty_arg = intern_lookup_len(&s->strings, "", 0);
+
+        /* 1. one bucket per service named by a rule; bucket 0 for '*' only. */
+        s->n_service_bucket = n_strings + 1;
+        s->service_bucket = g_new0(uint32_t, s->n_service_bucket);
+        uint32_t n_buckets = 1;
+        for (size_t i = 0; i < s->n_rules; i++) {
+                uint32_t svc = s->rules[i].service;
+                if (svc != 0 && s->service_bucket[svc] == 0)
+                        s->service_bucket[svc] = n_buckets++;
+        }
+
+        s->buckets = g_new0(Bucket, n_buckets);
+        snapshot_index_services(s, n_buckets);
 
         /* 2. rule numbers per bucket, in order; '*' rules go to bucket 0. */
         UintArray *per = g_new0(UintArray, n_buckets);
@@ -268,18 +295,7 @@ void snapshot_compile(PolicySnapshot *s) {
                 }
         }
 
-        /* 4. the (bucket, key) hash table, load factor at most 1/2 */
-        uint32_t nslots = 16;
-        while (nslots < n_lists * 2)
-                nslots *= 2;
-        s->list_slots = g_new0(ListSlot, nslots);
-        s->list_mask = nslots - 1;
-        for (size_t i = 0; i < n_lists; i++) {
-                uint32_t h = list_slot_hash(lists[i].bucket, lists[i].key) & s->list_mask;
-                while (s->list_slots[h].n != 0)
-                        h = (h + 1) & s->list_mask;
-                s->list_slots[h] = lists[i];
-        }
+        snapshot_index_lists(s, lists, n_lists);
         g_free(lists);
 
         for (uint32_t b = 0; b < n_buckets; b++)

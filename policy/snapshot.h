@@ -23,7 +23,6 @@
 #include <stdint.h>
 
 #include "policy/intern.h"
-#include "policy/names.h"
 #include "policy/policy.h"
 #include "policy/rule.h"
 

@@ -53,7 +53,7 @@
 #include "common/bus-p2p.h"
 #include "common/log.h"
 #include "common/macro.h"
-#include "federation/vmconfig.h"
+#include "federation/vm-model.h"
 #include "federation/vmspec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -64,11 +64,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static const struct {
         const char *path, *text;
 } config_files[] = {
-        { "vms.d/a.vm", "[VM]\nRole=persona\nTags=work\nDefaultDispVM=dvm\n" },
-        { "vms.d/b.vm", "[VM]\nRole=app\nTags=web\n" },
-        { "vms.d/c.vm", "[VM]\nRole=persona\n" },
-        { "vms.d/dvm.vm", "[VM]\nRole=disposable-template\n" },
-        { "vms.d/net.vm", "[VM]\nRole=service\nDefaultNetVM=true\n" },
+        /* @KERNEL@: a file in the config dir, so that the VMs load as vmfedd loads them (strictly). */
+        { "kernel", "not a kernel: nothing boots here\n" },
+        { "vms.d/a.vm", "[VM]\nRole=persona\nTags=work\nDefaultDispVM=dvm\nKernel=@KERNEL@\n" },
+        { "vms.d/b.vm", "[VM]\nRole=app\nTags=web\nKernel=@KERNEL@\n" },
+        { "vms.d/c.vm", "[VM]\nRole=persona\nKernel=@KERNEL@\n" },
+        { "vms.d/dvm.vm", "[VM]\nRole=disposable-template\nKernel=@KERNEL@\n" },
+        { "vms.d/net.vm", "[VM]\nRole=service\nDefaultNetVM=true\nKernel=@KERNEL@\n" },
         { "services.conf", "[Clipboard]\nMaxSize=64K\nClearAfterPaste=false\n"
                            "[Open]\nURLSchemes=http;https;mailto\n"
                            "[Apps]\nb=org.example.App;org.example.Other\ndvm=org.example.Viewer\na=org.example.Self\n" },
@@ -99,17 +101,20 @@ static const struct {
 static char *config_dir, *state_dir;
 static bool debug; /* $VMFED_FUZZ_DEBUG: log what the broker does and says */
 static PolicySnapshot *policy;
-static GPtrArray *specs; /* VmSpec*: the netvm's, for netvm_links_adopt_connection() */
+static VmModel *model; /* vms.d/, loaded once as vmfedd loads it; the netvm's spec for netvm_links_adopt_connection() */
 
 static void write_config(void) {
         config_dir = g_dir_make_tmp("vmfed-fuzz-guest.XXXXXX", NULL);
         if (!config_dir)
                 abort();
         state_dir = g_build_filename(config_dir, "state", NULL);
+        g_autofree char *kernel = g_build_filename(config_dir, "kernel", NULL);
         for (size_t i = 0; i < G_N_ELEMENTS(config_files); i++) {
                 g_autofree char *p = g_build_filename(config_dir, config_files[i].path, NULL);
                 g_autofree char *d = g_path_get_dirname(p);
-                if (g_mkdir_with_parents(d, 0700) < 0 || !g_file_set_contents(p, config_files[i].text, -1, NULL))
+                g_auto(GStrv) parts = g_strsplit(config_files[i].text, "@KERNEL@", -1);
+                g_autofree char *text = g_strjoinv(kernel, parts);
+                if (g_mkdir_with_parents(d, 0700) < 0 || !g_file_set_contents(p, text, -1, NULL))
                         abort();
         }
         g_autofree char *channels = g_build_filename(state_dir, "channels", NULL);
@@ -140,9 +145,11 @@ static void init(void) {
                 abort();
         }
         GPtrArray *errors = NULL;
-        if (vm_spec_load_dir_full(config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors) < 0 ||
-            !vm_spec_find(specs, "net"))
+        if (vm_model_load(config_dir, NULL, 0, &model, &errors) < 0 || !vm_model_find(model, "net")) {
+                fprintf(stderr, "the fuzz target's VMs do not load: %s\n",
+                        errors && errors->len ? (char *) errors->pdata[0] : "?");
                 abort();
+        }
 }
 
 /* The broker's own bus connection (signals, the messages route.c builds) with a peer that swallows it all. */
@@ -179,23 +186,16 @@ static void pump_peer(sd_bus *peer) {
 
 static Broker *broker_setup(sd_bus **ret_peer) {
         Broker *b = NULL;
-        GPtrArray *vms = NULL, *errors = NULL;
 
         if (broker_new(config_dir, state_dir, "test:///default", NULL, &b) < 0)
                 abort();
-        if (vm_config_load_dir(config_dir, &vms, &errors) < 0) {
-                fprintf(stderr, "the fuzz target's VMs do not load: %s\n",
-                        errors && errors->len ? (char *) errors->pdata[0] : "?");
-                abort();
-        }
-        g_ptr_array_unref(b->vms);
-        b->vms = vms;
+        b->model = vm_model_ref(model);
         b->active_persona = g_strdup("a");
-        if (vm_config_build_policy_facts(b->vms, b->active_persona, NULL, &b->facts) < 0)
+        if (vm_model_build_policy_facts(b->model, b->active_persona, NULL, &b->facts) < 0)
                 abort();
         b->policy = policy_snapshot_ref(policy);
-        for (guint i = 0; i < vms->len; i++) {
-                VmConfig *c = g_ptr_array_index(vms, i);
+        for (guint i = 0; i < vm_model_n_vms(model); i++) {
+                const VmSpec *c = vm_model_vm(model, i);
                 /* a (this channel) and b run; c, the template and the netvm do not. */
                 const char *state = strcmp(c->name, "a") == 0 || strcmp(c->name, "b") == 0 ? "running" : "stopped";
                 g_hash_table_insert(b->vm_objects, c->name, vm_object_new(c, state));
@@ -241,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
 #ifdef FUZZ_NETVM_LINK
         if (netvm_links_new(b, &b->netvm_links) < 0 ||
-            netvm_links_adopt_connection(b, vm_spec_find(specs, "net"), fds[0]) < 0)
+            netvm_links_adopt_connection(b, vm_model_find(model, "net"), fds[0]) < 0)
                 abort();
 #else
         channel_adopt_connection(c, fds[0]);

@@ -117,6 +117,28 @@ class Api(unittest.TestCase):
             os.unlink(os.path.join(self.h.config_dir, "vms.d", "work-vm.vm"))
             self.h.call("Manager", "Reload")
 
+    def test_vm_without_its_boot_file_has_no_object(self):
+        # One model of vms.d/, the federation's: a VM it could not start gets no object either.
+        path = os.path.join(self.h.config_dir, "vms.d", "ghost.vm")
+        with open(path, "w") as f:
+            f.write("[VM]\nRole=app\nKernel=%s\n" % os.path.join(self.h.tmp, "no-such-kernel"))
+        try:
+            name, msg = self.h.call_error("Manager", "Reload")
+            self.assertEqual(name, E + "Failed")
+            self.assertIn("vms.d/ghost.vm:3: key Kernel", msg)
+            self.assertEqual(msg.count("vms.d/ghost.vm:3: key Kernel"), 1)  # reported once, not per loader
+            name, _ = self.h.call_error("Manager", "GetVM", "ghost")
+            self.assertEqual(name, E + "NotFound")
+            # The whole reload is refused: the previous VMs stay.
+            self.assertEqual(self.h.call("Manager", "GetVM", "s", "rivendale"), [ROOT + "/vm/rivendale"])
+            with open(os.path.join(self.h.tmp, "no-such-kernel"), "w") as f:
+                f.write("now it exists\n")
+            self.assertIsNone(self.h.call_error("Manager", "Reload")[0])
+            self.assertEqual(self.h.call("Manager", "GetVM", "s", "ghost"), [ROOT + "/vm/ghost"])
+        finally:
+            os.unlink(path)
+            self.h.call("Manager", "Reload")
+
     def test_reload_authorization(self):
         name, msg = self.h.call_error("Manager", "Reload", user="nobody")
         self.assertEqual(name, E + "AccessDenied")
@@ -143,7 +165,7 @@ class Api(unittest.TestCase):
     def test_sighup_reloads(self):
         path = os.path.join(self.h.config_dir, "vms.d", "mordor.vm")
         with open(path, "w") as f:
-            f.write("[VM]\nRole=persona\nTags=games\n")
+            f.write("[VM]\nRole=persona\nTags=games\nKernel=%s\n" % self.h.kernel)
         try:
             rev = self.revision()
             self.h.daemon.send_signal(signal.SIGHUP)
@@ -462,8 +484,24 @@ class Lifecycle(unittest.TestCase):
             # Root may manage.
             self.assertIsNone(h.call_error("Manager", "Reload")[0])
 
+    def test_vm_model_without_libvirt(self):
+        # The model of vms.d/ needs no hypervisor: with libvirt unreachable the VMs are there (State
+        # unknown), loaded with every check, and a VM without its kernel still gets no object.
+        vms = dict(harness.DEFAULT_VMS, ghost="[VM]\nRole=app\nKernel=/nonexistent/vmlinuz\n")
+        with Harness(VMFEDD, vms=vms, uri="qemu+unix:///system?socket=/nonexistent/libvirt-sock") as h:
+            listed = sorted(n for n, _, _, _ in h.call("Manager", "ListVMs")[0])
+            self.assertEqual(listed, [])  # the one load failed (ghost.vm), so no VM at all: fail closed
+            name, msg = h.call_error("Manager", "Reload")
+            self.assertEqual(name, E + "Failed")
+            self.assertIn("vms.d/ghost.vm:3: key Kernel", msg)
+            os.unlink(os.path.join(h.config_dir, "vms.d", "ghost.vm"))
+            self.assertIsNone(h.call_error("Manager", "Reload")[0])
+            listed = {n: st for n, _, st, _ in h.call("Manager", "ListVMs")[0]}
+            self.assertEqual(sorted(listed), ["gondor", "netvm", "rivendale", "test"])
+            self.assertEqual(set(listed.values()), {"unknown"})
+
     def test_bad_vm_definitions_keep_serving(self):
-        with Harness(VMFEDD, vms={"ok": "[VM]\nRole=app\n", "bad": "[VM]\nRole=wizard\n"}) as h:
+        with Harness(VMFEDD, vms={"ok": "[VM]\nRole=app\nKernel=@KERNEL@\n", "bad": "[VM]\nRole=wizard\nKernel=@KERNEL@\n"}) as h:
             # The federation starts empty (fail closed) but the API answers.
             self.assertEqual(h.call("Manager", "ListVMs"), [[]])
             name, msg = h.call_error("Manager", "Reload")

@@ -180,6 +180,8 @@ def bus_cases(ctx):
             Case(["test", "a/b", "vmfed.Ping"], INVALID, ["a/b"], "bad target"),
         ],
         (POLICY, "ListFiles"): [],
+        (POLICY, "Subscribe"): [],
+        (POLICY, "Unsubscribe"): [],
         (POLICY, "GetFile"): names_cases(lambda n: [n], INVALID, "policy file name") + [
             Case(["nope.policy"], NOT_FOUND, ["nope.policy"]),
             Case(["30-user.policy/.."], INVALID, ["30-user.policy/.."]),

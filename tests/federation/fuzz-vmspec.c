@@ -6,8 +6,9 @@
  * file goes through vm_spec_parse() (with its file checks: Disk= etc. must
  * exist), then all of them are written to a temporary vms.d/ and loaded
  * the way the broker and the federation do: vm_spec_load_dir_full() (the
- * cross-file checks of vm_spec_validate_federation()), vm_config_load_dir()
- * (the policy's view) and vm_config_build_policy_facts().
+ * cross-file checks of vm_spec_validate_federation()), vm_model_load() (the
+ * broker's model, strict, and the linter's, VM_SPEC_NO_FILE_CHECKS) and
+ * vm_model_build_policy_facts().
  *
  * Invariants: a failure comes with errors and success with none; every
  * error names its file ("vms.d/NAME.vm:LINE: ..."); the two loaders agree;
@@ -27,7 +28,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "federation/vmconfig.h"
+#include "federation/vm-model.h"
 #include "federation/vmspec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -166,29 +167,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (specs)
                 check_federation(specs);
 
-        GPtrArray *vms = NULL, *vm_errors = NULL;
-        int q = vm_config_load_dir(config_dir, &vms, &vm_errors);
+        VmModel *vms = NULL;
+        GPtrArray *vm_errors = NULL;
+        int q = vm_model_load(config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &vms, &vm_errors);
         if ((q < 0) != (r < 0))
                 abort();
         if (vms) {
-                if (!specs || vms->len != specs->len)
+                if (!specs || vm_model_n_vms(vms) != specs->len)
                         abort();
-                for (guint i = 0; i < vms->len; i++) {
-                        VmConfig *c = g_ptr_array_index(vms, i);
+                for (guint i = 0; i < vm_model_n_vms(vms); i++) {
+                        const VmSpec *c = vm_model_vm(vms, i);
                         VmSpec *s = g_ptr_array_index(specs, i);
-                        if (strcmp(c->name, s->name) != 0 || c->role != s->role)
+                        if (strcmp(c->name, s->name) != 0 || c->role != s->role || vm_model_find(vms, s->name) != c)
                                 abort();
                 }
                 PolicyFacts *f = NULL;
                 const char *persona = NULL;
-                for (guint i = 0; i < vms->len; i++) {
-                        VmConfig *c = g_ptr_array_index(vms, i);
+                for (guint i = 0; i < vm_model_n_vms(vms); i++) {
+                        const VmSpec *c = vm_model_vm(vms, i);
                         if (c->role == VM_ROLE_PERSONA)
                                 persona = c->name;
                 }
-                if (vm_config_build_policy_facts(vms, persona, NULL, &f) >= 0)
+                if (vm_model_build_policy_facts(vms, persona, NULL, &f) >= 0)
                         policy_facts_unref(f);
-                g_ptr_array_unref(vms);
+                vm_model_unref(vms);
         }
         if (vm_errors)
                 g_ptr_array_unref(vm_errors);
@@ -198,6 +200,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int r2 = vm_spec_load_dir(config_dir, NULL, &specs2, &errors2);
         if (r2 >= 0 && r < 0)
                 abort(); /* the file checks only add errors */
+        /* ... and the broker's strict model agrees with them. */
+        VmModel *strict = NULL;
+        GPtrArray *strict_errors = NULL;
+        int r3 = vm_model_load(config_dir, NULL, 0, &strict, &strict_errors);
+        if ((r3 < 0) != (r2 < 0) || (strict && (!specs2 || vm_model_n_vms(strict) != specs2->len)))
+                abort();
+        vm_model_unref(strict);
+        if (strict_errors)
+                g_ptr_array_unref(strict_errors);
         check_errors(errors2);
         if (specs2) {
                 check_federation(specs2);

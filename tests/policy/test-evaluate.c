@@ -6,11 +6,12 @@
  * with a plain first-match scan.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <glib.h>
 
-#include "policy/names.h"
+#include "policy/intern.h"
 #include "policy/policy.h"
 
 static PolicyFacts *make_facts(const char *active) {
@@ -352,6 +353,57 @@ static void test_name_registry(void) {
         g_assert_cmpuint(policy_name_count(), ==, before);
 }
 
+/* The shared table drops names in any order (backward-shift deletion) and keeps finding the rest. */
+static void test_name_registry_churn(void) {
+        enum { N = 3000 };
+        size_t before = policy_name_count();
+        uint32_t *ids = g_new0(uint32_t, N);
+        bool *held = g_new0(bool, N);
+        GRand *rand = g_rand_new_with_seed(12);
+        char name[32];
+
+        for (int i = 0; i < N; i++) {
+                snprintf(name, sizeof name, "churn%d", i);
+                ids[i] = policy_name_ref(name, strlen(name));
+                held[i] = true;
+        }
+        for (int round = 0; round < 4 * N; round++) {
+                int i = g_rand_int_range(rand, 0, N);
+                snprintf(name, sizeof name, "churn%d", i);
+                if (held[i]) {
+                        /* Still there under the same id (a second reference), then both dropped. */
+                        g_assert_cmpuint(policy_name_ref(name, strlen(name)), ==, ids[i]);
+                        policy_name_unref(ids[i]);
+                        policy_name_unref(ids[i]);
+                        held[i] = false;
+                } else {
+                        ids[i] = policy_name_ref(name, strlen(name));
+                        g_assert_cmpuint(ids[i], <, 0x7fffffffu);
+                        held[i] = true;
+                }
+        }
+        size_t n_held = 0;
+        for (int i = 0; i < N; i++)
+                if (held[i]) {
+                        snprintf(name, sizeof name, "churn%d", i);
+                        g_assert_cmpuint(policy_name_ref(name, strlen(name)), ==, ids[i]);
+                        policy_name_unref(ids[i]);
+                        n_held++;
+                }
+        g_assert_cmpuint(policy_name_count(), ==, before + n_held);
+        for (int i = 0; i < N; i++)
+                if (held[i])
+                        policy_name_unref(ids[i]);
+        g_assert_cmpuint(policy_name_count(), ==, before);
+        /* Freed ids are reused: the table does not grow with churn. */
+        g_assert_cmpuint(policy_name_ref("churn-again", 11), <=, (uint32_t) (before + N + 1));
+        policy_name_unref(policy_name_ref("churn-again", 11));
+        policy_name_unref(policy_name_ref("churn-again", 11));
+        g_rand_free(rand);
+        g_free(held);
+        g_free(ids);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/policy/evaluate/facts-api", test_facts_api);
@@ -361,5 +413,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/policy/evaluate/roles-and-disposables", test_roles_and_disposables);
         g_test_add_func("/policy/evaluate/random-against-scan", test_random_against_scan);
         g_test_add_func("/policy/evaluate/name-registry", test_name_registry);
+        g_test_add_func("/policy/evaluate/name-registry-churn", test_name_registry_churn);
         return g_test_run();
 }

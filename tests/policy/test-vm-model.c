@@ -1,15 +1,19 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
-/* federation/vmconfig: the strict vms.d/ loader and the policy facts it builds. */
+/*
+ * federation/vm-model: one load of vms.d/ and the policy facts built from it.
+ * Most cases load the way `vmfedctl policy` lints (VM_SPEC_NO_FILE_CHECKS:
+ * the example's disks are not on this machine); test_strict is vmfedd's load.
+ */
 #include <errno.h>
 #include <string.h>
 
 #include <glib.h>
 #include <glib/gstdio.h>
 
-#include "federation/vmconfig.h"
+#include "federation/vm-model.h"
 
 static char *tmpdir(void) {
-        char *d = g_dir_make_tmp("vmfed-vmconfig-XXXXXX", NULL);
+        char *d = g_dir_make_tmp("vmfed-vm-model-XXXXXX", NULL);
         g_assert_nonnull(d);
         return d;
 }
@@ -33,6 +37,11 @@ static bool has_error(GPtrArray *errors, const char *substr) {
         return false;
 }
 
+/* The lint view; the old vm_config_load_dir(): -EINVAL with errors, 0 with a model. */
+static int load(const char *dir, VmModel **ret, GPtrArray **ret_errors) {
+        return vm_model_load(dir, NULL, VM_SPEC_NO_FILE_CHECKS, ret, ret_errors);
+}
+
 static void dump(GPtrArray *errors) {
         for (guint i = 0; errors && i < errors->len; i++)
                 g_printerr("  error: %s\n", (char *) errors->pdata[i]);
@@ -40,17 +49,20 @@ static void dump(GPtrArray *errors) {
 
 static void test_example_federation(void) {
         g_autofree char *cfg = g_test_build_filename(G_TEST_DIST, "..", "..", "examples", "etc-vmfed", NULL);
-        GPtrArray *vms = NULL, *errors = NULL;
-        int r = vm_config_load_dir(cfg, &vms, &errors);
+        VmModel *vms = NULL;
+        GPtrArray *errors = NULL;
+        int r = load(cfg, &vms, &errors);
         dump(errors);
         g_assert_cmpint(r, ==, 0);
         g_assert_null(errors);
-        g_assert_cmpuint(vms->len, ==, 5);
+        g_assert_cmpuint(vm_model_n_vms(vms), ==, 5);
         /* sorted by name */
         const char *names[] = { "dispvm-default", "gondor", "mordor", "netvm", "rivendale" };
-        for (guint i = 0; i < vms->len; i++)
-                g_assert_cmpstr(((VmConfig *) vms->pdata[i])->name, ==, names[i]);
-        VmConfig *riv = vms->pdata[4];
+        for (guint i = 0; i < vm_model_n_vms(vms); i++)
+                g_assert_cmpstr(vm_model_vm(vms, i)->name, ==, names[i]);
+        const VmSpec *riv = vm_model_vm(vms, 4);
+        g_assert_true(vm_model_find(vms, "rivendale") == riv);
+        g_assert_null(vm_model_find(vms, "nobody"));
         g_assert_cmpint(riv->role, ==, VM_ROLE_PERSONA);
         g_assert_cmpstr(riv->tags[0], ==, "dev");
         g_assert_cmpstr(riv->tags[1], ==, "work");
@@ -59,16 +71,18 @@ static void test_example_federation(void) {
         g_assert_cmpuint(riv->memory, ==, 8ull << 30);
         g_assert_cmpuint(riv->vcpus, ==, 8);
         g_assert_cmpstr(riv->netvm, ==, "netvm");
+        g_assert_true(riv->netvm_set);
         g_assert_cmpstr(riv->devices[0], ==, "0000:01:00.0");
-        VmConfig *net = vms->pdata[3];
+        const VmSpec *net = vm_model_vm(vms, 3);
         g_assert_cmpint(net->role, ==, VM_ROLE_SERVICE);
-        g_assert_cmpstr(net->netvm, ==, "");
+        g_assert_true(net->netvm_set); /* NetVM= (empty): no network */
+        g_assert_null(net->netvm);
         g_assert_true(net->autostart);
 
         PolicyFacts *f = NULL;
-        g_assert_cmpint(vm_config_build_policy_facts(vms, "nobody", NULL, &f), ==, -ENOENT);
-        g_assert_cmpint(vm_config_build_policy_facts(vms, "netvm", NULL, &f), ==, -EINVAL);
-        g_assert_cmpint(vm_config_build_policy_facts(vms, "gondor", NULL, &f), ==, 0);
+        g_assert_cmpint(vm_model_build_policy_facts(vms, "nobody", NULL, &f), ==, -ENOENT);
+        g_assert_cmpint(vm_model_build_policy_facts(vms, "netvm", NULL, &f), ==, -EINVAL);
+        g_assert_cmpint(vm_model_build_policy_facts(vms, "gondor", NULL, &f), ==, 0);
         /* Frozen. */
         g_assert_cmpint(policy_facts_add_vm(f, "x", "app", NULL, NULL), ==, -EPERM);
         /* The only disposable template is the federation default: gondor's @dispvm resolves to it. */
@@ -80,16 +94,56 @@ static void test_example_federation(void) {
         g_assert_cmpstr(d.target, ==, "@dispvm:dispvm-default");
         policy_snapshot_unref(s);
         policy_facts_unref(f);
-        g_ptr_array_unref(vms);
+        g_assert_null(vm_model_unref(vms));
+}
+
+/* vmfedd's load (flags 0): the example's Disk= files are not on this machine, so it is refused whole. */
+static void test_strict(void) {
+        g_autofree char *cfg = g_test_build_filename(G_TEST_DIST, "..", "..", "examples", "etc-vmfed", NULL);
+        g_autofree char *dir = tmpdir();
+        g_autofree char *kernel = g_build_filename(dir, "kernel", NULL);
+        g_autofree char *text = NULL;
+        VmModel *m = NULL;
+        GPtrArray *errors = NULL;
+
+        g_assert_cmpint(vm_model_load(cfg, NULL, 0, &m, &errors), ==, -EINVAL);
+        g_assert_null(m);
+        g_assert_true(has_error(errors, "vms.d/rivendale.vm:"));
+        g_assert_true(has_error(errors, "key Disk"));
+        g_ptr_array_unref(errors);
+
+        /* With its boot file there, the same definition loads; without, not even a lint would start it. */
+        g_assert_true(g_file_set_contents(kernel, "k", -1, NULL));
+        text = g_strdup_printf("[VM]\nRole=app\nKernel=%s\n", kernel);
+        put(dir, "a.vm", text);
+        errors = NULL;
+        g_assert_cmpint(vm_model_load(dir, NULL, 0, &m, &errors), ==, 0);
+        g_assert_null(errors);
+        g_assert_cmpuint(vm_model_n_vms(m), ==, 1);
+        g_assert_cmpstr(vm_model_vm(m, 0)->kernel, ==, kernel);
+        /* Immutable and shared: a reference outlives the caller's. */
+        VmModel *ref = vm_model_ref(m);
+        g_assert_null(vm_model_unref(m));
+        g_assert_cmpstr(vm_model_vm(ref, 0)->name, ==, "a");
+        vm_model_unref(ref);
+        put(dir, "b.vm", "[VM]\nRole=app\n");
+        g_assert_cmpint(vm_model_load(dir, NULL, 0, &m, &errors), ==, -EINVAL);
+        g_assert_true(has_error(errors, "vms.d/b.vm:"));
+        g_ptr_array_unref(errors);
+        /* A NULL model (never loaded) has no VMs. */
+        g_assert_cmpuint(vm_model_n_vms(NULL), ==, 0);
+        g_assert_null(vm_model_find(NULL, "a"));
+        rm_rf(dir);
 }
 
 static void test_empty_and_ignored(void) {
         g_autofree char *dir = tmpdir();
-        GPtrArray *vms = NULL, *errors = NULL;
+        VmModel *vms = NULL;
+        GPtrArray *errors = NULL;
         /* no vms.d at all: an empty federation */
-        g_assert_cmpint(vm_config_load_dir(dir, &vms, &errors), ==, 0);
-        g_assert_cmpuint(vms->len, ==, 0);
-        g_ptr_array_unref(vms);
+        g_assert_cmpint(load(dir, &vms, &errors), ==, 0);
+        g_assert_cmpuint(vm_model_n_vms(vms), ==, 0);
+        vm_model_unref(vms);
 
         /* every key of vmfed.vm(5) is accepted, [Firewall] belongs to the netvm's parser */
         put(dir, "a.vm", "[VM]\nRole=app\nKernel=/boot/vmlinuz\nInitrd=/boot/initrd\nCmdline=console=ttyS0 quiet\n"
@@ -97,15 +151,16 @@ static void test_empty_and_ignored(void) {
         put(dir, ".b.vm", "garbage");
         put(dir, "README", "garbage");
         put(dir, "c.vm~", "garbage");
-        g_assert_cmpint(vm_config_load_dir(dir, &vms, &errors), ==, 0);
-        g_assert_cmpuint(vms->len, ==, 1);
-        VmConfig *a = vms->pdata[0];
+        g_assert_cmpint(load(dir, &vms, &errors), ==, 0);
+        g_assert_cmpuint(vm_model_n_vms(vms), ==, 1);
+        const VmSpec *a = vm_model_vm(vms, 0);
         g_assert_cmpstr(a->name, ==, "a");
         g_assert_nonnull(a->tags);
         g_assert_null(a->tags[0]);
         g_assert_nonnull(a->devices);
         g_assert_null(a->netvm);
-        g_ptr_array_unref(vms);
+        g_assert_false(a->netvm_set);
+        vm_model_unref(vms);
         rm_rf(dir);
 }
 
@@ -144,8 +199,9 @@ static void test_errors(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(cases); i++) {
                 g_autofree char *dir = tmpdir();
                 put(dir, cases[i].file, cases[i].text);
-                GPtrArray *vms = NULL, *errors = NULL;
-                int r = vm_config_load_dir(dir, &vms, &errors);
+                VmModel *vms = NULL;
+                GPtrArray *errors = NULL;
+                int r = load(dir, &vms, &errors);
                 if (r != -EINVAL || !has_error(errors, cases[i].error)) {
                         g_printerr("case %zu: want '%s', r=%d\n", i, cases[i].error, r);
                         dump(errors);
@@ -161,8 +217,10 @@ static void test_errors(void) {
         put(dir, "a.vm", "[VM]\nRole=king\n");
         put(dir, "b.vm", "[VM]\nRole=app\nVCPUs=none\nAccel=x\n");
         put(dir, "c.vm", "[VM]\nRole=app\n[Firewall]\nAllow=anything\n");
-        GPtrArray *vms = NULL, *errors = NULL;
-        g_assert_cmpint(vm_config_load_dir(dir, &vms, &errors), ==, -EINVAL);
+        VmModel *vms = NULL;
+        GPtrArray *errors = NULL;
+        g_assert_cmpint(load(dir, &vms, &errors), ==, -EINVAL);
+        g_assert_null(vms);
         g_assert_cmpuint(errors->len, ==, 3);
         g_ptr_array_unref(errors);
         rm_rf(dir);
@@ -170,8 +228,9 @@ static void test_errors(void) {
 
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
-        g_test_add_func("/vmconfig/example-federation", test_example_federation);
-        g_test_add_func("/vmconfig/empty-and-ignored", test_empty_and_ignored);
-        g_test_add_func("/vmconfig/errors", test_errors);
+        g_test_add_func("/vm-model/example-federation", test_example_federation);
+        g_test_add_func("/vm-model/empty-and-ignored", test_empty_and_ignored);
+        g_test_add_func("/vm-model/errors", test_errors);
+        g_test_add_func("/vm-model/strict", test_strict);
         return g_test_run();
 }
