@@ -284,9 +284,12 @@ static Prompt *prompt_new(AskPrompts *a, guint64 id, const char *source, const c
         g_signal_connect(keys, "key-pressed", G_CALLBACK(prompt_key), q);
         gtk_widget_add_controller(q->window, keys);
 
-        g_autofree char *cands = g_strjoinv(",", q->candidates);
+        g_autoptr(GString) cands = g_string_new(NULL); /* the labels, as shown */
+        for (guint i = 0; i < q->choices->len; i++)
+                g_string_append_printf(cands, "%s%s", i ? "," : "",
+                                       gtk_check_button_get_label(q->choices->pdata[i]));
         panel_trace("ask %" G_GUINT64_FORMAT ": shown: source=%s service=%s arg=%s candidates=%s selected=%s",
-                    id, safe_source, safe_name, safe_arg, cands, prompt_target(q) ? prompt_target(q) : "");
+                    id, safe_source, safe_name, safe_arg, cands->str, prompt_target(q) ? prompt_target(q) : "");
         prompt_update(q);
         prompt_tick(q);
         q->tick_timer = g_timeout_add_seconds(1, prompt_tick, q);

@@ -15,7 +15,7 @@ with swaymsg; grim takes the screenshots, saved in meson-logs/ui/.
 What the panel shows is read from its trace (G_MESSAGES_DEBUG=vmfed-panel:
 one line per label it sets), from the window tree and from the broker.
 
-Usage: test_panel.py VMFEDD VMFED_AGENT VMFED_GUEST VMFED_PANEL NOTIFY_SERVER
+Usage: test_panel.py VMFEDD VMFED_AGENT VMFED_GUEST VMFED_PANEL NOTIFY_SERVER FAKE_BROKER
 """
 import json
 import os
@@ -92,15 +92,34 @@ class Desktop:
         # A wtype that sleeps is a virtual keyboard for as long as the test runs.
         self.keyboard = subprocess.Popen(AS_NOBODY + ["wtype", "-s", "3600000", "-k", "Shift_L"], env=self.env,
                                          preexec_fn=_die_with_parent)
-        self.lines = []
         self._cond = threading.Condition()
+        self.panel = None
+        self.start_panel(panel, h.address, h.config_dir, session_address, "panel.log")
+
+    def start_panel(self, panel, address, config_dir, session_address, log_name):
+        """Run the panel (as nobody, on this display) against the bus at address; a fresh trace."""
+        if self.panel:
+            self.stop_panel()
+        self.lines = []
+        self.log_name = log_name
         penv = dict(self.env, GDK_BACKEND="wayland", GSK_RENDERER="cairo", GTK_A11Y="none", NO_AT_BRIDGE="1",
                     G_MESSAGES_DEBUG="vmfed-panel", DBUS_SESSION_BUS_ADDRESS=session_address)
-        self.panel = subprocess.Popen(AS_NOBODY + [panel, "--address", h.address, "--config-dir", h.config_dir],
+        self.panel = subprocess.Popen(AS_NOBODY + [panel, "--address", address, "--config-dir", config_dir],
                                       env=penv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                       preexec_fn=_die_with_parent)
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+
+    def stop_panel(self):
+        """Stop the panel (SIGTERM)."""
+        if self.panel.poll() is None:
+            self.panel.terminate()
+            try:
+                self.panel.wait(5)
+            except subprocess.TimeoutExpired:
+                self.panel.kill()
+                self.panel.wait()
+        self._reader.join(2)
 
     def wayland_display(self):
         for n in os.listdir(self.run):
@@ -115,7 +134,7 @@ class Desktop:
         return None
 
     def _read(self):
-        with open(os.path.join(self.dir, "panel.log"), "w") as log:
+        with open(os.path.join(self.dir, self.log_name), "w") as log:
             for line in self.panel.stdout:  # (GLib writes debug messages to stdout)
                 log.write(line)
                 log.flush()
@@ -199,7 +218,8 @@ class Desktop:
         return path
 
     def stop(self):
-        for p in (self.panel, self.keyboard, self.sway):
+        self.stop_panel()
+        for p in (self.keyboard, self.sway):
             if p.poll() is None:
                 p.terminate()
                 try:
@@ -207,7 +227,6 @@ class Desktop:
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-        self._reader.join(2)
         self.sway_log.close()
 
 
@@ -386,7 +405,47 @@ def check_forged_signal(h, d):
     assert not d.has(r"^ask 999:", mark), "a forged AskRequested was shown"
 
 
-def main(vmfedd, agent, guest, panel, notify_server):
+def check_hostile_text(h, d, panel, fake_broker, session):
+    """What the real broker never relays (it validates every argument): an ask whose service argument
+    is markup, 64 KiB and bidi controls, from a stand-in broker on a bus of its own.  The panel shows
+    it as text, bounded, with every control character visible as <U+XXXX>; Esc denies it."""
+    path = os.path.join(h.tmp, "fakebus")
+    conf = os.path.join(h.tmp, "fakebus.conf")
+    with open(conf, "w") as f:
+        f.write(harness.DBUS_CONFIG.format(path=path))
+    bus = subprocess.Popen(["dbus-daemon", "--config-file=" + conf, "--nofork", "--nopidfile"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+    fake = None
+    try:
+        h._wait(lambda: os.path.exists(path), "the stand-in broker's bus")
+        fake = subprocess.Popen([fake_broker, "unix:path=" + path], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                text=True, preexec_fn=_die_with_parent)
+        assert fake.stdout.readline().strip() == "READY"
+        d.start_panel(panel, "unix:path=" + path, h.config_dir, session, "panel-hostile.log")
+        d.wait(r"^vm: alice app running$", "the stand-in's VM")
+        h._wait(lambda: d.focused_title() == "vmfed", "the second panel's window, focused")
+        fake.stdin.write("ask\n")
+        fake.stdin.flush()
+        _, line, _ = d.wait(r"^ask 1: shown: ", "the hostile ask")
+        arg = re.search(r" arg=(.*) candidates=", line).group(1)
+        assert arg.startswith("<b>bold</b>&amp;<span foreground='red'>x</span><U+202E>gnp.exe<U+2066>AAA"), arg
+        assert re.search(r"… \(\d+ more bytes\)$", arg) and len(arg) < 400, arg
+        assert not re.search("[\u202a-\u202e\u2066-\u2069]", line), line
+        assert line.endswith(" candidates=bob,<i>carol</i><U+202E> selected="), line
+        h._wait(lambda: d.focused_title() == "vmfed: alice asks", "the hostile ask focused")
+        time.sleep(0.5)
+        d.screenshot("ask-hostile")
+        d.key("Escape")
+        assert fake.stdout.readline().strip() == "DENY 1"
+        d.wait(r"^ask 1: closed$", "the hostile ask closed")
+    finally:
+        for p in (fake, bus):
+            if p and p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def main(vmfedd, agent, guest, panel, notify_server, fake_broker):
     for tool in ("sway", "swaymsg", "wtype", "grim"):
         if not shutil.which(tool):
             print(f"SKIP: {tool} is not installed (tools/setup.sh installs it)")
@@ -406,6 +465,7 @@ def main(vmfedd, agent, guest, panel, notify_server):
             check_forged_signal(h, d)
             check_timeout(h, d, agents, notes)
             assert d.panel.poll() is None, "the panel exited"
+            check_hostile_text(h, d, panel, fake_broker, session)
         except BaseException:
             d.dump()
             raise
