@@ -163,6 +163,11 @@ Generations *generations_new(Panel *p, GtkWindow *parent) {
         gtk_label_set_wrap(GTK_LABEL(g->status), TRUE);
         gtk_box_append(GTK_BOX(box), g->status);
         gtk_window_set_child(GTK_WINDOW(g->window), box);
+        GtkEventController *keys = gtk_shortcut_controller_new();
+        gtk_shortcut_controller_add_shortcut(GTK_SHORTCUT_CONTROLLER(keys),
+                                             gtk_shortcut_new(gtk_keyval_trigger_new(GDK_KEY_Escape, 0),
+                                                              gtk_named_action_new("window.close")));
+        gtk_widget_add_controller(g->window, keys);
         return g;
 }
 

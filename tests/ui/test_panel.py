@@ -209,7 +209,7 @@ class Desktop:
         return next((w.get("name") for w in self.windows() if w.get("focused")), None)
 
     def screenshot(self, name):
-        r = subprocess.run(AS_NOBODY + ["grim", "-"], env=self.env, capture_output=True, timeout=20)
+        r = subprocess.run(AS_NOBODY + ["grim", "-l", "9", "-"], env=self.env, capture_output=True, timeout=20)
         assert r.returncode == 0 and r.stdout.startswith(b"\x89PNG"), f"grim failed: {r.stderr!r}"
         path = os.path.join(log_dir(), name + ".png")
         with open(path, "wb") as f:
@@ -315,6 +315,21 @@ def check_switch(h, d):
                 assert any(previous in line for line in ours), ours
             if target == "rivendale":
                 d.screenshot("switch-progress")
+
+
+def check_generations(h, d):
+    """Alt+G lists the generations, newest first, the current one marked; Esc closes the window."""
+    h.call("Policy", "ReplaceFile", "sss", "40-ui.policy", "vmfed.OpenURL * bob @default deny\n", "")
+    mark = d.mark()
+    h._wait(lambda: d.focused_title() == "vmfed", "the main window focused")
+    d.key(("alt", "g"))
+    gens = h.call("Manager", "ListGenerations")[0]
+    assert len(gens) == 2, gens
+    d.wait(rf"^generation: {gens[1][0]} \(.*\) — current$", "the current generation", start=mark)
+    d.wait(rf"^generation: {gens[0][0]} \(.*\)$", "the first generation", start=mark)
+    h._wait(lambda: d.focused_title() == "vmfed: generations", "the generations window focused")
+    d.key("Escape")
+    h._wait(lambda: d.focused_title() == "vmfed", "the generations window closed")
 
 
 def check_ask_default(h, d, agents):
@@ -459,6 +474,7 @@ def main(vmfedd, agent, guest, panel, notify_server, fake_broker):
         try:
             latency = check_federation_view(h, d)
             check_switch(h, d)
+            check_generations(h, d)
             check_ask_default(h, d, agents)
             check_ask_choose(h, d, agents)
             check_esc_denies_paste(h, d, agents, notes)
