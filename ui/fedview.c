@@ -21,7 +21,7 @@ struct FedView {
         GtkWidget *start, *stop, *force, *sw, *generations;
         GHashTable *rows;          /* object path -> VmRow */
         GHashTable *ops;           /* "SENDER/COOKIE" -> what ("switch to gondor") */
-        guint progress_sub;
+        guint progress_sub, clipboard_sub;
         gboolean switching;
         Generations *gen;
 };
@@ -217,6 +217,27 @@ static void fedview_progress_signal(GDBusConnection *c, const char *sender, cons
         }
         g_autofree char *other = g_strdup_printf("(%s) %s", op, safe);
         fedview_progress(v, other);
+}
+
+/* A copy into the clipboard (Clipboard.Owner set) is news: the person should know what a VM took. */
+static void fedview_clipboard_signal(GDBusConnection *c, const char *sender, const char *path, const char *iface,
+                                     const char *member, GVariant *params, gpointer userdata) {
+        FedView *v = userdata;
+        const char *name;
+        g_autoptr(GVariant) changed = NULL;
+        if (!g_variant_is_of_type(params, G_VARIANT_TYPE("(sa{sv}as)")))
+                return;
+        g_variant_get(params, "(&s@a{sv}@as)", &name, &changed, NULL);
+        const char *owner = NULL, *mime = "";
+        guint64 size = 0;
+        if (!g_str_equal(name, CLIPBOARD_IFACE) || !g_variant_lookup(changed, "Owner", "&s", &owner) || !*owner)
+                return;
+        g_variant_lookup(changed, "Mime", "&s", &mime);
+        g_variant_lookup(changed, "Size", "t", &size);
+        g_autofree char *safe_owner = safetext_make(owner, 64), *safe_mime = safetext_make(mime, 64);
+        g_autofree char *body = g_strdup_printf("%s copied %" G_GUINT64_FORMAT " bytes (%s).", safe_owner, size,
+                                                safe_mime);
+        notifier_send(v->p->notifier, "Clipboard", body);
 }
 
 /* A long call (answered when done), with its operation id known before it is sent. */
@@ -423,6 +444,9 @@ FedView *fedview_new(Panel *p) {
         v->progress_sub = g_dbus_connection_signal_subscribe(
                 p->bus, BROKER_NAME, MANAGER_IFACE, "Progress", BROKER_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
                 fedview_progress_signal, v, NULL);
+        v->clipboard_sub = g_dbus_connection_signal_subscribe(
+                p->bus, BROKER_NAME, "org.freedesktop.DBus.Properties", "PropertiesChanged", BROKER_PATH,
+                CLIPBOARD_IFACE, G_DBUS_SIGNAL_FLAGS_NONE, fedview_clipboard_signal, v, NULL);
         g_signal_connect(p->objects, "object-added", G_CALLBACK(fedview_object_added), v);
         g_signal_connect(p->objects, "object-removed", G_CALLBACK(fedview_object_removed), v);
         g_signal_connect(p->manager, "g-properties-changed", G_CALLBACK(fedview_manager_changed), v);
@@ -451,6 +475,7 @@ void fedview_free(FedView *v) {
                 return;
         generations_free(v->gen);
         g_dbus_connection_signal_unsubscribe(v->p->bus, v->progress_sub);
+        g_dbus_connection_signal_unsubscribe(v->p->bus, v->clipboard_sub);
         g_signal_handlers_disconnect_by_data(v->p->objects, v);
         g_signal_handlers_disconnect_by_data(v->p->manager, v);
         g_hash_table_unref(v->rows);

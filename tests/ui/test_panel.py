@@ -380,6 +380,8 @@ def check_ask_choose(h, d, agents):
 def check_esc_denies_paste(h, d, agents, notes):
     """bob's paste of alice's copy asks; Esc denies; the refusal is notified on the session bus."""
     agents["alice"].guest_ok("copy", input=b"secret")
+    h._wait(lambda: any(n[2] == "Clipboard" and "alice copied 6 bytes (text/plain)" in n[3] for n in notes),
+            "the notification of the copy")
     mark = d.mark()
     t, res = in_background(lambda: agents["bob"].guest("paste"))
     i, line, _ = d.wait(r"^ask (\d+): shown: source=alice service=vmfed.Clipboard.Paste ", "the paste ask",
