@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * vmfed-panel [--address ADDR] [--config-dir DIR]
+ * vmfed-panel --guest-socket PATH        (in a persona: the agent's Guest1)
  *
  * Connects to the broker's bus, builds the federation view, the ask prompts
- * and the notifier, and runs GTK's main loop.
+ * and the notifier, and runs GTK's main loop.  In a persona it talks to the
+ * agent instead, and shows the guest view (no asks: they go to the host).
  */
 #include "askprompt.h"
 #include "fedview.h"
+#include "guestview.h"
 #include "notifier.h"
 #include "panel.h"
 
@@ -14,10 +17,13 @@
 
 static char *arg_address;
 static char *arg_config_dir;
+static char *arg_guest_socket;
 
 static const GOptionEntry options[] = {
         { "address", 0, 0, G_OPTION_ARG_STRING, &arg_address, "Bus address of the broker (default: system bus)", "ADDR" },
         { "config-dir", 0, 0, G_OPTION_ARG_FILENAME, &arg_config_dir, "vmfed's CONFIG (for [Ask] Timeout=)", "DIR" },
+        { "guest-socket", 0, 0, G_OPTION_ARG_FILENAME, &arg_guest_socket,
+          "In a persona: the agent's Guest1 socket (/run/vmfed/guest.sock)", "PATH" },
         { NULL },
 };
 
@@ -57,13 +63,37 @@ static GDBusConnection *panel_connect(GError **error) {
                 G_DBUS_CONNECTION_FLAGS_MESSAGE_BUS_CONNECTION, NULL, NULL, error);
 }
 
+static void panel_activate_guest(Panel *p) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *escaped = g_dbus_address_escape_value(arg_guest_socket);
+        g_autofree char *address = g_strdup_printf("unix:path=%s", escaped);
+        p->bus = g_dbus_connection_new_for_address_sync(address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT,
+                                                        NULL, NULL, &error);
+        if (!p->bus) {
+                g_printerr("vmfed-panel: cannot reach the agent: %s\n", error->message);
+                g_application_quit(G_APPLICATION(p->app));
+                return;
+        }
+        p->notifier = notifier_new();
+        p->guest = guestview_new(p);
+        guestview_present(p->guest);
+}
+
 /* Start-up only: the few synchronous calls here happen before any window shows. */
 static void panel_activate(GtkApplication *app, gpointer userdata) {
         Panel *p = userdata;
         g_autoptr(GError) error = NULL;
 
-        if (p->bus) {
+        if (p->guest) {
+                guestview_present(p->guest);
+                return;
+        }
+        if (p->view) {
                 fedview_present(p->view);
+                return;
+        }
+        if (arg_guest_socket) {
+                panel_activate_guest(p);
                 return;
         }
         p->bus = panel_connect(&error);
@@ -99,6 +129,7 @@ int main(int argc, char **argv) {
         panel.app = gtk_application_new("org.vmfed.Panel", G_APPLICATION_NON_UNIQUE);
         g_signal_connect(panel.app, "activate", G_CALLBACK(panel_activate), &panel);
         int rc = g_application_run(G_APPLICATION(panel.app), 1, argv);
+        guestview_free(panel.guest);
         askprompt_free(panel.asks);
         fedview_free(panel.view);
         notifier_free(panel.notifier);

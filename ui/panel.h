@@ -21,6 +21,7 @@
 typedef struct FedView FedView;
 typedef struct AskPrompts AskPrompts;
 typedef struct Notifier Notifier;
+typedef struct GuestView GuestView;
 
 typedef struct Panel {
         GtkApplication *app;
@@ -31,6 +32,7 @@ typedef struct Panel {
         FedView *view;
         AskPrompts *asks;
         Notifier *notifier;
+        GuestView *guest;             /* in a persona (--guest-socket) instead of view and asks */
 } Panel;
 
 /*

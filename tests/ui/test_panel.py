@@ -39,6 +39,8 @@ AS_NOBODY = ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", f"--gr
 VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "netvm": vm("service"),
        "gondor": vm("persona"), "rivendale": vm("persona")}
 POLICY = {"30-ui.policy": (
+    "vmfed.Admin.ListVMs        *  rivendale  @host          allow\n"
+    "vmfed.Admin.SwitchPersona  *  rivendale  @role:persona  ask\n"
     "vmfed.OpenURL          *  alice  @default  ask default_target=bob\n"
     "vmfed.OpenURL          *  alice  bob       ask\n"
     "vmfed.OpenURL          *  carol  @default  ask\n"
@@ -60,6 +62,71 @@ def log_dir():
     d = os.path.join(os.environ.get("VMFED_BUILD_ROOT", "."), "meson-logs", "ui")
     os.makedirs(d, exist_ok=True)
     return d
+
+
+class PanelTrace:
+    """A panel process and its trace (G_MESSAGES_DEBUG=vmfed-panel: one line per label it sets)."""
+
+    def __init__(self, cmd, env, log_path):
+        self.lines = []
+        self._cond = threading.Condition()
+        self.log_path = log_path
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     preexec_fn=_die_with_parent)
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self):
+        with open(self.log_path, "w") as log:
+            for line in self.proc.stdout:  # (GLib writes debug messages to stdout)
+                log.write(line)
+                log.flush()
+                m = re.search(r"vmfed-panel-DEBUG: [\d:.]+: (.*)$", line.rstrip("\n"))
+                with self._cond:
+                    self.lines.append((time.monotonic(), m.group(1) if m else line.rstrip("\n")))
+                    self._cond.notify_all()
+
+    def mark(self):
+        with self._cond:
+            return len(self.lines)
+
+    def wait(self, pred, what, timeout=15, start=0):
+        """The first trace line from index start matching pred (a regex or function): (index, line, time)."""
+        if isinstance(pred, str):
+            rx = re.compile(pred)
+            pred = rx.search
+        end = time.monotonic() + harness.scaled(timeout)
+        with self._cond:
+            while True:
+                for i in range(start, len(self.lines)):
+                    t, line = self.lines[i]
+                    m = pred(line)
+                    if m:
+                        return i, line, t
+                left = end - time.monotonic()
+                if left <= 0 or self.proc.poll() is not None:
+                    self.dump()
+                    raise AssertionError(f"the panel did not show {what}")
+                self._cond.wait(min(left, 0.5))
+
+    def has(self, pattern, start=0):
+        with self._cond:
+            return any(re.search(pattern, line) for _, line in self.lines[start:])
+
+    def dump(self):
+        with self._cond:
+            sys.stderr.write(f"---- panel trace {os.path.basename(self.log_path)} (exit status {self.proc.poll()}) "
+                             "----\n" + "\n".join(l for _, l in self.lines) + "\n")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(2)
 
 
 class Desktop:
@@ -92,34 +159,24 @@ class Desktop:
         # A wtype that sleeps is a virtual keyboard for as long as the test runs.
         self.keyboard = subprocess.Popen(AS_NOBODY + ["wtype", "-s", "3600000", "-k", "Shift_L"], env=self.env,
                                          preexec_fn=_die_with_parent)
-        self._cond = threading.Condition()
         self.panel = None
         self.start_panel(panel, h.address, h.config_dir, session_address, "panel.log")
 
-    def start_panel(self, panel, address, config_dir, session_address, log_name):
-        """Run the panel (as nobody, on this display) against the bus at address; a fresh trace."""
-        if self.panel:
+    def start_panel(self, panel, address, config_dir, session_address, log_name, replace=True, guest=False):
+        """Run a panel (as nobody, on this display) against the bus at address (or, guest=True, the
+        agent's Guest1 socket); with replace, it becomes the panel the methods below read."""
+        if replace and self.panel:
             self.stop_panel()
-        self.lines = []
-        self.log_name = log_name
         penv = dict(self.env, GDK_BACKEND="wayland", GSK_RENDERER="cairo", GTK_A11Y="none", NO_AT_BRIDGE="1",
                     G_MESSAGES_DEBUG="vmfed-panel", DBUS_SESSION_BUS_ADDRESS=session_address)
-        self.panel = subprocess.Popen(AS_NOBODY + [panel, "--address", address, "--config-dir", config_dir],
-                                      env=penv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                      preexec_fn=_die_with_parent)
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        args = ["--guest-socket", address] if guest else ["--address", address, "--config-dir", config_dir]
+        t = PanelTrace(AS_NOBODY + [panel] + args, penv, os.path.join(self.dir, log_name))
+        if replace:
+            self.trace, self.panel = t, t.proc
+        return t
 
     def stop_panel(self):
-        """Stop the panel (SIGTERM)."""
-        if self.panel.poll() is None:
-            self.panel.terminate()
-            try:
-                self.panel.wait(5)
-            except subprocess.TimeoutExpired:
-                self.panel.kill()
-                self.panel.wait()
-        self._reader.join(2)
+        self.trace.stop()
 
     def wayland_display(self):
         for n in os.listdir(self.run):
@@ -133,47 +190,17 @@ class Desktop:
                 return os.path.join(self.run, n)
         return None
 
-    def _read(self):
-        with open(os.path.join(self.dir, self.log_name), "w") as log:
-            for line in self.panel.stdout:  # (GLib writes debug messages to stdout)
-                log.write(line)
-                log.flush()
-                m = re.search(r"vmfed-panel-DEBUG: [\d:.]+: (.*)$", line.rstrip("\n"))
-                with self._cond:
-                    self.lines.append((time.monotonic(), m.group(1) if m else line.rstrip("\n")))
-                    self._cond.notify_all()
-
     def mark(self):
-        with self._cond:
-            return len(self.lines)
+        return self.trace.mark()
 
-    def wait(self, pred, what, timeout=15, start=0):
-        """The first trace line from index start matching pred (a regex or function): (index, line, time)."""
-        if isinstance(pred, str):
-            rx = re.compile(pred)
-            pred = rx.search
-        end = time.monotonic() + harness.scaled(timeout)
-        with self._cond:
-            while True:
-                for i in range(start, len(self.lines)):
-                    t, line = self.lines[i]
-                    m = pred(line)
-                    if m:
-                        return i, line, t
-                left = end - time.monotonic()
-                if left <= 0 or self.panel.poll() is not None:
-                    self.dump()
-                    raise AssertionError(f"the panel did not show {what}")
-                self._cond.wait(min(left, 0.5))
+    def wait(self, *args, **kw):
+        return self.trace.wait(*args, **kw)
 
-    def has(self, pattern, start=0):
-        with self._cond:
-            return any(re.search(pattern, line) for _, line in self.lines[start:])
+    def has(self, *args, **kw):
+        return self.trace.has(*args, **kw)
 
     def dump(self):
-        with self._cond:
-            sys.stderr.write(f"---- panel trace (exit status {self.panel.poll()}) ----\n" +
-                             "\n".join(l for _, l in self.lines) + "\n")
+        self.trace.dump()
 
     def key(self, *keys, lead=1300):
         """Keys as a person types them: a key name, or ("alt", "w") for a mnemonic.
@@ -265,8 +292,8 @@ def pending(h):
 def vm_lines(d, start=0):
     """The last 'vm: NAME ROLE STATE' the panel showed for each VM."""
     shown = {}
-    with d._cond:
-        for _, line in d.lines[start:]:
+    with d.trace._cond:
+        for _, line in d.trace.lines[start:]:
             m = re.match(r"vm: (\S+) (\S+) (\S+)$", line)
             if m:
                 shown[m.group(1)] = (m.group(2), m.group(3))
@@ -330,6 +357,35 @@ def check_generations(h, d):
     h._wait(lambda: d.focused_title() == "vmfed: generations", "the generations window focused")
     d.key("Escape")
     h._wait(lambda: d.focused_title() == "vmfed", "the generations window closed")
+
+
+def check_persona(h, d, panel, session, agents):
+    """The panel in a persona (rivendale's agent's Guest1): its switch to gondor is the policy's ask,
+    answered on the host console's panel; then the persona's panel says it is done."""
+    assert h.get_property("Manager", "ActivePersona") == "rivendale"
+    guest = d.start_panel(panel, agents["rivendale"].socket, None, session, "panel-persona.log", replace=False,
+                          guest=True)
+    try:
+        guest.wait(r"^vm: gondor saved$", "gondor in the persona's panel")
+        h._wait(lambda: d.focused_title() == "vmfed (persona)", "the persona's panel focused")
+        mark = d.mark()
+        d.key(*select_keys("gondor"), ("alt", "w"))
+        guest.wait(r"^status: Asked to switch to gondor", "the request sent")
+        i, line, _ = d.wait(r"^ask (\d+): shown: source=rivendale service=vmfed.Admin.SwitchPersona arg= "
+                            r"candidates=gondor selected=gondor$", "the persona's ask on the host panel", start=mark)
+        ask = re.match(r"ask (\d+)", line).group(1)
+        d.wait(rf"^ask {ask}: allow armed$", "Allow armed", start=i)
+        d.screenshot("persona-switch-ask")
+        d.key("Return")
+        d.wait(rf"^ask {ask}: allow gondor$", "the answer", start=i)
+        guest.wait(r"^status: Done: switch to gondor\.$", "the switch done in the persona's panel", 30)
+        assert h.get_property("Manager", "ActivePersona") == "gondor"
+        guest.wait(r"^vm: rivendale saved$", "rivendale saved in the persona's panel")
+    except BaseException:
+        guest.dump()
+        raise
+    finally:
+        guest.stop()
 
 
 def check_ask_default(h, d, agents):
@@ -471,12 +527,13 @@ def main(vmfedd, agent, guest, panel, notify_server, fake_broker):
     with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY, services_conf=CONF,
                          extra_args=["--manage-group", "users"]) as h:
         session, procs, notes = start_session_bus(h, notify_server)
-        agents = {n: h.agent(n) for n in ("alice", "bob", "carol")}
+        agents = {n: h.agent(n) for n in ("alice", "bob", "carol", "rivendale")}
         d = Desktop(h, panel, session)
         try:
             latency = check_federation_view(h, d)
             check_switch(h, d)
             check_generations(h, d)
+            check_persona(h, d, panel, session, agents)
             check_ask_default(h, d, agents)
             check_ask_choose(h, d, agents)
             check_esc_denies_paste(h, d, agents, notes)
