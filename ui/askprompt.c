@@ -186,6 +186,8 @@ static GtkWidget *prompt_line(GtkWidget *grid, int row, const char *key, const c
         gtk_label_set_wrap(GTK_LABEL(v), TRUE);
         gtk_label_set_wrap_mode(GTK_LABEL(v), PANGO_WRAP_WORD_CHAR);
         gtk_label_set_max_width_chars(GTK_LABEL(v), 50);
+        /* At least as wide as a short text, so the window is not sized for it wrapped narrow. */
+        gtk_label_set_width_chars(GTK_LABEL(v), (int) MIN(g_utf8_strlen(text, -1), 50));
         gtk_grid_attach(GTK_GRID(grid), k, 0, row, 1, 1);
         gtk_grid_attach(GTK_GRID(grid), v, 1, row, 1, 1);
         return v;
