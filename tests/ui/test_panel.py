@@ -36,8 +36,11 @@ NOBODY_UID = 65534
 USERS_GID = 100
 AS_NOBODY = ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", f"--groups={USERS_GID}"]
 
+DEV = "0000:01:00.0"
 VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "netvm": vm("service"),
-       "gondor": vm("persona"), "rivendale": vm("persona")}
+       "gondor": vm("persona"), "rivendale": vm("persona"),
+       "mordor": vm("persona", f"[Passthrough]\nDevices={DEV}\n"),
+       "usbvm": vm("service", f"[Passthrough]\nDevices={DEV}\n")}
 POLICY = {"30-ui.policy": (
     "vmfed.Admin.ListVMs        *  rivendale  @host          allow\n"
     "vmfed.Admin.SwitchPersona  *  rivendale  @role:persona  ask\n"
@@ -344,6 +347,21 @@ def check_switch(h, d):
                 d.screenshot("switch-progress")
 
 
+def check_switch_refused(h, d, notes):
+    """A switch the broker refuses (mordor's device is held by usbvm) says why, in the window and
+    in a notification; the active persona stays."""
+    h.call("Manager", "StartVM", "s", "usbvm")
+    mark = d.mark()
+    h._wait(lambda: d.focused_title() == "vmfed", "the main window focused")
+    d.key(*select_keys("mordor"), ("alt", "w"))
+    _, line, _ = d.wait(r"^status: Could not switch to mordor: ", "the refusal", start=mark)
+    assert DEV in line, line
+    h._wait(lambda: any(n[2] == "Persona switch failed" and DEV in n[3] for n in notes), "the notification")
+    assert h.get_property("Manager", "ActivePersona") == "rivendale"
+    print(f"refused switch shown as: {line}", flush=True)
+    h.call("Manager", "StopVM", "sb", "usbvm", "true")
+
+
 def check_generations(h, d):
     """Alt+G lists the generations, newest first, the current one marked; Esc closes the window."""
     h.call("Policy", "ReplaceFile", "sss", "40-ui.policy", "vmfed.OpenURL * bob @default deny\n", "")
@@ -525,13 +543,14 @@ def main(vmfedd, agent, guest, panel, notify_server, fake_broker):
             return 77
     t_start = time.monotonic()
     with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY, services_conf=CONF,
-                         extra_args=["--manage-group", "users"]) as h:
+                         extra_args=["--manage-group", "users"], env={"VMFED_TEST_FAKE_PASSTHROUGH": "1"}) as h:
         session, procs, notes = start_session_bus(h, notify_server)
         agents = {n: h.agent(n) for n in ("alice", "bob", "carol", "rivendale")}
         d = Desktop(h, panel, session)
         try:
             latency = check_federation_view(h, d)
             check_switch(h, d)
+            check_switch_refused(h, d, notes)
             check_generations(h, d)
             check_persona(h, d, panel, session, agents)
             check_ask_default(h, d, agents)
