@@ -34,7 +34,8 @@ from harness import Monitor, _die_with_parent  # noqa: E402
 
 NOBODY_UID = 65534
 USERS_GID = 100
-AS_NOBODY = ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", f"--groups={USERS_GID}"]
+# --pdeathsig: a credential change clears the parent-death signal _die_with_parent set.
+AS_NOBODY = ["setpriv", f"--reuid={NOBODY_UID}", f"--regid={NOBODY_UID}", f"--groups={USERS_GID}", "--pdeathsig=KILL"]
 
 DEV = "0000:01:00.0"
 VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "netvm": vm("service"),
