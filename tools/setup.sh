@@ -15,6 +15,7 @@ VMFED_PACKAGES=(
   dbus libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
   nftables iproute2 busybox-static cpio kmod libxml2-utils go-md2man
   socat procps psmisc util-linux valgrind
+  libgtk-4-dev sway grim wtype cage fonts-dejavu-core
 )
 
 # tools/main.sh and tools/test.sh need root (apt-get, libvirt's
