@@ -33,6 +33,8 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/bus-source.h"
+#include "netvm/conntrack.h"
+#include "netvm/handover.h"
 #include "netvm/links.h"
 #include "netvm/netvm-iface.h"
 #include "netvm/nft-batch.h"
@@ -50,6 +52,7 @@
 typedef struct Netd {
         GMainLoop *loop;
         NftSocket *nft;
+        Conntrack *ct;
         Links *links;
         Ruleset *applied;
         NetState *state;
@@ -80,6 +83,26 @@ static const NetState *netd_get_state(void *userdata) {
 }
 
 /*
+ * Delete the conntrack entries of addresses that left their client.  A
+ * failure is logged, not returned: the state is in force by then, and the
+ * forward chain still drops anything new towards the address.
+ */
+static void netd_flush_conntrack(Netd *d, GArray *released) {
+        if (released->len == 0)
+                return;
+        unsigned n = 0;
+        int r = d->ct ? 0 : conntrack_open(&d->ct);
+        if (r >= 0)
+                r = conntrack_flush_addrs(d->ct, (const NetAddr *) released->data, released->len, &n);
+        if (r < 0)
+                log_error_errno(r, "Cannot delete the conntrack entries of %u released address(es): %m",
+                                released->len);
+        else
+                log_info("conntrack: %u entr%s of %u released address(es) deleted", n, n == 1 ? "y" : "ies",
+                         released->len);
+}
+
+/*
  * Enforce new_state (taken over in every case): one nftables transaction,
  * then links, addresses and neighbours, then persist it.  If the nftables
  * transaction fails, nothing changed and the previous state stays in force.
@@ -101,13 +124,29 @@ static int netd_apply(void *userdata, NetState *new_state, char **errorp) {
                                 log_error("%s (traffic of this client is dropped)", *l);
         }
 
-        /* The firewall first: forwarding is never on without it. */
-        int r = ruleset_apply(d->nft, &d->applied, s, &st);
+        /*
+         * The firewall first: forwarding is never on without it.  An address
+         * that changes hands loses its owner in the kernel (the `between`
+         * state) while its conntrack entries go, so that no late packet of
+         * an old flow reaches its next holder.
+         */
+        _cleanup_(handover_done) Handover h = {};
+        handover_plan(d->state, s, &h);
+        int r = 0;
+        if (h.between) {
+                r = ruleset_apply(d->nft, &d->applied, h.between, &st);
+                if (r >= 0)
+                        netd_flush_conntrack(d, h.released);
+        }
+        if (r >= 0)
+                r = ruleset_apply(d->nft, &d->applied, s, &st);
         if (r < 0) {
                 if (errorp)
                         *errorp = g_strdup_printf("nftables transaction failed: %s", g_strerror(-r));
                 return r;
         }
+        if (!h.between)
+                netd_flush_conntrack(d, h.released);
         log_info("nftables: %u message(s): %u chain(s) added, %u changed, %u removed, %u element(s) added, %u removed",
                  st.messages, st.chains_added, st.chains_changed, st.chains_removed, st.elems_added, st.elems_removed);
 
@@ -381,6 +420,7 @@ static void netd_done(Netd *d) {
         ruleset_free(d->applied);
         netstate_free(d->state);
         nft_socket_free(d->nft);
+        conntrack_free(d->ct);
         links_free(d->links);
         if (d->loop)
                 g_main_loop_unref(d->loop);

@@ -30,7 +30,7 @@ done
 
 base_modules=(virtio_pci virtio_console virtio_net virtio_blk virtio_rng button evdev)
 netvm_modules=(bridge br_netfilter nf_tables nft_ct nft_chain_nat nft_nat nft_masq
-               nft_reject_inet nft_limit nf_conntrack nft_fib_inet nft_redir)
+               nft_reject_inet nft_limit nf_conntrack nf_conntrack_netlink nft_fib_inet nft_redir)
 case "$flavor" in
   base)  modules=("${base_modules[@]}") ;;
   netvm) modules=("${base_modules[@]}" "${netvm_modules[@]}") ;;

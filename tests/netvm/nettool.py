@@ -9,6 +9,10 @@
   nettool.py stream ADDR PORT COUNTFILE    long-lived TCP flow: one echo round trip
                                            every 20 ms, the count written to COUNTFILE;
                                            writes "dead" and exits when the flow breaks
+  nettool.py udp-late PORT INFO TRIGGER    UDP peer of a flow: answers the first datagram,
+                                           writes its "ADDR PORT" to INFO, then once
+                                           TRIGGER exists sends it "late" 10 times (50 ms apart)
+  nettool.py udp-from SPORT ADDR PORT      one UDP round trip from source port SPORT
 """
 import os
 import socket
@@ -124,6 +128,33 @@ def stream(addr, port, countfile):
         return 1
 
 
+def udp_late(port, info, trigger):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("0.0.0.0", port))
+    data, peer = s.recvfrom(4096)
+    s.sendto(data, peer)
+    with open(info + ".tmp", "w") as f:
+        f.write("%s %d\n" % peer)
+    os.rename(info + ".tmp", info)
+    while not os.path.exists(trigger):
+        time.sleep(0.02)
+    for _ in range(10):
+        s.sendto(b"late", peer)
+        time.sleep(0.05)
+    return 0
+
+
+def udp_from(sport, addr, port):
+    s = socket.socket(family_of(addr), socket.SOCK_DGRAM)
+    s.settimeout(2)
+    s.bind(("::" if family_of(addr) == socket.AF_INET6 else "0.0.0.0", sport))
+    s.sendto(b"flow", (addr, port))
+    try:
+        return 0 if s.recvfrom(4096)[0] == b"flow" else 1
+    except OSError:
+        return 1
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "serve-tcp":
@@ -143,6 +174,10 @@ def main(argv):
                 token = rest[1]
             rest = rest[2:]
         return 0 if probe_udp(argv[2], int(argv[3]), src, token) else 1
+    elif cmd == "udp-late":
+        return udp_late(int(argv[2]), argv[3], argv[4])
+    elif cmd == "udp-from":
+        return udp_from(int(argv[2]), argv[3], int(argv[4]))
     elif cmd == "stream":
         return stream(argv[2], int(argv[3]), argv[4])
     else:

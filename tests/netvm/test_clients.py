@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Client lifecycle through the real vmfed-netd, between network namespaces:
+conntrack hygiene when an address changes hands.
+
+  internet (192.0.2.1)  | inet0 -- up0
+  netvm: vmfed-netd --state FILE --watch   (down0: 10.210.0.1)
+  host: bridge br0, isolated client ports
+  clients A (10.210.0.10), B (10.210.0.11); N, a new VM (another MAC)
+  that is given A's address when A goes
+
+Usage: test_clients.py VMFED_NETD
+"""
+import os
+import re
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from netlab import Failure, Lab, NETTOOL, PYTHON, require_root  # noqa: E402
+
+NETD = None
+MAC = {"a": "52:54:00:00:01:0a", "b": "52:54:00:00:01:0b", "n": "52:54:00:00:01:0e"}
+IP4 = {"a": "10.210.0.10", "b": "10.210.0.11", "n": "10.210.0.10"}
+
+HEADER = """\
+[Uplink]
+Interface=up0
+Address=192.0.2.2/24
+Gateway=192.0.2.1
+
+[Downstream]
+Interface=down0
+Address=10.210.0.1/24
+"""
+
+
+def client(name, rules=None, addr=None):
+    s = "\n[Client %s]\nMAC=%s\nAddress=%s\n" % (name, MAC[name], addr or IP4[name])
+    for line in (rules or "").splitlines():
+        s += "Rule=%s\n" % line
+    return s
+
+
+def write_atomic(path, text):
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
+class Topo:
+    def __init__(self, lab):
+        self.lab = lab
+        self.inet = lab.ns("inet")
+        self.netvm = lab.ns("netvm")
+        self.host = lab.ns("host")
+        self.cl = {}
+        lab.sh("ip", "-n", self.host, "link", "add", "br0", "type", "bridge")
+        lab.sh("ip", "-n", self.host, "link", "set", "br0", "up")
+        lab.veth(self.netvm, "up0", self.inet, "inet0", mac_a="52:54:00:ff:01:02")
+        lab.sh("ip", "-n", self.inet, "addr", "add", "192.0.2.1/24", "dev", "inet0")
+        lab.veth(self.netvm, "down0", self.host, "nv0", mac_a="52:54:00:ff:01:01")
+        lab.sh("ip", "-n", self.host, "link", "set", "nv0", "master", "br0")
+        self.state = os.path.join(lab.tmp, "netvm.state")
+        self.log = os.path.join(lab.tmp, "netd.log")
+
+    def plug(self, name, configure=True):
+        lab = self.lab
+        ns = self.cl[name] = lab.ns(name)
+        port = "p%s0" % name
+        lab.veth(ns, "eth0", self.host, port, mac_a=MAC[name])
+        lab.sh("ip", "-n", self.host, "link", "set", port, "master", "br0")
+        lab.sh("ip", "-n", self.host, "link", "set", port, "type", "bridge_slave", "isolated", "on")
+        if configure:
+            lab.sh("ip", "-n", ns, "addr", "add", IP4[name] + "/32", "dev", "eth0")
+            lab.sh("ip", "-n", ns, "route", "add", "10.210.0.1/32", "dev", "eth0")
+            lab.sh("ip", "-n", ns, "route", "add", "default", "via", "10.210.0.1", "dev", "eth0")
+        return ns
+
+    def unplug(self, name):
+        self.lab.sh("ip", "-n", self.host, "link", "del", "p%s0" % name)
+
+    def start(self, text):
+        write_atomic(self.state, text)
+        self.netd = self.lab.spawn(self.netvm, NETD, "--state", self.state, "--watch", log=self.log)
+        self.lab.wait_for(lambda: "Applied" in self.logtext(), "vmfed-netd's first state")
+
+    def logtext(self):
+        return open(self.log).read() if os.path.exists(self.log) else ""
+
+    def apply(self, text):
+        mark = len(self.logtext())
+        write_atomic(self.state, text)
+        self.lab.wait_for(lambda: re.search(r"Applied|refused", self.logtext()[mark:]), "the new state")
+        return self.logtext()[mark:]
+
+    def conntrack(self, addr):
+        """The netvm kernel's conntrack entries with addr as original source (conntrack(8))."""
+        out = self.lab.nsx(self.netvm, "conntrack", "-L", "-s", addr, check=False, capture=True) or ""
+        return [l for l in out.splitlines() if l.strip()]
+
+
+def test_conntrack(lab, t):
+    """After A is gone, a late packet of A's flow does not reach N, given A's address."""
+    a, b = t.plug("a"), t.plug("b")
+    t.start(HEADER + client("a") + client("b"))
+
+    info = os.path.join(lab.tmp, "late.info")
+    trigger = os.path.join(lab.tmp, "late.go")
+    lab.spawn(t.inet, PYTHON, NETTOOL, "udp-late", "6000", info, trigger)
+    lab.spawn(t.inet, PYTHON, NETTOOL, "serve-udp", "0.0.0.0", "6001")
+    time.sleep(0.2)
+    lab.check(lab.tool(a, "udp-from", "4000", "192.0.2.1", "6000"), "A opens a UDP flow to the internet")
+    lab.check(lab.tool(b, "udp-from", "4001", "192.0.2.1", "6001"), "B opens a UDP flow to the internet")
+    lab.wait_for(lambda: os.path.exists(info), "the internet peer to note A's flow")
+    lab.check(len(t.conntrack(IP4["a"])) >= 1 and len(t.conntrack(IP4["b"])) >= 1,
+              "the netvm's conntrack table has A's and B's flows")
+
+    # A goes (persona switch): N, another VM with another MAC, gets A's address.
+    t.unplug("a")
+    n = t.plug("n")
+    received = os.path.join(lab.tmp, "n.udp")
+    lab.spawn(n, PYTHON, NETTOOL, "serve-udp", "0.0.0.0", "4000", received)
+
+
+    log = t.apply(HEADER + client("b") + client("n"))
+    lab.check(re.search(r"conntrack: \d+ entr(y|ies) of 1 released address", log) is not None,
+              "vmfed-netd deleted the conntrack entries of A's address")
+    lab.check(t.conntrack(IP4["a"]) == [], "no conntrack entry for A's address is left in the kernel")
+    lab.check(len(t.conntrack(IP4["b"])) >= 1, "B's conntrack entry is untouched")
+    open(trigger, "w").close()
+    time.sleep(1.0)
+    got = open(received).read() if os.path.exists(received) else ""
+    lab.check("late" not in got, "a late packet of A's flow does not reach N, the next holder of A's address")
+    lab.check(lab.tool(n, "udp", "192.0.2.1", "6001", "--token", "fromN"), "N itself reaches the internet")
+    lab.check(t.conntrack(IP4["a"]) != [], "N's own flow is tracked (the check above can see entries)")
+
+    # RemoveClient alone (no next holder): its entries go too.
+    lab.check(lab.tool(b, "udp-from", "4002", "192.0.2.1", "6001"), "B opens another flow")
+    log = t.apply(HEADER + client("n"))
+    lab.check(t.conntrack(IP4["b"]) == [] and "released address" in log,
+              "removing B deletes B's conntrack entries")
+
+
+def main():
+    global NETD
+    require_root()
+    NETD = os.path.abspath(sys.argv[1])
+    lab = Lab("c")
+    try:
+        t = Topo(lab)
+        test_conntrack(lab, t)
+    except Failure as e:
+        print(e, flush=True)
+        p = os.path.join(lab.tmp, "netd.log")
+        if os.path.exists(p):
+            print("---- netd.log\n" + open(p).read())
+        return 1
+    finally:
+        lab.cleanup()
+    print("1..%d" % lab.checks)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
