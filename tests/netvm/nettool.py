@@ -13,6 +13,8 @@
                                            writes its "ADDR PORT" to INFO, then once
                                            TRIGGER exists sends it "late" 10 times (50 ms apart)
   nettool.py udp-from SPORT ADDR PORT      one UDP round trip from source port SPORT
+  nettool.py refused tcp|udp ADDR PORT     print "ERRNO-NAME MILLISECONDS" of a connection
+                                           attempt (TCP connect; UDP send then receive), 3 s at most
 """
 import os
 import socket
@@ -155,6 +157,25 @@ def udp_from(sport, addr, port):
         return 1
 
 
+def refused(proto, addr, port):
+    import errno
+    s = socket.socket(family_of(addr), socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM)
+    s.settimeout(3)
+    t0 = time.monotonic()
+    try:
+        s.connect((addr, port))
+        if proto == "udp":
+            s.send(b"x")
+            s.recv(16)
+        name = "OK"
+    except socket.timeout:
+        name = "TIMEOUT"
+    except OSError as e:
+        name = errno.errorcode.get(e.errno, str(e.errno))
+    print("%s %.3f" % (name, (time.monotonic() - t0) * 1000))
+    return 0
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "serve-tcp":
@@ -178,6 +199,8 @@ def main(argv):
         return udp_late(int(argv[2]), argv[3], argv[4])
     elif cmd == "udp-from":
         return udp_from(int(argv[2]), argv[3], int(argv[4]))
+    elif cmd == "refused":
+        return refused(argv[2], argv[3], int(argv[4]))
     elif cmd == "stream":
         return stream(argv[2], int(argv[3]), argv[4])
     else:

@@ -142,6 +142,37 @@ def test_conntrack(lab, t):
               "removing B deletes B's conntrack entries")
 
 
+RULES_REJECT = """\
+default reject
+accept 192.0.2.1 proto tcp port 8080
+reject 192.0.2.1 proto udp port 9091
+drop 192.0.2.1 proto tcp port 9092
+"""
+
+
+def refused(lab, ns, proto, addr, port):
+    out = lab.nsx(ns, PYTHON, NETTOOL, "refused", proto, addr, str(port), capture=True, timeout=20).split()
+    return out[0], float(out[1])
+
+
+def test_reject(lab, t):
+    """A rejected connection fails at once, with the error a reset / an ICMP error gives."""
+    n = t.cl["n"]
+    lab.spawn(t.inet, PYTHON, NETTOOL, "serve-tcp", "0.0.0.0", "8080")
+    lab.spawn(t.inet, PYTHON, NETTOOL, "serve-tcp", "0.0.0.0", "9090")
+    log = t.apply(HEADER + client("n", rules=RULES_REJECT))
+    lab.check("Applied" in log, "a state with reject rules is applied")
+    lab.wait_for(lambda: lab.tool(n, "tcp", "192.0.2.1", "8080"), "N's allowed port")
+    err, ms = refused(lab, n, "tcp", "192.0.2.1", 9090)
+    lab.check(err == "ECONNREFUSED", "TCP to a port of default reject is refused by a reset (%s, %.1f ms)" % (err, ms))
+    err, ms = refused(lab, n, "udp", "192.0.2.1", 9091)
+    lab.check(err == "EHOSTUNREACH", "UDP to a rejected port gets ICMP admin-prohibited (%s, %.1f ms)" % (err, ms))
+    err, ms = refused(lab, n, "tcp", "192.0.2.1", 9092)
+    lab.check(err == "TIMEOUT", "a dropped port still times out (%s)" % err)
+    err, ms = refused(lab, n, "tcp", "192.0.2.1", 8080)
+    lab.check(err == "OK", "the accepted port connects (%s)" % err)
+
+
 def main():
     global NETD
     require_root()
@@ -150,6 +181,7 @@ def main():
     try:
         t = Topo(lab)
         test_conntrack(lab, t)
+        test_reject(lab, t)
     except Failure as e:
         print(e, flush=True)
         p = os.path.join(lab.tmp, "netd.log")
