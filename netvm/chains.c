@@ -102,6 +102,17 @@ static void build_antispoof(const NetState *s, const char *chain, GPtrArray *out
                 nr_verdict(r, NF_ACCEPT, NULL);
                 g_ptr_array_add(out, r);
         }
+        if (s->dhcp) {
+                /* DHCPDISCOVER/REQUEST before the client has its address (to the netvm only: input). */
+                NetAddr any4;
+                (void) netaddr_parse("0.0.0.0", false, false, &any4);
+                r = rule_in(chain);
+                nr_match_addr(r, true, &any4);
+                nr_match_l4proto(r, IPPROTO_UDP);
+                nr_match_dport(r, 67, 67);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+        }
         r = rule_in(chain);
         nr_match_addr(r, true, &unspec);        /* duplicate address detection */
         nr_match_l4proto(r, IPPROTO_ICMPV6);
@@ -168,6 +179,16 @@ static void build_input(const NetState *s, const char *chain, GPtrArray *out) {
         nr_match_l4proto(r, IPPROTO_ICMPV6);
         nr_verdict(r, NF_ACCEPT, NULL);
         g_ptr_array_add(out, r);
+        /* DHCP for the clients (dnsmasq, netvm/dhcp.h): requests from downstream only. */
+        if (s->dhcp) {
+                r = rule_in(chain);
+                nr_match_ifname(r, true, true, s->downstream);
+                nr_match_nfproto(r, NFPROTO_IPV4);
+                nr_match_l4proto(r, IPPROTO_UDP);
+                nr_match_dport(r, 67, 67);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+        }
         /* DHCP and DHCPv6 client replies on the uplink. */
         for (int v6 = 0; v6 <= 1; v6++) {
                 r = rule_in(chain);

@@ -34,6 +34,7 @@
 #include "common/macro.h"
 #include "common/bus-source.h"
 #include "netvm/conntrack.h"
+#include "netvm/dhcp.h"
 #include "netvm/handover.h"
 #include "netvm/links.h"
 #include "netvm/netvm-iface.h"
@@ -48,11 +49,14 @@
 #define VIRTIO_PORT_NAME "org.vmfed.netvm.0"
 #define VIRTIO_PORT_FALLBACK "org.vmfed.agent.0"
 #define PERSIST_NAME "netd.state"
+#define NETD_RUN_DIR "/run/vmfed-netd"
 
 typedef struct Netd {
         GMainLoop *loop;
         NftSocket *nft;
         Conntrack *ct;
+        Dhcp *dhcp;
+        char *dnsmasq, *run_dir;
         Links *links;
         Ruleset *applied;
         NetState *state;
@@ -162,6 +166,15 @@ static int netd_apply(void *userdata, NetState *new_state, char **errorp) {
 
         netstate_free(d->state);
         d->state = steal_pointer(&s);
+
+        /* DHCP last: dnsmasq binds to the downstream address links_apply() made. */
+        if (!d->dhcp && d->state->dhcp)
+                d->dhcp = dhcp_new(d->dnsmasq, d->run_dir);
+        if (d->dhcp) {
+                r = dhcp_apply(d->dhcp, d->state);
+                if (r < 0)
+                        log_error_errno(r, "DHCP: %m");
+        }
 
         if (d->persist) {
                 g_autofree char *text = netstate_format(d->state);
@@ -421,6 +434,9 @@ static void netd_done(Netd *d) {
         netstate_free(d->state);
         nft_socket_free(d->nft);
         conntrack_free(d->ct);
+        dhcp_free(d->dhcp);
+        g_free(d->dnsmasq);
+        g_free(d->run_dir);
         links_free(d->links);
         if (d->loop)
                 g_main_loop_unref(d->loop);
@@ -504,6 +520,7 @@ static int netd_run(Netd *d, bool once, bool watch) {
 int main(int argc, char **argv) {
         gboolean once = FALSE, watch = FALSE, check = FALSE, debug = FALSE, version = FALSE;
         g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL, *virtio_port = NULL;
+        g_autofree char *dnsmasq = NULL, *run_dir = NULL;
         GOptionEntry entries[] = {
                 { "state", 0, 0, G_OPTION_ARG_FILENAME, &state_file, "Take the desired state from FILE", "FILE" },
                 { "once", 0, 0, G_OPTION_ARG_NONE, &once, "Apply --state FILE and exit", NULL },
@@ -515,6 +532,10 @@ int main(int argc, char **argv) {
                   "(default " VIRTIO_PORT_NAME ", else " VIRTIO_PORT_FALLBACK ")", "NAME" },
                 { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Where the last state from the broker is kept "
                   "(default " VMFED_STATE_DIR ")", "DIR" },
+                { "run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir, "Where dnsmasq's configuration is written "
+                  "(default " NETD_RUN_DIR ")", "DIR" },
+                { "dnsmasq", 0, 0, G_OPTION_ARG_FILENAME, &dnsmasq, "The DHCP server program (default dnsmasq, "
+                  "in PATH)", "PATH" },
                 { "debug", 0, 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
                 { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
                 {}
@@ -554,6 +575,8 @@ int main(int argc, char **argv) {
         d.state_file = g_steal_pointer(&state_file);
         d.state_dir = state_dir ? g_steal_pointer(&state_dir) : g_strdup(VMFED_STATE_DIR);
         d.channel = g_steal_pointer(&channel);
+        d.dnsmasq = dnsmasq ? g_steal_pointer(&dnsmasq) : g_strdup("dnsmasq");
+        d.run_dir = run_dir ? g_steal_pointer(&run_dir) : g_strdup(NETD_RUN_DIR);
         d.virtio_port = g_steal_pointer(&virtio_port);
 
         r = netd_run(&d, once, watch);

@@ -204,6 +204,14 @@ static void parse_key(Parser *p, Section sec, unsigned line, const char *key, co
                                 *dst = g_strdup(value);
                 } else if (strcmp(key, "Address") == 0)
                         parse_addr_list(p, line, key, value, true, up ? s->uplink_addrs : s->downstream_addrs);
+                else if (!up && strcmp(key, "DHCP") == 0) {
+                        if (strcmp(value, "yes") == 0)
+                                s->dhcp = true;
+                        else if (strcmp(value, "no") == 0)
+                                s->dhcp = false;
+                        else
+                                perr(p, line, "DHCP=: expected yes or no, not \"%s\"", value);
+                }
                 else if (up && strcmp(key, "Gateway") == 0) {
                         guint before = s->gateways->len;
                         parse_addr_list(p, line, key, value, false, s->gateways);
@@ -498,6 +506,8 @@ char *netstate_format(const NetState *s) {
         format_addrs(out, "DNS", s->dns, false);
         g_string_append_printf(out, "\n[Downstream]\nInterface=%s\n", s->downstream);
         format_addrs(out, "Address", s->downstream_addrs, true);
+        if (s->dhcp)
+                g_string_append(out, "DHCP=yes\n");
         for (guint i = 0; i < s->clients->len; i++) {
                 NetClient *c = s->clients->pdata[i];
                 g_string_append_printf(out, "\n[Client %s]\nMAC=%s\n", c->name, mac_format(c->mac, m));
@@ -530,6 +540,7 @@ NetState *netstate_copy(const NetState *s) {
         n->dns = addr_array_copy(s->dns);
         g_array_unref(n->downstream_addrs);
         n->downstream_addrs = addr_array_copy(s->downstream_addrs);
+        n->dhcp = s->dhcp;
         for (guint i = 0; i < s->clients->len; i++)
                 g_ptr_array_add(n->clients, netclient_ref(s->clients->pdata[i]));
         for (guint i = 0; i < s->rules_files->len; i++)
@@ -566,7 +577,7 @@ bool netstate_equal(const NetState *a, const NetState *b) {
         if (g_strcmp0(a->uplink, b->uplink) != 0 || g_strcmp0(a->downstream, b->downstream) != 0 ||
             !addrs_equal(a->uplink_addrs, b->uplink_addrs) || !addrs_equal(a->gateways, b->gateways) ||
             !addrs_equal(a->dns, b->dns) || !addrs_equal(a->downstream_addrs, b->downstream_addrs) ||
-            a->clients->len != b->clients->len)
+            a->dhcp != b->dhcp || a->clients->len != b->clients->len)
                 return false;
         for (guint i = 0; i < a->clients->len; i++)
                 if (!client_equal(a->clients->pdata[i], b->clients->pdata[i]))

@@ -15,6 +15,8 @@
   nettool.py udp-from SPORT ADDR PORT      one UDP round trip from source port SPORT
   nettool.py refused tcp|udp ADDR PORT     print "ERRNO-NAME MILLISECONDS" of a connection
                                            attempt (TCP connect; UDP send then receive), 3 s at most
+  nettool.py dns NAME SERVER               one DNS query for NAME's A record: prints the first
+                                           address, exit 1 without an answer within 2 s
 """
 import os
 import socket
@@ -176,6 +178,33 @@ def refused(proto, addr, port):
     return 0
 
 
+def dns(name, server):
+    import struct
+    q = struct.pack(">HHHHHH", 0x1d1d, 0x0100, 1, 0, 0, 0)
+    for label in name.split("."):
+        q += bytes([len(label)]) + label.encode()
+    q += b"\0" + struct.pack(">HH", 1, 1)
+    s = socket.socket(family_of(server), socket.SOCK_DGRAM)
+    s.settimeout(2)
+    try:
+        s.sendto(q, (server, 53))
+        data = s.recv(4096)
+    except OSError:
+        return 1
+    ident, flags, qd, an = struct.unpack(">HHHH", data[:8])
+    if ident != 0x1d1d or an == 0:
+        return 1
+    # The answers follow the question: NAME (a pointer) TYPE CLASS TTL RDLENGTH RDATA.
+    off = len(q)
+    while off + 12 <= len(data):
+        typ, _cls, _ttl, rdlen = struct.unpack(">HHIH", data[off + 2:off + 12])
+        if typ == 1 and rdlen == 4:
+            print(socket.inet_ntoa(data[off + 12:off + 16]))
+            return 0
+        off += 12 + rdlen
+    return 1
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "serve-tcp":
@@ -201,6 +230,8 @@ def main(argv):
         return udp_from(int(argv[2]), argv[3], int(argv[4]))
     elif cmd == "refused":
         return refused(argv[2], argv[3], int(argv[4]))
+    elif cmd == "dns":
+        return dns(argv[2], argv[3])
     elif cmd == "stream":
         return stream(argv[2], int(argv[3]), argv[4])
     else:

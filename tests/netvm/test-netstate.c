@@ -99,6 +99,9 @@ static const Bad bad[] = {
         { HEADER "[Client a]\nMAC=52:54:00:00:00:01\nAddress=10.200.0.9\nRulesFile=a.rules\n",
           "b:12: RulesFile= is not allowed here" },
         { HEADER "\xff\n", "b:9: invalid UTF-8" },
+        { HEADER "DHCP=maybe\n", "b:9: DHCP=: expected yes or no, not \"maybe\"" },
+        { "[Uplink]\nInterface=up0\nDHCP=yes\n[Downstream]\nInterface=d0\nAddress=10.0.0.1/24\n",
+          "b:3: unknown key \"DHCP\" in [Uplink]" },
 };
 
 static void test_errors(void) {
@@ -110,6 +113,22 @@ static void test_errors(void) {
                 if (!strstr(errors, bad[i].error))
                         g_error("case %zu: expected \"%s\", got \"%s\"", i, bad[i].error, errors);
         }
+}
+
+static void test_dhcp(void) {
+        g_autoptr(NetState) s = NULL, s2 = NULL, s3 = NULL;
+        g_autofree char *errors = NULL;
+        g_assert_cmpint(netstate_parse("s", HEADER "DHCP=no\n", NULL, &s, &errors), ==, 0);
+        g_assert_false(s->dhcp);
+        g_assert_cmpint(netstate_parse("s", HEADER "DHCP=yes\n", NULL, &s2, &errors), ==, 0);
+        g_assert_true(s2->dhcp);
+        g_assert_false(netstate_equal(s, s2));
+        g_autofree char *text = netstate_format(s2);
+        g_assert_nonnull(strstr(text, "\nDHCP=yes\n"));
+        g_assert_cmpint(netstate_parse("t", text, NULL, &s3, &errors), ==, 0);
+        g_assert_true(netstate_equal(s2, s3));
+        g_autoptr(NetState) copy = netstate_copy(s2);
+        g_assert_true(copy->dhcp);
 }
 
 static void test_rules_fail_closed(void) {
@@ -204,6 +223,7 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/netstate/good-and-round-trip", test_good_and_round_trip);
         g_test_add_func("/netstate/errors", test_errors);
+        g_test_add_func("/netstate/dhcp", test_dhcp);
         g_test_add_func("/netstate/rules-fail-closed", test_rules_fail_closed);
         g_test_add_func("/netstate/rules-file", test_rules_file);
         g_test_add_func("/netstate/clients", test_clients);

@@ -62,6 +62,8 @@ class Topo:
         lab.veth(self.netvm, "down0", self.host, "nv0", mac_a="52:54:00:ff:01:01")
         lab.sh("ip", "-n", self.host, "link", "set", "nv0", "master", "br0")
         self.state = os.path.join(lab.tmp, "netvm.state")
+        # dnsmasq reads its hosts file as "nobody", after dropping root.
+        os.chmod(lab.tmp, 0o711)
         self.log = os.path.join(lab.tmp, "netd.log")
 
     def plug(self, name, configure=True):
@@ -82,7 +84,8 @@ class Topo:
 
     def start(self, text):
         write_atomic(self.state, text)
-        self.netd = self.lab.spawn(self.netvm, NETD, "--state", self.state, "--watch", log=self.log)
+        self.netd = self.lab.spawn(self.netvm, NETD, "--state", self.state, "--watch",
+                                   "--run-dir", os.path.join(self.lab.tmp, "run"), log=self.log)
         self.lab.wait_for(lambda: "Applied" in self.logtext(), "vmfed-netd's first state")
 
     def logtext(self):
@@ -173,6 +176,98 @@ def test_reject(lab, t):
     lab.check(err == "OK", "the accepted port connects (%s)" % err)
 
 
+UDHCPC_SCRIPT = """\
+#!/bin/sh
+# udhcpc's hook: keep what the server said, configure as a /32 with an on-link gateway.
+env | grep -E '^(ip|subnet|router|dns|staticroutes|lease)=' > "$OUT.$1"
+case "$1" in
+bound|renew)
+    ip addr add "$ip/32" dev "$interface"
+    ip route add "$router" dev "$interface"
+    ip route add default via "$router" dev "$interface" ;;
+esac
+exit 0
+"""
+
+
+def udhcpc(lab, ns, iface, out, tries=3):
+    """busybox udhcpc: one lease and exit (-q), or give up after tries (-n); True on a lease."""
+    script = os.path.join(lab.tmp, "udhcpc.sh")
+    if not os.path.exists(script):
+        with open(script, "w") as f:
+            f.write(UDHCPC_SCRIPT)
+        os.chmod(script, 0o755)
+    rc = lab.nsx(ns, "env", "OUT=" + out, "busybox", "udhcpc", "-i", iface, "-f", "-q", "-n",
+                 "-t", str(tries), "-T", "1", "-A", "1", "-O", "staticroutes", "-s", script, check=False, timeout=30)
+    return rc == 0
+
+
+def lease(path):
+    try:
+        return dict(l.strip().split("=", 1) for l in open(path + ".bound") if "=" in l)
+    except OSError:
+        return {}
+
+
+def dnsmasq_pids(lab):
+    out = lab.sh("pgrep", "-x", "dnsmasq", check=False, capture=True) or ""
+    return set(out.split())
+
+
+def test_dhcp(lab, t):
+    """A client without any agent gets its address by DHCP, resolves a name and reaches the uplink."""
+    lab.sh("ip", "-n", t.inet, "addr", "add", "192.0.2.53/24", "dev", "inet0")
+    resolver = lab.spawn(t.inet, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
+                         "--listen-address=192.0.2.53", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                         "--pid-file=" + os.path.join(lab.tmp, "resolver.pid"),
+                         "--address=/www.example.test/192.0.2.80", log=os.path.join(lab.tmp, "resolver.log"))
+    header = HEADER.replace("Gateway=192.0.2.1\n", "Gateway=192.0.2.1\nDNS=192.0.2.53\n") + "DHCP=yes\n"
+    MAC["d"], IP4["d"] = "52:54:00:00:01:0d", "10.210.0.20"
+    MAC["e"], IP4["e"] = "52:54:00:00:01:0f", "10.210.0.21"
+    MAC["u"] = "52:54:00:00:01:99"
+    d = t.plug("d", configure=False)
+    u = t.plug("u", configure=False)
+    before = dnsmasq_pids(lab)
+    log = t.apply(header + client("d"))
+    lab.check("dnsmasq started" in log, "DHCP=yes starts dnsmasq")
+    lab.wait_for(lambda: dnsmasq_pids(lab) - before, "dnsmasq to run")
+    served = dnsmasq_pids(lab) - before
+    out = os.path.join(lab.tmp, "d.lease")
+    lab.check(udhcpc(lab, d, "eth0", out), "D (no agent) gets a lease with busybox udhcpc")
+    got = lease(out)
+    lab.check(got.get("ip") == IP4["d"], "D's lease is its fixed address (%s)" % got.get("ip"))
+    lab.check(got.get("subnet") == "255.255.255.255" and got.get("router") == "10.210.0.1"
+              and "10.210.0.1/32 0.0.0.0" in got.get("staticroutes", ""),
+              "as a /32 with an on-link route to the gateway (%s)" % got)
+    lab.check(got.get("dns") == "10.210.0.1", "its DNS server is the gateway (%s)" % got.get("dns"))
+    r = lab.nsx(d, PYTHON, NETTOOL, "dns", "www.example.test", "10.210.0.1", check=False, capture=True)
+    lab.check((r or "").strip() == "192.0.2.80", "D resolves a name through the netvm (%s)" % (r or "").strip())
+    lab.spawn(t.inet, PYTHON, NETTOOL, "serve-tcp", "0.0.0.0", "8088")
+    lab.wait_for(lambda: lab.tool(d, "tcp", "192.0.2.1", "8088"), "D's connectivity", timeout=5)
+    lab.check(True, "D reaches the uplink with its DHCP address")
+
+    lab.check(not udhcpc(lab, u, "eth0", os.path.join(lab.tmp, "u.lease"), tries=2),
+              "a VM whose MAC is in no client gets no lease")
+    lab.check(not udhcpc(lab, t.inet, "inet0", os.path.join(lab.tmp, "inet.lease"), tries=2),
+              "the uplink side gets no DHCP answer")
+    r = lab.nsx(t.inet, PYTHON, NETTOOL, "dns", "www.example.test", "192.0.2.2", check=False)
+    lab.check(r != 0, "the uplink side gets no DNS answer from the netvm")
+
+    # A client change: the hosts file is re-read (SIGHUP), dnsmasq is not restarted.
+    e = t.plug("e", configure=False)
+    log = t.apply(header + client("d") + client("e"))
+    lab.check("dnsmasq started" not in log and dnsmasq_pids(lab) - before == served,
+              "adding a client does not restart dnsmasq")
+    oute = os.path.join(lab.tmp, "e.lease")
+    lab.check(udhcpc(lab, e, "eth0", oute) and lease(oute).get("ip") == IP4["e"],
+              "the new client E gets its lease from the running dnsmasq")
+    r = lab.nsx(d, PYTHON, NETTOOL, "dns", "www.example.test", "10.210.0.1", check=False, capture=True)
+    lab.check((r or "").strip() == "192.0.2.80", "D still resolves after the change")
+    log = t.apply(HEADER + client("d"))
+    lab.check(dnsmasq_pids(lab) - before == set(), "DHCP=no stops dnsmasq")
+    lab.stop(resolver)
+
+
 def main():
     global NETD
     require_root()
@@ -182,6 +277,7 @@ def main():
         t = Topo(lab)
         test_conntrack(lab, t)
         test_reject(lab, t)
+        test_dhcp(lab, t)
     except Failure as e:
         print(e, flush=True)
         p = os.path.join(lab.tmp, "netd.log")

@@ -1,0 +1,202 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "netvm/dhcp.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+
+#include <glib.h>
+
+#include "common/fileio.h"
+#include "common/log.h"
+#include "netvm/chains.h"
+
+struct Dhcp {
+        char *dnsmasq;
+        char *run_dir;
+        char *conf_path, *hosts_path, *pid_path;
+        char *conf_text;        /* what the running dnsmasq was started with, or NULL */
+        char *hosts_text;
+        GPid pid;               /* 0: not running */
+        guint child_id, restart_id;
+        bool want;              /* should run (the last state had DHCP=yes) */
+};
+
+static void netaddr_host_of(const NetAddr *net, NetAddr *ret) {
+        *ret = *net;
+        ret->prefixlen = (uint8_t) (netaddr_len(net) * 8);
+}
+
+/* dnsmasq's configuration for s: one range per downstream IPv4 subnet, static leases only. */
+char *dhcp_config_text(const NetState *s, const char *hosts_path) {
+        GString *t = g_string_new("# Written by vmfed-netd from its desired state; do not edit.\n");
+        char buf[NETADDR_STRLEN], mask[NETADDR_STRLEN];
+
+        /* DNS stays the kernel's DNS path (chain dns-path, each client's "dns" rule). */
+        g_string_append(t, "port=0\n");
+        g_string_append_printf(t, "interface=%s\nbind-interfaces\n", s->downstream);
+        g_string_append(t, "no-resolv\nno-hosts\nleasefile-ro\ndhcp-authoritative\n");
+        /* Only the clients of the state: an unknown MAC gets nothing. */
+        g_string_append(t, "dhcp-ignore=tag:!known\n");
+        g_string_append_printf(t, "dhcp-hostsfile=%s\n", hosts_path);
+        for (guint i = 0; i < s->downstream_addrs->len; i++) {
+                const NetAddr *a = &g_array_index(s->downstream_addrs, NetAddr, i);
+                if (a->family != AF_INET)
+                        continue;
+                NetAddr net = *a, gw, m = { .family = AF_INET, .prefixlen = 32 };
+                netaddr_mask(&net);
+                netaddr_host_of(a, &gw);
+                for (unsigned b = 0; b < a->prefixlen; b++)
+                        m.bytes[b / 8] |= (uint8_t) (0x80 >> (b % 8));
+                netaddr_format(&m, mask);
+                net.prefixlen = 32;
+                g_string_append_printf(t, "dhcp-range=%s,static,%s,1h\n", netaddr_format(&net, buf), mask);
+                /*
+                 * The client is on-link as /32 with an on-link route to the
+                 * gateway (RFC 3442), as with the agent: every packet goes
+                 * through the netvm.
+                 */
+                netaddr_format(&gw, buf);
+                g_string_append(t, "dhcp-option=option:netmask,255.255.255.255\n");
+                g_string_append_printf(t, "dhcp-option=option:router,%s\n", buf);
+                g_string_append_printf(t, "dhcp-option=option:classless-static-route,%s/32,0.0.0.0,0.0.0.0/0,%s\n",
+                                       buf, buf);
+                if (chains_has_dns(s, AF_INET))
+                        g_string_append_printf(t, "dhcp-option=option:dns-server,%s\n", buf);
+                break;  /* one IPv4 subnet downstream */
+        }
+        return g_string_free(t, FALSE);
+}
+
+/* One line per client: MAC,IPv4 (clients without an IPv4 address are left out). */
+char *dhcp_hosts_text(const NetState *s) {
+        GString *t = g_string_new(NULL);
+        char mac[MAC_STRLEN], buf[NETADDR_STRLEN];
+        for (guint i = 0; i < s->clients->len; i++) {
+                const NetClient *c = s->clients->pdata[i];
+                for (guint j = 0; j < c->addrs->len; j++) {
+                        const NetAddr *a = &g_array_index(c->addrs, NetAddr, j);
+                        if (a->family == AF_INET) {
+                                g_string_append_printf(t, "%s,%s\n", mac_format(c->mac, mac), netaddr_format(a, buf));
+                                break;
+                        }
+                }
+        }
+        return g_string_free(t, FALSE);
+}
+
+Dhcp *dhcp_new(const char *dnsmasq, const char *run_dir) {
+        Dhcp *d = g_new0(Dhcp, 1);
+        d->dnsmasq = g_strdup(dnsmasq ? dnsmasq : "dnsmasq");
+        d->run_dir = g_strdup(run_dir);
+        d->conf_path = g_build_filename(run_dir, "dnsmasq.conf", NULL);
+        d->hosts_path = g_build_filename(run_dir, "dhcp-hosts", NULL);
+        d->pid_path = g_build_filename(run_dir, "dnsmasq.pid", NULL);
+        return d;
+}
+
+static void dhcp_stop(Dhcp *d) {
+        if (d->child_id)
+                g_source_remove(d->child_id);
+        d->child_id = 0;
+        if (d->pid > 0) {
+                kill(d->pid, SIGTERM);
+                /* dnsmasq exits at once on SIGTERM; reap it so the next one can bind. */
+                (void) waitpid(d->pid, NULL, 0);
+                g_spawn_close_pid(d->pid);
+        }
+        d->pid = 0;
+        g_clear_pointer(&d->conf_text, g_free);
+}
+
+Dhcp *dhcp_free(Dhcp *d) {
+        if (!d)
+                return NULL;
+        dhcp_stop(d);
+        if (d->restart_id)
+                g_source_remove(d->restart_id);
+        g_free(d->dnsmasq);
+        g_free(d->run_dir);
+        g_free(d->conf_path);
+        g_free(d->hosts_path);
+        g_free(d->pid_path);
+        g_free(d->hosts_text);
+        g_free(d);
+        return NULL;
+}
+
+static int dhcp_start(Dhcp *d);
+
+static gboolean restart_cb(gpointer userdata) {
+        Dhcp *d = userdata;
+        d->restart_id = 0;
+        if (d->want && d->pid == 0)
+                (void) dhcp_start(d);
+        return G_SOURCE_REMOVE;
+}
+
+static void child_cb(GPid pid, gint status, gpointer userdata) {
+        Dhcp *d = userdata;
+        g_spawn_close_pid(pid);
+        d->child_id = 0;
+        d->pid = 0;
+        log_warning("dnsmasq (pid %d) exited (status %d); DHCP restarts in 1 s", (int) pid, status);
+        if (d->want && !d->restart_id)
+                d->restart_id = g_timeout_add_seconds(1, restart_cb, d);
+}
+
+static int dhcp_start(Dhcp *d) {
+        g_autofree char *conf_arg = g_strconcat("--conf-file=", d->conf_path, NULL);
+        g_autofree char *pid_arg = g_strconcat("--pid-file=", d->pid_path, NULL);
+        char *argv[] = { d->dnsmasq, "--keep-in-foreground", "--log-facility=-", conf_arg, pid_arg, NULL };
+        g_autoptr(GError) error = NULL;
+        GPid pid;
+
+        if (!g_spawn_async(NULL, argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH, NULL, NULL,
+                           &pid, &error)) {
+                log_error("Cannot start %s: %s; no DHCP for the clients (retrying in 1 s)", d->dnsmasq,
+                          error->message);
+                if (!d->restart_id)
+                        d->restart_id = g_timeout_add_seconds(1, restart_cb, d);
+                return -ENOENT;
+        }
+        d->pid = pid;
+        d->child_id = g_child_watch_add(pid, child_cb, d);
+        log_info("dnsmasq started (pid %d) for DHCP on the downstream side", (int) pid);
+        return 0;
+}
+
+int dhcp_apply(Dhcp *d, const NetState *s) {
+        d->want = s->dhcp;
+        if (!s->dhcp) {
+                if (d->pid > 0)
+                        log_info("DHCP off: dnsmasq stopped");
+                dhcp_stop(d);
+                return 0;
+        }
+        int r = mkdir_parents(d->run_dir, 0755);
+        if (r < 0)
+                return r;
+        g_autofree char *hosts = dhcp_hosts_text(s);
+        if (!d->hosts_text || strcmp(hosts, d->hosts_text) != 0) {
+                r = write_file_atomic(d->hosts_path, hosts, strlen(hosts), 0644);
+                if (r < 0)
+                        return r;
+                g_free(d->hosts_text);
+                d->hosts_text = g_steal_pointer(&hosts);
+                /* dnsmasq re-reads dhcp-hostsfile on SIGHUP; nothing else of it restarts. */
+                if (d->pid > 0 && d->conf_text)
+                        kill(d->pid, SIGHUP);
+        }
+        g_autofree char *conf = dhcp_config_text(s, d->hosts_path);
+        if (d->pid > 0 && d->conf_text && strcmp(conf, d->conf_text) == 0)
+                return 0;
+        dhcp_stop(d);
+        r = write_file_atomic(d->conf_path, conf, strlen(conf), 0644);
+        if (r < 0)
+                return r;
+        d->conf_text = g_steal_pointer(&conf);
+        return dhcp_start(d);
+}
