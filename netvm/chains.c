@@ -112,6 +112,13 @@ static void build_antispoof(const NetState *s, const char *chain, GPtrArray *out
                 nr_match_dport(r, 67, 67);
                 nr_verdict(r, NF_ACCEPT, NULL);
                 g_ptr_array_add(out, r);
+                /* DHCPv6 from the client's link-local address. */
+                r = rule_in(chain);
+                nr_match_addr(r, true, &ll);
+                nr_match_l4proto(r, IPPROTO_UDP);
+                nr_match_dport(r, 547, 547);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
         }
         r = rule_in(chain);
         nr_match_addr(r, true, &unspec);        /* duplicate address detection */
@@ -180,12 +187,12 @@ static void build_input(const NetState *s, const char *chain, GPtrArray *out) {
         nr_verdict(r, NF_ACCEPT, NULL);
         g_ptr_array_add(out, r);
         /* DHCP for the clients (dnsmasq, netvm/dhcp.h): requests from downstream only. */
-        if (s->dhcp) {
+        for (int v6 = 0; s->dhcp && v6 <= 1; v6++) {
                 r = rule_in(chain);
                 nr_match_ifname(r, true, true, s->downstream);
-                nr_match_nfproto(r, NFPROTO_IPV4);
+                nr_match_nfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
                 nr_match_l4proto(r, IPPROTO_UDP);
-                nr_match_dport(r, 67, 67);
+                nr_match_dport(r, v6 ? 547 : 67, v6 ? 547 : 67);
                 nr_verdict(r, NF_ACCEPT, NULL);
                 g_ptr_array_add(out, r);
         }

@@ -67,22 +67,50 @@ char *dhcp_config_text(const NetState *s, const char *hosts_path) {
                         g_string_append_printf(t, "dhcp-option=option:dns-server,%s\n", buf);
                 break;  /* one IPv4 subnet downstream */
         }
+        for (guint i = 0; i < s->downstream_addrs->len; i++) {
+                const NetAddr *a = &g_array_index(s->downstream_addrs, NetAddr, i);
+                if (a->family != AF_INET6)
+                        continue;
+                /*
+                 * Router advertisements with M (addresses by DHCPv6) and
+                 * the prefix without the A bit (no SLAAC address beside the
+                 * fixed one) and without the L bit (off-link: a client sends
+                 * everything, also to another client, through the netvm).
+                 */
+                NetAddr net = *a, gw;
+                netaddr_mask(&net);
+                netaddr_host_of(a, &gw);
+                net.prefixlen = 128;
+                g_string_append(t, "enable-ra\n");
+                g_string_append_printf(t, "dhcp-range=%s,static,off-link,%u,1h\n", netaddr_format(&net, buf),
+                                       a->prefixlen);
+                if (chains_has_dns(s, AF_INET6))
+                        g_string_append_printf(t, "dhcp-option=option6:dns-server,[%s]\n", netaddr_format(&gw, buf));
+                break;  /* one IPv6 subnet downstream */
+        }
         return g_string_free(t, FALSE);
 }
 
-/* One line per client: MAC,IPv4 (clients without an IPv4 address are left out). */
+/* One line per client: MAC[,IPv4][,[IPv6]], its first address of each family. */
 char *dhcp_hosts_text(const NetState *s) {
         GString *t = g_string_new(NULL);
         char mac[MAC_STRLEN], buf[NETADDR_STRLEN];
         for (guint i = 0; i < s->clients->len; i++) {
                 const NetClient *c = s->clients->pdata[i];
+                const NetAddr *v4 = NULL, *v6 = NULL;
                 for (guint j = 0; j < c->addrs->len; j++) {
                         const NetAddr *a = &g_array_index(c->addrs, NetAddr, j);
-                        if (a->family == AF_INET) {
-                                g_string_append_printf(t, "%s,%s\n", mac_format(c->mac, mac), netaddr_format(a, buf));
-                                break;
-                        }
+                        if (a->family == AF_INET && !v4)
+                                v4 = a;
+                        else if (a->family == AF_INET6 && !v6)
+                                v6 = a;
                 }
+                g_string_append(t, mac_format(c->mac, mac));
+                if (v4)
+                        g_string_append_printf(t, ",%s", netaddr_format(v4, buf));
+                if (v6)
+                        g_string_append_printf(t, ",[%s]", netaddr_format(v6, buf));
+                g_string_append_c(t, '\n');
         }
         return g_string_free(t, FALSE);
 }

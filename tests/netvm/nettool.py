@@ -17,6 +17,9 @@
                                            attempt (TCP connect; UDP send then receive), 3 s at most
   nettool.py dns NAME SERVER               one DNS query for NAME's A record: prints the first
                                            address, exit 1 without an answer within 2 s
+  nettool.py dhcp6 IFACE MAC               a minimal DHCPv6 client (Solicit, Advertise, Request,
+                                           Reply; DUID-LL of MAC): prints "ADDRESS DNS", exit 1
+                                           without a lease within 3 s
 """
 import os
 import socket
@@ -205,6 +208,55 @@ def dns(name, server):
     return 1
 
 
+def dhcp6_options(data):
+    opts, off = [], 0
+    while off + 4 <= len(data):
+        code, n = int.from_bytes(data[off:off + 2], "big"), int.from_bytes(data[off + 2:off + 4], "big")
+        opts.append((code, data[off + 4:off + 4 + n]))
+        off += 4 + n
+    return opts
+
+
+def dhcp6(iface, mac):
+    import struct
+
+    def opt(code, data):
+        return struct.pack(">HH", code, len(data)) + data
+    ifindex = socket.if_nametoindex(iface)
+    duid = struct.pack(">HH", 3, 1) + bytes.fromhex(mac.replace(":", ""))
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, iface.encode())
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
+    s.bind(("::", 546))
+    s.settimeout(1)
+    xid = os.urandom(3)
+    common = opt(1, duid) + opt(8, b"\0\0") + opt(6, struct.pack(">H", 23))
+
+    def exchange(msg, want):
+        for _ in range(3):
+            s.sendto(msg, ("ff02::1:2", 547, 0, ifindex))
+            try:
+                data = s.recv(4096)
+            except socket.timeout:
+                continue
+            if data[0] == want and data[1:4] == xid:
+                return dict(dhcp6_options(data[4:]))
+        return None
+    adv = exchange(bytes([1]) + xid + common + opt(3, struct.pack(">III", 1, 0, 0)), 2)
+    if not adv or 3 not in adv:
+        return 1
+    ia = adv[3]
+    rep = exchange(bytes([3]) + xid + common + opt(2, adv[2]) + opt(3, ia), 7)
+    if not rep or 3 not in rep:
+        return 1
+    addrs = [socket.inet_ntop(socket.AF_INET6, d[:16]) for c, d in dhcp6_options(rep[3][12:]) if c == 5]
+    dns = socket.inet_ntop(socket.AF_INET6, rep[23][:16]) if 23 in rep else "-"
+    if not addrs:
+        return 1
+    print(addrs[0], dns)
+    return 0
+
+
 def main(argv):
     cmd = argv[1]
     if cmd == "serve-tcp":
@@ -232,6 +284,8 @@ def main(argv):
         return refused(argv[2], argv[3], int(argv[4]))
     elif cmd == "dns":
         return dns(argv[2], argv[3])
+    elif cmd == "dhcp6":
+        return dhcp6(argv[2], argv[3])
     elif cmd == "stream":
         return stream(argv[2], int(argv[3]), argv[4])
     else:

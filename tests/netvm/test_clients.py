@@ -268,6 +268,93 @@ def test_dhcp(lab, t):
     lab.stop(resolver)
 
 
+HEADER6 = """\
+[Uplink]
+Interface=up0
+Address=192.0.2.2/24
+Address=2001:db8::2/64
+Gateway=192.0.2.1
+Gateway=2001:db8::1
+DNS=192.0.2.53; 2001:db8::53
+
+[Downstream]
+Interface=down0
+Address=10.210.0.1/24
+Address=fd00:210::1/64
+DHCP=yes
+"""
+
+RULES_V = """\
+default drop
+accept dns
+accept 2001:db8::/64 proto tcp port 8080
+"""
+
+
+def client6(name, v6, rules=None):
+    s = client(name, rules).rstrip("\n") + "\nAddress=%s\n" % v6
+    return s
+
+
+def test_ipv6(lab, t):
+    """An agentless client configures IPv6 from RA and DHCPv6; its v6 rules and anti-spoofing hold."""
+    lab.sh("ip", "-n", t.inet, "addr", "add", "2001:db8::1/64", "dev", "inet0", "nodad")
+    lab.sh("ip", "-n", t.inet, "addr", "add", "2001:db8::53/64", "dev", "inet0", "nodad")
+    resolver = lab.spawn(t.inet, "dnsmasq", "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
+                         "--listen-address=2001:db8::53", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                         "--pid-file=" + os.path.join(lab.tmp, "resolver6.pid"),
+                         "--address=/www6.example.test/192.0.2.86", log=os.path.join(lab.tmp, "resolver6.log"))
+    MAC["v"], IP4["v"] = "52:54:00:00:01:1a", "10.210.0.30"
+    MAC["w"], IP4["w"] = "52:54:00:00:01:1b", "10.210.0.31"
+    v6 = {"v": "fd00:210::30", "w": "fd00:210::31"}
+    v = t.plug("v", configure=False)
+    w = t.plug("w", configure=False)
+    lab.nsx(v, "sysctl", "-q", "-w", "net.ipv6.conf.eth0.accept_ra=1")
+    log = t.apply(HEADER6 + client6("v", v6["v"], RULES_V) + client6("w", v6["w"]))
+    lab.check("Applied" in log, "a state with an IPv6 downstream and DHCP is applied")
+    # Router advertisement: the netvm is the default router; the prefix is neither on-link nor SLAAC.
+    lab.nsx(v, "ip", "link", "set", "eth0", "down")
+    lab.nsx(v, "ip", "link", "set", "eth0", "up")   # a router solicitation now
+    lab.wait_for(lambda: "via fe80::" in lab.nsx(v, "ip", "-6", "route", "show", "default", capture=True),
+                 "the router advertisement", timeout=15)
+    routes = lab.nsx(v, "ip", "-6", "route", capture=True)
+    addrs = lab.nsx(v, "ip", "-6", "addr", "show", "dev", "eth0", "scope", "global", capture=True)
+    lab.check("fd00:210::/64" not in routes and addrs.strip() == "",
+              "RA: default route via the netvm, prefix off-link, no SLAAC address (%s)" % routes.replace("\n", "; "))
+    r = lab.nsx(v, PYTHON, NETTOOL, "dhcp6", "eth0", MAC["v"], check=False, capture=True, timeout=20)
+    got = (r or "").split()
+    lab.check(got[:1] == [v6["v"]], "DHCPv6 gives V its fixed address (%s)" % got)
+    lab.check(got[1:2] == ["fd00:210::1"], "and the gateway as DNS server (%s)" % got[1:2])
+    r = lab.nsx(t.inet, PYTHON, NETTOOL, "dhcp6", "inet0", "52:54:00:00:01:77", check=False, capture=True, timeout=20)
+    lab.check(not (r or "").strip(), "the uplink side gets no DHCPv6 answer")
+    for n in ("v", "w"):
+        ns = t.cl[n]
+        lab.sh("ip", "-n", ns, "addr", "add", v6[n] + "/128", "dev", "eth0", "nodad")
+        if n == "w":
+            lab.sh("ip", "-n", ns, "-6", "route", "add", "fd00:210::1", "dev", "eth0")
+            lab.sh("ip", "-n", ns, "-6", "route", "replace", "default", "via", "fd00:210::1", "dev", "eth0")
+    lab.spawn(t.inet, PYTHON, NETTOOL, "serve-tcp", "::", "8080")
+    lab.spawn(t.inet, PYTHON, NETTOOL, "serve-tcp", "::", "8081")
+    udp6 = os.path.join(lab.tmp, "udp6.log")
+    lab.spawn(t.inet, PYTHON, NETTOOL, "serve-udp", "2001:db8::1", "5354", udp6)  # replies from that address
+    lab.wait_for(lambda: lab.tool(v, "tcp", "2001:db8::1", "8080"), "V's IPv6 connectivity", timeout=10)
+    lab.check(True, "V reaches [2001:db8::1]:8080 (its v6 rule), NAT66 to the uplink")
+    lab.check(not lab.tool(v, "tcp", "2001:db8::1", "8081"), "V does not reach [2001:db8::1]:8081 (default drop)")
+    lab.check(not lab.tool(v, "udp", "2001:db8::1", "5354"), "nor UDP 5354")
+    r = lab.nsx(v, PYTHON, NETTOOL, "dns", "www6.example.test", "fd00:210::1", check=False, capture=True)
+    lab.check((r or "").strip() == "192.0.2.86", "V resolves through the netvm's IPv6 gateway address")
+    lab.check(lab.tool(w, "udp", "2001:db8::1", "5354", "--token", "honestW6"), "W reaches the internet over IPv6")
+    lab.sh("ip", "-n", v, "addr", "add", v6["w"] + "/128", "dev", "eth0", "nodad")
+    lab.tool(v, "udp", "2001:db8::1", "5354", "--src", v6["w"], "--token", "spoofW6")
+    seen = open(udp6).read()
+    lab.check("honestW6" in seen and "spoofW6" not in seen, "V spoofing W's IPv6 address gets nothing through")
+    lab.spawn(w, PYTHON, NETTOOL, "serve-tcp", "::", "2222")
+    lab.sh("ip", "-n", v, "addr", "del", v6["w"] + "/128", "dev", "eth0")
+    lab.check(lab.nsx(w, PYTHON, NETTOOL, "tcp", "::1", "2222", check=False) == 0
+              and not lab.tool(v, "tcp", v6["w"], "2222"), "V cannot reach W's listening port over IPv6")
+    lab.stop(resolver)
+
+
 def main():
     global NETD
     require_root()
@@ -278,6 +365,7 @@ def main():
         test_conntrack(lab, t)
         test_reject(lab, t)
         test_dhcp(lab, t)
+        test_ipv6(lab, t)
     except Failure as e:
         print(e, flush=True)
         p = os.path.join(lab.tmp, "netd.log")
