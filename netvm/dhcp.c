@@ -105,6 +105,8 @@ char *dhcp_hosts_text(const NetState *s) {
                         else if (a->family == AF_INET6 && !v6)
                                 v6 = a;
                 }
+                if (!v4 && !v6)
+                        continue;       /* its only address was broken: it fails closed */
                 g_string_append(t, mac_format(c->mac, mac));
                 if (v4)
                         g_string_append_printf(t, ",%s", netaddr_format(v4, buf));

@@ -350,6 +350,15 @@ def test_ipv6(lab, t):
     lab.check("honestW6" in seen and "spoofW6" not in seen, "V spoofing W's IPv6 address gets nothing through")
     lab.spawn(w, PYTHON, NETTOOL, "serve-tcp", "::", "2222")
     lab.sh("ip", "-n", v, "addr", "del", v6["w"] + "/128", "dev", "eth0")
+    # X's IPv6 address is outside the downstream prefix: X fails closed, the others go on.
+    MAC["x"], IP4["x"] = "52:54:00:00:01:1c", "10.210.0.32"
+    x = t.plug("x")
+    log = t.apply(HEADER6 + client6("v", v6["v"], RULES_V) + client6("w", v6["w"]) + client6("x", "fd00:999::32"))
+    lab.check(re.search(r"netvm\.state:\d+: \[Client x\]: IPv6 address fd00:999::32 is outside", log) is not None,
+              "a client's broken IPv6 address is reported with file:line")
+    lab.check(not lab.tool(x, "tcp", "192.0.2.1", "8080"), "and that client's traffic is dropped (fail closed)")
+    lab.check(lab.tool(w, "udp", "2001:db8::1", "5354", "--token", "stillW6")
+              and lab.tool(v, "tcp", "2001:db8::1", "8080"), "the other clients are not affected")
     lab.check(lab.nsx(w, PYTHON, NETTOOL, "tcp", "::1", "2222", check=False) == 0
               and not lab.tool(v, "tcp", v6["w"], "2222"), "V cannot reach W's listening port over IPv6")
     lab.stop(resolver)
