@@ -86,8 +86,8 @@ static int ct_talk(Conntrack *ct, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
 typedef struct Match {
         const NetAddr *addrs;
         size_t n_addrs;
-        int family;
-        GPtrArray *found;       /* GBytes: the CTA_TUPLE_ORIG attribute, then CTA_ZONE if any */
+        int family;             /* of the entry being looked at */
+        GPtrArray *found;       /* GBytes: the entry's family (one byte), CTA_TUPLE_ORIG, CTA_ZONE if any */
 } Match;
 
 static bool addr_wanted(const Match *m, const void *bytes) {
@@ -122,6 +122,11 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data) {
         Match *m = data;
         const struct nlattr *a, *orig = NULL, *zone = NULL;
         bool hit = false;
+        const struct nfgenmsg *nfg = mnl_nlmsg_get_payload(nlh);
+
+        m->family = nfg->nfgen_family;
+        if (m->family != AF_INET && m->family != AF_INET6)
+                return MNL_CB_OK;
 
         mnl_attr_for_each(a, nlh, sizeof(struct nfgenmsg)) {
                 switch (mnl_attr_get_type(a)) {
@@ -139,6 +144,8 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data) {
         }
         if (hit && orig) {
                 GByteArray *key = g_byte_array_new();
+                guint8 family = (guint8) m->family;
+                g_byte_array_append(key, &family, 1);
                 g_byte_array_append(key, (const guint8 *) orig, MNL_ALIGN(orig->nla_len));
                 if (zone)
                         g_byte_array_append(key, (const guint8 *) zone, MNL_ALIGN(zone->nla_len));
@@ -147,10 +154,13 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data) {
         return MNL_CB_OK;
 }
 
-static int delete_one(Conntrack *ct, int family, GBytes *key) {
+static int delete_one(Conntrack *ct, GBytes *key) {
         char buf[MNL_SOCKET_BUFFER_SIZE];
         gsize len;
-        const void *attrs = g_bytes_get_data(key, &len);
+        const uint8_t *data = g_bytes_get_data(key, &len);
+        int family = data[0];
+        const void *attrs = data + 1;
+        len--;
 
         struct nlmsghdr *nlh = msg_start(ct, buf, IPCTNL_MSG_CT_DELETE, NLM_F_ACK, (uint8_t) family);
         if (len > sizeof buf - nlh->nlmsg_len)
@@ -163,31 +173,27 @@ static int delete_one(Conntrack *ct, int family, GBytes *key) {
 }
 
 int conntrack_flush_addrs(Conntrack *ct, const NetAddr *addrs, size_t n_addrs, unsigned *n_deleted) {
-        static const int families[] = { AF_INET, AF_INET6 };
-        unsigned deleted = 0;
-
-        for (size_t f = 0; f < G_N_ELEMENTS(families); f++) {
-                bool any = false;
-                for (size_t i = 0; i < n_addrs && !any; i++)
-                        any = addrs[i].family == families[f];
-                if (!any)
-                        continue;
-
-                g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
-                Match m = { addrs, n_addrs, families[f], found };
-                char buf[MNL_SOCKET_BUFFER_SIZE];
-                struct nlmsghdr *nlh = msg_start(ct, buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, (uint8_t) families[f]);
-                int r = ct_talk(ct, nlh, dump_cb, &m);
+        if (n_deleted)
+                *n_deleted = 0;
+        if (n_addrs == 0)
+                return 0;
+        /*
+         * One dump of both families: the kernel walks its whole hash table
+         * (nf_conntrack_buckets, shared by all namespaces) whatever is in it.
+         */
+        g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func((GDestroyNotify) g_bytes_unref);
+        Match m = { addrs, n_addrs, AF_UNSPEC, found };
+        char buf[MNL_SOCKET_BUFFER_SIZE];
+        struct nlmsghdr *nlh = msg_start(ct, buf, IPCTNL_MSG_CT_GET, NLM_F_DUMP, AF_UNSPEC);
+        int r = ct_talk(ct, nlh, dump_cb, &m);
+        if (r < 0)
+                return r;
+        for (guint i = 0; i < found->len; i++) {
+                r = delete_one(ct, found->pdata[i]);
                 if (r < 0)
                         return r;
-                for (guint i = 0; i < found->len; i++) {
-                        r = delete_one(ct, families[f], found->pdata[i]);
-                        if (r < 0)
-                                return r;
-                        deleted++;
-                }
         }
         if (n_deleted)
-                *n_deleted = deleted;
+                *n_deleted = found->len;
         return 0;
 }

@@ -26,8 +26,8 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Conntrack *, conntrack_free)
 
 /*
  * Delete every conntrack entry whose original or reply tuple has one of
- * addrs (host addresses) as source or destination.  One dump per address
- * family, then one delete per entry found.  Entries that vanish meanwhile
+ * addrs (host addresses) as source or destination.  One dump of the
+ * table, then one delete per entry found.  Entries that vanish meanwhile
  * are no error.  *n_deleted (if not NULL) gets how many were deleted.
  * 0 or a negative errno.
  */

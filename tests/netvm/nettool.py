@@ -18,7 +18,7 @@
   nettool.py dns NAME SERVER               one DNS query for NAME's A record: prints the first
                                            address, exit 1 without an answer within 2 s
   nettool.py dhcp6 IFACE MAC               a minimal DHCPv6 client (Solicit, Advertise, Request,
-                                           Reply; DUID-LL of MAC): prints "ADDRESS DNS", exit 1
+                                           Reply; DUID-LL of MAC): prints "ADDRESS DNS MS", exit 1
                                            without a lease within 3 s
 """
 import os
@@ -230,6 +230,7 @@ def dhcp6(iface, mac):
     s.bind(("::", 546))
     s.settimeout(1)
     xid = os.urandom(3)
+    t0 = time.monotonic()
     common = opt(1, duid) + opt(8, b"\0\0") + opt(6, struct.pack(">H", 23))
 
     def exchange(msg, want):
@@ -253,7 +254,7 @@ def dhcp6(iface, mac):
     dns = socket.inet_ntop(socket.AF_INET6, rep[23][:16]) if 23 in rep else "-"
     if not addrs:
         return 1
-    print(addrs[0], dns)
+    print(addrs[0], dns, "%.3f" % ((time.monotonic() - t0) * 1000))
     return 0
 
 
