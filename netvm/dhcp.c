@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -159,6 +160,21 @@ Dhcp *dhcp_free(Dhcp *d) {
 
 static int dhcp_start(Dhcp *d);
 
+/*
+ * Replace path by text atomically (rename), without fsync: the run
+ * directory is volatile (/run) and rewritten from the state at every start;
+ * dnsmasq only must never read half a file.
+ */
+static int write_volatile(const char *path, const char *text) {
+        g_autofree char *tmp = g_strconcat(path, ".new", NULL);
+        g_autoptr(GError) error = NULL;
+        if (!g_file_set_contents_full(tmp, text, -1, G_FILE_SET_CONTENTS_NONE, 0644, &error))
+                return -EIO;
+        if (rename(tmp, path) < 0)
+                return -errno;
+        return 0;
+}
+
 static gboolean restart_cb(gpointer userdata) {
         Dhcp *d = userdata;
         d->restart_id = 0;
@@ -211,7 +227,7 @@ int dhcp_apply(Dhcp *d, const NetState *s) {
                 return r;
         g_autofree char *hosts = dhcp_hosts_text(s);
         if (!d->hosts_text || strcmp(hosts, d->hosts_text) != 0) {
-                r = write_file_atomic(d->hosts_path, hosts, strlen(hosts), 0644);
+                r = write_volatile(d->hosts_path, hosts);
                 if (r < 0)
                         return r;
                 g_free(d->hosts_text);
@@ -224,7 +240,7 @@ int dhcp_apply(Dhcp *d, const NetState *s) {
         if (d->pid > 0 && d->conf_text && strcmp(conf, d->conf_text) == 0)
                 return 0;
         dhcp_stop(d);
-        r = write_file_atomic(d->conf_path, conf, strlen(conf), 0644);
+        r = write_volatile(d->conf_path, conf);
         if (r < 0)
                 return r;
         d->conf_text = g_steal_pointer(&conf);
