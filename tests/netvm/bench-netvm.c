@@ -25,7 +25,6 @@
 
 #include <glib.h>
 
-#include "common/fileio.h"
 #include "common/log.h"
 #include "netvm/conntrack.h"
 #include "netvm/dhcp.h"
@@ -273,8 +272,8 @@ int main(int argc, char **argv) {
         bool ok = add_ms[last] < 2.0 && remove_ms[last] < 2.0 && growth_add < 2.0 && growth_rm < 2.0;
         if (x) {
                 /* The conntrack dump walks every bucket of the (global) hash, whatever it holds. */
-                _cleanup_free_ char *buckets = NULL;
-                if (read_full_file("/proc/sys/net/netfilter/nf_conntrack_buckets", 4096, &buckets, NULL) >= 0)
+                g_autofree char *buckets = NULL;
+                if (g_file_get_contents("/proc/sys/net/netfilter/nf_conntrack_buckets", &buckets, NULL, NULL))
                         g_string_append_printf(json, "],\"conntrack_buckets\":%u", (unsigned) strtoul(buckets, NULL, 10));
                 else
                         g_string_append(json, "]");
