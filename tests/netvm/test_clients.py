@@ -138,8 +138,15 @@ def test_conntrack(lab, t):
     lab.check(lab.tool(n, "udp", "192.0.2.1", "6001", "--token", "fromN"), "N itself reaches the internet")
     lab.check(t.conntrack(IP4["a"]) != [], "N's own flow is tracked (the check above can see entries)")
 
-    # RemoveClient alone (no next holder): its entries go too.
+    # A client whose address changes (same name, same MAC): the old address's entries go.
+    lab.check(lab.tool(b, "udp-from", "4003", "192.0.2.1", "6001"), "B opens a flow from its first address")
+    log = t.apply(HEADER + client("b", addr="10.210.0.41") + client("n"))
+    lab.check(t.conntrack(IP4["b"]) == [] and "1 released address" in log,
+              "B's address changes: the entries of its old address are deleted")
+    log = t.apply(HEADER + client("b") + client("n"))
     lab.check(lab.tool(b, "udp-from", "4002", "192.0.2.1", "6001"), "B opens another flow")
+
+    # RemoveClient alone (no next holder): its entries go too.
     log = t.apply(HEADER + client("n"))
     lab.check(t.conntrack(IP4["b"]) == [] and "released address" in log,
               "removing B deletes B's conntrack entries")
