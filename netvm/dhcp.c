@@ -134,8 +134,20 @@ static void dhcp_stop(Dhcp *d) {
         d->child_id = 0;
         if (d->pid > 0) {
                 kill(d->pid, SIGTERM);
-                /* dnsmasq exits at once on SIGTERM; reap it so the next one can bind. */
-                (void) waitpid(d->pid, NULL, 0);
+                /*
+                 * dnsmasq exits at once on SIGTERM; reap it so the next one
+                 * can bind.  Bounded: after 0.5 s it is killed.
+                 */
+                int i = 0;
+                while (waitpid(d->pid, NULL, WNOHANG) == 0) {
+                        if (++i == 50) {
+                                log_warning("dnsmasq (pid %d) did not stop; killing it", (int) d->pid);
+                                kill(d->pid, SIGKILL);
+                                (void) waitpid(d->pid, NULL, 0);
+                                break;
+                        }
+                        g_usleep(10000);
+                }
                 g_spawn_close_pid(d->pid);
         }
         d->pid = 0;
