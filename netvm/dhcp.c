@@ -20,6 +20,7 @@ struct Dhcp {
         char *conf_path, *hosts_path, *pid_path;
         char *conf_text;        /* what the running dnsmasq was started with, or NULL */
         char *hosts_text;
+        GHashTable *served;     /* address -> MAC, every pair in a hosts file since dnsmasq started */
         GPid pid;               /* 0: not running */
         guint child_id, restart_id;
         bool want;              /* should run (the last state had DHCP=yes) */
@@ -125,6 +126,7 @@ Dhcp *dhcp_new(const char *dnsmasq, const char *run_dir) {
         d->conf_path = g_build_filename(run_dir, "dnsmasq.conf", NULL);
         d->hosts_path = g_build_filename(run_dir, "dhcp-hosts", NULL);
         d->pid_path = g_build_filename(run_dir, "dnsmasq.pid", NULL);
+        d->served = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         return d;
 }
 
@@ -166,6 +168,7 @@ Dhcp *dhcp_free(Dhcp *d) {
         g_free(d->hosts_path);
         g_free(d->pid_path);
         g_free(d->hosts_text);
+        g_hash_table_unref(d->served);
         g_free(d);
         return NULL;
 }
@@ -226,6 +229,31 @@ static int dhcp_start(Dhcp *d) {
         return 0;
 }
 
+/*
+ * Record s's address -> MAC pairs in d->served; true if an address was
+ * served to another MAC before.  dnsmasq keeps a lease in memory until it
+ * expires and gives its address to no other MAC meanwhile, also when the
+ * hosts file now says so ("not using configured address ... because it is
+ * leased to ..."): such a handover (a persona switch, a disposable on a
+ * recycled address) needs a restart of dnsmasq.
+ */
+static bool served_update(Dhcp *d, const NetState *s) {
+        bool moved = false;
+        char buf[NETADDR_STRLEN], mac[MAC_STRLEN];
+        for (guint i = 0; i < s->clients->len; i++) {
+                const NetClient *c = s->clients->pdata[i];
+                mac_format(c->mac, mac);
+                for (guint j = 0; j < c->addrs->len; j++) {
+                        netaddr_format(&g_array_index(c->addrs, NetAddr, j), buf);
+                        const char *old = g_hash_table_lookup(d->served, buf);
+                        if (old && strcmp(old, mac) != 0)
+                                moved = true;
+                        g_hash_table_replace(d->served, g_strdup(buf), g_strdup(mac));
+                }
+        }
+        return moved;
+}
+
 int dhcp_apply(Dhcp *d, const NetState *s) {
         d->want = s->dhcp;
         if (!s->dhcp) {
@@ -237,6 +265,10 @@ int dhcp_apply(Dhcp *d, const NetState *s) {
         int r = mkdir_parents(d->run_dir, 0755);
         if (r < 0)
                 return r;
+        if (served_update(d, s) && d->pid > 0) {
+                log_info("DHCP: an address moved to another MAC; restarting dnsmasq to drop its old lease");
+                dhcp_stop(d);
+        }
         g_autofree char *hosts = dhcp_hosts_text(s);
         if (!d->hosts_text || strcmp(hosts, d->hosts_text) != 0) {
                 r = write_volatile(d->hosts_path, hosts);
@@ -256,5 +288,8 @@ int dhcp_apply(Dhcp *d, const NetState *s) {
         if (r < 0)
                 return r;
         d->conf_text = g_steal_pointer(&conf);
+        /* A new dnsmasq holds no lease: only the current clients' addresses are served. */
+        g_hash_table_remove_all(d->served);
+        (void) served_update(d, s);
         return dhcp_start(d);
 }

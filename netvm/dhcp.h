@@ -7,8 +7,9 @@
  * (dhcp-hostsfile) and nothing to an unknown MAC, on the downstream
  * interface only; DNS stays the kernel's DNS path (port=0).  A change of
  * clients rewrites the hosts file and sends dnsmasq SIGHUP (it re-reads
- * the file, nothing else restarts); a change of the downstream side
- * restarts it.  The child is watched from the main loop and restarted a
+ * the file, nothing else restarts); a change of the downstream side, or an
+ * address that moves to another MAC (dnsmasq would keep it for the old
+ * lease until that expires), restarts it.  The child is watched from the main loop and restarted a
  * second after it died.
  */
 #pragma once

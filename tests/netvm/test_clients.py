@@ -270,7 +270,18 @@ def test_dhcp(lab, t):
               "the new client E gets its lease from the running dnsmasq")
     r = lab.nsx(d, PYTHON, NETTOOL, "dns", "www.example.test", "10.210.0.1", check=False, capture=True)
     lab.check((r or "").strip() == "192.0.2.80", "D still resolves after the change")
-    log = t.apply(HEADER + client("d"))
+    # A persona switch: D goes, F (another MAC) gets D's address; dnsmasq still holds D's lease.
+    MAC["f"], IP4["f"] = "52:54:00:00:01:2f", IP4["d"]
+    t.unplug("d")
+    f = t.plug("f", configure=False)
+    t.apply(header + client("e") + client("f"))
+    outf = os.path.join(lab.tmp, "f.lease")
+    lab.check(udhcpc(lab, f, "eth0", outf) and lease(outf).get("ip") == IP4["f"],
+              "F, given D's address after D left, gets it by DHCP (%s)" % lease(outf).get("ip"))
+    oute2 = os.path.join(lab.tmp, "e2.lease")
+    lab.check(udhcpc(lab, e, "eth0", oute2) and lease(oute2).get("ip") == IP4["e"],
+              "E still gets its own lease from the restarted dnsmasq")
+    log = t.apply(HEADER + client("e"))
     lab.check(dnsmasq_pids(lab) - before == set(), "DHCP=no stops dnsmasq")
     lab.stop(resolver)
 
