@@ -102,6 +102,24 @@ static void build_antispoof(const NetState *s, const char *chain, GPtrArray *out
                 nr_verdict(r, NF_ACCEPT, NULL);
                 g_ptr_array_add(out, r);
         }
+        if (s->dhcp) {
+                /* DHCPDISCOVER/REQUEST before the client has its address (to the netvm only: input). */
+                NetAddr any4;
+                (void) netaddr_parse("0.0.0.0", false, false, &any4);
+                r = rule_in(chain);
+                nr_match_addr(r, true, &any4);
+                nr_match_l4proto(r, IPPROTO_UDP);
+                nr_match_dport(r, 67, 67);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+                /* DHCPv6 from the client's link-local address. */
+                r = rule_in(chain);
+                nr_match_addr(r, true, &ll);
+                nr_match_l4proto(r, IPPROTO_UDP);
+                nr_match_dport(r, 547, 547);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+        }
         r = rule_in(chain);
         nr_match_addr(r, true, &unspec);        /* duplicate address detection */
         nr_match_l4proto(r, IPPROTO_ICMPV6);
@@ -168,6 +186,16 @@ static void build_input(const NetState *s, const char *chain, GPtrArray *out) {
         nr_match_l4proto(r, IPPROTO_ICMPV6);
         nr_verdict(r, NF_ACCEPT, NULL);
         g_ptr_array_add(out, r);
+        /* DHCP for the clients (dnsmasq, netvm/dhcp.h): requests from downstream only. */
+        for (int v6 = 0; s->dhcp && v6 <= 1; v6++) {
+                r = rule_in(chain);
+                nr_match_ifname(r, true, true, s->downstream);
+                nr_match_nfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
+                nr_match_l4proto(r, IPPROTO_UDP);
+                nr_match_dport(r, v6 ? 547 : 67, v6 ? 547 : 67);
+                nr_verdict(r, NF_ACCEPT, NULL);
+                g_ptr_array_add(out, r);
+        }
         /* DHCP and DHCPv6 client replies on the uplink. */
         for (int v6 = 0; v6 <= 1; v6++) {
                 r = rule_in(chain);
@@ -249,33 +277,62 @@ void chains_build_base(const NetState *s, ChainKind kind, GPtrArray *out) {
         }
 }
 
-static void build_fw_rule(const NetState *s, const FwRule *fr, const char *chain, GPtrArray *out) {
-        int verdict = fr->action == FW_ACTION_ACCEPT ? NF_ACCEPT : NF_DROP;
-        struct nftnl_rule *r;
+typedef struct RuleMatch {
+        struct nftnl_rule *(*build)(const void *ctx);   /* a new rule in its chain, with its matches */
+        const void *ctx;
+} RuleMatch;
 
-        if (fr->dns) {
-                for (int v6 = 0; v6 <= 1; v6++) {
-                        if (!chains_has_dns(s, v6 ? AF_INET6 : AF_INET))
-                                continue;
-                        static const uint8_t protos[] = { IPPROTO_UDP, IPPROTO_TCP };
-                        for (size_t p = 0; p < 2; p++) {
-                                r = rule_in(chain);
-                                lookup_addr_in_set(r, v6, false, chains_sets[v6 ? SET_DNS6 : SET_DNS4].name, false);
-                                nr_match_l4proto(r, protos[p]);
-                                nr_match_dport(r, 53, 53);
-                                nr_verdict(r, verdict, NULL);
-                                g_ptr_array_add(out, r);
-                        }
-                }
+/*
+ * Emit m's rule ending in action: a verdict; for reject the rule twice,
+ * "meta l4proto tcp reject with tcp reset" and "reject with icmpx
+ * admin-prohibited" (only the first when it matches TCP already, only the
+ * second when it matches another protocol: proto says which).
+ */
+static void emit_rule(const RuleMatch *m, FwAction action, FwProto proto, GPtrArray *out) {
+        struct nftnl_rule *r;
+        if (action != FW_ACTION_REJECT) {
+                r = m->build(m->ctx);
+                nr_verdict(r, action == FW_ACTION_ACCEPT ? NF_ACCEPT : NF_DROP, NULL);
+                g_ptr_array_add(out, r);
                 return;
         }
+        if (proto == FW_PROTO_ANY) {
+                r = m->build(m->ctx);
+                nr_match_l4proto(r, IPPROTO_TCP);
+                nr_reject(r, true);
+                g_ptr_array_add(out, r);
+        }
+        r = m->build(m->ctx);
+        nr_reject(r, proto == FW_PROTO_TCP);
+        g_ptr_array_add(out, r);
+}
 
-        r = rule_in(chain);
+typedef struct FwRuleCtx {
+        const NetState *s;
+        const FwRule *fr;
+        const char *chain;
+        int v6;                 /* dns: the family */
+        uint8_t proto;          /* dns: IPPROTO_UDP or _TCP */
+} FwRuleCtx;
+
+static struct nftnl_rule *dns_rule_match(const void *ctx) {
+        const FwRuleCtx *c = ctx;
+        struct nftnl_rule *r = rule_in(c->chain);
+        lookup_addr_in_set(r, c->v6, false, chains_sets[c->v6 ? SET_DNS6 : SET_DNS4].name, false);
+        nr_match_l4proto(r, c->proto);
+        nr_match_dport(r, 53, 53);
+        return r;
+}
+
+static struct nftnl_rule *fw_rule_match(const void *ctx) {
+        const FwRuleCtx *c = ctx;
+        const FwRule *fr = c->fr;
+        struct nftnl_rule *r = rule_in(c->chain);
         if (fr->has_dst)
                 nr_match_addr(r, false, &fr->dst);
         else if (fr->action == FW_ACTION_ACCEPT)
                 /* Without a destination an accept reaches the uplink only, never other clients. */
-                nr_match_ifname(r, false, true, s->uplink);
+                nr_match_ifname(r, false, true, c->s->uplink);
         switch (fr->proto) {
         case FW_PROTO_TCP:
         case FW_PROTO_UDP:
@@ -294,21 +351,57 @@ static void build_fw_rule(const NetState *s, const FwRule *fr, const char *chain
         case FW_PROTO_ANY:
                 break;
         }
-        nr_verdict(r, verdict, NULL);
-        g_ptr_array_add(out, r);
+        return r;
 }
 
-/* ip daddr . meta l4proto . th dport @set VERDICT */
-static void build_set_rule(const FwSetPlan *sp, const char *set, const char *chain, GPtrArray *out) {
-        bool v6 = sp->family == AF_INET6;
-        struct nftnl_rule *r = rule_in(chain);
+static void build_fw_rule(const NetState *s, const FwRule *fr, const char *chain, GPtrArray *out) {
+        FwRuleCtx c = { s, fr, chain, 0, 0 };
+
+        if (fr->dns) {
+                for (c.v6 = 0; c.v6 <= 1; c.v6++) {
+                        if (!chains_has_dns(s, c.v6 ? AF_INET6 : AF_INET))
+                                continue;
+                        static const uint8_t protos[] = { IPPROTO_UDP, IPPROTO_TCP };
+                        for (size_t p = 0; p < 2; p++) {
+                                c.proto = protos[p];
+                                RuleMatch m = { dns_rule_match, &c };
+                                emit_rule(&m, fr->action, c.proto == IPPROTO_TCP ? FW_PROTO_TCP : FW_PROTO_UDP, out);
+                        }
+                }
+                return;
+        }
+        RuleMatch m = { fw_rule_match, &c };
+        emit_rule(&m, fr->action, fr->proto, out);
+}
+
+typedef struct SetRuleCtx {
+        const FwSetPlan *sp;
+        const char *set, *chain;
+} SetRuleCtx;
+
+/* ip daddr . meta l4proto . th dport @set */
+static struct nftnl_rule *set_rule_match(const void *ctx) {
+        const SetRuleCtx *c = ctx;
+        bool v6 = c->sp->family == AF_INET6;
+        struct nftnl_rule *r = rule_in(c->chain);
         nr_match_nfproto(r, v6 ? NFPROTO_IPV6 : NFPROTO_IPV4);
         nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, v6 ? 24 : 16, v6 ? 16 : 4, NFT_REG32_00);
         nr_meta(r, NFT_META_L4PROTO, v6 ? NFT_REG32_04 : NFT_REG32_01);
         nr_payload(r, NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, v6 ? NFT_REG32_05 : NFT_REG32_02);
-        nr_lookup(r, NFT_REG32_00, set, false);
-        nr_verdict(r, sp->action == FW_ACTION_ACCEPT ? NF_ACCEPT : NF_DROP, NULL);
-        g_ptr_array_add(out, r);
+        nr_lookup(r, NFT_REG32_00, c->set, false);
+        return r;
+}
+
+static void build_set_rule(const FwSetPlan *sp, const char *set, const char *chain, GPtrArray *out) {
+        SetRuleCtx c = { sp, set, chain };
+        RuleMatch m = { set_rule_match, &c };
+        emit_rule(&m, sp->action, FW_PROTO_ANY, out);
+}
+
+static struct nftnl_rule *counter_match(const void *ctx) {
+        struct nftnl_rule *r = rule_in(ctx);
+        nr_counter(r);
+        return r;
 }
 
 void chains_build_client(const NetState *s, const NetClient *c, const char *chain, const char *digest,
@@ -351,9 +444,8 @@ void chains_build_client(const NetState *s, const NetClient *c, const char *chai
                 nr_verdict(r, NF_ACCEPT, NULL);
                 g_ptr_array_add(out, r);
         }
-        r = rule_in(chain);
-        nr_counter(r);
-        nr_verdict(r, NF_DROP, NULL);
-        g_ptr_array_add(out, r);
+        RuleMatch m = { counter_match, chain };
+        emit_rule(&m, c->has_rules && firewall_default(fw) == FW_ACTION_REJECT ? FW_ACTION_REJECT : FW_ACTION_DROP,
+                  FW_PROTO_ANY, out);
 }
 

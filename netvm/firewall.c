@@ -69,7 +69,7 @@ void firewall_add_error(Firewall *fw, const char *source, unsigned line, const c
 }
 
 const char *fw_action_to_string(FwAction a) {
-        return a == FW_ACTION_ACCEPT ? "accept" : "drop";
+        return a == FW_ACTION_ACCEPT ? "accept" : a == FW_ACTION_REJECT ? "reject" : "drop";
 }
 
 static int parse_action(const char *s, FwAction *ret) {
@@ -77,6 +77,8 @@ static int parse_action(const char *s, FwAction *ret) {
                 *ret = FW_ACTION_ACCEPT;
         else if (strcmp(s, "drop") == 0)
                 *ret = FW_ACTION_DROP;
+        else if (strcmp(s, "reject") == 0)
+                *ret = FW_ACTION_REJECT;
         else
                 return -EINVAL;
         return 0;
@@ -200,7 +202,7 @@ int firewall_parse_line(Firewall *fw, const char *source, unsigned line, const c
         if (strcmp(w[0], "default") == 0) {
                 FwAction a;
                 if (n != 2 || parse_action(w[1], &a) < 0)
-                        FAIL("expected \"default accept\" or \"default drop\"");
+                        FAIL("expected \"default accept\", \"default drop\" or \"default reject\"");
                 if (fw->has_default)
                         FAIL("duplicate \"default\" line");
                 fw->has_default = true;
@@ -210,7 +212,7 @@ int firewall_parse_line(Firewall *fw, const char *source, unsigned line, const c
 
         FwRule r = { .line = line, .icmp_type = -1 };
         if (parse_action(w[0], &r.action) < 0)
-                FAIL("unknown action \"%s\" (expected accept, drop or default)", w[0]);
+                FAIL("unknown action \"%s\" (expected accept, drop, reject or default)", w[0]);
         if (fw->rules->len >= FIREWALL_RULES_MAX)
                 FAIL("too many rules (at most %d)", FIREWALL_RULES_MAX);
 

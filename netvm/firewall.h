@@ -20,6 +20,7 @@
 typedef enum FwAction {
         FW_ACTION_ACCEPT,
         FW_ACTION_DROP,
+        FW_ACTION_REJECT,       /* drop, and tell the sender: TCP reset / ICMP admin-prohibited */
 } FwAction;
 
 typedef enum FwProto {

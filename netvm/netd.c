@@ -33,6 +33,9 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "common/bus-source.h"
+#include "netvm/conntrack.h"
+#include "netvm/dhcp.h"
+#include "netvm/handover.h"
 #include "netvm/links.h"
 #include "netvm/netvm-iface.h"
 #include "netvm/nft-batch.h"
@@ -46,10 +49,14 @@
 #define VIRTIO_PORT_NAME "org.vmfed.netvm.0"
 #define VIRTIO_PORT_FALLBACK "org.vmfed.agent.0"
 #define PERSIST_NAME "netd.state"
+#define NETD_RUN_DIR "/run/vmfed-netd"
 
 typedef struct Netd {
         GMainLoop *loop;
         NftSocket *nft;
+        Conntrack *ct;
+        Dhcp *dhcp;
+        char *dnsmasq, *run_dir;
         Links *links;
         Ruleset *applied;
         NetState *state;
@@ -80,6 +87,26 @@ static const NetState *netd_get_state(void *userdata) {
 }
 
 /*
+ * Delete the conntrack entries of addresses that left their client.  A
+ * failure is logged, not returned: the state is in force by then, and the
+ * forward chain still drops anything new towards the address.
+ */
+static void netd_flush_conntrack(Netd *d, GArray *released) {
+        if (released->len == 0)
+                return;
+        unsigned n = 0;
+        int r = d->ct ? 0 : conntrack_open(&d->ct);
+        if (r >= 0)
+                r = conntrack_flush_addrs(d->ct, (const NetAddr *) released->data, released->len, &n);
+        if (r < 0)
+                log_error_errno(r, "Cannot delete the conntrack entries of %u released address(es): %m",
+                                released->len);
+        else
+                log_info("conntrack: %u entr%s of %u released address(es) deleted", n, n == 1 ? "y" : "ies",
+                         released->len);
+}
+
+/*
  * Enforce new_state (taken over in every case): one nftables transaction,
  * then links, addresses and neighbours, then persist it.  If the nftables
  * transaction fails, nothing changed and the previous state stays in force.
@@ -101,13 +128,29 @@ static int netd_apply(void *userdata, NetState *new_state, char **errorp) {
                                 log_error("%s (traffic of this client is dropped)", *l);
         }
 
-        /* The firewall first: forwarding is never on without it. */
-        int r = ruleset_apply(d->nft, &d->applied, s, &st);
+        /*
+         * The firewall first: forwarding is never on without it.  An address
+         * that changes hands loses its owner in the kernel (the `between`
+         * state) while its conntrack entries go, so that no late packet of
+         * an old flow reaches its next holder.
+         */
+        _cleanup_(handover_done) Handover h = {};
+        handover_plan(d->state, s, &h);
+        int r = 0;
+        if (h.between) {
+                r = ruleset_apply(d->nft, &d->applied, h.between, &st);
+                if (r >= 0)
+                        netd_flush_conntrack(d, h.released);
+        }
+        if (r >= 0)
+                r = ruleset_apply(d->nft, &d->applied, s, &st);
         if (r < 0) {
                 if (errorp)
                         *errorp = g_strdup_printf("nftables transaction failed: %s", g_strerror(-r));
                 return r;
         }
+        if (!h.between)
+                netd_flush_conntrack(d, h.released);
         log_info("nftables: %u message(s): %u chain(s) added, %u changed, %u removed, %u element(s) added, %u removed",
                  st.messages, st.chains_added, st.chains_changed, st.chains_removed, st.elems_added, st.elems_removed);
 
@@ -123,6 +166,15 @@ static int netd_apply(void *userdata, NetState *new_state, char **errorp) {
 
         netstate_free(d->state);
         d->state = steal_pointer(&s);
+
+        /* DHCP last: dnsmasq binds to the downstream address links_apply() made. */
+        if (!d->dhcp && d->state->dhcp)
+                d->dhcp = dhcp_new(d->dnsmasq, d->run_dir);
+        if (d->dhcp) {
+                r = dhcp_apply(d->dhcp, d->state);
+                if (r < 0)
+                        log_error_errno(r, "DHCP: %m");
+        }
 
         if (d->persist) {
                 g_autofree char *text = netstate_format(d->state);
@@ -381,6 +433,10 @@ static void netd_done(Netd *d) {
         ruleset_free(d->applied);
         netstate_free(d->state);
         nft_socket_free(d->nft);
+        conntrack_free(d->ct);
+        dhcp_free(d->dhcp);
+        g_free(d->dnsmasq);
+        g_free(d->run_dir);
         links_free(d->links);
         if (d->loop)
                 g_main_loop_unref(d->loop);
@@ -464,6 +520,7 @@ static int netd_run(Netd *d, bool once, bool watch) {
 int main(int argc, char **argv) {
         gboolean once = FALSE, watch = FALSE, check = FALSE, debug = FALSE, version = FALSE;
         g_autofree char *state_file = NULL, *state_dir = NULL, *channel = NULL, *virtio_port = NULL;
+        g_autofree char *dnsmasq = NULL, *run_dir = NULL;
         GOptionEntry entries[] = {
                 { "state", 0, 0, G_OPTION_ARG_FILENAME, &state_file, "Take the desired state from FILE", "FILE" },
                 { "once", 0, 0, G_OPTION_ARG_NONE, &once, "Apply --state FILE and exit", NULL },
@@ -475,6 +532,10 @@ int main(int argc, char **argv) {
                   "(default " VIRTIO_PORT_NAME ", else " VIRTIO_PORT_FALLBACK ")", "NAME" },
                 { "state-dir", 0, 0, G_OPTION_ARG_FILENAME, &state_dir, "Where the last state from the broker is kept "
                   "(default " VMFED_STATE_DIR ")", "DIR" },
+                { "run-dir", 0, 0, G_OPTION_ARG_FILENAME, &run_dir, "Where dnsmasq's configuration is written "
+                  "(default " NETD_RUN_DIR ")", "DIR" },
+                { "dnsmasq", 0, 0, G_OPTION_ARG_FILENAME, &dnsmasq, "The DHCP server program (default dnsmasq, "
+                  "in PATH)", "PATH" },
                 { "debug", 0, 0, G_OPTION_ARG_NONE, &debug, "Log debug messages", NULL },
                 { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version", NULL },
                 {}
@@ -514,6 +575,8 @@ int main(int argc, char **argv) {
         d.state_file = g_steal_pointer(&state_file);
         d.state_dir = state_dir ? g_steal_pointer(&state_dir) : g_strdup(VMFED_STATE_DIR);
         d.channel = g_steal_pointer(&channel);
+        d.dnsmasq = dnsmasq ? g_steal_pointer(&dnsmasq) : g_strdup("dnsmasq");
+        d.run_dir = run_dir ? g_steal_pointer(&run_dir) : g_strdup(NETD_RUN_DIR);
         d.virtio_port = g_steal_pointer(&virtio_port);
 
         r = netd_run(&d, once, watch);

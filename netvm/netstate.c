@@ -136,6 +136,8 @@ static void parse_addr_list(Parser *p, unsigned line, const char *key, const cha
         }
 }
 
+static int put_client_at(NetState *s, NetClient *c, const char *source, unsigned line, char **errorp);
+
 static void finish_client(Parser *p) {
         NetClient *c = steal_pointer(&p->client);
         if (!c)
@@ -155,7 +157,7 @@ static void finish_client(Parser *p) {
                 return;
         }
         g_autofree char *e = NULL;
-        if (netstate_put_client(p->state, c, &e) < 0) {
+        if (put_client_at(p->state, c, p->source, p->client_line, &e) < 0) {
                 perr(p, p->client_line, "[Client %s]: %s", c->name, e);
                 netclient_unref(c);
         }
@@ -204,6 +206,14 @@ static void parse_key(Parser *p, Section sec, unsigned line, const char *key, co
                                 *dst = g_strdup(value);
                 } else if (strcmp(key, "Address") == 0)
                         parse_addr_list(p, line, key, value, true, up ? s->uplink_addrs : s->downstream_addrs);
+                else if (!up && strcmp(key, "DHCP") == 0) {
+                        if (strcmp(value, "yes") == 0)
+                                s->dhcp = true;
+                        else if (strcmp(value, "no") == 0)
+                                s->dhcp = false;
+                        else
+                                perr(p, line, "DHCP=: expected yes or no, not \"%s\"", value);
+                }
                 else if (up && strcmp(key, "Gateway") == 0) {
                         guint before = s->gateways->len;
                         parse_addr_list(p, line, key, value, false, s->gateways);
@@ -354,7 +364,25 @@ static gint client_cmp(gconstpointer a, gconstpointer b) {
         return strcmp(x->name, y->name);
 }
 
+/*
+ * A broken IPv6 address of a client (outside every IPv6 [Downstream]
+ * subnet, or the gateway's) fails that client closed instead of refusing
+ * the state: the error goes to its firewall, so its chain drops everything
+ * (see netstate_firewall_errors()); the address stays in the client, so the
+ * canonical text (and the persisted state) fails it closed again.
+ */
+static void fail_closed_v6(NetClient *c, const NetAddr *a, bool gateway, const char *source, unsigned line) {
+        char buf[NETADDR_STRLEN];
+        firewall_add_error(c->firewall, source, line, "[Client %s]: IPv6 address %s is %s; "
+                           "this client's traffic is dropped", c->name, netaddr_format(a, buf),
+                           gateway ? "the gateway's" : "outside every IPv6 [Downstream] subnet");
+}
+
 int netstate_put_client(NetState *s, NetClient *c, char **errorp) {
+        return put_client_at(s, c, c->name, 0, errorp);
+}
+
+static int put_client_at(NetState *s, NetClient *c, const char *source, unsigned line, char **errorp) {
         char buf[NETADDR_STRLEN];
 
         for (guint i = 0; i < c->addrs->len; i++) {
@@ -365,13 +393,20 @@ int netstate_put_client(NetState *s, NetClient *c, char **errorp) {
                         NetAddr gw_host = *gw;
                         gw_host.prefixlen = (uint8_t) (netaddr_len(gw) * 8);
                         if (netaddr_equal(&gw_host, a)) {
+                                if (a->family == AF_INET6) {
+                                        fail_closed_v6(c, a, true, source, line);
+                                        inside = true;
+                                        break;
+                                }
                                 *errorp = g_strdup_printf("address %s is the gateway's", netaddr_format(a, buf));
                                 return -EINVAL;
                         }
                         if (netaddr_contains(gw, a))
                                 inside = true;
                 }
-                if (!inside) {
+                if (!inside && a->family == AF_INET6)
+                        fail_closed_v6(c, a, false, source, line);
+                else if (!inside) {
                         *errorp = g_strdup_printf("address %s is outside every [Downstream] subnet",
                                                   netaddr_format(a, buf));
                         return -EINVAL;
@@ -498,6 +533,8 @@ char *netstate_format(const NetState *s) {
         format_addrs(out, "DNS", s->dns, false);
         g_string_append_printf(out, "\n[Downstream]\nInterface=%s\n", s->downstream);
         format_addrs(out, "Address", s->downstream_addrs, true);
+        if (s->dhcp)
+                g_string_append(out, "DHCP=yes\n");
         for (guint i = 0; i < s->clients->len; i++) {
                 NetClient *c = s->clients->pdata[i];
                 g_string_append_printf(out, "\n[Client %s]\nMAC=%s\n", c->name, mac_format(c->mac, m));
@@ -530,6 +567,7 @@ NetState *netstate_copy(const NetState *s) {
         n->dns = addr_array_copy(s->dns);
         g_array_unref(n->downstream_addrs);
         n->downstream_addrs = addr_array_copy(s->downstream_addrs);
+        n->dhcp = s->dhcp;
         for (guint i = 0; i < s->clients->len; i++)
                 g_ptr_array_add(n->clients, netclient_ref(s->clients->pdata[i]));
         for (guint i = 0; i < s->rules_files->len; i++)
@@ -566,7 +604,7 @@ bool netstate_equal(const NetState *a, const NetState *b) {
         if (g_strcmp0(a->uplink, b->uplink) != 0 || g_strcmp0(a->downstream, b->downstream) != 0 ||
             !addrs_equal(a->uplink_addrs, b->uplink_addrs) || !addrs_equal(a->gateways, b->gateways) ||
             !addrs_equal(a->dns, b->dns) || !addrs_equal(a->downstream_addrs, b->downstream_addrs) ||
-            a->clients->len != b->clients->len)
+            a->dhcp != b->dhcp || a->clients->len != b->clients->len)
                 return false;
         for (guint i = 0; i < a->clients->len; i++)
                 if (!client_equal(a->clients->pdata[i], b->clients->pdata[i]))

@@ -52,6 +52,7 @@ typedef struct NetState {
         GArray *dns;            /* NetAddr host: upstream resolvers */
         char *downstream;
         GArray *downstream_addrs;       /* NetAddr with prefix: the clients' gateway */
+        bool dhcp;              /* [Downstream] DHCP=yes: serve clients DHCPv4 (and RA/DHCPv6) */
         GPtrArray *clients;     /* NetClient*, sorted by name */
         GPtrArray *rules_files; /* char*, the RulesFile= paths read (for watching) */
 } NetState;

@@ -146,6 +146,13 @@ void nr_match_ct_state(struct nftnl_rule *r, uint32_t mask) {
         nr_cmp(r, NFT_REG_1, NFT_CMP_NEQ, &zero, 4);
 }
 
+void nr_reject(struct nftnl_rule *r, bool tcp) {
+        struct nftnl_expr *e = nftnl_expr_alloc("reject");
+        nftnl_expr_set_u32(e, NFTNL_EXPR_REJECT_TYPE, tcp ? NFT_REJECT_TCP_RST : NFT_REJECT_ICMPX_UNREACH);
+        nftnl_expr_set_u8(e, NFTNL_EXPR_REJECT_CODE, tcp ? 0 : NFT_REJECT_ICMPX_ADMIN_PROHIBITED);
+        nftnl_rule_add_expr(r, e);
+}
+
 void nr_masquerade(struct nftnl_rule *r) {
         nftnl_rule_add_expr(r, nftnl_expr_alloc("masq"));
 }

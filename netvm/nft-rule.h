@@ -41,6 +41,8 @@ void nr_match_ct_state(struct nftnl_rule *r, uint32_t mask);
 
 /* Statements. */
 void nr_masquerade(struct nftnl_rule *r);
+/* reject: with tcp reset (tcp true; TCP packets only) or with icmpx admin-prohibited. */
+void nr_reject(struct nftnl_rule *r, bool tcp);
 void nr_dnat(struct nftnl_rule *r, const NetAddr *to);
 
 /* Attach a comment shown by `nft list` (TLV user data). */

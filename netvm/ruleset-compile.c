@@ -24,6 +24,8 @@ static char *base_context(const NetState *s, ChainKind kind) {
         char buf[NETADDR_STRLEN];
         g_string_append_printf(t, "v" RULESET_VERSION " %s up=%s down=%s",
                                chains_base[kind].name, s->uplink, s->downstream);
+        if ((kind == CHAIN_ANTISPOOF || kind == CHAIN_INPUT) && s->dhcp)
+                g_string_append(t, " dhcp");
         if (kind == CHAIN_DNAT) {
                 for (guint i = 0; i < s->downstream_addrs->len; i++)
                         g_string_append_printf(t, " gw=%s", netaddr_format_cidr(&g_array_index(s->downstream_addrs, NetAddr, i), buf));

@@ -19,8 +19,8 @@
  *
  * Adding or removing a client VM is one chain plus its set elements; no
  * other chain or element is touched, so established flows of other clients
- * never notice.  The table is never flushed or deleted, and conntrack is
- * never touched.
+ * never notice.  The table is never flushed or deleted; conntrack is
+ * touched only for addresses that change hands (netvm/handover.h).
  *
  * The files: ruleset.c the model (netvm/ruleset-model.h) and apply,
  * ruleset-compile.c, ruleset-read.c, ruleset-diff.c, and the nftnl objects

@@ -13,7 +13,7 @@ VMFED_PACKAGES=(
   libglib2.0-dev libsystemd-dev libvirt-dev libnl-3-dev libnl-route-3-dev
   libnftnl-dev libmnl-dev libnftables-dev
   dbus libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
-  nftables iproute2 busybox-static cpio kmod libxml2-utils go-md2man
+  nftables conntrack dnsmasq-base iproute2 busybox-static cpio kmod libxml2-utils go-md2man
   socat procps psmisc util-linux valgrind
   libgtk-4-dev sway grim wtype cage fonts-dejavu-core
 )

@@ -257,6 +257,32 @@ static void build_port_rules(const char *chain, const uint8_t mac[6], const NetA
                 }
         }
 
+        /*
+         * A DHCP client before it has its address: UDP broadcast from
+         * 0.0.0.0 (DHCPDISCOVER, DHCPREQUEST) and ARP probes from 0.0.0.0
+         * (RFC 5227), with the VM's own MAC (checked above).  Isolated, the
+         * port reaches only the netvm, which answers the VM's MAC alone.
+         */
+        static const uint8_t any4[4] = {}, bcast4[4] = { 255, 255, 255, 255 }, udp = IPPROTO_UDP;
+        r = nr_new(NFPROTO_BRIDGE, HOST_TABLE, chain);
+        match_ether_type(r, ETH_P_IP);
+        nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 12, 4, NFT_REG_1);
+        nr_cmp(r, NFT_REG_1, NFT_CMP_EQ, any4, 4);
+        nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 16, 4, NFT_REG_1);
+        nr_cmp(r, NFT_REG_1, NFT_CMP_EQ, bcast4, 4);
+        nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 9, 1, NFT_REG_1);
+        nr_cmp(r, NFT_REG_1, NFT_CMP_EQ, &udp, 1);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+        r = nr_new(NFPROTO_BRIDGE, HOST_TABLE, chain);
+        match_ether_type(r, ETH_P_ARP);
+        nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 8, 6, NFT_REG_1);
+        nr_cmp(r, NFT_REG_1, NFT_CMP_EQ, mac, 6);
+        nr_payload(r, NFT_PAYLOAD_NETWORK_HEADER, 14, 4, NFT_REG_1);
+        nr_cmp(r, NFT_REG_1, NFT_CMP_EQ, any4, 4);
+        nr_verdict(r, NF_ACCEPT, NULL);
+        g_ptr_array_add(out, r);
+
         /* Neighbour discovery from link-local addresses and "::" (DAD). */
         static const uint8_t ll[16] = { 0xfe, 0x80 }, llmask[16] = { 0xff, 0xc0 };
         static const uint8_t unspec[16] = {};

@@ -30,7 +30,7 @@ done
 
 base_modules=(virtio_pci virtio_console virtio_net virtio_blk virtio_rng button evdev)
 netvm_modules=(bridge br_netfilter nf_tables nft_ct nft_chain_nat nft_nat nft_masq
-               nft_reject_inet nft_limit nf_conntrack nft_fib_inet nft_redir)
+               nft_reject_inet nft_limit nf_conntrack nf_conntrack_netlink nft_fib_inet nft_redir)
 case "$flavor" in
   base)  modules=("${base_modules[@]}") ;;
   netvm) modules=("${base_modules[@]}" "${netvm_modules[@]}") ;;
@@ -90,6 +90,7 @@ key=$( {
   sha256sum "$0" "$here/init" "$here/open-url" /bin/busybox
   printf '%s\n' "$flavor" "${modules[@]}"
   for b in "${binaries[@]}"; do sha256sum "$b"; ldd "$b" 2>/dev/null | awk '{print $3}' | grep / | xargs -r sha256sum; done
+  [ "$flavor" = netvm ] && [ -x /usr/sbin/dnsmasq ] && sha256sum /usr/sbin/dnsmasq
 } | sha256sum | cut -d' ' -f1)
 img="$out/initrd-$flavor.img"
 if [ -f "$img" ] && [ "$(cat "$img.key" 2>/dev/null)" = "$key" ]; then
@@ -135,6 +136,18 @@ for p in "${order[@]}"; do
   cp "$p" "$root/lib/modules/"
   echo "$(basename "$p")" >> "$root/etc/vmfed/modules"
 done
+
+# The netvm's DHCP server (vmfed-netd runs it, netvm/dhcp.h): dnsmasq with
+# its libraries, and the unprivileged user it switches to.
+if [ "$flavor" = netvm ]; then
+  if [ -x /usr/sbin/dnsmasq ]; then
+    binaries+=(/usr/sbin/dnsmasq)
+  else
+    echo "build-guest.sh: no /usr/sbin/dnsmasq (dnsmasq-base): the netvm image has no DHCP" >&2
+  fi
+  printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' > "$root/etc/passwd"
+  printf 'root:x:0:\nnogroup:x:65534:\n' > "$root/etc/group"
+fi
 
 # vmfed binaries and their shared libraries (and the dynamic loader).
 for b in "${binaries[@]}"; do

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include <glib.h>
 
@@ -58,6 +59,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         fail("clients sorted by name, unique", c->name, NULL);
                 if (netstate_find_client(s, c->name) != c)
                         fail("find_client", c->name, NULL);
+                /* An IPv6 address outside every IPv6 downstream subnet fails its client closed. */
+                for (guint j = 0; j < c->addrs->len; j++) {
+                        const NetAddr *a = &g_array_index(c->addrs, NetAddr, j);
+                        bool inside = false;
+                        for (guint k = 0; k < s->downstream_addrs->len; k++)
+                                inside = inside || netaddr_contains(&g_array_index(s->downstream_addrs, NetAddr, k), a);
+                        if (a->family == AF_INET6 && !inside && !firewall_is_broken(c->firewall))
+                                fail("a client with an IPv6 address outside fails closed", c->name, NULL);
+                        if (a->family == AF_INET && !inside)
+                                fail("an IPv4 address outside refuses the state", c->name, NULL);
+                }
         }
         g_autofree char *fw_errors = netstate_firewall_errors(s);
         if (broken != (fw_errors != NULL))

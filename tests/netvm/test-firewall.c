@@ -106,11 +106,24 @@ static const Bad bad[] = {
         { "accept 192.0.2.1 proto icmpv6", "x.rules:2: protocol icmpv6 with an IPv4 destination" },
         { "accept dns 192.0.2.1", "x.rules:2: \"dns\" takes no further arguments" },
         { "accept 1.2.3.4 proto tcp port 80 extra", "x.rules:2: unexpected \"extra\" at the end" },
-        { "default reject", "x.rules:2: expected \"default accept\" or \"default drop\"" },
-        { "default", "x.rules:2: expected \"default accept\" or \"default drop\"" },
+        { "default refuse", "x.rules:2: expected \"default accept\", \"default drop\" or \"default reject\"" },
+        { "default", "x.rules:2: expected \"default accept\", \"default drop\" or \"default reject\"" },
         { "default drop", "x.rules:2: duplicate \"default\" line" },
         { "accept 1.2.3.4\x01", "x.rules:2: control character in rule" },
 };
+
+static void test_reject(void) {
+        g_autoptr(Firewall) fw = firewall_new();
+        g_assert_cmpint(firewall_parse_text(fw, "x.rules", "default reject\nreject 192.0.2.1 proto tcp port 25\n"), ==, 0);
+        g_assert_cmpint(firewall_default(fw), ==, FW_ACTION_REJECT);
+        FwRule *r = &g_array_index(fw->rules, FwRule, 0);
+        g_assert_cmpint(r->action, ==, FW_ACTION_REJECT);
+        g_autofree char *text = fwrule_format(r);
+        g_assert_cmpstr(text, ==, "reject 192.0.2.1 proto tcp port 25");
+        g_autoptr(Firewall) broken = firewall_new();
+        g_assert_cmpint(firewall_parse_text(broken, "y.rules", "default rejct\n"), ==, -EINVAL);
+        g_assert_nonnull(strstr(broken->errors->str, "y.rules:1: expected \"default accept\", \"default drop\" or \"default reject\""));
+}
 
 static void test_errors(void) {
         for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
@@ -176,6 +189,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/firewall/good", test_good);
         g_test_add_func("/firewall/default-is-drop", test_default_is_drop);
         g_test_add_func("/firewall/errors", test_errors);
+        g_test_add_func("/firewall/reject", test_reject);
         g_test_add_func("/firewall/all-errors-reported", test_all_errors_reported);
         g_test_add_func("/firewall/plan", test_plan);
         return g_test_run();

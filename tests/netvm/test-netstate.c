@@ -99,6 +99,9 @@ static const Bad bad[] = {
         { HEADER "[Client a]\nMAC=52:54:00:00:00:01\nAddress=10.200.0.9\nRulesFile=a.rules\n",
           "b:12: RulesFile= is not allowed here" },
         { HEADER "\xff\n", "b:9: invalid UTF-8" },
+        { HEADER "DHCP=maybe\n", "b:9: DHCP=: expected yes or no, not \"maybe\"" },
+        { "[Uplink]\nInterface=up0\nDHCP=yes\n[Downstream]\nInterface=d0\nAddress=10.0.0.1/24\n",
+          "b:3: unknown key \"DHCP\" in [Uplink]" },
 };
 
 static void test_errors(void) {
@@ -110,6 +113,54 @@ static void test_errors(void) {
                 if (!strstr(errors, bad[i].error))
                         g_error("case %zu: expected \"%s\", got \"%s\"", i, bad[i].error, errors);
         }
+}
+
+static void test_dhcp(void) {
+        g_autoptr(NetState) s = NULL, s2 = NULL, s3 = NULL;
+        g_autofree char *errors = NULL;
+        g_assert_cmpint(netstate_parse("s", HEADER "DHCP=no\n", NULL, &s, &errors), ==, 0);
+        g_assert_false(s->dhcp);
+        g_assert_cmpint(netstate_parse("s", HEADER "DHCP=yes\n", NULL, &s2, &errors), ==, 0);
+        g_assert_true(s2->dhcp);
+        g_assert_false(netstate_equal(s, s2));
+        g_autofree char *text = netstate_format(s2);
+        g_assert_nonnull(strstr(text, "\nDHCP=yes\n"));
+        g_assert_cmpint(netstate_parse("t", text, NULL, &s3, &errors), ==, 0);
+        g_assert_true(netstate_equal(s2, s3));
+        g_autoptr(NetState) copy = netstate_copy(s2);
+        g_assert_true(copy->dhcp);
+}
+
+/* A broken IPv6 address fails its client closed; the state and the other clients stand. */
+static void test_bad_v6_fails_closed(void) {
+        const char *text = HEADER
+                "[Client a]\nMAC=52:54:00:00:00:01\nAddress=10.200.0.9\nAddress=fd00:999::9\n"
+                "[Client b]\nMAC=52:54:00:00:00:02\nAddress=10.200.0.8 fd00:200::8\n"
+                "[Client c]\nMAC=52:54:00:00:00:03\nAddress=10.200.0.7 fd00:200::1\n";
+        g_autoptr(NetState) s = NULL, s2 = NULL;
+        g_autofree char *errors = NULL;
+        g_assert_cmpint(netstate_parse("b", text, NULL, &s, &errors), ==, 0);
+        g_assert_true(firewall_is_broken(netstate_find_client(s, "a")->firewall));
+        g_assert_false(firewall_is_broken(netstate_find_client(s, "b")->firewall));
+        g_assert_true(firewall_is_broken(netstate_find_client(s, "c")->firewall));
+        g_autofree char *fw = netstate_firewall_errors(s);
+        g_assert_nonnull(strstr(fw, "b:9: [Client a]: IPv6 address fd00:999::9 is outside every IPv6 [Downstream] subnet"));
+        g_assert_nonnull(strstr(fw, "b:16: [Client c]: IPv6 address fd00:200::1 is the gateway's"));
+        /* The canonical text keeps the address, so it fails closed again (a restart from the persisted state). */
+        g_autofree char *out = netstate_format(s);
+        g_assert_cmpint(netstate_parse("out", out, NULL, &s2, &errors), ==, 0);
+        g_assert_true(firewall_is_broken(netstate_find_client(s2, "a")->firewall));
+        /* Over D-Bus: the same. */
+        const char *addrs[] = { "10.200.0.20", "2001:db8::20", NULL };
+        NetClient *d = NULL;
+        g_autofree char *err = NULL;
+        g_assert_cmpint(netclient_new("d", "52:54:00:00:00:04", addrs, NULL, &d, &err), ==, 0);
+        g_assert_cmpint(netstate_put_client(s, d, &err), ==, 0);
+        g_assert_true(firewall_is_broken(netstate_find_client(s, "d")->firewall));
+        /* An IPv4 address outside is still an error of the whole state. */
+        g_autoptr(NetState) s3 = NULL;
+        g_assert_cmpint(netstate_parse("b", HEADER "[Client e]\nMAC=52:54:00:00:00:05\nAddress=10.9.0.9 fd00:200::9\n",
+                                       NULL, &s3, &errors), ==, -EINVAL);
 }
 
 static void test_rules_fail_closed(void) {
@@ -204,6 +255,8 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         g_test_add_func("/netstate/good-and-round-trip", test_good_and_round_trip);
         g_test_add_func("/netstate/errors", test_errors);
+        g_test_add_func("/netstate/dhcp", test_dhcp);
+        g_test_add_func("/netstate/bad-v6-fails-closed", test_bad_v6_fails_closed);
         g_test_add_func("/netstate/rules-fail-closed", test_rules_fail_closed);
         g_test_add_func("/netstate/rules-file", test_rules_file);
         g_test_add_func("/netstate/clients", test_clients);

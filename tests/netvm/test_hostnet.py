@@ -103,6 +103,15 @@ def run(lab, tool):
     lab.check("spoofedMAC" not in seen, "X's packets with Y's MAC are dropped at the bridge")
     lab.check("honestX" in seen, "the server saw X's honest packet")
 
+    # A DHCP client before it has an address: its DISCOVER (0.0.0.0 -> broadcast) reaches the netvm.
+    dhcp_log = os.path.join(lab.tmp, "dhcp.log")
+    lab.spawn(netvm, PYTHON, NETTOOL, "serve-udp", "0.0.0.0", "67", dhcp_log)
+    lab.wait_for(lambda: "0.0.0.0:67" in lab.nsx(netvm, "ss", "-lnu", capture=True), "the DHCP listener")
+    lab.nsx(x, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "1", "-T", "1", "-s", "/bin/true",
+            check=False, timeout=20)
+    lab.check(os.path.exists(dhcp_log) and "0.0.0.0 " in open(dhcp_log, errors="replace").read(),
+              "X's DHCPDISCOVER from 0.0.0.0 passes the bridge to the netvm")
+
     # ARP spoofing: X claims Y's address in a gratuitous ARP.  The netvm knows
     # Y already; without the filter the forged ARP would overwrite that entry
     # (after the kernel's 1 s locktime).
