@@ -90,7 +90,7 @@ key=$( {
   sha256sum "$0" "$here/init" "$here/open-url" /bin/busybox
   printf '%s\n' "$flavor" "${modules[@]}"
   for b in "${binaries[@]}"; do sha256sum "$b"; ldd "$b" 2>/dev/null | awk '{print $3}' | grep / | xargs -r sha256sum; done
-  [ "$flavor" = netvm ] && [ -x /usr/sbin/dnsmasq ] && sha256sum /usr/sbin/dnsmasq
+  if [ "$flavor" = netvm ] && [ -x /usr/sbin/dnsmasq ]; then sha256sum /usr/sbin/dnsmasq; fi
 } | sha256sum | cut -d' ' -f1)
 img="$out/initrd-$flavor.img"
 if [ -f "$img" ] && [ "$(cat "$img.key" 2>/dev/null)" = "$key" ]; then
