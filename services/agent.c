@@ -298,7 +298,8 @@ static char **split_argv(const char *s) {
         return (char **) g_ptr_array_free(g_steal_pointer(&out), FALSE);
 }
 
-int main(int argc, char **argv) {
+/* The command line into *a: -1 to go on, else the exit status. */
+static int agent_parse_args(Agent *a, int argc, char **argv) {
         enum {
                 ARG_CHANNEL = 0x100, ARG_SYSFS, ARG_GUEST_SOCKET, ARG_APPS, ARG_URL, ARG_FILE, ARG_FILES_DIR,
                 ARG_SCHEMES, ARG_NETIF, ARG_RESOLV, ARG_DEBUG, ARG_VERSION,
@@ -319,60 +320,33 @@ int main(int argc, char **argv) {
                 { "version", no_argument, NULL, ARG_VERSION },
                 {},
         };
-        Agent a = {
-                .sysfs_root = g_strdup("/sys"),
-                .apps_dir = g_strdup("/usr/share/applications"),
-                .files_dir = g_strdup("/run/vmfed/files"),
-                .resolv_conf = g_strdup("/etc/resolv.conf"),
-                .net_interface = g_strdup("eth0"),
+        /* Each string option: where it goes. */
+        char **strings[] = {
+                [ARG_CHANNEL - ARG_CHANNEL] = &a->channel_path, [ARG_SYSFS - ARG_CHANNEL] = &a->sysfs_root,
+                [ARG_GUEST_SOCKET - ARG_CHANNEL] = &a->guest_socket, [ARG_APPS - ARG_CHANNEL] = &a->apps_dir,
+                [ARG_FILES_DIR - ARG_CHANNEL] = &a->files_dir, [ARG_NETIF - ARG_CHANNEL] = &a->net_interface,
+                [ARG_RESOLV - ARG_CHANNEL] = &a->resolv_conf,
         };
-        int c, r;
+        int c;
 
-        log_set_ident("vmfed-agent");
-        a.url_handler = split_argv("xdg-open");
-        a.file_handler = split_argv("xdg-open");
-        a.url_schemes = g_strsplit("http,https,ftp", ",", -1);
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
-                case ARG_CHANNEL:
-                        g_free(a.channel_path);
-                        a.channel_path = g_strdup(optarg);
-                        break;
-                case ARG_SYSFS:
-                        g_free(a.sysfs_root);
-                        a.sysfs_root = g_strdup(optarg);
-                        break;
-                case ARG_GUEST_SOCKET:
-                        g_free(a.guest_socket);
-                        a.guest_socket = g_strdup(optarg);
-                        break;
-                case ARG_APPS:
-                        g_free(a.apps_dir);
-                        a.apps_dir = g_strdup(optarg);
+                case ARG_CHANNEL: case ARG_SYSFS: case ARG_GUEST_SOCKET: case ARG_APPS:
+                case ARG_FILES_DIR: case ARG_NETIF: case ARG_RESOLV:
+                        g_free(*strings[c - ARG_CHANNEL]);
+                        *strings[c - ARG_CHANNEL] = g_strdup(optarg);
                         break;
                 case ARG_URL:
-                        g_strfreev(a.url_handler);
-                        a.url_handler = split_argv(optarg);
+                        g_strfreev(a->url_handler);
+                        a->url_handler = split_argv(optarg);
                         break;
                 case ARG_FILE:
-                        g_strfreev(a.file_handler);
-                        a.file_handler = split_argv(optarg);
-                        break;
-                case ARG_FILES_DIR:
-                        g_free(a.files_dir);
-                        a.files_dir = g_strdup(optarg);
+                        g_strfreev(a->file_handler);
+                        a->file_handler = split_argv(optarg);
                         break;
                 case ARG_SCHEMES:
-                        g_strfreev(a.url_schemes);
-                        a.url_schemes = g_strsplit(optarg, ",", -1);
-                        break;
-                case ARG_NETIF:
-                        g_free(a.net_interface);
-                        a.net_interface = g_strdup(optarg);
-                        break;
-                case ARG_RESOLV:
-                        g_free(a.resolv_conf);
-                        a.resolv_conf = g_strdup(optarg);
+                        g_strfreev(a->url_schemes);
+                        a->url_schemes = g_strsplit(optarg, ",", -1);
                         break;
                 case ARG_DEBUG:
                         log_set_max_level(LOG_DEBUG);
@@ -388,9 +362,55 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         }
-        if (!a.url_handler[0] || !a.file_handler[0]) {
+        if (!a->url_handler[0] || !a->file_handler[0]) {
                 fprintf(stderr, "vmfed-agent: empty handler command\n");
                 return 2;
+        }
+        return -1;
+}
+
+static void agent_done(Agent *a) {
+        if (a->reconnect_id)
+                g_source_remove(a->reconnect_id);
+        a->guest = guest_server_free(a->guest);
+        if (a->pending)
+                g_hash_table_remove_all(a->pending);
+        a->broker_source = bus_source_free(a->broker_source);
+        if (a->broker)
+                sd_bus_flush_close_unref(a->broker);
+        g_clear_pointer(&a->pending, g_hash_table_unref);
+        g_clear_pointer(&a->loop, g_main_loop_unref);
+        g_free(a->channel_path);
+        g_free(a->sysfs_root);
+        g_free(a->guest_socket);
+        g_free(a->apps_dir);
+        g_free(a->files_dir);
+        g_free(a->resolv_conf);
+        g_free(a->net_interface);
+        g_free(a->vm_name);
+        g_strfreev(a->url_handler);
+        g_strfreev(a->file_handler);
+        g_strfreev(a->url_schemes);
+}
+
+int main(int argc, char **argv) {
+        Agent a = {
+                .sysfs_root = g_strdup("/sys"),
+                .apps_dir = g_strdup("/usr/share/applications"),
+                .files_dir = g_strdup("/run/vmfed/files"),
+                .resolv_conf = g_strdup("/etc/resolv.conf"),
+                .net_interface = g_strdup("eth0"),
+        };
+        int r;
+
+        log_set_ident("vmfed-agent");
+        a.url_handler = split_argv("xdg-open");
+        a.file_handler = split_argv("xdg-open");
+        a.url_schemes = g_strsplit("http,https,ftp", ",", -1);
+        r = agent_parse_args(&a, argc, argv);
+        if (r >= 0) {
+                agent_done(&a);
+                return r;
         }
         signal(SIGPIPE, SIG_IGN);
 
@@ -400,8 +420,11 @@ int main(int argc, char **argv) {
         g_unix_signal_add(SIGINT, on_quit_signal, &a);
 
         r = guest_server_start(&a, &a.guest);
-        if (r < 0)
-                return log_error_errno(r, "Cannot offer " GUEST1_INTERFACE ": %m"), 1;
+        if (r < 0) {
+                log_error_errno(r, "Cannot offer " GUEST1_INTERFACE ": %m");
+                agent_done(&a);
+                return 1;
+        }
 
         r = agent_connect(&a);
         if (r < 0) {
@@ -412,25 +435,7 @@ int main(int argc, char **argv) {
 
         g_main_loop_run(a.loop);
 
-        if (a.reconnect_id)
-                g_source_remove(a.reconnect_id);
-        a.guest = guest_server_free(a.guest);
-        g_hash_table_remove_all(a.pending);
-        a.broker_source = bus_source_free(a.broker_source);
-        if (a.broker)
-                sd_bus_flush_close_unref(a.broker);
-        g_hash_table_unref(a.pending);
-        g_main_loop_unref(a.loop);
-        g_free(a.channel_path);
-        g_free(a.sysfs_root);
-        g_free(a.guest_socket);
-        g_free(a.apps_dir);
-        g_free(a.files_dir);
-        g_free(a.resolv_conf);
-        g_free(a.net_interface);
-        g_free(a.vm_name);
-        g_strfreev(a.url_handler);
-        g_strfreev(a.file_handler);
-        g_strfreev(a.url_schemes);
-        return a.exit_status;
+        r = a.exit_status;
+        agent_done(&a);
+        return r;
 }
