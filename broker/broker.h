@@ -36,7 +36,21 @@ typedef struct VmObject {
         char *state;      /* "running", "stopped", ..., see hypervisor.h */
 } VmObject;
 
-typedef struct Broker {
+typedef struct Broker Broker;
+
+/*
+ * What the broker's state calls on change, set by the composition root
+ * (broker/daemon.c): broker.c itself includes no other broker module.
+ */
+typedef struct BrokerHooks {
+        /* broker_reload() (model NULL) and broker_reload_edited(). */
+        int (*reload)(Broker *b, VmModel *model, GPtrArray **ret_errors);
+        void (*vm_state_changed)(Broker *b, const char *name); /* after broker_set_vm_state() changed it */
+        void (*persona_changed)(Broker *b);                    /* after broker_set_active_persona() */
+        void (*policy_changed)(Broker *b);                     /* after broker_set_policy() */
+} BrokerHooks;
+
+struct Broker {
         char *config_dir;
         char *state_dir;
         char *policy_dir;  /* CONFIG/policy.d */
@@ -78,16 +92,12 @@ typedef struct Broker {
         char *manage_group; /* "vmfed": its members may change things */
         bool have_vmfed_gid;
         gid_t vmfed_gid;
-} Broker;
 
-int broker_new(const char *config_dir, const char *state_dir, const char *libvirt_uri,
-               const char *bus_address, Broker **ret);
-Broker *broker_free(Broker *b);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Broker, broker_free)
+        BrokerHooks hooks;
+};
 
-/* Connect to the bus and the hypervisor, load the configuration, export objects. */
-int broker_start(Broker *b);
-int broker_run(Broker *b);
+/* Rebuild the policy facts from the model and the active persona. */
+int broker_rebuild_facts(Broker *b);
 
 /*
  * Reload VM definitions and policy.  The policy is always swapped in (fail
