@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
+#include "federation/federation.h"
 #include "federation/vm-model.h"
 #include "policy/policy.h"
 
@@ -48,6 +49,18 @@ typedef struct BrokerHooks {
         void (*vm_state_changed)(Broker *b, const char *name); /* after broker_set_vm_state() changed it */
         void (*persona_changed)(Broker *b);                    /* after broker_set_active_persona() */
         void (*policy_changed)(Broker *b);                     /* after broker_set_policy() */
+        /* The federation (lifecycle_federation()), NULL while there is none. */
+        Federation *(*federation)(Broker *b);
+        /* Lifecycle → netvm links: netvm_links_prepare(), netvm_links_federation_ready(). */
+        int (*netvm_prepare)(Broker *b, const char *vm);
+        void (*federation_ready)(Broker *b);
+        /* Channel → netvm links: a VM's agent answers (netvm_links_agent_ready()). */
+        void (*agent_ready)(Broker *b, const char *vm);
+        /* Guest services → Policy: policy_iface_emit_request_notified(). */
+        void (*request_notified)(Broker *b, uint64_t id, const char *service, const char *arg, const char *source,
+                                 const char *target, const char *decision, const char *rule);
+        /* Policy → generations: generations_record(). */
+        int (*record_generation)(Broker *b, const char *description);
 } BrokerHooks;
 
 struct Broker {

@@ -38,6 +38,10 @@ static void daemon_on_vm_event(const VmEvent *e, void *userdata) {
         broker_set_active_persona(b, e->active_persona);
 }
 
+static Federation *daemon_federation(Broker *b) {
+        return lifecycle_federation(b->lifecycle, NULL);
+}
+
 static void daemon_vm_state_changed(Broker *b, const char *name) {
         vm_object_emit_changed(b, name, "State", NULL);
 }
@@ -169,6 +173,12 @@ int broker_new(const char *config_dir, const char *state_dir, const char *libvir
                 .vm_state_changed = daemon_vm_state_changed,
                 .persona_changed = manager_emit_active_persona,
                 .policy_changed = policy_iface_emit_changed,
+                .federation = daemon_federation,
+                .netvm_prepare = netvm_links_prepare,
+                .federation_ready = netvm_links_federation_ready,
+                .agent_ready = netvm_links_agent_ready,
+                .request_notified = policy_iface_emit_request_notified,
+                .record_generation = generations_record,
         };
         b->vm_events = vm_events_new();
         b->operations = operation_set_new();

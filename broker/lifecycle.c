@@ -8,7 +8,6 @@
 #include "broker/channel.h"
 #include "broker/channel-access.h"
 #include "broker/errors.h"
-#include "broker/netvm-links.h"
 #include "broker/operation.h"
 #include "broker/vm-events.h"
 #include "common/log.h"
@@ -227,7 +226,7 @@ static int on_prepare_channel(const char *vm, const char *path, void *userdata) 
         Channel *c = NULL;
         int r;
 
-        r = netvm_links_prepare(b, vm); /* a netvm: its link to vmfed-netd and its bridge */
+        r = b->hooks.netvm_prepare(b, vm); /* a netvm: its link to vmfed-netd and its bridge */
         if (r < 0)
                 return r;
         channel_access_share(b, vm); /* QEMU's group may connect (channel-access.h) */
@@ -363,7 +362,7 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
         l->federation = f;
         g_clear_pointer(&l->unavailable, g_free);
         lifecycle_forget_stopped_dispvms(l);
-        netvm_links_federation_ready(b);
+        b->hooks.federation_ready(b);
         log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
                  l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
         if (!l->boot_idle)
