@@ -64,3 +64,20 @@ int broker_reload_edited(Broker *b, VmModel *model, GPtrArray **ret_errors) {
         g_return_val_if_fail(model, -EINVAL);
         return b->hooks.reload(b, model, ret_errors);
 }
+
+int broker_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
+        return b->hooks.vm_ensure_running(b, name, cb, userdata, ret_error);
+}
+
+int broker_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
+                        char **ret_error) {
+        return b->hooks.dispvm_start(b, target, caller, cb, userdata, ret_error);
+}
+
+int broker_dispvm_release(Broker *b, const char *name) {
+        return b->hooks.dispvm_release(b, name);
+}
+
+bool broker_dispvm_is_running(Broker *b, const char *name) {
+        return b->hooks.dispvm_is_running(b, name);
+}

@@ -39,6 +39,19 @@ typedef struct VmObject {
 
 typedef struct Broker Broker;
 
+/* ---- running VMs on demand (for routing; implemented in broker/lifecycle.c, reached through BrokerHooks) ----
+ *
+ * Both functions go through the federation library, so its invariants hold
+ * whoever asks: two VMs that claim the same PCI device never run together,
+ * one persona at a time, a VM's NetVM starts first, one switch at a time.
+ *
+ * cb is called exactly once, later, on the main loop (never from inside
+ * the call that took it), unless the call returns a negative errno:
+ * r = 0 with vm the VM's name (for a disposable the new name, "disp1234"),
+ * or r < 0 with error a sentence (for the audit line / the caller).
+ */
+typedef void (*BrokerVmReadyFn)(Broker *b, int r, const char *vm, const char *error, void *userdata);
+
 /*
  * What the broker's state calls on change, set by the composition root
  * (broker/daemon.c): broker.c itself includes no other broker module.
@@ -61,6 +74,12 @@ typedef struct BrokerHooks {
                                  const char *target, const char *decision, const char *rule);
         /* Policy → generations: generations_record(). */
         int (*record_generation)(Broker *b, const char *description);
+        /* The routing API below (lifecycle_vm_ensure_running(), lifecycle_dispvm_*()). */
+        int (*vm_ensure_running)(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error);
+        int (*dispvm_start)(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
+                            char **ret_error);
+        int (*dispvm_release)(Broker *b, const char *name);
+        bool (*dispvm_is_running)(Broker *b, const char *name);
 } BrokerHooks;
 
 struct Broker {
@@ -142,18 +161,6 @@ void broker_set_vm_state(Broker *b, const char *name, const char *state);
 /* Set Manager.ActivePersona (NULL: none), rebuild the policy facts (@active), emit PropertiesChanged. */
 void broker_set_active_persona(Broker *b, const char *name);
 
-/* ---- running VMs on demand (for routing; implemented in broker/lifecycle.c) ----
- *
- * Both functions go through the federation library, so its invariants hold
- * whoever asks: two VMs that claim the same PCI device never run together,
- * one persona at a time, a VM's NetVM starts first, one switch at a time.
- *
- * cb is called exactly once, later, on the main loop (never from inside
- * the call that took it), unless the call returns a negative errno:
- * r = 0 with vm the VM's name (for a disposable the new name, "disp1234"),
- * or r < 0 with error a sentence (for the audit line / the caller).
- */
-typedef void (*BrokerVmReadyFn)(Broker *b, int r, const char *vm, const char *error, void *userdata);
 
 /*
  * Make sure the VM `name` of vms.d/ runs: cb at once (from an idle) when

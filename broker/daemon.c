@@ -179,6 +179,10 @@ int broker_new(const char *config_dir, const char *state_dir, const char *libvir
                 .agent_ready = netvm_links_agent_ready,
                 .request_notified = policy_iface_emit_request_notified,
                 .record_generation = generations_record,
+                .vm_ensure_running = lifecycle_vm_ensure_running,
+                .dispvm_start = lifecycle_dispvm_start,
+                .dispvm_release = lifecycle_dispvm_release,
+                .dispvm_is_running = lifecycle_dispvm_is_running,
         };
         b->vm_events = vm_events_new();
         b->operations = operation_set_new();

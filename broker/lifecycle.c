@@ -170,7 +170,7 @@ static void ready_waiters_check(Lifecycle *l, const char *name, FederationVmStat
 
 /* ---- disposables ----------------------------------------------------------- */
 
-bool broker_dispvm_is_running(Broker *b, const char *name) {
+bool lifecycle_dispvm_is_running(Broker *b, const char *name) {
         return b->lifecycle && name && g_hash_table_contains(b->lifecycle->dispvms, name);
 }
 
@@ -436,7 +436,7 @@ static int refuse(char **ret_error, int r, const char *fmt, ...) {
         return r;
 }
 
-int broker_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
+int lifecycle_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
         const char *reason;
         Federation *f = lifecycle_federation(b->lifecycle, &reason);
         g_autofree char *error = NULL;
@@ -498,8 +498,8 @@ static void dispvm_done(Broker *b, int r, const char *message, void *userdata) {
         g_free(c);
 }
 
-int broker_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
-                        char **ret_error) {
+int lifecycle_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
+                           char **ret_error) {
         const char *reason;
         Federation *f = lifecycle_federation(b->lifecycle, &reason);
         g_autofree char *error = NULL, *what = NULL;
@@ -524,7 +524,7 @@ int broker_dispvm_start(Broker *b, const char *target, const char *caller, Broke
         return 0;
 }
 
-int broker_dispvm_release(Broker *b, const char *name) {
+int lifecycle_dispvm_release(Broker *b, const char *name) {
         Federation *f = lifecycle_federation(b->lifecycle, NULL);
         g_autofree char *error = NULL;
         int r;
