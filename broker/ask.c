@@ -9,7 +9,6 @@
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
-#include "broker/policy-iface.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -96,8 +95,8 @@ static void ask_audit(Broker *b, Ask *a, const char *decision, const char *targe
                 /* a->service is "SERVICE[+ARG]" */
                 const char *plus = strchr(a->service, '+');
                 g_autofree char *service = plus ? g_strndup(a->service, plus - a->service) : g_strdup(a->service);
-                policy_iface_emit_request_notified(b, id, service, plus ? plus + 1 : "", a->source, target ?: "",
-                                                   decision, rule);
+                b->hooks.request_notified(b, id, service, plus ? plus + 1 : "", a->source, target ?: "", decision,
+                                          rule);
         }
         audit_log(&(AuditRecord) {
                 .request_id = id,

@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <systemd/sd-bus.h>
 
+#include "federation/federation.h"
 #include "federation/vm-model.h"
 #include "policy/policy.h"
 
@@ -36,7 +37,52 @@ typedef struct VmObject {
         char *state;      /* "running", "stopped", ..., see hypervisor.h */
 } VmObject;
 
-typedef struct Broker {
+typedef struct Broker Broker;
+
+/* ---- running VMs on demand (for routing; implemented in broker/lifecycle.c, reached through BrokerHooks) ----
+ *
+ * Both functions go through the federation library, so its invariants hold
+ * whoever asks: two VMs that claim the same PCI device never run together,
+ * one persona at a time, a VM's NetVM starts first, one switch at a time.
+ *
+ * cb is called exactly once, later, on the main loop (never from inside
+ * the call that took it), unless the call returns a negative errno:
+ * r = 0 with vm the VM's name (for a disposable the new name, "disp1234"),
+ * or r < 0 with error a sentence (for the audit line / the caller).
+ */
+typedef void (*BrokerVmReadyFn)(Broker *b, int r, const char *vm, const char *error, void *userdata);
+
+/*
+ * What the broker's state calls on change, set by the composition root
+ * (broker/daemon.c): broker.c itself includes no other broker module.
+ */
+typedef struct BrokerHooks {
+        /* broker_reload() (model NULL) and broker_reload_edited(). */
+        int (*reload)(Broker *b, VmModel *model, GPtrArray **ret_errors);
+        void (*vm_state_changed)(Broker *b, const char *name); /* after broker_set_vm_state() changed it */
+        void (*persona_changed)(Broker *b);                    /* after broker_set_active_persona() */
+        void (*policy_changed)(Broker *b);                     /* after broker_set_policy() */
+        /* The federation (lifecycle_federation()), NULL while there is none. */
+        Federation *(*federation)(Broker *b);
+        /* Lifecycle → netvm links: netvm_links_prepare(), netvm_links_federation_ready(). */
+        int (*netvm_prepare)(Broker *b, const char *vm);
+        void (*federation_ready)(Broker *b);
+        /* Channel → netvm links: a VM's agent answers (netvm_links_agent_ready()). */
+        void (*agent_ready)(Broker *b, const char *vm);
+        /* Guest services → Policy: policy_iface_emit_request_notified(). */
+        void (*request_notified)(Broker *b, uint64_t id, const char *service, const char *arg, const char *source,
+                                 const char *target, const char *decision, const char *rule);
+        /* Policy → generations: generations_record(). */
+        int (*record_generation)(Broker *b, const char *description);
+        /* The routing API below (lifecycle_vm_ensure_running(), lifecycle_dispvm_*()). */
+        int (*vm_ensure_running)(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error);
+        int (*dispvm_start)(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
+                            char **ret_error);
+        int (*dispvm_release)(Broker *b, const char *name);
+        bool (*dispvm_is_running)(Broker *b, const char *name);
+} BrokerHooks;
+
+struct Broker {
         char *config_dir;
         char *state_dir;
         char *policy_dir;  /* CONFIG/policy.d */
@@ -78,16 +124,12 @@ typedef struct Broker {
         char *manage_group; /* "vmfed": its members may change things */
         bool have_vmfed_gid;
         gid_t vmfed_gid;
-} Broker;
 
-int broker_new(const char *config_dir, const char *state_dir, const char *libvirt_uri,
-               const char *bus_address, Broker **ret);
-Broker *broker_free(Broker *b);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(Broker, broker_free)
+        BrokerHooks hooks;
+};
 
-/* Connect to the bus and the hypervisor, load the configuration, export objects. */
-int broker_start(Broker *b);
-int broker_run(Broker *b);
+/* Rebuild the policy facts from the model and the active persona. */
+int broker_rebuild_facts(Broker *b);
 
 /*
  * Reload VM definitions and policy.  The policy is always swapped in (fail
@@ -119,18 +161,6 @@ void broker_set_vm_state(Broker *b, const char *name, const char *state);
 /* Set Manager.ActivePersona (NULL: none), rebuild the policy facts (@active), emit PropertiesChanged. */
 void broker_set_active_persona(Broker *b, const char *name);
 
-/* ---- running VMs on demand (for routing; implemented in broker/lifecycle.c) ----
- *
- * Both functions go through the federation library, so its invariants hold
- * whoever asks: two VMs that claim the same PCI device never run together,
- * one persona at a time, a VM's NetVM starts first, one switch at a time.
- *
- * cb is called exactly once, later, on the main loop (never from inside
- * the call that took it), unless the call returns a negative errno:
- * r = 0 with vm the VM's name (for a disposable the new name, "disp1234"),
- * or r < 0 with error a sentence (for the audit line / the caller).
- */
-typedef void (*BrokerVmReadyFn)(Broker *b, int r, const char *vm, const char *error, void *userdata);
 
 /*
  * Make sure the VM `name` of vms.d/ runs: cb at once (from an idle) when

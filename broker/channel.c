@@ -17,7 +17,6 @@
 #include "common/bus-source.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
-#include "broker/netvm-links.h"
 #include "broker/route.h"
 #include "broker/vm-events.h"
 #include "common/fileio.h"
@@ -182,7 +181,7 @@ static int method_hello(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (r >= 0 && !g->agent_ready && g->channel->conn == g) {
                 g->agent_ready = true;
                 route_agent_ready(g->channel->broker, g->channel->vm_name);
-                netvm_links_agent_ready(g->channel->broker, g->channel->vm_name);
+                g->channel->broker->hooks.agent_ready(g->channel->broker, g->channel->vm_name);
         }
         return r;
 }

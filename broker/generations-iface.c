@@ -7,7 +7,6 @@
 
 #include "broker/auth.h"
 #include "broker/errors.h"
-#include "broker/lifecycle.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "federation/generation.h"
@@ -16,7 +15,7 @@ int generations_record(Broker *b, const char *description) {
         uint64_t n = 0;
         int r;
 
-        Federation *f = lifecycle_federation(b->lifecycle, NULL);
+        Federation *f = b->hooks.federation(b);
 
         /* Through the federation when there is one: it keeps its generation number current. */
         r = f ? federation_record_generation(f, description, &n)
@@ -77,7 +76,7 @@ static void rollback_done(Broker *b, sd_bus_message *m, bool allowed, const char
         uint32_t n = GPOINTER_TO_UINT(userdata);
         g_autoptr(GPtrArray) errors = NULL;
         g_autofree char *arg = g_strdup_printf("%" PRIu32, n);
-        Federation *f = lifecycle_federation(b->lifecycle, NULL);
+        Federation *f = b->hooks.federation(b);
         uint64_t new_n = 0;
         int r;
 

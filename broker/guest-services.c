@@ -9,7 +9,6 @@
 #include "broker/ask.h"
 #include "broker/audit.h"
 #include "broker/clipboard.h"
-#include "broker/policy-iface.h"
 #include "broker/route.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -134,7 +133,7 @@ void guest_services_audit(Broker *b, const char *source, const char *target, con
         uint64_t id = broker_next_request_id(b);
 
         if (notify && strcmp(decision, "ask") != 0)
-                policy_iface_emit_request_notified(b, id, service, arg, source, target, decision, rule);
+                b->hooks.request_notified(b, id, service, arg, source, target, decision, rule);
         audit_log(&(AuditRecord) {
                 .request_id = id,
                 .source = source,

@@ -8,7 +8,6 @@
 #include "broker/channel.h"
 #include "broker/channel-access.h"
 #include "broker/errors.h"
-#include "broker/netvm-links.h"
 #include "broker/operation.h"
 #include "broker/vm-events.h"
 #include "common/log.h"
@@ -171,7 +170,7 @@ static void ready_waiters_check(Lifecycle *l, const char *name, FederationVmStat
 
 /* ---- disposables ----------------------------------------------------------- */
 
-bool broker_dispvm_is_running(Broker *b, const char *name) {
+bool lifecycle_dispvm_is_running(Broker *b, const char *name) {
         return b->lifecycle && name && g_hash_table_contains(b->lifecycle->dispvms, name);
 }
 
@@ -227,7 +226,7 @@ static int on_prepare_channel(const char *vm, const char *path, void *userdata) 
         Channel *c = NULL;
         int r;
 
-        r = netvm_links_prepare(b, vm); /* a netvm: its link to vmfed-netd and its bridge */
+        r = b->hooks.netvm_prepare(b, vm); /* a netvm: its link to vmfed-netd and its bridge */
         if (r < 0)
                 return r;
         channel_access_share(b, vm); /* QEMU's group may connect (channel-access.h) */
@@ -363,7 +362,7 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
         l->federation = f;
         g_clear_pointer(&l->unavailable, g_free);
         lifecycle_forget_stopped_dispvms(l);
-        netvm_links_federation_ready(b);
+        b->hooks.federation_ready(b);
         log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
                  l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
         if (!l->boot_idle)
@@ -437,7 +436,7 @@ static int refuse(char **ret_error, int r, const char *fmt, ...) {
         return r;
 }
 
-int broker_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
+int lifecycle_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
         const char *reason;
         Federation *f = lifecycle_federation(b->lifecycle, &reason);
         g_autofree char *error = NULL;
@@ -499,8 +498,8 @@ static void dispvm_done(Broker *b, int r, const char *message, void *userdata) {
         g_free(c);
 }
 
-int broker_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
-                        char **ret_error) {
+int lifecycle_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
+                           char **ret_error) {
         const char *reason;
         Federation *f = lifecycle_federation(b->lifecycle, &reason);
         g_autofree char *error = NULL, *what = NULL;
@@ -525,7 +524,7 @@ int broker_dispvm_start(Broker *b, const char *target, const char *caller, Broke
         return 0;
 }
 
-int broker_dispvm_release(Broker *b, const char *name) {
+int lifecycle_dispvm_release(Broker *b, const char *name) {
         Federation *f = lifecycle_federation(b->lifecycle, NULL);
         g_autofree char *error = NULL;
         int r;

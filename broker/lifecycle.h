@@ -47,3 +47,10 @@ Federation *lifecycle_federation(Lifecycle *l, const char **ret_reason);
 /* "running", "stopped", ...; "unknown" without a federation or for a VM it does not know. */
 const char *lifecycle_vm_state(Lifecycle *l, const char *name);
 void lifecycle_refresh_states(Lifecycle *l);
+
+/* The routing API of broker.h (broker_vm_ensure_running(), broker_dispvm_*()), reached through BrokerHooks. */
+int lifecycle_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error);
+int lifecycle_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
+                           char **ret_error);
+int lifecycle_dispvm_release(Broker *b, const char *name);
+bool lifecycle_dispvm_is_running(Broker *b, const char *name);

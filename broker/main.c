@@ -11,7 +11,7 @@
 
 #include <glib-unix.h>
 
-#include "broker/broker.h"
+#include "broker/daemon.h"
 #include "common/log.h"
 #include "common/macro.h"
 

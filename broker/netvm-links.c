@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "broker/client-firewall.h"
-#include "broker/lifecycle.h"
 #include "broker/route.h"
 #include "broker/vm-events.h"
 #include "common/fileio.h"
@@ -88,7 +87,7 @@ NetvmLinks *netvm_links_free(NetvmLinks *n) {
 /* ---- who is what ------------------------------------------------------------ */
 
 static Federation *links_federation(NetvmLinks *n) {
-        return n->broker->lifecycle ? lifecycle_federation(n->broker->lifecycle, NULL) : NULL;
+        return n->broker->hooks.federation(n->broker);
 }
 
 static bool spec_is_netvm(Federation *f, const VmSpec *s) {

@@ -8,7 +8,6 @@
 
 #include "broker/auth.h"
 #include "broker/errors.h"
-#include "broker/generations-iface.h"
 #include "broker/policy-file.h"
 #include "common/log.h"
 #include "common/macro.h"
@@ -272,7 +271,7 @@ static int edit_apply(Broker *b, const PolicyEdit *e, char **ret_etag, sd_bus_er
         {
                 g_autofree char *desc = g_strdup_printf("%s policy file %s", e->content ? "write" : "remove",
                                                         e->name);
-                (void) generations_record(b, desc);
+                (void) b->hooks.record_generation(b, desc);
         }
         if (ret_etag)
                 *ret_etag = e->content ? policy_file_etag(e->content, strlen(e->content)) : NULL;

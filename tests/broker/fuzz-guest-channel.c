@@ -44,7 +44,7 @@
 #include <glib/gstdio.h>
 #include <systemd/sd-bus.h>
 
-#include "broker/broker.h"
+#include "broker/daemon.h"
 #include "broker/channel.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
