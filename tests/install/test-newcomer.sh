@@ -20,7 +20,6 @@ start=$SECONDS
 cleanup() {
   rm -f "$drop"
   if id "$user" >/dev/null 2>&1; then
-    pkill -u "$user" 2>/dev/null || true   # by uid: only this test's user
     userdel -r "$user" 2>/dev/null || true
   fi
   rm -rf "$home"
