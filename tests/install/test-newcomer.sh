@@ -47,7 +47,10 @@ log=$(mktemp)
 rc=0
 runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" PATH=/usr/local/bin:/usr/bin:/bin \
   LANG=C.UTF-8 bash -c 'cd ~/vmfed && ./tools/main.sh' > "$log" 2>&1 || rc=$?
-tail -n 40 "$log"
+# The demo's narration (step lines, FAIL, where its logs are), then the end.
+grep -E '^(==|   \[|FAIL|Logs:|vmfed:)|demo finished' "$log" | head -n 60 || true
+echo "---- last lines ----"
+tail -n 15 "$log"
 echo "[$((SECONDS - start)) s] ./tools/main.sh exited $rc"
 [ $rc -eq 0 ] || { rm -f "$log"; echo "FAIL: ./tools/main.sh as a newcomer"; exit 1; }
 grep -q "running it again with sudo" "$log" || { rm -f "$log"; echo "FAIL: main.sh did not restart itself under sudo"; exit 1; }
