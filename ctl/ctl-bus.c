@@ -18,10 +18,33 @@
 #include "common/macro.h"
 #include "ctl/ctl.h"
 
+static const char *ctl_host;
+
+void ctl_bus_set_host(const char *host) {
+        ctl_host = host;
+}
+
 int ctl_bus_open(const char *address, sd_bus **ret) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
+        if (address && ctl_host) {
+                fprintf(stderr, "vmfedctl: --host and --address exclude each other\n");
+                return -EINVAL;
+        }
+        if (ctl_host) {
+                /* ssh -xT [USER@]HOST systemd-stdio-bridge: the remote system
+                 * bus, as the ssh user (its credentials are what vmfedd and
+                 * the bus policy see; no polkit agent on that side). */
+                r = sd_bus_open_system_remote(&bus, ctl_host);
+                if (r < 0) {
+                        fprintf(stderr, "vmfedctl: cannot connect to the system bus of %s: %s\n", ctl_host,
+                                strerror(-r));
+                        return r;
+                }
+                *ret = steal_pointer(&bus);
+                return 0;
+        }
         if (!address) {
                 r = sd_bus_open_system(&bus);
                 if (r < 0) {

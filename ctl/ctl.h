@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 /* Exit statuses shared by all verbs. */
 enum {
         CTL_EXIT_OK = 0,
@@ -21,6 +23,7 @@ typedef struct CtlVerb {
         const char *name;    /* "eval" */
         CtlVerbFunc func;
         const char *summary; /* one line for --help */
+        bool offline;        /* reads local files only: --host does not apply */
 } CtlVerb;
 
 /* ctl-policy-offline.c: evaluate and lint policy files without a broker. */
@@ -67,7 +70,14 @@ typedef struct CtlBusOptions {
  * on bad usage with the message printed).
  */
 int ctl_bus_parse_common(int argc, char **argv, const char *usage, unsigned flags, int n_args, CtlBusOptions *o);
+/*
+ * Connect to the bus vmfedd is on: ADDRESS, else the system bus of the host
+ * ctl_bus_set_host() named (over ssh to systemd-stdio-bridge), else the
+ * local system bus.
+ */
 int ctl_bus_open(const char *address, sd_bus **ret);
+/* vmfedctl --host [USER@]HOST[:PORT]: every bus verb then talks to that host's system bus. */
+void ctl_bus_set_host(const char *host);
 /* ctl_bus_parse_common(), then ctl_bus_open(): CTL_CONTINUE, or the exit status. */
 int ctl_bus_start(int argc, char **argv, const char *usage, unsigned flags, int n_args, CtlBusOptions *o,
                   sd_bus **ret_bus);

@@ -7,8 +7,8 @@
 #include "ctl/ctl.h"
 
 static const CtlVerb verbs[] = {
-        { "policy", "eval", ctl_policy_eval, "evaluate a request against policy files (offline)" },
-        { "policy", "lint", ctl_policy_lint, "report every error in policy files (offline)" },
+        { "policy", "eval", ctl_policy_eval, "evaluate a request against policy files (offline)", true },
+        { "policy", "lint", ctl_policy_lint, "report every error in policy files (offline)", true },
         { NULL, "status", ctl_status, "show the running broker's state" },
         { NULL, "vms", ctl_vms, "list the federation's VMs" },
         { "policy", "files", ctl_policy_files, "list the broker's policy files and their etags" },
@@ -27,7 +27,10 @@ static const CtlVerb verbs[] = {
 };
 
 static void help(FILE *f) {
-        fprintf(f, "Usage: vmfedctl [--help] [--version] COMMAND ...\n\nCommands:\n");
+        fprintf(f, "Usage: vmfedctl [--help] [--version] [--host [USER@]HOST[:PORT]] COMMAND ...\n\n"
+                   "  -H, --host [USER@]HOST[:PORT]  talk to vmfedd on HOST's system bus over ssh\n"
+                   "                                 (systemd-stdio-bridge there; not for offline verbs)\n"
+                   "\nCommands:\n");
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                 char name[64];
                 snprintf(name, sizeof name, "%s%s%s", verbs[i].group ? verbs[i].group : "",
@@ -53,11 +56,37 @@ int main(int argc, char **argv) {
                 return CTL_EXIT_OK;
         }
 
+        /* vmfedctl --host HOST VERB ...: as systemctl -H.  The verb then
+         * sees argv[0] "vmfedctl" and its own arguments, as without it. */
+        bool remote = false;
+        const char *host = NULL;
+        int shift = 0;
+        if (strncmp(argv[1], "--host=", 7) == 0)
+                host = argv[1] + 7, shift = 1;
+        else if (strcmp(argv[1], "--host") == 0 || strcmp(argv[1], "-H") == 0)
+                host = argc > 2 ? argv[2] : NULL, shift = 2;
+        if (shift > 0) {
+                if (!host || !*host || argc < shift + 2) {
+                        fprintf(stderr, "Usage: vmfedctl --host [USER@]HOST[:PORT] COMMAND ...\n");
+                        return CTL_EXIT_USAGE;
+                }
+                ctl_bus_set_host(host);
+                remote = true;
+                argv[shift] = argv[0];
+                argc -= shift;
+                argv += shift;
+        }
+
         for (size_t i = 0; i < ELEMENTSOF(verbs); i++) {
                 const CtlVerb *v = &verbs[i];
                 if (v->group) {
                         if (strcmp(argv[1], v->group) != 0 || argc < 3 || strcmp(argv[2], v->name) != 0)
                                 continue;
+                        if (remote && v->offline) {
+                                fprintf(stderr, "vmfedctl %s %s: reads local files, --host does not apply\n",
+                                        v->group, v->name);
+                                return CTL_EXIT_USAGE;
+                        }
                         return v->func(argc - 2, argv + 2);
                 }
                 if (strcmp(argv[1], v->name) == 0)

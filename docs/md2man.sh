@@ -9,4 +9,6 @@ tmp="$out.md"
   tail -n +2 "$in"
 } > "$tmp"
 go-md2man -in "$tmp" -out "$out"
+# whatis/apropos (and lintian) read "name \- summary" in the NAME section.
+sed -i '/^\.SH NAME/,/^\.SH [^N]/s/ — / \\- /' "$out"
 rm -f "$tmp"

@@ -220,13 +220,19 @@ static int parse_uint(const char *untrusted, unsigned min, unsigned max, unsigne
 }
 
 int vm_bool_from_string(const char *untrusted, bool *ret) {
-        /* What g_key_file_get_boolean() accepts. */
+        /* What g_key_file_get_boolean() accepts, and systemd's yes/no/on/off
+         * (users write Autostart=yes as in a unit file). */
+        static const char *const yes[] = { "true", "1", "yes", "on" };
+        static const char *const no[] = { "false", "0", "no", "off" };
+
         if (!untrusted)
                 return -EINVAL;
-        if (strcmp(untrusted, "true") == 0 || strcmp(untrusted, "1") == 0)
-                return *ret = true, 0;
-        if (strcmp(untrusted, "false") == 0 || strcmp(untrusted, "0") == 0)
-                return *ret = false, 0;
+        for (size_t i = 0; i < G_N_ELEMENTS(yes); i++) {
+                if (strcmp(untrusted, yes[i]) == 0)
+                        return *ret = true, 0;
+                if (strcmp(untrusted, no[i]) == 0)
+                        return *ret = false, 0;
+        }
         return -EINVAL;
 }
 

@@ -59,6 +59,13 @@ vmfed_install_deps() {
     return 1
   fi
   echo "vmfed: installing ${missing[*]}" >&2
+  # Debian's busybox-static replaces busybox (both are /bin/busybox; the
+  # test guests need the static one): say so rather than do it silently.
+  if [[ " ${missing[*]} " == *" busybox-static "* ]] &&
+     dpkg-query -W -f='${Status}' busybox 2>/dev/null | grep -q "install ok installed"; then
+    echo "vmfed: note: busybox-static replaces the installed busybox package (same /bin/busybox, statically linked;" >&2
+    echo "vmfed:       'apt-get install busybox' afterwards brings it back, the test guests then need busybox-static again)" >&2
+  fi
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

@@ -30,6 +30,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,8 +55,29 @@ A, B = "rivendale", "gondor"
 INTERNET = "192.0.2.1"
 
 
+# The broker's line when an operation could not start a VM ("autostart
+# failed after 812.3 ms: cannot start netvm: internal error: qemu ...").
+START_FAILED = re.compile(r"\S+( \S+)? failed after [0-9.]+ ms: .*cannot start.*")
+
+
 class Failure(Exception):
     pass
+
+
+def keep_logs(e):
+    """Demo mode, on failure: copy the broker's log and the guests' consoles to
+    BUILD/meson-logs/demo-failed/ (the work directory is removed) and say so."""
+    dest = os.path.join(e.build, "meson-logs", "demo-failed")
+    try:
+        shutil.rmtree(dest, ignore_errors=True)
+        os.makedirs(os.path.join(dest, "consoles"))
+        shutil.copy(e.h.log_path, os.path.join(dest, "vmfedd.log"))
+        for f in glob.glob(os.path.join(e.h.state_dir, "consoles", "*.log")):
+            shutil.copy(f, os.path.join(dest, "consoles"))
+    except (OSError, AttributeError) as ex:
+        out("(could not keep the logs in %s: %s)" % (dest, ex))
+        return
+    out("Logs: %s (vmfedd.log, consoles/VM.log); libvirt's: /var/log/libvirt/qemu/%sVM.log" % (dest, PREFIX))
 
 
 def check(cond, what):
@@ -106,6 +128,7 @@ def load_template(template_dir):
 
 class E2e:
     def __init__(self, build, template_dir):
+        self.build = build
         vms, policy = load_template(template_dir)
         self.policy_text = policy["30-demo.policy"]
         self.h = E2eHarness(os.path.join(build, "broker", "vmfedd"), template_dir, vms=vms, policy=policy,
@@ -135,13 +158,20 @@ class E2e:
         return self.h.log()
 
     def wait_log(self, pattern, timeout=120, since=0):
-        """Wait until the broker's log (from offset since) matches pattern; returns the match."""
+        """Wait until the broker's log (from offset since) matches pattern; returns the match.
+        In demo mode, a VM that failed to start ends the wait at once with the
+        broker's reason (e.g. QEMU cannot open the kernel), not after timeout."""
         end = time.monotonic() + timeout
         rx = re.compile(pattern)
         while time.monotonic() < end:
-            m = rx.search(self.log()[since:])
+            text = self.log()[since:]
+            m = rx.search(text)
             if m:
                 return m
+            if MODE == "demo":
+                bad = START_FAILED.search(text)
+                if bad:
+                    raise Failure("a VM failed to start: %s" % bad.group(0).strip())
             time.sleep(0.1)
         raise Failure("the broker never logged /%s/ within %d s" % (pattern, timeout))
 
@@ -416,6 +446,8 @@ def main():
         out("FAIL: %s" % ex)
         if not isinstance(ex, Failure):
             traceback.print_exc()
+        if MODE == "demo":
+            keep_logs(e)
         try:
             e.h.dump_log()
             for f in sorted(glob.glob(os.path.join(e.h.state_dir, "consoles", "*.log"))):

@@ -197,6 +197,26 @@ static void test_no_file_checks(void) {
         g_assert_true(contains(errors, "vms.d/b.vm:4: key Role: given twice in [VM] (first on line 2)"));
 }
 
+/* Booleans: GLib's spelling and systemd's (yes/no/on/off); case matters. */
+static void test_booleans(void) {
+        static const char *const yes[] = { "true", "1", "yes", "on" };
+        static const char *const no[] = { "false", "0", "no", "off" };
+        static const char *const bad[] = { "", "Yes", "TRUE", "y", "2", "of", "maybe" };
+        bool b;
+
+        for (size_t i = 0; i < G_N_ELEMENTS(yes); i++) {
+                b = false;
+                g_assert_cmpint(vm_bool_from_string(yes[i], &b), ==, 0);
+                g_assert_true(b);
+                b = true;
+                g_assert_cmpint(vm_bool_from_string(no[i], &b), ==, 0);
+                g_assert_false(b);
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++)
+                g_assert_cmpint(vm_bool_from_string(bad[i], &b), ==, -EINVAL);
+        g_assert_cmpint(vm_bool_from_string(NULL, &b), ==, -EINVAL);
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -209,6 +229,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/vmspec/bad-values", test_bad_values);
         g_test_add_func("/vmspec/federation-checks", test_federation_checks);
         g_test_add_func("/vmspec/no-file-checks", test_no_file_checks);
+        g_test_add_func("/vmspec/booleans", test_booleans);
         r = g_test_run();
         {
                 g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmp);
