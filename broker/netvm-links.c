@@ -57,8 +57,8 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
         }
         subnet6 = network_conf_subnet6(n->conf);
         if (addressing_set_subnet6(n->addressing, subnet6) < 0)
-                log_error("%s: [Network] Subnet6=%s is not a /64 (PREFIX::/64) nor \"none\"; using the default, gateway %s.",
-                          network_conf_path(n->conf), subnet6, addressing_gateway6(n->addressing));
+                log_error("%s: [Network] Subnet6=%s is not a /64 (PREFIX::/64) nor \"none\"; using the default, "
+                          "gateway %s.", network_conf_path(n->conf), subnet6, addressing_gateway6(n->addressing));
         if (b->bridge) {
                 r = hostnet_open(&n->host);
                 if (r < 0)
