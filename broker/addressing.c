@@ -21,6 +21,10 @@ struct Addressing {
         char *config_dir, *state_dir;
         uint32_t base;       /* host order, .0 of the /24 */
         char gateway[INET_ADDRSTRLEN];
+        char subnet4[INET_ADDRSTRLEN + 3];
+        bool have6;
+        struct in6_addr prefix6; /* the /64, interface ID zero */
+        char gateway6[INET6_ADDRSTRLEN];
         GHashTable *index;   /* name → GUINT index+1 (persistent and transient) */
         GHashTable *persistent; /* names whose index is on disk */
         GHashTable *in_use;  /* names looked up and not released since: running clients */
@@ -101,10 +105,12 @@ int addressing_new(const char *config_dir, const char *state_dir, const char *su
         a->base = ntohl(in.s_addr);
         in.s_addr = htonl(a->base + 1);
         inet_ntop(AF_INET, &in, a->gateway, sizeof a->gateway);
+        g_strlcpy(a->subnet4, subnet, sizeof a->subnet4);
         a->index = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         a->persistent = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         a->in_use = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         addressing_load(a);
+        (void) addressing_set_subnet6(a, NULL);
         *ret = a;
         return 0;
 }
@@ -235,4 +241,69 @@ const char *addressing_gateway(Addressing *a) {
 
 unsigned addressing_prefixlen(Addressing *a) {
         return 24;
+}
+
+/* The IPv4 host number n (1 … 254) as the interface ID whose hex digits are n's decimal digits: 10 → ::10. */
+static void addressing_host6(const Addressing *a, unsigned n, char buf[static INET6_ADDRSTRLEN]) {
+        struct in6_addr in6 = a->prefix6;
+        unsigned id = (n / 100) << 8 | (n / 10 % 10) << 4 | n % 10;
+
+        in6.s6_addr[14] = (uint8_t) (id >> 8);
+        in6.s6_addr[15] = (uint8_t) id;
+        inet_ntop(AF_INET6, &in6, buf, INET6_ADDRSTRLEN);
+}
+
+int addressing_set_subnet6(Addressing *a, const char *subnet6) {
+        struct in6_addr in6 = {};
+
+        if (subnet6 && strcmp(subnet6, "none") == 0) {
+                a->have6 = false;
+                a->gateway6[0] = 0;
+                return 0;
+        }
+        if (subnet6) {
+                g_autofree char *net = NULL;
+                const char *slash = strchr(subnet6, '/');
+
+                if (!slash || strcmp(slash, "/64") != 0)
+                        return -EINVAL;
+                net = g_strndup(subnet6, slash - subnet6);
+                if (inet_pton(AF_INET6, net, &in6) != 1)
+                        return -EINVAL;
+                for (unsigned i = 8; i < 16; i++)
+                        if (in6.s6_addr[i] != 0)
+                                return -EINVAL;
+        } else {
+                g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+                uint8_t digest[32];
+                gsize len = sizeof digest;
+
+                g_checksum_update(sum, (const guchar *) "vmfed-ula:", strlen("vmfed-ula:"));
+                g_checksum_update(sum, (const guchar *) a->subnet4, strlen(a->subnet4));
+                g_checksum_get_digest(sum, digest, &len);
+                in6.s6_addr[0] = 0xfd; /* RFC 4193: fd + 40-bit global ID + 16-bit subnet ID 0 */
+                memcpy(&in6.s6_addr[1], digest, 5);
+        }
+        a->prefix6 = in6;
+        a->have6 = true;
+        addressing_host6(a, 1, a->gateway6);
+        return 0;
+}
+
+const char *addressing_gateway6(Addressing *a) {
+        return a->have6 ? a->gateway6 : NULL;
+}
+
+char *addressing_address6(Addressing *a, const char *v4) {
+        char buf[INET6_ADDRSTRLEN];
+        struct in_addr in;
+        uint32_t host;
+
+        if (!a->have6 || inet_pton(AF_INET, v4, &in) != 1)
+                return NULL;
+        host = ntohl(in.s_addr);
+        if ((host & ~0xffu) != a->base || (host & 0xff) == 0 || (host & 0xff) == 0xff)
+                return NULL;
+        addressing_host6(a, host & 0xff, buf);
+        return g_strdup(buf);
 }

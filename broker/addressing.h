@@ -15,6 +15,13 @@
  * nor running are released (reclaimed only then: an address is reused as
  * late as possible).  MACs are not here: they are derived from the VM name
  * (domain_xml_vm_mac()).
+ *
+ * IPv6: beside the /24 a /64 (CONFIG/network.conf [Network] Subnet6=; by
+ * default a ULA fdXX:XXXX:XXXX::/64 whose 40-bit global ID is the first
+ * bytes of SHA-256 of "vmfed-ula:" + the IPv4 subnet, so the same
+ * configuration always gives the same addresses; "none": no IPv6).  The
+ * host part is the IPv4 one's number written as hex digits: the gateway is
+ * ::1, the client at .10 is ::10, the one at .254 is ::254.
  */
 #pragma once
 
@@ -48,4 +55,14 @@ int addressing_lookup(Addressing *a, const char *vm, bool persistent, char **ret
 void addressing_release(Addressing *a, const char *vm);
 
 const char *addressing_gateway(Addressing *a); /* "10.137.0.1" */
+
+/*
+ * subnet6 "PREFIX::/64" with a zero interface ID, "none" (no IPv6), or NULL
+ * (the default ULA, see above).  -EINVAL for anything else (IPv6 unchanged).
+ */
+int addressing_set_subnet6(Addressing *a, const char *subnet6);
+/* The IPv6 gateway ("fdXX:…::1"), NULL without IPv6. */
+const char *addressing_gateway6(Addressing *a);
+/* The IPv6 address of the client with IPv4 address v4 (from addressing_lookup()), NULL without IPv6. */
+char *addressing_address6(Addressing *a, const char *v4);
 unsigned addressing_prefixlen(Addressing *a); /* 24 */

@@ -102,6 +102,9 @@ static char *netvm_link_state(NetvmLink *n) {
                 g_string_append_printf(s, "DNS=%s\n", *p);
         g_string_append_printf(s, "\n[Downstream]\nInterface=%s\nAddress=%s/%u\n", n->up.downstream,
                                addressing_gateway(a), addressing_prefixlen(a));
+        if (addressing_gateway6(a))
+                g_string_append_printf(s, "Address=%s/64\n", addressing_gateway6(a));
+        g_string_append_printf(s, "DHCP=%s\n", n->up.dhcp ? "yes" : "no");
         names = g_hash_table_get_keys(n->links->clients);
         names = g_list_sort(names, (GCompareFunc) strcmp);
         for (GList *l = names; l; l = l->next) {
@@ -109,6 +112,8 @@ static char *netvm_link_state(NetvmLink *n) {
                 if (strcmp(c->netvm, n->name) != 0)
                         continue;
                 g_string_append_printf(s, "\n[Client %s]\nMAC=%s\nAddress=%s\n", c->name, c->mac, c->address);
+                if (c->address6)
+                        g_string_append_printf(s, "Address=%s\n", c->address6);
                 if (c->rules)
                         client_firewall_append_state(s, c->rules);
         }
@@ -131,12 +136,19 @@ static void netvm_link_send_state(NetvmLink *n) {
 }
 
 void netvm_link_add_client(NetvmLink *n, ClientVm *c) {
+        g_autofree char *what = NULL;
+        const char *rules = c->rules ? c->rules : "";
         int r;
 
         if (!n || !n->bus)
                 return; /* sent with the whole state when vmfed-netd connects */
-        r = netd_call(n, g_strdup_printf("AddClient %s (%s, %s) on %s", c->name, c->mac, c->address, n->name),
-                      "AddClient", "ssass", c->name, c->mac, 1, c->address, c->rules ? c->rules : "");
+        what = g_strdup_printf("AddClient %s (%s, %s%s%s) on %s", c->name, c->mac, c->address,
+                               c->address6 ? ", " : "", c->address6 ? c->address6 : "", n->name);
+        if (c->address6)
+                r = netd_call(n, steal_pointer(&what), "AddClient", "ssass", c->name, c->mac, 2, c->address,
+                              c->address6, rules);
+        else
+                r = netd_call(n, steal_pointer(&what), "AddClient", "ssass", c->name, c->mac, 1, c->address, rules);
         if (r < 0)
                 log_warning_errno(r, "NetVM %s: cannot send AddClient %s: %m", n->name, c->name);
 }

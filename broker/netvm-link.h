@@ -26,10 +26,11 @@ typedef struct ClientVm {
         char *netvm;
         char *mac;
         char *address;
+        char *address6;   /* NULL: no IPv6 ([Network] Subnet6=none) */
         char *rules;      /* vmfed.firewall(5) text; NULL: no firewall */
         char *tap;
         bool transient;   /* a disposable: its address index is not kept */
-        bool network_pending; /* a SetNetwork to its agent is queued or in flight */
+        unsigned network_pending; /* SetNetwork calls (IPv4, IPv6) to its agent queued or in flight */
 } ClientVm;
 
 struct NetvmLink {

@@ -26,6 +26,7 @@ static void client_vm_free(void *p) {
         g_free(c->netvm);
         g_free(c->mac);
         g_free(c->address);
+        g_free(c->address6);
         g_free(c->rules);
         g_free(c->tap);
         g_free(c);
@@ -34,7 +35,7 @@ static void client_vm_free(void *p) {
 static void netvm_links_on_vm_event(const VmEvent *e, void *userdata);
 
 int netvm_links_new(Broker *b, NetvmLinks **ret) {
-        g_autofree char *subnet = NULL;
+        g_autofree char *subnet = NULL, *subnet6 = NULL;
         NetvmLinks *n;
         int r;
 
@@ -53,6 +54,10 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
                           subnet);
                 (void) addressing_new(b->config_dir, b->state_dir, NULL, &n->addressing);
         }
+        subnet6 = network_conf_subnet6(n->conf);
+        if (addressing_set_subnet6(n->addressing, subnet6) < 0)
+                log_error("%s: [Network] Subnet6=%s is not a /64 (PREFIX::/64) nor \"none\"; using the default, "
+                          "gateway %s.", network_conf_path(n->conf), subnet6, addressing_gateway6(n->addressing));
         if (b->bridge) {
                 r = hostnet_open(&n->host);
                 if (r < 0)
@@ -116,8 +121,8 @@ static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_e
         char *vm = userdata;
         ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
 
-        if (c)
-                c->network_pending = false;
+        if (c && c->network_pending > 0)
+                c->network_pending--;
         if (error)
                 log_warning("SetNetwork in %s failed: %s: %s%s", vm, error->name, error->message,
                             c ? " (sent again when its agent says Hello)" : "");
@@ -126,25 +131,43 @@ static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_e
         g_free(vm);
 }
 
+/* One Agent1.SetNetwork: cidr, its gateway, dns (NULL: none, resolv.conf left as it is). */
+static int client_set_network(Broker *b, ClientVm *c, const char *cidr, const char *gw, const char *dns) {
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
+        int r;
+
+        r = route_new_args(b, &args);
+        if (r >= 0)
+                r = dns ? sd_bus_message_append(args, "sssas", CLIENT_INTERFACE, cidr, gw, 1, dns)
+                        : sd_bus_message_append(args, "sssas", CLIENT_INTERFACE, cidr, gw, 0);
+        if (r >= 0)
+                r = route_call(b, c->name, "SetNetwork", steal_pointer(&args), SET_NETWORK_TIMEOUT_USEC,
+                               on_set_network_done, g_strdup(c->name));
+        if (r >= 0)
+                c->network_pending++;
+        return r;
+}
+
+/*
+ * The agent's netconfig takes one address per call and replaces only the
+ * addresses of that family: IPv4 (with the gateway as DNS server), then
+ * IPv6 (without DNS, so resolv.conf keeps the IPv4 one).
+ */
 static void client_send_network(NetvmLinks *n, ClientVm *c) {
         Broker *b = n->broker;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
         g_autofree char *cidr = g_strdup_printf("%s/%u", c->address, addressing_prefixlen(n->addressing));
-        const char *gw = addressing_gateway(n->addressing);
+        const char *gw = addressing_gateway(n->addressing), *gw6 = addressing_gateway6(n->addressing);
         int r;
 
         if (!b->bus)
                 return;
-        r = route_new_args(b, &args);
-        if (r >= 0)
-                r = sd_bus_message_append(args, "sssas", CLIENT_INTERFACE, cidr, gw, 1, gw);
-        if (r >= 0)
-                r = route_call(b, c->name, "SetNetwork", steal_pointer(&args), SET_NETWORK_TIMEOUT_USEC,
-                               on_set_network_done, g_strdup(c->name));
+        r = client_set_network(b, c, cidr, gw, gw);
+        if (r >= 0 && c->address6 && gw6) {
+                g_autofree char *cidr6 = g_strdup_printf("%s/64", c->address6);
+                r = client_set_network(b, c, cidr6, gw6, NULL);
+        }
         if (r < 0)
                 log_warning_errno(r, "Cannot send the network configuration to %s: %m", c->name);
-        else
-                c->network_pending = true;
 }
 
 void netvm_links_agent_ready(Broker *b, const char *vm) {
@@ -196,17 +219,19 @@ static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
                 client_vm_free(c);
                 return;
         }
+        c->address6 = addressing_address6(n->addressing, c->address);
         c->rules = client_firewall_rules(n->broker->config_dir, s, tmpl ? tmpl : vm);
         if (domain) {
                 domain_xml_tap_name(domain, tap);
                 c->tap = g_strdup(tap);
         }
         g_hash_table_replace(n->clients, c->name, c);
-        log_info("%s: client of %s, MAC %s, address %s, %s.", vm, s->netvm, c->mac, c->address,
+        log_info("%s: client of %s, MAC %s, address %s%s%s, %s.", vm, s->netvm, c->mac, c->address,
+                 c->address6 ? " and " : "", c->address6 ? c->address6 : "",
                  c->rules ? "its own firewall" : "no firewall");
 
         if (n->host && c->tap) {
-                const char *addrs[] = { c->address, NULL };
+                const char *addrs[] = { c->address, c->address6, NULL };
                 r = hostnet_port_attach(n->host, link->bridge, c->tap, c->mac, addrs);
                 if (r < 0)
                         log_warning_errno(r, "Cannot attach %s's tap %s to %s with anti-spoofing: %m", vm, c->tap,

@@ -10,31 +10,35 @@
  *     after the connection breaks) and is the D-Bus server; vmfed-netd
  *     speaks org.vmfed.NetVM1 on it.  The netvm's agent keeps its own
  *     channel org.vmfed.agent.0.
- *   - Desired state per netvm: uplink and DNS from CONFIG/network.conf,
- *     the downstream gateway address (addressing.h), and every running
- *     client VM (name, MAC from domain_xml_vm_mac(), fixed address,
+ *   - Desired state per netvm: uplink, DNS and DHCP= from CONFIG/network.conf,
+ *     the downstream gateway addresses (IPv4 and IPv6, addressing.h), and every running
+ *     client VM (name, MAC from domain_xml_vm_mac(), fixed IPv4 and IPv6 addresses,
  *     firewall from CONFIG/firewall.d/NAME.rules or the [Firewall]
  *     section's Rules= of vms.d/NAME.vm).  Sent whole (SetState) each time
  *     vmfed-netd connects (netvm boot or restart, broker restart); a client
  *     that starts is AddClient, one that stops RemoveClient (a persona
  *     switch is RemoveClient A + AddClient B: two small transactions).
  *   - The client's agent gets address, gateway and DNS (Agent1.SetNetwork,
- *     through route.h: sent once its agent has said Hello).
+ *     through route.h: sent once its agent has said Hello), then its IPv6
+ *     address and gateway (a second SetNetwork: netconfig takes one family
+ *     per call).  A client without the agent gets the same by DHCP.
  *   - Host side (netvm/host/hostnet.h): the bridges are created at start, the
  *     netvm's tap joins as the router port, each client's tap gets its
- *     anti-spoofing chain (MAC + address) when the VM runs and loses it
+ *     anti-spoofing chain (MAC + addresses) when the VM runs and loses it
  *     when it stops.
  *
  * CONFIG/network.conf (GKeyFile, optional, read at start):
  *
  *   [Network]
  *   Subnet=10.137.0.0/24
+ *   Subnet6=fd2a:f345:cbfe::/64       (default: the ULA derived from Subnet=; "none": no IPv6)
  *   [NetVM netvm]
  *   Uplink=eth1                       (the netvm's uplink interface)
  *   UplinkAddress=192.0.2.2/24        (optional, ';'-separated)
  *   UplinkGateway=192.0.2.1           (optional)
  *   DNS=192.0.2.53                    (upstream resolvers, optional)
  *   Downstream=eth0                   (its NIC on the host bridge)
+ *   DHCP=yes                          (DHCPv4, RA, DHCPv6 for the clients; default yes)
  */
 #pragma once
 

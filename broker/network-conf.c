@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 #include "broker/network-conf.h"
 
+#include <string.h>
+
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -62,6 +64,24 @@ char *network_conf_subnet(NetworkConf *c) {
         return conf_string(c->kf, "Network", "Subnet", NULL);
 }
 
+char *network_conf_subnet6(NetworkConf *c) {
+        return conf_string(c->kf, "Network", "Subnet6", NULL);
+}
+
+/* A boolean key: yes/no/true/false/1/0 (GKeyFile's true/false too); anything else is logged and gives def. */
+static bool conf_bool(NetworkConf *c, const char *group, const char *key, bool def) {
+        g_autofree char *v = conf_string(c->kf, group, key, NULL);
+
+        if (!v)
+                return def;
+        if (g_ascii_strcasecmp(v, "yes") == 0 || g_ascii_strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
+                return true;
+        if (g_ascii_strcasecmp(v, "no") == 0 || g_ascii_strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
+                return false;
+        log_error("%s: [%s] %s=%s is not yes or no; using %s.", c->path, group, key, v, def ? "yes" : "no");
+        return def;
+}
+
 void network_conf_uplink(NetworkConf *c, const char *netvm, NetvmUplink *ret) {
         g_autofree char *group = g_strdup_printf("NetVM %s", netvm);
 
@@ -71,6 +91,7 @@ void network_conf_uplink(NetworkConf *c, const char *netvm, NetvmUplink *ret) {
                 .gateways = conf_list(c->kf, group, "UplinkGateway"),
                 .dns = conf_list(c->kf, group, "DNS"),
                 .downstream = conf_string(c->kf, group, "Downstream", "eth0"),
+                .dhcp = conf_bool(c, group, "DHCP", true),
         };
 }
 

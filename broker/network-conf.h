@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include <stdbool.h>
+
 #include <glib.h>
 
 /* What a netvm's vmfed-netd gets about its uplink ([NetVM NAME]). */
@@ -15,6 +17,7 @@ typedef struct NetvmUplink {
         char **gateways;   /* UplinkGateway=, never NULL */
         char **dns;        /* DNS=, never NULL */
         char *downstream;  /* Downstream=, default eth0 */
+        bool dhcp;         /* DHCP=, default yes: DHCPv4, RA and DHCPv6 for clients without the agent */
 } NetvmUplink;
 
 typedef struct NetworkConf NetworkConf;
@@ -24,5 +27,7 @@ NetworkConf *network_conf_free(NetworkConf *c);
 const char *network_conf_path(NetworkConf *c);
 /* [Network] Subnet=, NULL when not set. */
 char *network_conf_subnet(NetworkConf *c);
+/* [Network] Subnet6=, NULL when not set (addressing.h: the default ULA). */
+char *network_conf_subnet6(NetworkConf *c);
 void network_conf_uplink(NetworkConf *c, const char *netvm, NetvmUplink *ret);
 void netvm_uplink_done(NetvmUplink *u);

@@ -77,6 +77,46 @@ static void test_other_subnet(void) {
         rm_dir(dir);
 }
 
+/* IPv6: the default ULA derived from the IPv4 subnet (SHA-256 of "vmfed-ula:SUBNET"), Subnet6=, none. */
+static void test_ipv6(void) {
+        char *dir = tmp_dir();
+        _cleanup_(addressing_freep) Addressing *a = NULL;
+        const char *bad[] = { "fd00:1::/48", "fd00:1::5/64", "fd00:1::", "10.0.0.0/64", "x/64", "fd00:1::/64x", "" };
+
+        g_assert_cmpint(addressing_new(dir, dir, NULL, &a), ==, 0);
+        g_assert_cmpstr(addressing_gateway6(a), ==, "fd2a:f345:cbfe::1");
+        g_autofree char *x = lookup(a, "work", false);
+        g_autofree char *y = lookup(a, "mail", false);
+        g_autofree char *x6 = addressing_address6(a, x);
+        g_autofree char *y6 = addressing_address6(a, y);
+        g_autofree char *hi = addressing_address6(a, "10.137.0.254");
+        g_assert_cmpstr(x6, ==, "fd2a:f345:cbfe::10");
+        g_assert_cmpstr(y6, ==, "fd2a:f345:cbfe::11");
+        g_assert_cmpstr(hi, ==, "fd2a:f345:cbfe::254");
+        g_assert_null(addressing_address6(a, "10.138.0.10")); /* not of the subnet */
+        g_assert_null(addressing_address6(a, "10.137.0.0"));
+        g_assert_null(addressing_address6(a, "bogus"));
+
+        g_assert_cmpint(addressing_set_subnet6(a, "fd00:137:0:5::/64"), ==, 0);
+        g_autofree char *x6b = addressing_address6(a, x);
+        g_assert_cmpstr(addressing_gateway6(a), ==, "fd00:137:0:5::1");
+        g_assert_cmpstr(x6b, ==, "fd00:137:0:5::10");
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_assert_cmpint(addressing_set_subnet6(a, bad[i]), ==, -EINVAL);
+                g_assert_cmpstr(addressing_gateway6(a), ==, "fd00:137:0:5::1"); /* unchanged */
+        }
+        g_assert_cmpint(addressing_set_subnet6(a, "none"), ==, 0);
+        g_assert_null(addressing_gateway6(a));
+        g_assert_null(addressing_address6(a, x));
+        a = addressing_free(a);
+
+        /* Another IPv4 subnet, another default prefix. */
+        g_assert_cmpint(addressing_new(dir, dir, "192.168.77.0/24", &a), ==, 0);
+        g_assert_cmpstr(addressing_gateway6(a), ==, "fdf3:257:9309::1");
+        a = addressing_free(a);
+        rm_dir(dir);
+}
+
 static void test_bad_subnets(void) {
         const char *bad[] = { "10.137.0.0/16", "10.137.0.5/24", "10.137.0.0", "x/24", "10.137.0.0/24x",
                               "/24", "", "10.137.0.0/ 24", "2001:db8::/24", "256.1.1.0/24" };
@@ -393,6 +433,7 @@ int main(int argc, char **argv) {
         g_test_add_func("/addressing/default-subnet", test_default_subnet);
         g_test_add_func("/addressing/other-subnet", test_other_subnet);
         g_test_add_func("/addressing/bad-subnets", test_bad_subnets);
+        g_test_add_func("/addressing/ipv6", test_ipv6);
         g_test_add_func("/addressing/persistent-across-restart", test_persistent_across_restart);
         g_test_add_func("/addressing/release", test_release);
         g_test_add_func("/addressing/full", test_full);
