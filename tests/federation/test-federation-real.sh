@@ -44,6 +44,8 @@ r=0
 libvirtd_ensure 180 || r=$?
 [ $r -eq 0 ] || exit $r
 
+# libvirtd's first definition of a domain probes QEMU: have that done now.
+virsh -c qemu:///system domcapabilities --virttype qemu >/dev/null || true
 guest=$("$src/tests/guest/guest-dir.sh" "$build")
 "$src/tests/guest/build-guest.sh" "$guest" --flavor base >&2
 
