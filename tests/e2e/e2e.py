@@ -238,7 +238,7 @@ class E2e:
     # ---- steps ------------------------------------------------------------------
     def s_broker_and_netvm(self):
         self.h.start()
-        self.wait_log(r"NetVM: SetState of netvm done", timeout=90)
+        self.wait_log(r"NetVM: SetState of netvm done", timeout=300)  # a hang guard: TCG boot on a loaded machine
         self.net_pid = self.qemu_pid("netvm")
         check(self.net_pid > 0, "no QEMU for the netvm")
         check(self.state("netvm") == "running", "netvm not running")

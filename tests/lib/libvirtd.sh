@@ -73,6 +73,12 @@ _libvirtd_start() {
       pid=$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)
       [ -n "$pid" ] && echo "libvirtd $pid" >> "$VMFED_LIBVIRTD_RUNDIR/started"
       echo "libvirtd.sh: qemu:///system answers after ~$((i / 2)) s" >&2
+      # Its first domain definition probes QEMU (a minute, several on a
+      # loaded machine): done here, so that it is not inside a test's wait
+      # (vmfed's libvirt calls run in a worker and are waited for by the tests).
+      i=$SECONDS
+      timeout 600 virsh -c qemu:///system domcapabilities --virttype qemu >/dev/null 2>&1 || true
+      echo "libvirtd.sh: QEMU capabilities ready after $((SECONDS - i)) s" >&2
       return 0
     fi
     sleep 0.5
