@@ -72,7 +72,7 @@ const char *federation_releasing_conflict(Federation *f, const VmSpec *s) {
         return NULL;
 }
 
-int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error) {
+static int check_start(Federation *f, const VmSpec *s, Vm *ignore, bool skip_releasing, char **ret_error) {
         GHashTableIter it;
         gpointer value;
         int r;
@@ -85,6 +85,8 @@ int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **re
                 const char *dev;
 
                 if (other == ignore || strcmp(other->name, s->name) == 0 || !vm_holds_resources(other))
+                        continue;
+                if (skip_releasing && other->releasing && !vm_is_active(other))
                         continue;
                 os = vm_get_spec(f, other);
                 if (!os)
@@ -120,4 +122,14 @@ int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **re
                 }
         }
         return federation_check_files(s, ret_error);
+}
+
+int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error) {
+        return check_start(f, s, ignore, false, ret_error);
+}
+
+/* As federation_check_start(), but a VM that libvirt is still tearing down
+ * does not count: the caller waits for it (a switch does, switch.c). */
+int federation_check_start_after_release(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error) {
+        return check_start(f, s, ignore, true, ret_error);
 }

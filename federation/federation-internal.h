@@ -138,6 +138,8 @@ void progress(const FederationCallbacks *cb, const char *fmt, ...) _printf_(2, 3
 /* exclusivity.c: May spec start now?  Exclusivity (devices, personas; VMs in `ignore` do
  * not count), passthrough sysfs checks, files. */
 int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error);
+/* The same, not counting VMs libvirt is still tearing down (their releasing is waited for). */
+int federation_check_start_after_release(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error);
 /* A VM whose QEMU exited, still torn down by libvirt, that keeps s from starting (its name), or NULL. */
 const char *federation_releasing_conflict(Federation *f, const VmSpec *s);
 /* Disk=, Kernel=, Initrd= readable? */

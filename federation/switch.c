@@ -354,9 +354,10 @@ int federation_switch_persona(Federation *f, const char *name, const FederationC
                 complete_cb_later(f, cb, 0, NULL);
                 return 0;
         }
-        /* Refuse before stopping anything what would fail anyway. */
+        /* Refuse before stopping anything what would fail anyway (a VM libvirt is
+         * still tearing down is waited for, in switch_start_target()). */
         current = federation_find_vm(f, active);
-        r = federation_check_start(f, s, current, &err);
+        r = federation_check_start_after_release(f, s, current, &err);
         if (r < 0) {
                 if (ret_error)
                         *ret_error = steal_pointer(&err);
