@@ -564,8 +564,12 @@ class Faults:
         time.sleep(delay)
         if p.poll() is None:
             self.hit["libvirtd"] += 1
-        r = subprocess.run(["bash", "-c", '. "$1/tests/lib/libvirtd.sh" && libvirtd_restart 120', "-", SRC],
-                           capture_output=True, text=True)
+        try:
+            r = subprocess.run(["bash", "-c", '. "$1/tests/lib/libvirtd.sh" && libvirtd_restart 120', "-", SRC],
+                               capture_output=True, text=True, timeout=300)
+        except subprocess.TimeoutExpired as e:
+            err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+            raise Failure("libvirtd restart did not end within 300 s: %s" % err)
         if r.returncode != 0:
             raise Failure("libvirtd restart failed: %s" % r.stderr)
         self.finish_bg(p)

@@ -66,13 +66,14 @@ _libvirtd_start() {
     [ -n "$pid" ] && echo "virtlogd $pid" >> "$VMFED_LIBVIRTD_RUNDIR/started"
   fi
   if [ -z "$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)" ]; then
-    libvirtd -d {_LIBVIRTD_LOCK_FD}>&- || { echo "libvirtd.sh: libvirtd -d failed" >&2; return 1; }
+    _libvirtd_exec || { echo "libvirtd.sh: libvirtd -d failed" >&2; return 1; }
   fi
-  for i in $(seq $((timeout * 2))); do
+  local deadline=$((SECONDS + timeout))
+  while [ $SECONDS -lt $deadline ]; do
     if libvirtd_answers; then
       pid=$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)
       [ -n "$pid" ] && echo "libvirtd $pid" >> "$VMFED_LIBVIRTD_RUNDIR/started"
-      echo "libvirtd.sh: qemu:///system answers after ~$((i / 2)) s" >&2
+      echo "libvirtd.sh: qemu:///system answers after ~$((SECONDS - deadline + timeout)) s" >&2
       # Its first domain definition probes QEMU (a minute, several on a
       # loaded machine): done here, so that it is not inside a test's wait
       # (vmfed's libvirt calls run in a worker and are waited for by the tests).
@@ -84,6 +85,7 @@ _libvirtd_start() {
     sleep 0.5
   done
   echo "libvirtd.sh: qemu:///system did not answer within $timeout s" >&2
+  _libvirtd_diagnose
   return 1
 }
 
@@ -194,17 +196,45 @@ _libvirtd_restart() {
     sed -i "/^libvirtd $pid\$/d" "$VMFED_LIBVIRTD_RUNDIR/started"
   fi
   _libvirtd_stop_pid "$pid"
-  libvirtd -d {_LIBVIRTD_LOCK_FD}>&- || { echo "libvirtd.sh: libvirtd -d failed" >&2; return 1; }
-  for i in $(seq $((timeout * 10))); do
+  _libvirtd_exec || { echo "libvirtd.sh: libvirtd -d failed" >&2; return 1; }
+  # A deadline in seconds: each libvirtd_answers may itself wait 5 s (a
+  # count of tries let a libvirtd that accepts but does not answer hold the
+  # caller for over an hour).
+  local deadline=$((SECONDS + timeout))
+  while [ $SECONDS -lt $deadline ]; do
     if libvirtd_answers; then
       newpid=$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)
       [ "$ours" = 1 ] && [ -n "$newpid" ] && echo "libvirtd $newpid" >> "$VMFED_LIBVIRTD_RUNDIR/started"
+      echo "libvirtd.sh: restarted libvirtd answers after $((SECONDS - deadline + timeout)) s" >&2
       return 0
     fi
     sleep 0.1
   done
   echo "libvirtd.sh: qemu:///system did not answer within $timeout s of the restart" >&2
+  _libvirtd_diagnose
   return 1
+}
+
+# libvirtd -d, its warnings and errors in $VMFED_LIBVIRTD_LOG (there is no
+# journal here); the daemon must not inherit the registry lock.
+VMFED_LIBVIRTD_LOG=${VMFED_LIBVIRTD_LOG:-/var/log/libvirt/vmfed-tests-libvirtd.log}
+_libvirtd_exec() {
+  mkdir -p "$(dirname "$VMFED_LIBVIRTD_LOG")"
+  LIBVIRT_LOG_OUTPUTS="3:file:$VMFED_LIBVIRTD_LOG" libvirtd -d {_LIBVIRTD_LOCK_FD}>&-
+}
+
+# What a libvirtd that does not answer is doing: its threads' states and
+# kernel stacks, and the end of its log.
+_libvirtd_diagnose() {
+  local pid t
+  pid=$(_libvirtd_pid_of /run/libvirtd.pid libvirtd)
+  echo "libvirtd.sh: libvirtd pid ${pid:-none}" >&2
+  if [ -n "$pid" ]; then
+    for t in /proc/"$pid"/task/*; do
+      echo "  thread ${t##*/} $(cat "$t/comm" 2>/dev/null) $(awk '{print $3}' "$t/stat" 2>/dev/null) $(cat "$t/wchan" 2>/dev/null)" >&2
+    done
+  fi
+  tail -n 30 "$VMFED_LIBVIRTD_LOG" >&2 2>/dev/null || true
 }
 
 libvirtd_restart() {
