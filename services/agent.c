@@ -21,6 +21,7 @@
 #include "common/bus-source.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "policy/name.h" /* POLICY_NAME_MAX only: the agent does not link the policy library */
 #include "services/bus-copy.h"
 
 #define RECONNECT_MS 500
@@ -100,8 +101,15 @@ static int on_hello_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
                 g_idle_add_full(G_PRIORITY_HIGH, agent_drop_idle, a, NULL);
                 return 0;
         }
+        if (!vm[0] || strlen(vm) > POLICY_NAME_MAX) {
+                /* The broker names VMs by vms.d/'s rules (policy/name.h); anything else is not a broker's answer. */
+                log_warning("Broker's Hello named a VM of %zu bytes (at most %d): not connecting.", strlen(vm),
+                            POLICY_NAME_MAX);
+                g_idle_add_full(G_PRIORITY_HIGH, agent_drop_idle, a, NULL);
+                return 0;
+        }
         g_free(a->vm_name);
-        a->vm_name = g_strndup(vm, 64);
+        a->vm_name = g_strdup(vm);
         a->ready = true;
         log_info("Connected to broker %.32s as VM %s.", version, a->vm_name);
         return 0;

@@ -116,40 +116,26 @@ static int set_dns(const NetConfig *c, const char *resolv_conf, char **why) {
         return r;
 }
 
-int net_config_apply(const NetConfig *c, const char *resolv_conf, char **why) {
-        _cleanup_(nl_socket_freep) struct nl_sock *sk = nl_socket_alloc();
-        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL, *change = NULL;
-        _cleanup_(rtnl_addr_putp) struct rtnl_addr *addr = NULL;
-        _cleanup_(nl_addr_putp) struct nl_addr *local = NULL;
-        _cleanup_(nl_cache_freep) struct nl_cache *addrs = NULL;
-        int r, ifindex;
-
-        if (!sk)
-                return -ENOMEM;
-        r = nl_connect(sk, NETLINK_ROUTE);
-        if (r < 0) {
-                *why = g_strdup_printf("rtnetlink: %s", nl_geterror(r));
-                return nl_to_errno(r);
-        }
-        r = rtnl_link_get_kernel(sk, 0, c->ifname, &link);
-        if (r < 0) {
-                *why = g_strdup_printf("No interface %s in this VM.", c->ifname);
-                return -ENODEV;
-        }
-        ifindex = rtnl_link_get_ifindex(link);
-
-        /* Up. */
-        change = rtnl_link_alloc();
+static int link_set_up(struct nl_sock *sk, const NetConfig *c, struct rtnl_link *link, char **why) {
+        _cleanup_(rtnl_link_putp) struct rtnl_link *change = rtnl_link_alloc();
         if (!change)
                 return -ENOMEM;
         rtnl_link_set_flags(change, IFF_UP);
-        r = rtnl_link_change(sk, link, change, 0);
+        int r = rtnl_link_change(sk, link, change, 0);
         if (r < 0) {
                 *why = g_strdup_printf("Cannot set %s up: %s", c->ifname, nl_geterror(r));
                 return nl_to_errno(r);
         }
+        return 0;
+}
 
-        /* Replace other global addresses of the same family on this interface. */
+/* c's address on ifindex, replacing other global addresses of the same family there. */
+static int address_replace(struct nl_sock *sk, const NetConfig *c, int ifindex, char **why) {
+        _cleanup_(nl_addr_putp) struct nl_addr *local = NULL;
+        _cleanup_(nl_cache_freep) struct nl_cache *addrs = NULL;
+        _cleanup_(rtnl_addr_putp) struct rtnl_addr *addr = NULL;
+        int r;
+
         local = nl_addr_build(c->family, c->address, c->family == AF_INET ? 4 : 16);
         if (!local)
                 return -ENOMEM;
@@ -176,50 +162,76 @@ int net_config_apply(const NetConfig *c, const char *resolv_conf, char **why) {
                         return nl_to_errno(r);
                 }
         }
-        if (!have) {
-                addr = rtnl_addr_alloc();
-                if (!addr)
-                        return -ENOMEM;
-                rtnl_addr_set_ifindex(addr, ifindex);
-                rtnl_addr_set_family(addr, c->family);
-                r = rtnl_addr_set_local(addr, local);
-                if (r >= 0)
-                        r = rtnl_addr_add(sk, addr, NLM_F_REPLACE);
-                if (r < 0) {
-                        *why = g_strdup_printf("Cannot add the address: %s", nl_geterror(r));
-                        return nl_to_errno(r);
-                }
+        if (have)
+                return 0;
+        addr = rtnl_addr_alloc();
+        if (!addr)
+                return -ENOMEM;
+        rtnl_addr_set_ifindex(addr, ifindex);
+        rtnl_addr_set_family(addr, c->family);
+        r = rtnl_addr_set_local(addr, local);
+        if (r >= 0)
+                r = rtnl_addr_add(sk, addr, NLM_F_REPLACE);
+        if (r < 0) {
+                *why = g_strdup_printf("Cannot add the address: %s", nl_geterror(r));
+                return nl_to_errno(r);
         }
-
-        if (c->have_gateway) {
-                _cleanup_(rtnl_route_putp) struct rtnl_route *route = rtnl_route_alloc();
-                _cleanup_(nl_addr_putp) struct nl_addr *dst = nl_addr_build(c->family, NULL, 0);
-                _cleanup_(nl_addr_putp) struct nl_addr *gw =
-                        nl_addr_build(c->family, c->gateway, c->family == AF_INET ? 4 : 16);
-                struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
-                if (!route || !dst || !gw || !nh) {
-                        if (nh)
-                                rtnl_route_nh_free(nh);
-                        return -ENOMEM;
-                }
-                nl_addr_set_prefixlen(dst, 0);
-                rtnl_route_set_family(route, (uint8_t) c->family);
-                rtnl_route_set_dst(route, dst);
-                rtnl_route_set_table(route, RT_TABLE_MAIN);
-                rtnl_route_set_protocol(route, RTPROT_STATIC);
-                rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
-                rtnl_route_set_type(route, RTN_UNICAST);
-                rtnl_route_nh_set_ifindex(nh, ifindex);
-                rtnl_route_nh_set_gateway(nh, gw);
-                rtnl_route_add_nexthop(route, nh);
-                r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_REPLACE);
-                if (r < 0) {
-                        *why = g_strdup_printf("Cannot set the default route: %s", nl_geterror(r));
-                        return nl_to_errno(r);
-                }
-        }
-
-        if (c->n_dns > 0)
-                return set_dns(c, resolv_conf, why);
         return 0;
+}
+
+static int default_route_set(struct nl_sock *sk, const NetConfig *c, int ifindex, char **why) {
+        _cleanup_(rtnl_route_putp) struct rtnl_route *route = rtnl_route_alloc();
+        _cleanup_(nl_addr_putp) struct nl_addr *dst = nl_addr_build(c->family, NULL, 0);
+        _cleanup_(nl_addr_putp) struct nl_addr *gw = nl_addr_build(c->family, c->gateway, c->family == AF_INET ? 4 : 16);
+        struct rtnl_nexthop *nh = rtnl_route_nh_alloc();
+        if (!route || !dst || !gw || !nh) {
+                if (nh)
+                        rtnl_route_nh_free(nh);
+                return -ENOMEM;
+        }
+        nl_addr_set_prefixlen(dst, 0);
+        rtnl_route_set_family(route, (uint8_t) c->family);
+        rtnl_route_set_dst(route, dst);
+        rtnl_route_set_table(route, RT_TABLE_MAIN);
+        rtnl_route_set_protocol(route, RTPROT_STATIC);
+        rtnl_route_set_scope(route, RT_SCOPE_UNIVERSE);
+        rtnl_route_set_type(route, RTN_UNICAST);
+        rtnl_route_nh_set_ifindex(nh, ifindex);
+        rtnl_route_nh_set_gateway(nh, gw);
+        rtnl_route_add_nexthop(route, nh); /* the route owns nh from here */
+        int r = rtnl_route_add(sk, route, NLM_F_CREATE | NLM_F_REPLACE);
+        if (r < 0) {
+                *why = g_strdup_printf("Cannot set the default route: %s", nl_geterror(r));
+                return nl_to_errno(r);
+        }
+        return 0;
+}
+
+int net_config_apply(const NetConfig *c, const char *resolv_conf, char **why) {
+        _cleanup_(nl_socket_freep) struct nl_sock *sk = nl_socket_alloc();
+        _cleanup_(rtnl_link_putp) struct rtnl_link *link = NULL;
+        int r, ifindex;
+
+        if (!sk)
+                return -ENOMEM;
+        r = nl_connect(sk, NETLINK_ROUTE);
+        if (r < 0) {
+                *why = g_strdup_printf("rtnetlink: %s", nl_geterror(r));
+                return nl_to_errno(r);
+        }
+        r = rtnl_link_get_kernel(sk, 0, c->ifname, &link);
+        if (r < 0) {
+                *why = g_strdup_printf("No interface %s in this VM.", c->ifname);
+                return -ENODEV;
+        }
+        ifindex = rtnl_link_get_ifindex(link);
+
+        r = link_set_up(sk, c, link, why);
+        if (r >= 0)
+                r = address_replace(sk, c, ifindex, why);
+        if (r >= 0 && c->have_gateway)
+                r = default_route_set(sk, c, ifindex, why);
+        if (r >= 0 && c->n_dns > 0)
+                r = set_dns(c, resolv_conf, why);
+        return r;
 }
