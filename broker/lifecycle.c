@@ -19,6 +19,8 @@ struct Lifecycle {
         char *bridge;              /* the default netvm's bridge, NULL: no NICs */
         virConnectPtr conn;        /* a reference while connected */
         Federation *federation;    /* NULL: not connected, or vms.d/ does not load */
+        Federation *loading;       /* after a reconnection: adopting libvirt's domains in the worker */
+        bool connected_before;     /* the first connection's federation is loaded at once (startup) */
         char *unavailable;         /* why federation is NULL */
         GHashTable *dispvms;       /* names of running disposables from broker_dispvm_start() */
         GPtrArray *ready_waiters;  /* broker_vm_ensure_running() waiting for a start under way */
@@ -63,6 +65,7 @@ Lifecycle *lifecycle_free(Lifecycle *l) {
         g_clear_handle_id(&l->boot_idle, g_source_remove);
         /* First the federation (it then never calls back), then whoever waited. */
         l->federation = federation_free(l->federation);
+        l->loading = federation_free(l->loading);
         operation_abandon_all(l->broker, -ESHUTDOWN, "vmfedd is shutting down");
         ready_waiters_fail(l, NULL, -ESHUTDOWN, "vmfedd is shutting down");
         vm_events_watch_remove(l->broker->vm_events, l->watch);
@@ -321,7 +324,44 @@ static gboolean lifecycle_boot(gpointer userdata) {
         return G_SOURCE_REMOVE;
 }
 
-static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
+/* A federation that loaded: the Lifecycle's from now on. */
+static void lifecycle_take(Lifecycle *l, Federation *f) {
+        Broker *b = l->broker;
+
+        federation_set_state_callback(f, on_vm_state, l);
+        l->federation = f;
+        g_clear_pointer(&l->unavailable, g_free);
+        lifecycle_forget_stopped_dispvms(l);
+        b->hooks.federation_ready(b);
+        log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
+                 l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
+        if (!l->boot_idle)
+                l->boot_idle = g_idle_add(lifecycle_boot, l);
+}
+
+static void on_federation_loaded(Federation *f, int r, const char *error, void *userdata) {
+        Lifecycle *l = userdata;
+
+        g_assert(f == l->loading);
+        l->loading = NULL;
+        if (r < 0) {
+                federation_free(f);
+                g_free(l->unavailable);
+                l->unavailable = g_strdup_printf("the federation could not be loaded: %s", error);
+                log_error("No federation: %s", l->unavailable);
+        } else
+                lifecycle_take(l, f);
+        lifecycle_refresh_states(l);
+}
+
+/*
+ * async: adopt libvirt's domains in the federation's worker (after a
+ * reconnection, while the bus is served: a libvirtd that hangs again must
+ * not hold the loop); until then the federation is unavailable, as while
+ * libvirt was away.  Else at once (the first connection, at startup; and a
+ * Reload that makes vms.d/ load again, whose reply says whether it did).
+ */
+static int lifecycle_create(Lifecycle *l, GPtrArray *errors, bool async) {
         Broker *b = l->broker;
         g_autoptr(GPtrArray) ferrors = NULL;
         FederationOptions o = {
@@ -346,7 +386,10 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
                 log_error("No federation: %s", l->unavailable);
                 return -EINVAL;
         }
-        r = federation_new(l->conn, &o, &f, &ferrors);
+        if (async)
+                r = federation_new_async(l->conn, &o, on_federation_loaded, l, &f, &ferrors);
+        else
+                r = federation_new(l->conn, &o, &f, &ferrors);
         if (r < 0) {
                 g_autofree char *joined = errors_join(ferrors);
                 if (ferrors && errors)
@@ -358,15 +401,13 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
                 log_error("No federation: %s", l->unavailable);
                 return r;
         }
-        federation_set_state_callback(f, on_vm_state, l);
-        l->federation = f;
-        g_clear_pointer(&l->unavailable, g_free);
-        lifecycle_forget_stopped_dispvms(l);
-        b->hooks.federation_ready(b);
-        log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
-                 l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
-        if (!l->boot_idle)
-                l->boot_idle = g_idle_add(lifecycle_boot, l);
+        if (async) {
+                l->loading = f;
+                g_free(l->unavailable);
+                l->unavailable = g_strdup("vmfedd is reading libvirt's domains after reconnecting");
+                return 0;
+        }
+        lifecycle_take(l, f);
         return 0;
 }
 
@@ -376,7 +417,8 @@ void lifecycle_attach(Lifecycle *l, virConnectPtr conn) {
         lifecycle_detach(l);
         virConnectRef(conn);
         l->conn = conn;
-        (void) lifecycle_create(l, NULL);
+        (void) lifecycle_create(l, NULL, l->connected_before);
+        l->connected_before = true;
         lifecycle_refresh_states(l);
 }
 
@@ -388,6 +430,7 @@ void lifecycle_detach(Lifecycle *l) {
                 return;
         g_clear_handle_id(&l->boot_idle, g_source_remove);
         l->federation = federation_free(l->federation);
+        l->loading = federation_free(l->loading);
         operation_abandon_all(l->broker, -ENOTCONN, lost);
         ready_waiters_fail(l, NULL, -ENOTCONN, lost);
         virConnectClose(l->conn);
@@ -402,8 +445,8 @@ int lifecycle_reload(Lifecycle *l, GPtrArray *errors) {
 
         if (!l || !l->conn)
                 return 0;
-        if (!l->federation)
-                r = lifecycle_create(l, l->broker->model ? errors : NULL); /* (vms.d/ errors are reported once) */
+        if (!l->federation && !l->loading)
+                r = lifecycle_create(l, l->broker->model ? errors : NULL, false); /* (vms.d/ errors: reported once) */
         else if (l->broker->model && federation_model(l->federation) != l->broker->model)
                 federation_set_model(l->federation, l->broker->model);
         lifecycle_refresh_states(l);

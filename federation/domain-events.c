@@ -86,6 +86,8 @@ int federation_lifecycle_event(virConnectPtr conn, virDomainPtr dom, int event, 
         FEDERATION_BUSY(f);
         Vm *vm = federation_find_vm_by_domain(f, virDomainGetName(dom));
 
+        if (f->loading)
+                f->adopt_events++; /* the adoption's scan may be older than this: it scans again (adopt.c) */
         if (!vm)
                 return 0;
         switch (event) {

@@ -85,6 +85,10 @@ struct Federation {
 
         GHashTable *virt_queues; /* virt-job.c: domain name → jobs waiting for the one running */
 
+        /* adopt.c: federation_new_async()'s adoption under way; domain events that came meanwhile */
+        bool loading;
+        unsigned adopt_events;
+
         /* Busy-time accounting for the benchmark (see federation_busy_ns()). */
         unsigned busy_depth;
         uint64_t busy_ns, busy_t0, busy_virt0;
@@ -127,6 +131,8 @@ void vm_watch_qemu(Federation *f, Vm *vm);
 
 /* adopt.c: take over running vmfed domains, sweep orphan overlays. */
 int federation_adopt(Federation *f);
+/* The same with libvirt's calls in the worker; f->loading until loaded is called (adopt.c). */
+void federation_adopt_async(Federation *f, FederationLoadedFn loaded, void *userdata);
 
 /* vms-edit.c: swap in a model (taking the reference) or specs loaded here
  * (new VMs appear, removed ones stay while they run). */

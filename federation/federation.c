@@ -98,7 +98,8 @@ static bool env_true(const char *name) {
         return v && (strcmp(v, "1") == 0 || g_ascii_strcasecmp(v, "yes") == 0 || g_ascii_strcasecmp(v, "true") == 0);
 }
 
-int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors) {
+/* federation_new() but the adoption. */
+static int federation_create(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors) {
         g_autoptr(GPtrArray) specs = NULL, errors = NULL;
         Federation *f;
         int r;
@@ -174,6 +175,15 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
                 federation_free(f);
                 return r;
         }
+        *ret = f;
+        return 0;
+}
+
+int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors) {
+        Federation *f = NULL;
+        int r = federation_create(conn, o, &f, ret_errors);
+        if (r < 0)
+                return r;
         r = federation_adopt(f);
         if (r < 0) {
                 federation_free(f);
@@ -181,4 +191,23 @@ int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **
         }
         *ret = f;
         return 0;
+}
+
+int federation_new_async(virConnectPtr conn, const FederationOptions *o, FederationLoadedFn loaded, void *userdata,
+                         Federation **ret, GPtrArray **ret_errors) {
+        Federation *f = NULL;
+        int r;
+
+        if (!loaded)
+                return -EINVAL;
+        r = federation_create(conn, o, &f, ret_errors);
+        if (r < 0)
+                return r;
+        federation_adopt_async(f, loaded, userdata);
+        *ret = f;
+        return 0;
+}
+
+bool federation_is_loaded(Federation *f) {
+        return f && !f->loading;
 }

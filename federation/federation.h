@@ -127,6 +127,19 @@ typedef struct FederationCallbacks {
  * federation_resume().
  */
 int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors);
+
+/*
+ * The same, with the adoption's libvirt calls (a list of domains, a few
+ * calls per domain) in the worker: for a program whose main loop serves
+ * others meanwhile (vmfedd reconnecting to libvirtd).  *ret is returned at
+ * once; loaded is called later, on the loop, when the adoption ended (r 0,
+ * or a negative errno with error a sentence).  Until then f may only be
+ * freed (loaded is then not called) and federation_is_loaded() is false.
+ */
+typedef void (*FederationLoadedFn)(Federation *f, int r, const char *error, void *userdata);
+int federation_new_async(virConnectPtr conn, const FederationOptions *o, FederationLoadedFn loaded, void *userdata,
+                         Federation **ret, GPtrArray **ret_errors);
+bool federation_is_loaded(Federation *f);
 /* Deregisters events; pending operations are abandoned (their done is not
  * called) — like a broker crash, which federation_resume() recovers from. */
 Federation *federation_free(Federation *f);

@@ -14,6 +14,11 @@ continues (SIGCONT, always, in a finally) and the StartVM must complete
 (the VM running) or fail with a clear error; the VM is stopped and the
 wrapper removes the domain.
 
+Guests keep making routed calls all along: two app VMs' real vmfed-agent
+processes (on the host, on the VMs' channel sockets, as in tests/services)
+copy in one and paste in the other, allowed by the policy; each paste must
+return what was copied, and be answered while libvirtd is stopped.
+
 Prints the call latencies before and during the stall, and one JSON line
 on stdout (the benchmark's figure).
 Run by test-federation-real.sh (libvirtd, guest image, cleanup of domains).
@@ -30,7 +35,10 @@ import time
 import traceback
 
 import harness
-from harness import Harness, ROOT
+from harness import ROOT
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "services"))
+from svc import ServicesHarness  # noqa: E402  (real vmfed-agent processes on the VMs' channels)
 
 STALL_S = 10.0
 
@@ -49,6 +57,15 @@ def vm_text(name, guest):
             "Cmdline=console=ttyS0 quiet panic=-1 vmfed.name=%s\nStopTimeout=20\n" % (guest, guest, name))
 
 
+def app_vm_text(guest):
+    # Never started in libvirt: its vmfed-agent runs on the host, on the VM's channel socket
+    # (tests/services/svc.py), so its calls go through the broker's real guest channel path.
+    return "[VM]\nRole=app\nMemory=128M\nAccel=tcg\nKernel=%s/vmlinuz\nInitrd=%s/initrd-base.img\n" % (guest, guest)
+
+
+POLICY = {"30-clip.policy": "vmfed.Clipboard.Paste  +  red  blue  allow\n"}
+
+
 def libvirtd_pid():
     with open("/run/libvirtd.pid") as f:
         pid = int(f.read().strip())
@@ -63,11 +80,14 @@ def proc_state(pid):
 
 
 class StallTest:
-    def __init__(self, vmfedd, guest, prefix):
+    def __init__(self, vmfedd, agent, guest_cmd, guest, prefix):
         self.prefix = prefix
-        self.h = Harness(vmfedd, vms={"alpha": vm_text("alpha", guest)}, policy={}, debug=True,
-                         uri="qemu:///system", extra_args=["--domain-prefix", prefix],
-                         env={"VMFED_FORCE_TCG": "1"})
+        vms = {"alpha": vm_text("alpha", guest), "red": app_vm_text(guest), "blue": app_vm_text(guest)}
+        self.h = ServicesHarness(vmfedd, agent, guest_cmd, vms=vms, policy=POLICY, debug=True,
+                                 uri="qemu:///system", extra_args=["--domain-prefix", prefix],
+                                 env={"VMFED_FORCE_TCG": "1"})
+        self.red = self.blue = None
+        self.n_pastes = 0
         self.pid = 0
         self.stopped = False
         self.lock = threading.Lock()
@@ -96,12 +116,24 @@ class StallTest:
         t0 = time.monotonic()
         self.state()
         out.append(("State", time.monotonic() - t0))
+        # Guest calls over the channels, routed by the broker under the policy: a copy in red, a
+        # paste in blue (allowed red -> blue), which must return exactly what red copied.
+        self.n_pastes += 1
+        data = ("round %d from red" % self.n_pastes).encode()
+        t0 = time.monotonic()
+        self.red.guest_ok("copy", input=data)
+        out.append(("guest copy", time.monotonic() - t0))
+        t0 = time.monotonic()
+        pasted = self.blue.guest_ok("paste")
+        out.append(("guest paste (routed)", time.monotonic() - t0))
+        check(pasted == data, "blue pasted %r, red had copied %r" % (pasted, data))
         return out
 
     def run(self):
         h = self.h
         figures = {}
         self.pid = libvirtd_pid()
+        self.red, self.blue = h.agent("red"), h.agent("blue")
         # A libvirtd just started probes QEMU's capabilities on first use, for minutes on a
         # loaded machine: have that done before the clock of the scenario starts.
         subprocess.run(["virsh", "-c", "qemu:///system", "domcapabilities", "--virttype", "qemu"],
@@ -165,6 +197,7 @@ class StallTest:
 
         figures.update(before=ms(before), during=ms(during), after=ms(after),
                        evaluate_before=ms(before, "Policy.Evaluate"), evaluate_during=ms(during, "Policy.Evaluate"),
+                       paste_before=ms(before, "guest paste (routed)"), paste_during=ms(during, "guest paste (routed)"),
                        stall_s=STALL_S, rounds_during_stall=rounds)
         for k in ("before", "during", "after"):
             print("calls %-6s the stall: median %.1f ms, max %.1f ms (%d calls)"
@@ -174,7 +207,9 @@ class StallTest:
 
 def main():
     vmfedd = sys.argv[1]
-    t = StallTest(vmfedd, os.environ["VMFED_GUEST_DIR"], os.environ["VMFED_TEST_PREFIX"])
+    build = os.environ["VMFED_BUILD_ROOT"]
+    t = StallTest(vmfedd, os.path.join(build, "services", "vmfed-agent"), os.path.join(build, "services", "vmfed-guest"),
+                  os.environ["VMFED_GUEST_DIR"], os.environ["VMFED_TEST_PREFIX"])
     t.h.__enter__()
     os.chmod(t.h.tmp, 0o755)
     rc = 0
