@@ -177,8 +177,8 @@ static void raw(const char *dir, const char *name, const char *bytes, size_t len
         printf("%s: %zu bytes\n", p, len);
 }
 
-int main(int argc, char **argv) {
-        const char *dir = argc > 1 ? argv[1] : ".";
+/* What an agent says on its channel, one seed per Guest service. */
+static void write_guest_calls(const char *dir) {
         Stream s;
 
         /* Hello and Ping: what every agent does first. */
@@ -266,6 +266,11 @@ int main(int argc, char **argv) {
         send_call(&s, "StartVM", "s", "nosuchvm");
         send_call(&s, "StopVM", "s", "../../x");
         stream_write(&s, dir, "admin");
+}
+
+/* What the broker refuses: other interfaces, wrong signatures, a signal, bare and bad handshakes. */
+static void write_guest_refused(const char *dir) {
+        Stream s;
 
         /* Not the Guest interface, wrong signatures, a signal: refused, audited, never acted on. */
         stream_open(&s);
@@ -299,21 +304,22 @@ int main(int argc, char **argv) {
         raw(dir, "auth-data", data_step, sizeof data_step - 1);
         static const char junk[] = "\0CANCEL\r\nERROR\r\nAUTH FOO\r\nBEGIN\r\n";
         raw(dir, "auth-junk", junk, sizeof junk - 1);
+}
 
-        if (argc < 3)
-                return 0;
-        const char *ndir = argv[2];
+/* What vmfed-netd says on the netvm's port (the broker's SetState is serial 1). */
+static void write_netvm_seeds(const char *dir) {
+        Stream s;
 
         /* vmfed-netd applied the state. */
         stream_open(&s);
         send_return(&s, 1, NULL);
-        stream_write(&s, ndir, "set-state-done");
+        stream_write(&s, dir, "set-state-done");
 
         /* vmfed-netd refused it. */
         stream_open(&s);
         send_error(&s, 1, "org.vmfed.Federation1.Error.InvalidArgs",
                    "state:7: [Client dvm.1]: Address= 10.137.0.300 is not an IPv4 or IPv6 address");
-        stream_write(&s, ndir, "set-state-refused");
+        stream_write(&s, dir, "set-state-refused");
 
         /* A netvm that calls the broker, answers what was never asked, twice. */
         stream_open(&s);
@@ -329,9 +335,19 @@ int main(int argc, char **argv) {
         send_error(&s, 7, "org.freedesktop.DBus.Error.Failed", "");
         send_return(&s, 1, "s", "unexpected");
         send_return(&s, 1, NULL);
-        stream_write(&s, ndir, "calls-and-stray-replies");
+        stream_write(&s, dir, "calls-and-stray-replies");
 
         stream_open(&s);
-        stream_write(&s, ndir, "handshake");
+        stream_write(&s, dir, "handshake");
+}
+
+int main(int argc, char **argv) {
+        const char *dir = argc > 1 ? argv[1] : ".";
+
+        write_guest_calls(dir);
+        write_guest_refused(dir);
+        if (argc < 3)
+                return 0;
+        write_netvm_seeds(argv[2]);
         return 0;
 }

@@ -106,67 +106,34 @@ static void check_federation(GPtrArray *specs) {
         }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-        const char *end = (const char *) data + size;
-        const char *p = (const char *) data;
-        unsigned n_files = 0;
-
-        if (size > 256 * 1024)
-                return 0;
-        dirs_init();
-        dirs_cleanup();
-
-        while (p <= end && n_files < MAX_FILES) {
-                const char *z = memchr(p, 0, end - p);
-                size_t len = z ? (size_t) (z - p) : (size_t) (end - p);
-                g_autofree char *text = g_strndup(p, len);
-                g_autofree char *name = NULL;
-                const char *body = text;
-
-                if (text[0] == '@') {
-                        const char *nl = strchr(text, '\n');
-                        name = g_strndup(text + 1, nl ? (size_t) (nl - text - 1) : strlen(text + 1));
-                        body = nl ? nl + 1 : "";
-                } else
-                        name = g_strdup_printf("%c", 'a' + n_files);
-
-                /* One file alone, with the file checks. */
-                g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
-                VmSpec *s = NULL;
-                int r = vm_spec_parse(name, "fuzz.vm", body, errors, &s);
-                if ((r < 0) != (errors->len > 0) || (r >= 0) != (s != NULL))
-                        abort();
-                check_errors(errors);
-                if (s && (strcmp(s->name, name) != 0 || !s->source_text || strcmp(s->source_text, body) != 0))
-                        abort();
-                vm_spec_free(s);
-
-                /* Into vms.d/ for the loaders (names that cannot be file names are left out). */
-                if (*name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
-                    strlen(name) < 200) {
-                        g_autofree char *fn = g_strdup_printf("%s/%s.vm", vms_dir, name);
-                        /* Plainly: g_file_set_contents() would fsync. */
-                        FILE *f = fopen(fn, "we");
-                        if (!f)
-                                abort();
-                        fputs(body, f);
-                        if (fclose(f) != 0)
-                                abort();
-                }
-                n_files++;
-                if (!z)
-                        break;
-                p = z + 1;
-        }
-
-        GPtrArray *specs = NULL, *errors = NULL;
-        int r = vm_spec_load_dir_full(config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors);
-        if ((r < 0) != (errors != NULL && errors->len > 0) || (r >= 0) != (specs != NULL))
+/* One file alone, with the file checks; then into vms.d/ for the loaders. */
+static void one_file(const char *name, const char *body) {
+        g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
+        VmSpec *s = NULL;
+        int r = vm_spec_parse(name, "fuzz.vm", body, errors, &s);
+        if ((r < 0) != (errors->len > 0) || (r >= 0) != (s != NULL))
                 abort();
         check_errors(errors);
-        if (specs)
-                check_federation(specs);
+        if (s && (strcmp(s->name, name) != 0 || !s->source_text || strcmp(s->source_text, body) != 0))
+                abort();
+        vm_spec_free(s);
 
+        /* Into vms.d/ for the loaders (names that cannot be file names are left out). */
+        if (*name && !strchr(name, '/') && strcmp(name, ".") != 0 && strcmp(name, "..") != 0 &&
+            strlen(name) < 200) {
+                g_autofree char *fn = g_strdup_printf("%s/%s.vm", vms_dir, name);
+                /* Plainly: g_file_set_contents() would fsync. */
+                FILE *f = fopen(fn, "we");
+                if (!f)
+                        abort();
+                fputs(body, f);
+                if (fclose(f) != 0)
+                        abort();
+        }
+}
+
+/* vm_model_load() as the linter loads (no file checks): fails when the loader did (r) and agrees with its SPECS. */
+static void check_model(int r, GPtrArray *specs) {
         VmModel *vms = NULL;
         GPtrArray *vm_errors = NULL;
         int q = vm_model_load(config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &vms, &vm_errors);
@@ -194,8 +161,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (vm_errors)
                 g_ptr_array_unref(vm_errors);
+}
 
-        /* Also with the file checks, as the federation loads them. */
+/* Loaded with the file checks (the federation) and by the broker's strict model: they agree, and
+ * the file checks only add errors to the loader's result r. */
+static void check_file_checks(int r) {
         GPtrArray *specs2 = NULL, *errors2 = NULL;
         int r2 = vm_spec_load_dir(config_dir, NULL, &specs2, &errors2);
         if (r2 >= 0 && r < 0)
@@ -216,6 +186,49 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (errors2)
                 g_ptr_array_unref(errors2);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        const char *end = (const char *) data + size;
+        const char *p = (const char *) data;
+        unsigned n_files = 0;
+
+        if (size > 256 * 1024)
+                return 0;
+        dirs_init();
+        dirs_cleanup();
+
+        while (p <= end && n_files < MAX_FILES) {
+                const char *z = memchr(p, 0, end - p);
+                size_t len = z ? (size_t) (z - p) : (size_t) (end - p);
+                g_autofree char *text = g_strndup(p, len);
+                g_autofree char *name = NULL;
+                const char *body = text;
+
+                if (text[0] == '@') {
+                        const char *nl = strchr(text, '\n');
+                        name = g_strndup(text + 1, nl ? (size_t) (nl - text - 1) : strlen(text + 1));
+                        body = nl ? nl + 1 : "";
+                } else
+                        name = g_strdup_printf("%c", 'a' + n_files);
+
+                one_file(name, body);
+                n_files++;
+                if (!z)
+                        break;
+                p = z + 1;
+        }
+
+        GPtrArray *specs = NULL, *errors = NULL;
+        int r = vm_spec_load_dir_full(config_dir, NULL, VM_SPEC_NO_FILE_CHECKS, &specs, &errors);
+        if ((r < 0) != (errors != NULL && errors->len > 0) || (r >= 0) != (specs != NULL))
+                abort();
+        check_errors(errors);
+        if (specs)
+                check_federation(specs);
+
+        check_model(r, specs);
+        check_file_checks(r);
 
         if (specs)
                 g_ptr_array_unref(specs);

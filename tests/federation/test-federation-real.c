@@ -263,15 +263,13 @@ static bool overlay_exists(const char *vm) {
         return g_file_test(p, G_FILE_TEST_EXISTS);
 }
 
-static void test_real(void) {
-        Result res = {};
+/* The VM files of the scenario: a netvm, three personas sharing a device (persona-c's kernel is
+ * not one), persona-s without devices, a guest ignoring ACPI, a disposable template on a disk. */
+static void write_guests(void) {
         g_autofree char *kernel = g_strdup_printf("%s/vmlinuz", guest_dir);
         g_autofree char *bad_kernel = g_build_filename(workdir, "not-a-kernel", NULL);
         g_autofree char *base = g_build_filename(workdir, "dvm-base.qcow2", NULL);
-        g_autofree char *cmd = NULL, *disp = NULL, *disp2 = NULL, *dvm = NULL;
-        pid_t net_pid, a_pid, pid;
-        unsigned n;
-        gint64 t_kill;
+        g_autofree char *cmd = NULL, *dvm = NULL;
 
         write_text(bad_kernel, "this is not a Linux kernel image\n");
         cmd = g_strdup_printf("qemu-img create -q -f qcow2 '%s' 64M", base);
@@ -291,7 +289,66 @@ static void test_real(void) {
         }
         dvm = g_strdup_printf("Disk=%s\n", base);
         write_guest("dvm", "disposable-template", kernel, dvm);
+}
 
+/* Crash: kill -9 the persona's QEMU; stopped reported within a second. */
+static void crash_persona(Result *res) {
+        pid_t pid;
+        gint64 t_kill;
+
+        pid = qemu_pid("persona-a");
+        g_assert_cmpint(pid, >, 0);
+        slog.last_stopped_usec = 0;
+        t_kill = g_get_monotonic_time();
+        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
+        while (federation_vm_state(fed, "persona-a") != FEDERATION_VM_STOPPED &&
+               g_get_monotonic_time() - t_kill < 5 * G_USEC_PER_SEC)
+                run_for(0.005);
+        g_assert_cmpint(federation_vm_state(fed, "persona-a"), ==, FEDERATION_VM_STOPPED);
+        g_printerr("crash of persona-a reported after %.0f ms\n", (slog.last_stopped_usec - t_kill) / 1e3);
+        g_assert_cmpint(slog.last_stopped_usec - t_kill, <, G_USEC_PER_SEC);
+        g_assert_null(federation_active_persona(fed));
+        /* Until libvirt has torn it down, its device and the persona slot stay taken. */
+        {
+                FederationCallbacks cb = result_callbacks(res);
+                g_autofree char *err = NULL;
+                int r = federation_switch_persona(fed, "persona-b", &cb, &err);
+                if (r == 0)
+                        g_assert_true(run_until(&res->done, HANG_GUARD_S)); /* libvirt was quicker than us */
+                else {
+                        g_assert_cmpint(r, ==, -EBUSY);
+                        g_assert_nonnull(strstr(err, "being torn down"));
+                }
+        }
+        wait_released("persona-a");
+}
+
+/* A graceful stop of a guest that ignores ACPI: destroyed after StopTimeout=3. */
+static void stop_stubborn(Result *res) {
+        FederationCallbacks cb = result_callbacks(res);
+        gint64 t0;
+        double took;
+
+        g_assert_cmpint(federation_start_vm(fed, "stubborn", &cb, NULL), ==, 0);
+        g_assert_true(run_until(&res->done, HANG_GUARD_S));
+        g_assert_cmpint(res->r, ==, 0);
+        run_for(2); /* let it boot to its shell */
+        t0 = g_get_monotonic_time();
+        g_assert_cmpint(do_stop("stubborn", false, res), ==, 0);
+        took = (g_get_monotonic_time() - t0) / 1e6;
+        g_printerr("stubborn guest destroyed after %.1f s\n", took);
+        g_assert_cmpfloat(took, >=, 2.9);
+        g_assert_cmpfloat(took, <, 15);
+        g_assert_cmpint(state_log_find(&slog, "stubborn stopped destroyed"), >=, 0);
+}
+
+static void test_real(void) {
+        Result res = {};
+        g_autofree char *disp = NULL, *disp2 = NULL;
+        pid_t net_pid, a_pid, pid;
+        unsigned n;
+
+        write_guests();
         fed = federation_open();
 
         /* Boot: the netvm first, then persona-a. */
@@ -340,32 +397,7 @@ static void test_real(void) {
         g_assert_cmpstr(federation_active_persona(fed), ==, "persona-a");
         g_assert_cmpint(qemu_pid("netvm"), ==, net_pid);
 
-        /* Crash: kill -9 the persona's QEMU; stopped reported within a second. */
-        pid = qemu_pid("persona-a");
-        g_assert_cmpint(pid, >, 0);
-        slog.last_stopped_usec = 0;
-        t_kill = g_get_monotonic_time();
-        g_assert_cmpint(kill(pid, SIGKILL), ==, 0);
-        while (federation_vm_state(fed, "persona-a") != FEDERATION_VM_STOPPED &&
-               g_get_monotonic_time() - t_kill < 5 * G_USEC_PER_SEC)
-                run_for(0.005);
-        g_assert_cmpint(federation_vm_state(fed, "persona-a"), ==, FEDERATION_VM_STOPPED);
-        g_printerr("crash of persona-a reported after %.0f ms\n", (slog.last_stopped_usec - t_kill) / 1e3);
-        g_assert_cmpint(slog.last_stopped_usec - t_kill, <, G_USEC_PER_SEC);
-        g_assert_null(federation_active_persona(fed));
-        /* Until libvirt has torn it down, its device and the persona slot stay taken. */
-        {
-                FederationCallbacks cb = result_callbacks(&res);
-                g_autofree char *err = NULL;
-                int r = federation_switch_persona(fed, "persona-b", &cb, &err);
-                if (r == 0)
-                        g_assert_true(run_until(&res.done, HANG_GUARD_S)); /* libvirt was quicker than us */
-                else {
-                        g_assert_cmpint(r, ==, -EBUSY);
-                        g_assert_nonnull(strstr(err, "being torn down"));
-                }
-        }
-        wait_released("persona-a");
+        crash_persona(&res);
 
         /* Managed save of a persona without devices, then restore. */
         n = next_boot("persona-s");
@@ -381,23 +413,7 @@ static void test_real(void) {
         g_assert_cmpint(state_log_find(&slog, "persona-s running restored"), >=, 0);
         g_assert_cmpint(qemu_pid("netvm"), ==, net_pid);
 
-        /* A graceful stop of a guest that ignores ACPI: destroyed after StopTimeout=3. */
-        {
-                FederationCallbacks cb = result_callbacks(&res);
-                gint64 t0;
-                double took;
-                g_assert_cmpint(federation_start_vm(fed, "stubborn", &cb, NULL), ==, 0);
-                g_assert_true(run_until(&res.done, HANG_GUARD_S));
-                g_assert_cmpint(res.r, ==, 0);
-                run_for(2); /* let it boot to its shell */
-                t0 = g_get_monotonic_time();
-                g_assert_cmpint(do_stop("stubborn", false, &res), ==, 0);
-                took = (g_get_monotonic_time() - t0) / 1e6;
-                g_printerr("stubborn guest destroyed after %.1f s\n", took);
-                g_assert_cmpfloat(took, >=, 2.9);
-                g_assert_cmpfloat(took, <, 15);
-                g_assert_cmpint(state_log_find(&slog, "stubborn stopped destroyed"), >=, 0);
-        }
+        stop_stubborn(&res);
 
         /* Disposables: overlay while running, gone after a stop. */
         disp = do_disposable(&res);

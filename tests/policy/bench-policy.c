@@ -93,13 +93,8 @@ static int compare_double(const void *a, const void *b) {
         return x < y ? -1 : x > y;
 }
 
-int main(void) {
-        GRand *r = g_rand_new_with_seed(20261121);
-        g_autofree char *dir = g_dir_make_tmp("vmfed-bench-XXXXXX", NULL);
-        g_assert_nonnull(dir);
-        write_policy(dir, r);
-
-        /* Facts: 200 VMs with 1-3 tags each; vm000 is the disposable template. */
+/* Facts: 200 VMs with 1-3 tags each; vm000 is the disposable template. */
+static PolicyFacts *bench_facts(void) {
         PolicyFacts *facts = policy_facts_new();
         for (int i = 0; i < N_VMS; i++) {
                 g_autofree char *name = vm_name(i);
@@ -112,6 +107,37 @@ int main(void) {
         g_assert_cmpint(policy_facts_set_default_dispvm(facts, "vm000"), ==, 0);
         g_assert_cmpint(policy_facts_set_active(facts, "vm003"), ==, 0);
         policy_facts_freeze(facts);
+        return facts;
+}
+
+/* Requests: every service (and some unknown ones), sources and targets across the federation;
+ * their strings are added to STRINGS. */
+static PolicyRequest *bench_requests(GRand *r, GPtrArray *strings) {
+        PolicyRequest *reqs = g_new0(PolicyRequest, N_REQUESTS);
+        for (int i = 0; i < N_REQUESTS; i++) {
+                int svc = g_rand_int_range(r, 0, N_SERVICES + 5);
+                char *service = g_strdup_printf("vmfed.Bench%02d", svc);
+                int a = g_rand_int_range(r, 0, 10);
+                char *arg = a < 7 ? NULL : g_strdup_printf("app%d", a);
+                char *source = vm_name(g_rand_int_range(r, 1, N_VMS));
+                int d = g_rand_int_range(r, 0, 10);
+                char *target = d < 8 ? vm_name(g_rand_int_range(r, 1, N_VMS)) : g_strdup(d == 8 ? "@dispvm" : "@default");
+                g_ptr_array_add(strings, service);
+                g_ptr_array_add(strings, arg);
+                g_ptr_array_add(strings, source);
+                g_ptr_array_add(strings, target);
+                reqs[i] = (PolicyRequest) { .service = service, .arg = arg, .source = source, .target = target };
+        }
+        return reqs;
+}
+
+int main(void) {
+        GRand *r = g_rand_new_with_seed(20261121);
+        g_autofree char *dir = g_dir_make_tmp("vmfed-bench-XXXXXX", NULL);
+        g_assert_nonnull(dir);
+        write_policy(dir, r);
+
+        PolicyFacts *facts = bench_facts();
 
         /* Load + compile, several times; report the median. */
         enum { LOADS = 15 };
@@ -131,23 +157,8 @@ int main(void) {
         PolicySnapshot *s = NULL;
         g_assert_cmpint(policy_snapshot_load(dir, NULL, 0, &s), ==, 0);
 
-        /* Requests: every service (and some unknown ones), sources and targets across the federation. */
-        PolicyRequest *reqs = g_new0(PolicyRequest, N_REQUESTS);
         GPtrArray *strings = g_ptr_array_new_with_free_func(g_free);
-        for (int i = 0; i < N_REQUESTS; i++) {
-                int svc = g_rand_int_range(r, 0, N_SERVICES + 5);
-                char *service = g_strdup_printf("vmfed.Bench%02d", svc);
-                int a = g_rand_int_range(r, 0, 10);
-                char *arg = a < 7 ? NULL : g_strdup_printf("app%d", a);
-                char *source = vm_name(g_rand_int_range(r, 1, N_VMS));
-                int d = g_rand_int_range(r, 0, 10);
-                char *target = d < 8 ? vm_name(g_rand_int_range(r, 1, N_VMS)) : g_strdup(d == 8 ? "@dispvm" : "@default");
-                g_ptr_array_add(strings, service);
-                g_ptr_array_add(strings, arg);
-                g_ptr_array_add(strings, source);
-                g_ptr_array_add(strings, target);
-                reqs[i] = (PolicyRequest) { .service = service, .arg = arg, .source = source, .target = target };
-        }
+        PolicyRequest *reqs = bench_requests(r, strings);
 
         unsigned long counts[3] = {}, matched = 0;
         /* warm up */
