@@ -55,9 +55,8 @@ void fixture_write(Fixture *x, const char *name, const char *role, const char *e
         write_vm(x->config, name, text);
 }
 
-Federation *fixture_federation(Fixture *x) {
-        g_autoptr(GPtrArray) errors = NULL;
-        FederationOptions o = {
+static FederationOptions fixture_options(Fixture *x) {
+        return (FederationOptions) {
                 .config_dir = x->config,
                 .state_dir = x->state,
                 .domain_prefix = x->prefix,
@@ -65,11 +64,46 @@ Federation *fixture_federation(Fixture *x) {
                 .force_tcg = true,
                 .fake_passthrough = true,
         };
-        Federation *f = NULL;
-        int r = federation_new(x->conn, &o, &f, &errors);
+}
+
+static void print_errors(GPtrArray *errors) {
         for (guint i = 0; errors && i < errors->len; i++)
                 g_printerr("%s\n", (char *) errors->pdata[i]);
+}
+
+Federation *fixture_federation(Fixture *x) {
+        g_autoptr(GPtrArray) errors = NULL;
+        FederationOptions o = fixture_options(x);
+        Federation *f = NULL;
+        int r = federation_new(x->conn, &o, &f, &errors);
+        print_errors(errors);
         g_assert_cmpint(r, ==, 0);
+        state_log_attach(&x->log, f);
+        return f;
+}
+
+static void fixture_loaded(Federation *f, int r, const char *error, void *userdata) {
+        Result *res = userdata;
+        res->r = r;
+        res->done = true;
+        if (r < 0)
+                g_printerr("loading failed: %s\n", error);
+}
+
+Federation *fixture_federation_async(Fixture *x, FixtureBeforeLoad before, void *userdata) {
+        g_autoptr(GPtrArray) errors = NULL;
+        FederationOptions o = fixture_options(x);
+        Federation *f = NULL;
+        Result res = {};
+        int r = federation_new_async(x->conn, &o, fixture_loaded, &res, &f, &errors);
+        print_errors(errors);
+        g_assert_cmpint(r, ==, 0);
+        g_assert_false(federation_is_loaded(f));
+        if (before)
+                before(x, userdata);
+        g_assert_true(run_until(&res.done, 10));
+        g_assert_cmpint(res.r, ==, 0);
+        g_assert_true(federation_is_loaded(f));
         state_log_attach(&x->log, f);
         return f;
 }

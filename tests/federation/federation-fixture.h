@@ -29,6 +29,13 @@ void fixture_teardown(Fixture *x, gconstpointer data);
 void fixture_write(Fixture *x, const char *name, const char *role, const char *extra);
 /* A federation on the fixture's directories (bridge vmfedtest0, TCG, fake passthrough), logged. */
 Federation *fixture_federation(Fixture *x);
+/*
+ * The same with federation_new_async(): asserts it is not loaded at once,
+ * calls before (may be NULL) while the adoption's scan is under way, runs the
+ * loop until it is loaded.
+ */
+typedef void (*FixtureBeforeLoad)(Fixture *x, void *userdata);
+Federation *fixture_federation_async(Fixture *x, FixtureBeforeLoad before, void *userdata);
 /* A netvm, two personas sharing a (fake) GPU, a third persona without devices. */
 void fixture_standard(Fixture *x);
 /* Start (switch to) NAME and run the loop until it is done: its result. */

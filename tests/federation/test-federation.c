@@ -278,6 +278,69 @@ static void test_adopt(Fixture *x, gconstpointer data) {
         g_ptr_array_unref(res.progress);
 }
 
+/* A domain event while the async adoption scans: what is applied is never older than it. */
+static void destroy_netvm(Fixture *x, void *userdata) {
+        virDomainPtr dom = lookup(x, "netvm");
+        g_assert_nonnull(dom);
+        g_assert_cmpint(virDomainDestroy(dom), ==, 0);
+        virDomainFree(dom);
+}
+
+static void loaded_never(Federation *f, int r, const char *error, void *userdata) {
+        g_assert_not_reached();
+}
+
+/* federation_new_async() (vmfedd after a reconnection) adopts as federation_new() does. */
+static void test_adopt_async(Fixture *x, gconstpointer data) {
+        Result res = {};
+        virDomainPtr dom;
+        unsigned id_riv;
+
+        fixture_standard(x);
+        g_assert_cmpint(start_and_wait(x, "rivendale", &res), ==, 0);
+        g_assert_cmpint(switch_and_wait(x, "shire", &res), ==, 0);
+        g_assert_cmpint(switch_and_wait(x, "rivendale", &res), ==, 0);
+        dom = lookup(x, "rivendale");
+        id_riv = virDomainGetID(dom);
+        virDomainFree(dom);
+
+        g_clear_pointer(&x->f, federation_free);
+        state_log_clear(&x->log);
+        x->f = fixture_federation_async(x, NULL, NULL);
+        g_assert_cmpint(federation_vm_state(x->f, "netvm"), ==, FEDERATION_VM_RUNNING);
+        g_assert_cmpint(federation_vm_state(x->f, "rivendale"), ==, FEDERATION_VM_RUNNING);
+        g_assert_cmpint(federation_vm_state(x->f, "shire"), ==, FEDERATION_VM_SAVED);
+        g_assert_cmpint(federation_vm_state(x->f, "gondor"), ==, FEDERATION_VM_STOPPED);
+        g_assert_cmpstr(federation_active_persona(x->f), ==, "rivendale");
+        dom = lookup(x, "rivendale");
+        g_assert_cmpuint(virDomainGetID(dom), ==, id_riv);
+        virDomainFree(dom);
+        {
+                FederationCallbacks cb = result_callbacks(&res);
+                g_assert_cmpint(federation_start_vm(x->f, "gondor", &cb, NULL), ==, -EBUSY);
+        }
+
+        /* Freed while loading: loaded is never called, nothing leaks (ASan, valgrind). */
+        g_clear_pointer(&x->f, federation_free);
+        {
+                FederationOptions o = { .config_dir = x->config, .state_dir = x->state, .domain_prefix = x->prefix };
+                Federation *f = NULL;
+                g_assert_cmpint(federation_new_async(x->conn, &o, NULL, NULL, &f, NULL), ==, -EINVAL);
+                g_assert_cmpint(federation_new_async(x->conn, &o, loaded_never, NULL, &f, NULL), ==, 0);
+                federation_free(f);
+                run_for(0.3);
+        }
+
+        /* The netvm is destroyed while the scan runs: it ends up stopped, whichever came first. */
+        state_log_clear(&x->log);
+        x->f = fixture_federation_async(x, destroy_netvm, NULL);
+        for (int i = 0; i < 100 && federation_vm_state(x->f, "netvm") != FEDERATION_VM_STOPPED; i++)
+                run_for(0.05);
+        g_assert_cmpint(federation_vm_state(x->f, "netvm"), ==, FEDERATION_VM_STOPPED);
+        g_assert_cmpint(federation_vm_state(x->f, "rivendale"), ==, FEDERATION_VM_RUNNING);
+        g_ptr_array_unref(res.progress);
+}
+
 static void write_journal(Fixture *x, const char *from, const char *to, const char *phase) {
         g_autofree char *p = g_build_filename(x->state, "switch.journal", NULL);
         g_autofree char *t = g_strdup_printf("[Switch]\nFrom=%s\nTo=%s\nPhase=%s\n", from, to, phase);
@@ -376,6 +439,7 @@ int main(int argc, char *argv[]) {
         ADD("/federation/switch-rollback", test_switch_rollback);
         ADD("/federation/events", test_events);
         ADD("/federation/adopt", test_adopt);
+        ADD("/federation/adopt-async", test_adopt_async);
         ADD("/federation/resume", test_resume);
         ADD("/federation/passthrough-sysfs", test_passthrough_sysfs);
         return g_test_run();
