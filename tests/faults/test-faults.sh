@@ -11,7 +11,7 @@
 # bridges, nftables chains and work dir.
 #
 # Usage: test-faults.sh BUILD_DIR
-#   env VMFED_FAULT_SEED (default 8), VMFED_FAULT_ROUNDS (default 300, ~18 min),
+#   env VMFED_FAULT_SEED (default 8), VMFED_FAULT_ROUNDS (default 300, ~30 min),
 #       VMFED_FAULT_KINDS (comma-separated subset of the round kinds)
 set -euo pipefail
 
