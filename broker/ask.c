@@ -61,7 +61,7 @@ AskQueue *ask_queue_free(AskQueue *q) {
 }
 
 static AskQueue *ask_queue_of(Broker *b) {
-        return b->services ? b->services->asks : NULL;
+        return guest_services_asks(b);
 }
 
 /* id, source, service, candidates, default_target */

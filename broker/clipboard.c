@@ -196,7 +196,7 @@ static const sd_bus_vtable clipboard_vtable[] = {
 #include "broker/guest-services.h"
 
 static Clipboard *clipboard_of(Broker *b) {
-        return b->services->clipboard;
+        return guest_services_clipboard(b);
 }
 
 int clipboard_register(Broker *b, Clipboard *c) {

@@ -14,6 +14,20 @@
 #include "common/macro.h"
 #include "services/service-args.h"
 
+struct Services {
+        uint64_t clipboard_max;
+        bool clear_after_paste;
+        char **url_schemes;
+        unsigned ask_timeout_sec;
+        unsigned agent_timeout_sec;
+        GHashTable *apps; /* VM name → char** app ids */
+        GHashTable *in_flight; /* source VM → InFlight (guest-request.c): its routed requests pending */
+
+        Clipboard *clipboard;
+        RouteTable *routes;
+        AskQueue *asks;
+};
+
 /* ---- configuration ------------------------------------------------------------ */
 
 static uint64_t parse_size(const char *s, bool *ok) {
@@ -124,6 +138,34 @@ void guest_services_free(Broker *b) {
         g_hash_table_unref(s->apps);
         g_hash_table_unref(s->in_flight);
         g_free(s);
+}
+
+Clipboard *guest_services_clipboard(Broker *b) {
+        return b->services ? b->services->clipboard : NULL;
+}
+
+RouteTable *guest_services_routes(Broker *b) {
+        return b->services ? b->services->routes : NULL;
+}
+
+AskQueue *guest_services_asks(Broker *b) {
+        return b->services ? b->services->asks : NULL;
+}
+
+uint64_t guest_services_clipboard_max(Broker *b) {
+        return b->services ? b->services->clipboard_max : CLIPBOARD_DEFAULT_MAX_SIZE;
+}
+
+const char *const *guest_services_url_schemes(Broker *b) {
+        return b->services ? (const char *const *) b->services->url_schemes : NULL;
+}
+
+const char *const *guest_services_apps(Broker *b, const char *vm) {
+        return b->services ? g_hash_table_lookup(b->services->apps, vm) : NULL;
+}
+
+GHashTable *guest_services_in_flight(Broker *b) {
+        return b->services ? b->services->in_flight : NULL;
 }
 
 /* ---- helpers ---------------------------------------------------------------------- */

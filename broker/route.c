@@ -78,7 +78,7 @@ RouteTable *route_table_free(RouteTable *t) {
 }
 
 static RouteTable *route_table_of(Broker *b) {
-        return b->services ? b->services->routes : NULL;
+        return guest_services_routes(b);
 }
 
 /* Call done once and forget the route. */
