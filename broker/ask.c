@@ -95,8 +95,10 @@ static void ask_audit(Broker *b, Ask *a, const char *decision, const char *targe
                 /* a->service is "SERVICE[+ARG]" */
                 const char *plus = strchr(a->service, '+');
                 g_autofree char *service = plus ? g_strndup(a->service, plus - a->service) : g_strdup(a->service);
-                b->hooks.request_notified(b, id, service, plus ? plus + 1 : "", a->source, target ?: "", decision,
-                                          rule);
+                broker_post_request_notified(b, &(BrokerRequestNotice) { .id = id, .service = service,
+                                                                         .arg = plus ? plus + 1 : "", .source = a->source,
+                                                                         .target = target, .decision = decision,
+                                                                         .rule = rule });
         }
         audit_log(&(AuditRecord) {
                 .request_id = id,

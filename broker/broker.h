@@ -53,25 +53,67 @@ typedef struct Broker Broker;
 typedef void (*BrokerVmReadyFn)(Broker *b, int r, const char *vm, const char *error, void *userdata);
 
 /*
- * What the broker's state calls on change, set by the composition root
- * (broker/daemon.c): broker.c itself includes no other broker module.
+ * Broker events: a change of the broker's shared state, or something a module
+ * announces, for the modules that show it on the bus or act on it.  They are
+ * never delivered from inside the code that made the change: each is queued
+ * on the VM events' queue (vm-events.h) and delivered from its idle to every
+ * watch in the order the watches were added.  One raised while a VM event is
+ * dispatched (a VM's State and ActivePersona change there) goes right after
+ * that event, before what was queued behind it (vm_events_defer_next()), so
+ * PropertiesChanged is still on the bus before the reply to the StartVM whose
+ * end was queued behind the VM event (vm_events_defer()).
+ */
+typedef enum BrokerEventKind {
+        BROKER_EVENT_VM_STATE,         /* vm: its VmObject's State changed (broker_set_vm_state()) */
+        BROKER_EVENT_ACTIVE_PERSONA,   /* Manager.ActivePersona changed (broker_set_active_persona()) */
+        BROKER_EVENT_POLICY,           /* a new policy snapshot (broker_set_policy()) */
+        BROKER_EVENT_AGENT_READY,      /* vm: its agent said Hello on its channel (channel.c) */
+        BROKER_EVENT_FEDERATION_READY, /* the federation was (re)created (lifecycle.c) */
+        BROKER_EVENT_REQUEST_NOTIFIED, /* request: decided by a rule with notify= (guest services, asks) */
+} BrokerEventKind;
+
+/* A request decided by a notify= rule: the fields of Policy.RequestNotified (policy-iface.h). */
+typedef struct BrokerRequestNotice {
+        uint64_t id;
+        const char *service, *arg, *source, *target, *decision, *rule;
+} BrokerRequestNotice;
+
+typedef struct BrokerEvent {
+        BrokerEventKind kind;
+        const char *vm;                      /* VM_STATE, AGENT_READY; else NULL */
+        const BrokerRequestNotice *request;  /* REQUEST_NOTIFIED; else NULL */
+} BrokerEvent;
+
+typedef void (*BrokerEventFn)(Broker *b, const BrokerEvent *e, void *userdata);
+
+/*
+ * A watch id (> 0).  destroy (may be NULL) gets userdata when the watch is
+ * removed or the broker freed.  Watches may be added and removed from inside a
+ * delivery (a removed one hears nothing more).
+ */
+unsigned broker_watch_add(Broker *b, BrokerEventFn fn, void *userdata, GDestroyNotify destroy);
+void broker_watch_remove(Broker *b, unsigned id);
+
+/* Raise an event of the announcing kinds (AGENT_READY, FEDERATION_READY, REQUEST_NOTIFIED); the state setters below raise theirs. */
+void broker_post_agent_ready(Broker *b, const char *vm);
+void broker_post_federation_ready(Broker *b);
+void broker_post_request_notified(Broker *b, const BrokerRequestNotice *n);
+/* Remove every watch (the composition root, before the VM events go). */
+void broker_watches_free(Broker *b);
+
+/*
+ * What the broker asks other modules for, set by the composition root
+ * (broker/daemon.c): broker.c itself includes no other broker module.  These
+ * are requests with results, so they stay injected functions; notifications
+ * travel as broker events (above).
  */
 typedef struct BrokerHooks {
         /* broker_reload() (model NULL) and broker_reload_edited(). */
         int (*reload)(Broker *b, VmModel *model, GPtrArray **ret_errors);
-        void (*vm_state_changed)(Broker *b, const char *name); /* after broker_set_vm_state() changed it */
-        void (*persona_changed)(Broker *b);                    /* after broker_set_active_persona() */
-        void (*policy_changed)(Broker *b);                     /* after broker_set_policy() */
         /* The federation (lifecycle_federation()), NULL while there is none. */
         Federation *(*federation)(Broker *b);
-        /* Lifecycle → netvm links: netvm_links_prepare(), netvm_links_federation_ready(). */
+        /* Lifecycle → netvm links, before a VM starts: netvm_links_prepare(). */
         int (*netvm_prepare)(Broker *b, const char *vm);
-        void (*federation_ready)(Broker *b);
-        /* Channel → netvm links: a VM's agent answers (netvm_links_agent_ready()). */
-        void (*agent_ready)(Broker *b, const char *vm);
-        /* Guest services → Policy: policy_iface_emit_request_notified(). */
-        void (*request_notified)(Broker *b, uint64_t id, const char *service, const char *arg, const char *source,
-                                 const char *target, const char *decision, const char *rule);
         /* Policy → generations: generations_record(). */
         int (*record_generation)(Broker *b, const char *description);
         /* The routing API below (lifecycle_vm_ensure_running(), lifecycle_dispvm_*()). */
@@ -109,8 +151,6 @@ struct Broker {
         GHashTable *vm_objects; /* name → VmObject* (owning) */
         GHashTable *channels;   /* name → Channel* (owning) */
 
-        sd_bus_track *request_watchers; /* callers of Policy.Subscribe() (policy-iface.c), NULL: none yet */
-
         PolicySnapshot *policy;
         PolicyFacts *facts;
         uint64_t policy_revision;
@@ -126,6 +166,8 @@ struct Broker {
         gid_t vmfed_gid;
 
         BrokerHooks hooks;
+        GPtrArray *watches; /* BrokerWatch* (broker.c), in the order they were added */
+        unsigned next_watch_id, watch_dispatching;
 };
 
 /* Rebuild the policy facts from the model and the active persona. */

@@ -181,7 +181,7 @@ static int method_hello(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (r >= 0 && !g->agent_ready && g->channel->conn == g) {
                 g->agent_ready = true;
                 route_agent_ready(g->channel->broker, g->channel->vm_name);
-                g->channel->broker->hooks.agent_ready(g->channel->broker, g->channel->vm_name);
+                broker_post_agent_ready(g->channel->broker, g->channel->vm_name);
         }
         return r;
 }

@@ -42,10 +42,6 @@ static Federation *daemon_federation(Broker *b) {
         return lifecycle_federation(b->lifecycle, NULL);
 }
 
-static void daemon_vm_state_changed(Broker *b, const char *name) {
-        vm_object_emit_changed(b, name, "State", NULL);
-}
-
 static bool strv_equal0(char **a, char **b) {
         if (!a || !b)
                 return a == b;
@@ -170,14 +166,8 @@ int broker_new(const char *config_dir, const char *state_dir, const char *libvir
         b->next_request_id = 1;
         b->hooks = (BrokerHooks) {
                 .reload = daemon_reload,
-                .vm_state_changed = daemon_vm_state_changed,
-                .persona_changed = manager_emit_active_persona,
-                .policy_changed = policy_iface_emit_changed,
                 .federation = daemon_federation,
                 .netvm_prepare = netvm_links_prepare,
-                .federation_ready = netvm_links_federation_ready,
-                .agent_ready = netvm_links_agent_ready,
-                .request_notified = policy_iface_emit_request_notified,
                 .record_generation = generations_record,
                 .vm_ensure_running = lifecycle_vm_ensure_running,
                 .dispvm_start = lifecycle_dispvm_start,
@@ -208,7 +198,6 @@ Broker *broker_free(Broker *b) {
         guest_services_free(b);
         b->hypervisor = hypervisor_free(b->hypervisor);
         b->bus_source = bus_source_free(b->bus_source);
-        b->request_watchers = sd_bus_track_unref(b->request_watchers);
         if (b->bus) {
                 sd_bus_flush_close_unref(b->bus);
                 b->bus = NULL;
@@ -218,6 +207,7 @@ Broker *broker_free(Broker *b) {
         g_free(b->model_error);
         b->policy = policy_snapshot_unref(b->policy);
         b->facts = policy_facts_unref(b->facts);
+        broker_watches_free(b); /* their last events go with the VM events */
         b->vm_events = vm_events_free(b->vm_events);
         b->operations = operation_set_free(b->operations);
         g_clear_pointer(&b->loop, g_main_loop_unref);

@@ -175,7 +175,9 @@ void guest_services_audit(Broker *b, const char *source, const char *target, con
         uint64_t id = broker_next_request_id(b);
 
         if (notify && strcmp(decision, "ask") != 0)
-                b->hooks.request_notified(b, id, service, arg, source, target, decision, rule);
+                broker_post_request_notified(b, &(BrokerRequestNotice) { .id = id, .service = service, .arg = arg,
+                                                                         .source = source, .target = target,
+                                                                         .decision = decision, .rule = rule });
         audit_log(&(AuditRecord) {
                 .request_id = id,
                 .source = source,

@@ -362,7 +362,7 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors) {
         l->federation = f;
         g_clear_pointer(&l->unavailable, g_free);
         lifecycle_forget_stopped_dispvms(l);
-        b->hooks.federation_ready(b);
+        broker_post_federation_ready(b);
         log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
                  l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
         if (!l->boot_idle)

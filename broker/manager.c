@@ -124,12 +124,19 @@ static const sd_bus_vtable manager_vtable[] = {
 /* The Manager interface is served by one vtable per noun: this one, lifecycle-iface.c (StartVM, StopVM,
  * SwitchPersona, Progress; also VM.Start/Stop), vm-config-iface.c (AddVM, RemoveVM) and
  * generations-iface.c (ListGenerations, Rollback); sd-bus merges them in introspection. */
+static void manager_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        if (e->kind == BROKER_EVENT_ACTIVE_PERSONA && b->bus)
+                (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, MANAGER_INTERFACE,
+                                                      "ActivePersona", NULL);
+}
+
 int manager_register(Broker *b) {
         int r;
 
         r = sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, manager_vtable, b);
         if (r < 0)
                 return r;
+        (void) broker_watch_add(b, manager_on_broker_event, NULL, NULL); /* ActivePersona's PropertiesChanged */
         r = lifecycle_iface_register(b);
         if (r < 0)
                 return r;
@@ -137,10 +144,4 @@ int manager_register(Broker *b) {
         if (r < 0)
                 return r;
         return generations_iface_register(b);
-}
-
-void manager_emit_active_persona(Broker *b) {
-        if (b->bus)
-                (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, MANAGER_INTERFACE,
-                                                      "ActivePersona", NULL);
 }

@@ -33,6 +33,8 @@ static void client_vm_free(void *p) {
 }
 
 static void netvm_links_on_vm_event(const VmEvent *e, void *userdata);
+static void netvm_links_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata);
+static void netvm_links_federation_ready(NetvmLinks *n);
 
 int netvm_links_new(Broker *b, NetvmLinks **ret) {
         g_autofree char *subnet = NULL, *subnet6 = NULL;
@@ -47,6 +49,7 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
         n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
         n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
         n->watch = vm_events_watch_add(b->vm_events, netvm_links_on_vm_event, n, NULL);
+        n->broker_watch = broker_watch_add(b, netvm_links_on_broker_event, n, NULL);
         subnet = network_conf_subnet(n->conf);
         r = addressing_new(b->config_dir, b->state_dir, subnet, &n->addressing);
         if (r < 0) {
@@ -79,6 +82,7 @@ NetvmLinks *netvm_links_free(NetvmLinks *n) {
         if (!n)
                 return NULL;
         vm_events_watch_remove(n->broker->vm_events, n->watch);
+        broker_watch_remove(n->broker, n->broker_watch);
         g_hash_table_unref(n->netvms);
         g_hash_table_unref(n->clients);
         addressing_free(n->addressing);
@@ -170,8 +174,8 @@ static void client_send_network(NetvmLinks *n, ClientVm *c) {
                 log_warning_errno(r, "Cannot send the network configuration to %s: %m", c->name);
 }
 
-void netvm_links_agent_ready(Broker *b, const char *vm) {
-        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
+static void netvm_links_agent_ready(NetvmLinks *n, const char *vm) {
+        ClientVm *c = g_hash_table_lookup(n->clients, vm);
 
         /*
          * An agent that said Hello after the SetNetwork waiting for it timed out,
@@ -180,7 +184,7 @@ void netvm_links_agent_ready(Broker *b, const char *vm) {
          * queued reaches this agent through route_agent_ready().
          */
         if (c && !c->network_pending)
-                client_send_network(b->netvm_links, c);
+                client_send_network(n, c);
 }
 
 static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
@@ -285,6 +289,16 @@ static void netvm_running(NetvmLinks *n, Federation *f, const VmSpec *s) {
                 log_warning_errno(r, "Cannot attach the netvm %s's tap %s to %s: %m", s->name, tap, link->bridge);
 }
 
+/* The broker's events: the federation was (re)created, an agent said Hello. */
+static void netvm_links_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        NetvmLinks *n = userdata;
+
+        if (e->kind == BROKER_EVENT_FEDERATION_READY)
+                netvm_links_federation_ready(n);
+        else if (e->kind == BROKER_EVENT_AGENT_READY)
+                netvm_links_agent_ready(n, e->vm);
+}
+
 /* The watch of broker/vm-events.h: netvm clients, host ports, the agent's network. */
 static void netvm_links_on_vm_event(const VmEvent *e, void *userdata) {
         NetvmLinks *n = userdata;
@@ -356,12 +370,11 @@ static void links_forget_stopped(NetvmLinks *n, Federation *f) {
         }
 }
 
-void netvm_links_federation_ready(Broker *b) {
-        NetvmLinks *n = b->netvm_links;
-        Federation *f = n ? links_federation(n) : NULL;
+static void netvm_links_federation_ready(NetvmLinks *n) {
+        Federation *f = links_federation(n);
         g_auto(GStrv) names = NULL;
 
-        if (!f || !b->bridge)
+        if (!f || !n->bridge)
                 return;
         names = federation_list_vms(f);
         /* Netvms first (connections, router ports), then the clients that exist (adopted). */

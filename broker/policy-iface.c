@@ -15,6 +15,12 @@
 #define EVAL_FIELD_MAX 256
 #define DIAGNOSTICS_IN_ERROR 5
 
+/* The userdata of the Policy vtable; freed with the broker's watches. */
+typedef struct PolicyIface {
+        Broker *broker;
+        sd_bus_track *request_watchers; /* callers of Subscribe(), NULL: none yet */
+} PolicyIface;
+
 typedef struct PolicyEdit {
         char *name;
         char *content; /* NULL: remove */
@@ -34,7 +40,7 @@ static void policy_edit_free(void *p) {
 /* ---- Evaluate -------------------------------------------------------- */
 
 static int method_evaluate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         const char *untrusted_source, *untrusted_target, *untrusted_service;
         char service[EVAL_FIELD_MAX + 1], rule[EVAL_FIELD_MAX + 32];
         const char *arg = NULL;
@@ -96,7 +102,7 @@ static int method_evaluate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 static int method_list_files(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         g_autoptr(GPtrArray) names = NULL;
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         int r;
 
         r = policy_file_list(b->policy_dir, &names);
@@ -135,7 +141,7 @@ static int validate_name(Broker *b, const char *untrusted_name, sd_bus_error *er
 }
 
 static int method_get_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         const char *untrusted_name;
         g_autofree char *content = NULL, *etag = NULL;
         int r;
@@ -331,7 +337,7 @@ static int edit_validate_and_authorize(Broker *b, sd_bus_message *m, const Polic
 static int method_replace_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *untrusted_name, *untrusted_content, *untrusted_etag;
         g_autofree char *current = NULL;
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         int r;
 
         /* parse */
@@ -369,7 +375,7 @@ static int method_replace_file(sd_bus_message *m, void *userdata, sd_bus_error *
 static int method_remove_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *untrusted_name, *untrusted_etag;
         g_autofree char *current = NULL;
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         int r;
 
         r = sd_bus_message_read(m, "ss", &untrusted_name, &untrusted_etag);
@@ -392,20 +398,20 @@ static int method_remove_file(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 static int property_get_revision(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         return sd_bus_message_append(reply, "t", b->policy_revision);
 }
 
 static int property_get_valid(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         return sd_bus_message_append(reply, "b", policy_snapshot_is_valid(b->policy));
 }
 
 static int property_get_diagnostics(sd_bus *bus, const char *path, const char *interface,
                                     const char *property, sd_bus_message *reply, void *userdata,
                                     sd_bus_error *error) {
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         size_t n = policy_snapshot_n_diagnostics(b->policy);
         int r;
 
@@ -424,25 +430,25 @@ static int property_get_diagnostics(sd_bus *bus, const char *path, const char *i
 /* ---- Subscribe: RequestNotified only while someone listens -------------- */
 
 static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        PolicyIface *p = userdata;
         int r;
 
-        if (!b->request_watchers) {
-                r = sd_bus_track_new(sd_bus_message_get_bus(m), &b->request_watchers, NULL, NULL);
+        if (!p->request_watchers) {
+                r = sd_bus_track_new(sd_bus_message_get_bus(m), &p->request_watchers, NULL, NULL);
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_track_add_sender(b->request_watchers, m);
+        r = sd_bus_track_add_sender(p->request_watchers, m);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, NULL);
 }
 
 static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        PolicyIface *p = userdata;
 
-        if (b->request_watchers)
-                (void) sd_bus_track_remove_sender(b->request_watchers, m);
+        if (p->request_watchers)
+                (void) sd_bus_track_remove_sender(p->request_watchers, m);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -473,26 +479,41 @@ static const sd_bus_vtable policy_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int policy_iface_register(Broker *b) {
-        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, POLICY_INTERFACE, policy_vtable, b);
-}
-
-void policy_iface_emit_request_notified(Broker *b, uint64_t id, const char *service, const char *arg,
-                                        const char *source, const char *target, const char *decision,
-                                        const char *rule) {
+static void policy_iface_emit_request_notified(PolicyIface *p, const BrokerRequestNotice *n) {
+        sd_bus *bus = p->broker->bus;
         int r;
 
         /* Nobody subscribed: not even a message (a signal per routed call costs the bus its time). */
-        if (!b->bus || !b->request_watchers || sd_bus_track_count(b->request_watchers) == 0)
+        if (!bus || !p->request_watchers || sd_bus_track_count(p->request_watchers) == 0)
                 return;
-        r = sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "RequestNotified", "tssssss", id,
-                               service ?: "", arg ?: "", source ?: "", target ?: "", decision ?: "", rule ?: "");
+        r = sd_bus_emit_signal(bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "RequestNotified", "tssssss", n->id,
+                               n->service, n->arg, n->source, n->target, n->decision, n->rule);
         if (r < 0)
-                log_warning_errno(r, "Cannot announce request %" PRIu64 ": %m", id);
+                log_warning_errno(r, "Cannot announce request %" PRIu64 ": %m", n->id);
 }
 
-void policy_iface_emit_changed(Broker *b) {
-        if (b->bus)
+static void policy_iface_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        PolicyIface *p = userdata;
+
+        if (e->kind == BROKER_EVENT_POLICY && b->bus)
                 (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "Revision",
                                                       "Valid", "Diagnostics", NULL);
+        else if (e->kind == BROKER_EVENT_REQUEST_NOTIFIED)
+                policy_iface_emit_request_notified(p, e->request);
+}
+
+static void policy_iface_free(void *userdata) {
+        PolicyIface *p = userdata;
+
+        sd_bus_track_unref(p->request_watchers);
+        g_free(p);
+}
+
+int policy_iface_register(Broker *b) {
+        PolicyIface *p = g_new0(PolicyIface, 1);
+
+        p->broker = b;
+        /* The watch owns p: the vtable's userdata lives as long as the broker. */
+        (void) broker_watch_add(b, policy_iface_on_broker_event, p, policy_iface_free);
+        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, POLICY_INTERFACE, policy_vtable, p);
 }

@@ -102,6 +102,12 @@ static int vm_object_enumerate(sd_bus *bus, const char *path, void *userdata, ch
         return 1;
 }
 
+/* A VM's State changed: PropertiesChanged on its object. */
+static void vm_object_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        if (e->kind == BROKER_EVENT_VM_STATE)
+                vm_object_emit_changed(b, e->vm, "State", NULL);
+}
+
 int vm_object_register(Broker *b) {
         int r;
 
@@ -109,7 +115,11 @@ int vm_object_register(Broker *b) {
                                        vm_object_find, b);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(b->bus, NULL, BROKER_VM_PATH_PREFIX, vm_object_enumerate, b);
+        r = sd_bus_add_node_enumerator(b->bus, NULL, BROKER_VM_PATH_PREFIX, vm_object_enumerate, b);
+        if (r < 0)
+                return r;
+        (void) broker_watch_add(b, vm_object_on_broker_event, NULL, NULL);
+        return 0;
 }
 
 void vm_object_emit_added(Broker *b, const char *name) {
