@@ -4,8 +4,45 @@
 #include <errno.h>
 #include <string.h>
 
+#include "federation/vmspec.h"
+
 #include "broker/vm-events.h"
 #include "common/log.h"
+
+struct Broker {
+        char *config_dir;
+        char *state_dir;
+        char *policy_dir;  /* CONFIG/policy.d */
+        char *channel_dir; /* STATE/channels */
+        char *bridge;      /* --bridge: the default netvm's bridge, NULL: no NICs */
+        bool have_manage_gid;
+        gid_t manage_gid;
+        BrokerHooks hooks;
+
+        /* The module objects (broker.h): set and freed by the composition root. */
+        sd_bus *bus;
+        OperationSet *operations;
+        Lifecycle *lifecycle;
+        Services *services;
+        NetvmLinks *netvm_links;
+        ChannelTable *channel_table;
+
+        VmEvents *vm_events;  /* VM state changes and broker events, delivered from an idle (vm-events.h) */
+        unsigned vm_events_watch;
+        GPtrArray *watches;   /* BrokerWatch*, in the order they were added */
+        unsigned next_watch_id, watch_dispatching;
+
+        VmModel *model;         /* vms.d/ as last loaded (strictly), NULL before the first load that succeeded */
+        char *model_error;      /* why the last load of vms.d/ failed, NULL when it loaded */
+        GHashTable *vm_objects; /* name → VmObject* (owning) */
+
+        PolicySnapshot *policy;
+        PolicyFacts *facts;
+        uint64_t policy_revision;
+        char *active_persona; /* NULL: none */
+
+        uint64_t next_request_id;
+};
 
 /* ---- broker events ------------------------------------------------------ */
 
@@ -64,7 +101,7 @@ void broker_watch_remove(Broker *b, unsigned id) {
                 broker_watches_sweep(b);
 }
 
-void broker_watches_free(Broker *b) {
+static void broker_watches_free(Broker *b) {
         for (guint k = 0; b->watches && k < b->watches->len; k++)
                 ((BrokerWatch *) b->watches->pdata[k])->removed = true;
         broker_watches_sweep(b);
@@ -134,12 +171,12 @@ uint64_t broker_next_request_id(Broker *b) {
         return b->next_request_id++;
 }
 
-VmObject *broker_find_vm(Broker *b, const char *name) {
+const VmObject *broker_find_vm(const Broker *b, const char *name) {
         return g_hash_table_lookup(b->vm_objects, name);
 }
 
 void broker_set_vm_state(Broker *b, const char *name, const char *state) {
-        VmObject *o = broker_find_vm(b, name);
+        VmObject *o = g_hash_table_lookup(b->vm_objects, name);
 
         if (!o || strcmp(o->state, state) == 0)
                 return;
@@ -189,6 +226,18 @@ int broker_reload_edited(Broker *b, VmModel *model, GPtrArray **ret_errors) {
         return b->hooks.reload(b, model, ret_errors);
 }
 
+Federation *broker_federation(Broker *b) {
+        return b->hooks.federation(b);
+}
+
+int broker_netvm_prepare(Broker *b, const char *vm) {
+        return b->hooks.netvm_prepare(b, vm);
+}
+
+int broker_record_generation(Broker *b, const char *description) {
+        return b->hooks.record_generation(b, description);
+}
+
 int broker_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
         return b->hooks.vm_ensure_running(b, name, cb, userdata, ret_error);
 }
@@ -204,4 +253,196 @@ int broker_dispvm_release(Broker *b, const char *name) {
 
 bool broker_dispvm_is_running(Broker *b, const char *name) {
         return b->hooks.dispvm_is_running(b, name);
+}
+
+/* ---- construction ----------------------------------------------------------- */
+
+static VmObject *vm_object_new(const VmSpec *spec, const char *state) {
+        VmObject *o = g_new0(VmObject, 1);
+        o->spec = spec;
+        o->state = g_strdup(state ? state : "unknown");
+        return o;
+}
+
+static void vm_object_free(void *p) {
+        VmObject *o = p;
+        if (!o)
+                return;
+        g_free(o->state);
+        g_free(o);
+}
+
+/* The broker's own VM events watch, the first: the VM objects' State and ActivePersona. */
+static void broker_on_vm_event(const VmEvent *e, void *userdata) {
+        Broker *b = userdata;
+        const char *state = federation_vm_state_to_string(e->state);
+
+        if (state)
+                broker_set_vm_state(b, e->vm, state);
+        broker_set_active_persona(b, e->active_persona);
+}
+
+int broker_new(const BrokerOptions *o, const BrokerHooks *hooks, Broker **ret) {
+        Broker *b = g_new0(Broker, 1);
+
+        b->config_dir = g_strdup(o->config_dir);
+        b->state_dir = g_strdup(o->state_dir);
+        b->policy_dir = g_build_filename(o->config_dir, "policy.d", NULL);
+        b->channel_dir = g_build_filename(o->state_dir, "channels", NULL);
+        b->bridge = g_strdup(o->bridge);
+        b->have_manage_gid = o->have_manage_gid;
+        b->manage_gid = o->manage_gid;
+        b->hooks = *hooks;
+        b->vm_objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
+        b->next_request_id = 1;
+        b->vm_events = vm_events_new();
+        b->vm_events_watch = vm_events_watch_add(b->vm_events, broker_on_vm_event, b, NULL);
+        *ret = b;
+        return 0;
+}
+
+Broker *broker_free(Broker *b) {
+        if (!b)
+                return NULL;
+        broker_watches_free(b);
+        vm_events_watch_remove(b->vm_events, b->vm_events_watch);
+        /* Pending deferred calls (the ends of operations) run here, with the state still there. */
+        b->vm_events = vm_events_free(b->vm_events);
+        g_clear_pointer(&b->vm_objects, g_hash_table_unref);
+        b->model = vm_model_unref(b->model);
+        g_free(b->model_error);
+        b->policy = policy_snapshot_unref(b->policy);
+        b->facts = policy_facts_unref(b->facts);
+        g_free(b->config_dir);
+        g_free(b->state_dir);
+        g_free(b->policy_dir);
+        g_free(b->channel_dir);
+        g_free(b->bridge);
+        g_free(b->active_persona);
+        g_free(b);
+        return NULL;
+}
+
+/* ---- accessors ---------------------------------------------------------------- */
+
+const char *broker_config_dir(const Broker *b) {
+        return b->config_dir;
+}
+
+const char *broker_state_dir(const Broker *b) {
+        return b->state_dir;
+}
+
+const char *broker_policy_dir(const Broker *b) {
+        return b->policy_dir;
+}
+
+const char *broker_channel_dir(const Broker *b) {
+        return b->channel_dir;
+}
+
+const char *broker_bridge(const Broker *b) {
+        return b->bridge;
+}
+
+bool broker_manage_gid(const Broker *b, gid_t *ret) {
+        if (b->have_manage_gid && ret)
+                *ret = b->manage_gid;
+        return b->have_manage_gid;
+}
+
+sd_bus *broker_bus(const Broker *b) {
+        return b->bus;
+}
+
+VmEvents *broker_vm_events(const Broker *b) {
+        return b->vm_events;
+}
+
+OperationSet *broker_operations(const Broker *b) {
+        return b->operations;
+}
+
+Lifecycle *broker_lifecycle(const Broker *b) {
+        return b->lifecycle;
+}
+
+Services *broker_services(const Broker *b) {
+        return b->services;
+}
+
+NetvmLinks *broker_netvm_links(const Broker *b) {
+        return b->netvm_links;
+}
+
+ChannelTable *broker_channel_table(const Broker *b) {
+        return b->channel_table;
+}
+
+void broker_set_bus(Broker *b, sd_bus *bus) {
+        b->bus = bus;
+}
+
+void broker_set_operations(Broker *b, OperationSet *s) {
+        b->operations = s;
+}
+
+void broker_set_lifecycle(Broker *b, Lifecycle *l) {
+        b->lifecycle = l;
+}
+
+void broker_set_services(Broker *b, Services *s) {
+        b->services = s;
+}
+
+void broker_set_netvm_links(Broker *b, NetvmLinks *n) {
+        b->netvm_links = n;
+}
+
+void broker_set_channel_table(Broker *b, ChannelTable *t) {
+        b->channel_table = t;
+}
+
+VmModel *broker_model(const Broker *b) {
+        return b->model;
+}
+
+const char *broker_model_error(const Broker *b) {
+        return b->model_error;
+}
+
+void broker_set_model_error(Broker *b, const char *error) {
+        g_free(b->model_error);
+        b->model_error = g_strdup(error);
+}
+
+VmModel *broker_set_model(Broker *b, VmModel *model, BrokerVmStateFn state_of, void *userdata) {
+        g_autoptr(GHashTable) objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
+        VmModel *old = b->model;
+
+        for (guint i = 0; i < vm_model_n_vms(model); i++) {
+                const VmSpec *c = vm_model_vm(model, i);
+                const VmObject *o = broker_find_vm(b, c->name);
+                g_hash_table_insert(objects, c->name, vm_object_new(c, o ? o->state : state_of(c->name, userdata)));
+        }
+        g_hash_table_unref(b->vm_objects);
+        b->vm_objects = g_steal_pointer(&objects);
+        b->model = model;
+        return old;
+}
+
+PolicySnapshot *broker_policy(const Broker *b) {
+        return b->policy;
+}
+
+PolicyFacts *broker_facts(const Broker *b) {
+        return b->facts;
+}
+
+uint64_t broker_policy_revision(const Broker *b) {
+        return b->policy_revision;
+}
+
+const char *broker_active_persona(const Broker *b) {
+        return b->active_persona;
 }

@@ -229,12 +229,12 @@ static int request_switch_answered(Broker *b, const char *target, const char *wh
 /* Launch: the app must be declared for the VM (or the disposable's template). */
 /* The template of a disposable for source: its DefaultDispVM=, else the only disposable template. */
 static const char *dispvm_template(Broker *b, const char *source) {
-        VmObject *o = broker_find_vm(b, source);
+        const VmObject *o = broker_find_vm(b, source);
         const char *only = NULL;
         if (o && o->spec->default_dispvm)
                 return o->spec->default_dispvm;
-        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *c = vm_model_vm(b->model, i);
+        for (guint i = 0; i < vm_model_n_vms(broker_model(b)); i++) {
+                const VmSpec *c = vm_model_vm(broker_model(b), i);
                 if (c->role != VM_ROLE_DISPOSABLE_TEMPLATE)
                         continue;
                 if (only)
@@ -289,8 +289,9 @@ static void request_deliver(Request *q, const char *target, bool autostart) {
                              q->kind == REQUEST_PING ? "" : " and the policy says autostart=no");
                 return;
         }
-        VmObject *o = broker_find_vm(b, target);
-        if (o->spec->role == VM_ROLE_PERSONA && b->active_persona && strcmp(b->active_persona, target) != 0) {
+        const VmObject *o = broker_find_vm(b, target);
+        const char *active = broker_active_persona(b);
+        if (o->spec->role == VM_ROLE_PERSONA && active && strcmp(active, target) != 0) {
                 char *cands[] = { (char *) target, NULL };
                 g_autofree char *service = g_strdup_printf("vmfed.Admin.SwitchPersona+%s", target);
                 g_free(q->vm);

@@ -53,7 +53,7 @@ typedef struct AskQueue AskQueue;
 
 /* The guest side's configuration and tables (guest-services.c), one per broker: opaque. */
 
-/* Load services.conf, create the clipboard, routes and asks, export Clipboard and Ask on b->bus. */
+/* Load services.conf, create the clipboard, routes and asks, export Clipboard and Ask on broker_bus(b). */
 int guest_services_start(Broker *b);
 /* Fail every pending ask and routed call ("shutting down"); before the lifecycle goes. */
 void guest_services_stop(Broker *b);
