@@ -61,7 +61,7 @@ AskQueue *ask_queue_free(AskQueue *q) {
 }
 
 static AskQueue *ask_queue_of(Broker *b) {
-        return b->services ? b->services->asks : NULL;
+        return guest_services_asks(b);
 }
 
 /* id, source, service, candidates, default_target */
@@ -75,9 +75,9 @@ static int ask_append(sd_bus_message *m, Ask *a) {
 }
 
 static void ask_emit_finished(Broker *b, uint64_t id, const char *outcome, const char *target) {
-        if (b->bus)
-                (void) sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, ASK_INTERFACE, "AskFinished", "tss", id, outcome,
-                                          target ? target : "");
+        if (broker_bus(b))
+                (void) sd_bus_emit_signal(broker_bus(b), BROKER_ROOT_PATH, ASK_INTERFACE, "AskFinished", "tss", id,
+                                          outcome, target ? target : "");
 }
 
 /* Remove the ask from the queue and return it (the caller frees it). */
@@ -95,8 +95,9 @@ static void ask_audit(Broker *b, Ask *a, const char *decision, const char *targe
                 /* a->service is "SERVICE[+ARG]" */
                 const char *plus = strchr(a->service, '+');
                 g_autofree char *service = plus ? g_strndup(a->service, plus - a->service) : g_strdup(a->service);
-                b->hooks.request_notified(b, id, service, plus ? plus + 1 : "", a->source, target ?: "", decision,
-                                          rule);
+                BrokerRequestNotice n = { .id = id, .service = service, .arg = plus ? plus + 1 : "",
+                                          .source = a->source, .target = target, .decision = decision, .rule = rule };
+                broker_post_request_notified(b, &n);
         }
         audit_log(&(AuditRecord) {
                 .request_id = id,
@@ -162,13 +163,13 @@ int64_t ask_new(Broker *b, const char *source, const char *service, char **candi
         g_hash_table_insert(q->asks, &a->id, a);
 
         ask_audit(b, a, "ask", a->default_target, "ask:pending");
-        if (b->bus) {
+        if (broker_bus(b)) {
                 _cleanup_(sd_bus_message_unrefp) sd_bus_message *sig = NULL;
-                int r = sd_bus_message_new_signal(b->bus, &sig, BROKER_ROOT_PATH, ASK_INTERFACE, "AskRequested");
+                int r = sd_bus_message_new_signal(broker_bus(b), &sig, BROKER_ROOT_PATH, ASK_INTERFACE, "AskRequested");
                 if (r >= 0)
                         r = ask_append(sig, a);
                 if (r >= 0)
-                        r = sd_bus_send(b->bus, sig, NULL);
+                        r = sd_bus_send(broker_bus(b), sig, NULL);
                 if (r < 0)
                         log_warning_errno(r, "Cannot announce question %" PRIu64 ": %m", a->id);
         }
@@ -341,5 +342,5 @@ static const sd_bus_vtable ask_vtable[] = {
 };
 
 int ask_register(Broker *b) {
-        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, ASK_INTERFACE, ask_vtable, b);
+        return sd_bus_add_object_vtable(broker_bus(b), NULL, BROKER_ROOT_PATH, ASK_INTERFACE, ask_vtable, b);
 }

@@ -12,6 +12,13 @@
 #include "common/log.h"
 #include "common/macro.h"
 
+/* The managing group's gid (only asked for when there is one). */
+static gid_t manage_gid(const Broker *b) {
+        gid_t gid = (gid_t) -1;
+        (void) broker_manage_gid(b, &gid);
+        return gid;
+}
+
 static const char *strna(const char *s) {
         return s ? s : "n/a";
 }
@@ -150,7 +157,7 @@ static int groups_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret
                         if (r < 0)
                                 break;
                         for (size_t i = 0; i < size / sizeof(uint32_t); i++)
-                                if (((const uint32_t *) gids)[i] == (uint32_t) b->vmfed_gid)
+                                if (((const uint32_t *) gids)[i] == (uint32_t) manage_gid(b))
                                         member = true;
                         r = sd_bus_message_exit_container(reply);
                 } else
@@ -252,20 +259,20 @@ void auth_check_manage(Broker *b, sd_bus_message *m, AuthDoneFunc done, void *us
                 return;
         }
 
-        if (b->have_vmfed_gid) {
+        if (broker_manage_gid(b, NULL)) {
                 gid_t egid;
                 const gid_t *gids = NULL;
                 int n;
 
                 if (!(augmented & SD_BUS_CREDS_EGID) && sd_bus_creds_get_egid(creds, &egid) >= 0 &&
-                    egid == b->vmfed_gid) {
+                    egid == manage_gid(b)) {
                         auth_pending_finish(p, true, "group-vmfed");
                         auth_pending_free(p);
                         return;
                 }
                 if (!(augmented & SD_BUS_CREDS_SUPPLEMENTARY_GIDS) &&
                     (n = sd_bus_creds_get_supplementary_gids(creds, &gids)) > 0 &&
-                    gid_in(b->vmfed_gid, gids, n)) {
+                    gid_in(manage_gid(b), gids, n)) {
                         auth_pending_finish(p, true, "group-vmfed");
                         auth_pending_free(p);
                         return;

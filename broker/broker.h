@@ -1,9 +1,14 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Broker: the state of one vmfedd process.  Owns the configuration that was
- * loaded (VM definitions, the policy snapshot and the facts derived from
- * them), the system bus connection, the hypervisor connection and the
- * per-VM guest channels.  Everything runs on the default GMainContext.
+ * Broker: the shared state of one vmfedd process, opaque outside broker.c.
+ * Owns the configuration that was loaded (VM definitions and their VM
+ * objects, the policy snapshot and the facts derived from them), the active
+ * persona, request ids, the VM events' queue and the broker events (below).
+ * It also holds one pointer to each module object of the process (the
+ * lifecycle, the guest services, the netvm links, the channel table, the
+ * pending operations) and the bus connection, for the modules to find each
+ * other: the composition root (broker/daemon.c) creates, sets and frees
+ * those.  Everything runs on the default GMainContext.
  */
 #pragma once
 
@@ -25,15 +30,16 @@
 
 typedef struct Hypervisor Hypervisor;
 typedef struct Channel Channel;
+typedef struct ChannelTable ChannelTable;
 typedef struct Lifecycle Lifecycle;
 typedef struct Services Services;
 typedef struct NetvmLinks NetvmLinks;
 typedef struct VmEvents VmEvents;
 typedef struct OperationSet OperationSet;
 
-/* One VM the broker knows from vms.d/: exported as a .VM object. */
+/* One VM the broker knows from vms.d/: exported as a .VM object.  Read-only outside broker.c. */
 typedef struct VmObject {
-        const VmSpec *spec; /* borrowed from Broker.model */
+        const VmSpec *spec; /* borrowed from the broker's model */
         char *state;      /* "running", "stopped", ..., see hypervisor.h */
 } VmObject;
 
@@ -53,25 +59,65 @@ typedef struct Broker Broker;
 typedef void (*BrokerVmReadyFn)(Broker *b, int r, const char *vm, const char *error, void *userdata);
 
 /*
- * What the broker's state calls on change, set by the composition root
- * (broker/daemon.c): broker.c itself includes no other broker module.
+ * Broker events: a change of the broker's shared state, or something a module
+ * announces, for the modules that show it on the bus or act on it.  They are
+ * never delivered from inside the code that made the change: each is queued
+ * on the VM events' queue (vm-events.h) and delivered from its idle to every
+ * watch in the order the watches were added.  One raised while a VM event is
+ * dispatched (a VM's State and ActivePersona change there) goes right after
+ * that event, before what was queued behind it (vm_events_defer_next()), so
+ * PropertiesChanged is still on the bus before the reply to the StartVM whose
+ * end was queued behind the VM event (vm_events_defer()).
+ */
+typedef enum BrokerEventKind {
+        BROKER_EVENT_VM_STATE,         /* vm: its VmObject's State changed (broker_set_vm_state()) */
+        BROKER_EVENT_ACTIVE_PERSONA,   /* Manager.ActivePersona changed (broker_set_active_persona()) */
+        BROKER_EVENT_POLICY,           /* a new policy snapshot (broker_set_policy()) */
+        BROKER_EVENT_AGENT_READY,      /* vm: its agent said Hello on its channel (channel.c) */
+        BROKER_EVENT_FEDERATION_READY, /* the federation was (re)created (lifecycle.c) */
+        BROKER_EVENT_REQUEST_NOTIFIED, /* request: decided by a rule with notify= (guest services, asks) */
+} BrokerEventKind;
+
+/* A request decided by a notify= rule: the fields of Policy.RequestNotified (policy-iface.h). */
+typedef struct BrokerRequestNotice {
+        uint64_t id;
+        const char *service, *arg, *source, *target, *decision, *rule;
+} BrokerRequestNotice;
+
+typedef struct BrokerEvent {
+        BrokerEventKind kind;
+        const char *vm;                      /* VM_STATE, AGENT_READY; else NULL */
+        const BrokerRequestNotice *request;  /* REQUEST_NOTIFIED; else NULL */
+} BrokerEvent;
+
+typedef void (*BrokerEventFn)(Broker *b, const BrokerEvent *e, void *userdata);
+
+/*
+ * A watch id (> 0).  destroy (may be NULL) gets userdata when the watch is
+ * removed or the broker freed.  Watches may be added and removed from inside a
+ * delivery (a removed one hears nothing more).
+ */
+unsigned broker_watch_add(Broker *b, BrokerEventFn fn, void *userdata, GDestroyNotify destroy);
+void broker_watch_remove(Broker *b, unsigned id);
+
+/* Raise an event of the announcing kinds; the state setters below raise the others. */
+void broker_post_agent_ready(Broker *b, const char *vm);
+void broker_post_federation_ready(Broker *b);
+void broker_post_request_notified(Broker *b, const BrokerRequestNotice *n);
+
+/*
+ * What the broker asks other modules for, set by the composition root
+ * (broker/daemon.c): broker.c itself includes no other broker module.  These
+ * are requests with results, so they stay injected functions; notifications
+ * travel as broker events (above).
  */
 typedef struct BrokerHooks {
         /* broker_reload() (model NULL) and broker_reload_edited(). */
         int (*reload)(Broker *b, VmModel *model, GPtrArray **ret_errors);
-        void (*vm_state_changed)(Broker *b, const char *name); /* after broker_set_vm_state() changed it */
-        void (*persona_changed)(Broker *b);                    /* after broker_set_active_persona() */
-        void (*policy_changed)(Broker *b);                     /* after broker_set_policy() */
         /* The federation (lifecycle_federation()), NULL while there is none. */
         Federation *(*federation)(Broker *b);
-        /* Lifecycle → netvm links: netvm_links_prepare(), netvm_links_federation_ready(). */
+        /* Lifecycle → netvm links, before a VM starts: netvm_links_prepare(). */
         int (*netvm_prepare)(Broker *b, const char *vm);
-        void (*federation_ready)(Broker *b);
-        /* Channel → netvm links: a VM's agent answers (netvm_links_agent_ready()). */
-        void (*agent_ready)(Broker *b, const char *vm);
-        /* Guest services → Policy: policy_iface_emit_request_notified(). */
-        void (*request_notified)(Broker *b, uint64_t id, const char *service, const char *arg, const char *source,
-                                 const char *target, const char *decision, const char *rule);
         /* Policy → generations: generations_record(). */
         int (*record_generation)(Broker *b, const char *description);
         /* The routing API below (lifecycle_vm_ensure_running(), lifecycle_dispvm_*()). */
@@ -82,51 +128,67 @@ typedef struct BrokerHooks {
         bool (*dispvm_is_running)(Broker *b, const char *name);
 } BrokerHooks;
 
-struct Broker {
-        char *config_dir;
-        char *state_dir;
-        char *policy_dir;  /* CONFIG/policy.d */
-        char *channel_dir; /* STATE/channels */
-        char *libvirt_uri;
-        char *bus_address; /* NULL: the system bus */
+/* What broker_new() takes (copied). */
+typedef struct BrokerOptions {
+        const char *config_dir;
+        const char *state_dir;
+        const char *bridge;   /* --bridge: the default netvm's bridge, NULL: no NICs */
+        bool have_manage_gid; /* members of manage_gid may change the federation (auth.c) */
+        gid_t manage_gid;
+} BrokerOptions;
 
-        GMainLoop *loop;
-        int exit_status;
+/*
+ * The composition root's: the broker's own state; its first VM events watch
+ * keeps the VM objects' State and ActivePersona.  broker_free() frees what the
+ * broker owns; the module objects set below must be freed (and unset) before.
+ */
+int broker_new(const BrokerOptions *o, const BrokerHooks *hooks, Broker **ret);
+Broker *broker_free(Broker *b);
 
-        sd_bus *bus;
-        GSource *bus_source;
+/* ---- what it was given ---- */
+const char *broker_config_dir(const Broker *b);
+const char *broker_state_dir(const Broker *b);
+const char *broker_policy_dir(const Broker *b);  /* CONFIG/policy.d */
+const char *broker_channel_dir(const Broker *b); /* STATE/channels */
+const char *broker_bridge(const Broker *b);      /* NULL: none */
+/* The group whose members may change the federation, false: none (only root and polkit). */
+bool broker_manage_gid(const Broker *b, gid_t *ret);
 
-        Hypervisor *hypervisor;
-        VmEvents *vm_events;  /* VM state changes, delivered from an idle (broker/vm-events.h) */
-        unsigned vm_events_watch, channels_watch;
-        OperationSet *operations; /* pending federation operations (broker/operation.c) */
-        Lifecycle *lifecycle; /* the federation on libvirt (broker/lifecycle.c) */
-        Services *services;   /* clipboard, routing, asks (broker/guest-services.c) */
-        NetvmLinks *netvm_links; /* vmfed-netd of each netvm, client addresses, host bridge (broker/netvm-link.c) */
+/* ---- the module objects: set by the composition root (guest_services_start() sets its own) ---- */
+sd_bus *broker_bus(const Broker *b);          /* the system bus (or --bus-address), NULL before the start */
+VmEvents *broker_vm_events(const Broker *b);  /* owned by the broker */
+OperationSet *broker_operations(const Broker *b);
+Lifecycle *broker_lifecycle(const Broker *b); /* NULL before the start */
+Services *broker_services(const Broker *b);
+NetvmLinks *broker_netvm_links(const Broker *b);
+ChannelTable *broker_channel_table(const Broker *b);
+void broker_set_bus(Broker *b, sd_bus *bus);
+void broker_set_operations(Broker *b, OperationSet *s);
+void broker_set_lifecycle(Broker *b, Lifecycle *l);
+void broker_set_services(Broker *b, Services *s);
+void broker_set_netvm_links(Broker *b, NetvmLinks *n);
+void broker_set_channel_table(Broker *b, ChannelTable *t);
 
-        VmModel *model;        /* vms.d/ as last loaded (strictly), NULL before the first load that succeeded */
-        char *model_error;     /* why the last load of vms.d/ failed (errors joined), NULL when it loaded */
-        GHashTable *vm_objects; /* name → VmObject* (owning) */
-        GHashTable *channels;   /* name → Channel* (owning) */
+/* ---- the configuration ---- */
 
-        sd_bus_track *request_watchers; /* callers of Policy.Subscribe() (policy-iface.c), NULL: none yet */
+/* vms.d/ as last loaded (strictly, borrowed), NULL before the first load that succeeded. */
+VmModel *broker_model(const Broker *b);
+/* Why the last load of vms.d/ failed (errors joined), NULL when it loaded. */
+const char *broker_model_error(const Broker *b);
+void broker_set_model_error(Broker *b, const char *error);
+/* The State a VM new to the broker starts with. */
+typedef const char *(*BrokerVmStateFn)(const char *vm, void *userdata);
+/*
+ * Take model (its reference) as the VM definitions: one VM object per VM, a
+ * VM that had one keeps its State, a new one gets state_of().  Returns the
+ * previous model (its reference; NULL: none), for the caller to compare.
+ */
+VmModel *broker_set_model(Broker *b, VmModel *model, BrokerVmStateFn state_of, void *userdata);
 
-        PolicySnapshot *policy;
-        PolicyFacts *facts;
-        uint64_t policy_revision;
-        char *active_persona; /* NULL: none */
-
-        uint64_t next_request_id;
-
-        char *domain_prefix; /* --domain-prefix (tests), NULL: "vmfed-" */
-        char *bridge;        /* --bridge: the default netvm's bridge, NULL: no NICs */
-
-        char *manage_group; /* "vmfed": its members may change things */
-        bool have_vmfed_gid;
-        gid_t vmfed_gid;
-
-        BrokerHooks hooks;
-};
+PolicySnapshot *broker_policy(const Broker *b); /* borrowed, NULL before the first load */
+PolicyFacts *broker_facts(const Broker *b);
+uint64_t broker_policy_revision(const Broker *b);
+const char *broker_active_persona(const Broker *b); /* NULL: none */
 
 /* Rebuild the policy facts from the model and the active persona. */
 int broker_rebuild_facts(Broker *b);
@@ -152,10 +214,15 @@ int broker_reload_edited(Broker *b, VmModel *model, GPtrArray **ret_errors);
  */
 void broker_set_policy(Broker *b, PolicySnapshot *s);
 
+/* The requests of BrokerHooks, for the modules: */
+Federation *broker_federation(Broker *b);                    /* NULL while there is none */
+int broker_netvm_prepare(Broker *b, const char *vm);          /* right before vm's domain starts */
+int broker_record_generation(Broker *b, const char *description);
+
 /* A fresh id for a request, for audit lines and replies. */
 uint64_t broker_next_request_id(Broker *b);
 
-VmObject *broker_find_vm(Broker *b, const char *name);
+const VmObject *broker_find_vm(const Broker *b, const char *name);
 /* Update a VM's State and emit PropertiesChanged when it changed. */
 void broker_set_vm_state(Broker *b, const char *name, const char *state);
 /* Set Manager.ActivePersona (NULL: none), rebuild the policy facts (@active), emit PropertiesChanged. */
@@ -180,7 +247,7 @@ int broker_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, vo
  * or TEMPLATE.  caller (may be NULL): the calling VM.  cb gets the new VM's
  * name.  From then on broker_dispvm_is_running() is true for it and the
  * broker listens on its channel STATE/channels/NAME.sock (kept in
- * b->channels, so channel_sync_all() must not drop channels for which
+ * the channel table, so channel_sync_all() must not drop channels for which
  * broker_dispvm_is_running() is true).  Refusals as above (-ENOENT: no such
  * template).
  */

@@ -22,16 +22,16 @@ void channel_access_share(Broker *b, const char *vm) {
         struct stat st;
         const char *e;
 
-        if (!b->channel_dir || stat(b->channel_dir, &st) < 0 || st.st_gid == 0)
+        if (!broker_channel_dir(b) || stat(broker_channel_dir(b), &st) < 0 || st.st_gid == 0)
                 return;
         if (vm) {
-                g_autofree char *agent = g_strdup_printf("%s/%s.sock", b->channel_dir, vm);
+                g_autofree char *agent = g_strdup_printf("%s/%s.sock", broker_channel_dir(b), vm);
                 share_one(agent, st.st_gid);
                 return;
         }
-        d = g_dir_open(b->channel_dir, 0, NULL);
+        d = g_dir_open(broker_channel_dir(b), 0, NULL);
         while (d && (e = g_dir_read_name(d))) {
-                g_autofree char *p = g_build_filename(b->channel_dir, e, NULL);
+                g_autofree char *p = g_build_filename(broker_channel_dir(b), e, NULL);
                 share_one(p, st.st_gid);
         }
 }

@@ -181,7 +181,7 @@ static int method_hello(sd_bus_message *m, void *userdata, sd_bus_error *error) 
         if (r >= 0 && !g->agent_ready && g->channel->conn == g) {
                 g->agent_ready = true;
                 route_agent_ready(g->channel->broker, g->channel->vm_name);
-                g->channel->broker->hooks.agent_ready(g->channel->broker, g->channel->vm_name);
+                broker_post_agent_ready(g->channel->broker, g->channel->vm_name);
         }
         return r;
 }
@@ -380,13 +380,15 @@ static int channel_listen(Channel *c) {
         return 0;
 }
 
-int channel_new(Broker *b, const char *vm_name, Channel **ret) {
+static void channel_free(void *p);
+
+static int channel_new(Broker *b, const char *vm_name, Channel **ret) {
         Channel *c = g_new0(Channel, 1);
         int r;
 
         c->broker = b;
         c->vm_name = g_strdup(vm_name);
-        c->path = g_strdup_printf("%s/%s.sock", b->channel_dir, vm_name);
+        c->path = g_strdup_printf("%s/%s.sock", broker_channel_dir(b), vm_name);
         c->listen_fd = -EBADF;
 
         r = channel_listen(c);
@@ -398,7 +400,7 @@ int channel_new(Broker *b, const char *vm_name, Channel **ret) {
         return 0;
 }
 
-void channel_free(void *p) {
+static void channel_free(void *p) {
         Channel *c = p;
         if (!c)
                 return;
@@ -419,12 +421,63 @@ void channel_free(void *p) {
         guest_connection_lost(b, vm, g);
 }
 
+/* ---- the table ---------------------------------------------------------------- */
+
+struct ChannelTable {
+        GHashTable *channels; /* VM name → Channel* (owning) */
+        VmEvents *vm_events;
+        unsigned watch;
+};
+
 /* A disposable of ours is down: its job's channel goes (broker/vm-events.h). */
-void channel_on_vm_event(const VmEvent *e, void *userdata) {
-        GHashTable *channels = userdata;
+static void channel_table_on_vm_event(const VmEvent *e, void *userdata) {
+        ChannelTable *t = userdata;
 
         if (e->disposable && federation_vm_state_is_down(e->state))
-                g_hash_table_remove(channels, e->vm);
+                g_hash_table_remove(t->channels, e->vm);
+}
+
+ChannelTable *channel_table_new(Broker *b) {
+        ChannelTable *t = g_new0(ChannelTable, 1);
+
+        t->channels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, channel_free);
+        t->vm_events = broker_vm_events(b);
+        t->watch = vm_events_watch_add(t->vm_events, channel_table_on_vm_event, t, NULL);
+        return t;
+}
+
+ChannelTable *channel_table_free(ChannelTable *t) {
+        if (!t)
+                return NULL;
+        vm_events_watch_remove(t->vm_events, t->watch);
+        g_hash_table_unref(t->channels);
+        g_free(t);
+        return NULL;
+}
+
+static Channel *channel_find(Broker *b, const char *vm) {
+        ChannelTable *t = broker_channel_table(b);
+        return t ? g_hash_table_lookup(t->channels, vm) : NULL;
+}
+
+int channel_ensure(Broker *b, const char *vm, Channel **ret) {
+        ChannelTable *t = broker_channel_table(b);
+        Channel *c = channel_find(b, vm);
+        int r;
+
+        if (!t)
+                return -ENXIO;
+        if (!c) {
+                r = channel_new(b, vm, &c);
+                if (r < 0)
+                        return r;
+                g_hash_table_insert(t->channels, g_strdup(vm), c);
+                r = 1;
+        } else
+                r = 0;
+        if (ret)
+                *ret = c;
+        return r;
 }
 
 const char *channel_path(Channel *c) {
@@ -436,12 +489,12 @@ bool channel_is_connected(Channel *c) {
 }
 
 sd_bus *channel_agent_bus(Broker *b, const char *vm) {
-        Channel *c = b->channels ? g_hash_table_lookup(b->channels, vm) : NULL;
+        Channel *c = channel_find(b, vm);
         return c && c->conn && c->conn->agent_ready && !c->conn->reap_id ? c->conn->bus : NULL;
 }
 
 static GuestConnection *channel_connection_of(Broker *b, const char *vm) {
-        Channel *c = b->channels ? g_hash_table_lookup(b->channels, vm) : NULL;
+        Channel *c = channel_find(b, vm);
         return c && c->conn && !c->conn->reap_id ? c->conn : NULL;
 }
 
@@ -491,28 +544,26 @@ int channel_sync_all(Broker *b) {
         gpointer key, value;
         int r, ret = 0;
 
-        r = mkdir_parents(b->channel_dir, 0750);
-        if (r < 0)
-                return log_error_errno(r, "Cannot create %s: %m", b->channel_dir);
-        (void) chmod(b->channel_dir, 0750);
+        ChannelTable *t = broker_channel_table(b);
+        const char *dir = broker_channel_dir(b);
+        VmModel *model = broker_model(b);
 
-        g_hash_table_iter_init(&it, b->channels);
+        if (!t)
+                return -ENXIO;
+        r = mkdir_parents(dir, 0750);
+        if (r < 0)
+                return log_error_errno(r, "Cannot create %s: %m", dir);
+        (void) chmod(dir, 0750);
+
+        g_hash_table_iter_init(&it, t->channels);
         while (g_hash_table_iter_next(&it, &key, &value))
                 if (!broker_find_vm(b, key) && !broker_dispvm_is_running(b, key))
                         g_hash_table_iter_remove(&it);
 
-        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *vm = vm_model_vm(b->model, i);
-                Channel *c;
-
-                if (g_hash_table_contains(b->channels, vm->name))
-                        continue;
-                r = channel_new(b, vm->name, &c);
-                if (r < 0) {
+        for (guint i = 0; i < vm_model_n_vms(model); i++) {
+                r = channel_ensure(b, vm_model_vm(model, i)->name, NULL);
+                if (r < 0)
                         ret = r;
-                        continue;
-                }
-                g_hash_table_insert(b->channels, g_strdup(vm->name), c);
         }
         return ret;
 }

@@ -36,8 +36,16 @@
 #define CHANNEL_BACKLOG 16
 #define CHANNEL_SNDBUF (64 * 1024)
 
-int channel_new(Broker *b, const char *vm_name, Channel **ret);
-void channel_free(void *c);
+/*
+ * The broker's channels, one per VM (broker_channel_table()).  It watches
+ * the VM events (broker/vm-events.h): a disposable of ours that is down
+ * loses its channel.
+ */
+ChannelTable *channel_table_new(Broker *b);
+ChannelTable *channel_table_free(ChannelTable *t);
+
+/* vm's channel, created (listening) when it has none: 1 created, 0 it had one; *ret (may be NULL) gets it. */
+int channel_ensure(Broker *b, const char *vm, Channel **ret);
 
 /*
  * Serve a connected socket as the channel's connection (replacing the one
@@ -73,13 +81,6 @@ Broker *guest_connection_broker(GuestConnection *g);
 const char *guest_connection_vm(GuestConnection *g);
 /* -ENOBUFS when the peer floods (it is being disconnected: do not answer). */
 int guest_connection_check_flood(GuestConnection *g);
-
-/*
- * Watch of broker/vm-events.h (userdata: the broker's channel table): a
- * disposable of ours that is down loses its channel.
- */
-struct VmEvent;
-void channel_on_vm_event(const struct VmEvent *e, void *userdata);
 
 /* Create/remove channels so that there is exactly one per defined VM. */
 int channel_sync_all(Broker *b);

@@ -63,9 +63,9 @@ uint64_t clipboard_generation(Clipboard *c) {
 }
 
 static void clipboard_emit(Broker *b) {
-        if (b->bus)
-                (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, CLIPBOARD_INTERFACE, "Owner", "Mime",
-                                                      "Size", NULL);
+        if (broker_bus(b))
+                (void) sd_bus_emit_properties_changed(broker_bus(b), BROKER_ROOT_PATH, CLIPBOARD_INTERFACE, "Owner",
+                                                      "Mime", "Size", NULL);
 }
 
 /* A sealed memfd holding data, mapped read-only. */
@@ -196,9 +196,10 @@ static const sd_bus_vtable clipboard_vtable[] = {
 #include "broker/guest-services.h"
 
 static Clipboard *clipboard_of(Broker *b) {
-        return b->services->clipboard;
+        return guest_services_clipboard(b);
 }
 
 int clipboard_register(Broker *b, Clipboard *c) {
-        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, CLIPBOARD_INTERFACE, clipboard_vtable, b);
+        return sd_bus_add_object_vtable(broker_bus(b), NULL, BROKER_ROOT_PATH, CLIPBOARD_INTERFACE, clipboard_vtable,
+                                        b);
 }

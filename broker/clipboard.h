@@ -39,7 +39,7 @@ bool clipboard_clear_after_paste(Clipboard *c);
 /* Bumped by every copy and clear: a paste that waited (ask) checks it did not change. */
 uint64_t clipboard_generation(Clipboard *c);
 
-/* Export the admin interface on b->bus. */
+/* Export the admin interface on broker_bus(b). */
 int clipboard_register(Broker *b, Clipboard *c);
 
 /*

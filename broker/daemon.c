@@ -29,21 +29,19 @@
 #include "common/log.h"
 #include "common/macro.h"
 
-static void daemon_on_vm_event(const VmEvent *e, void *userdata) {
-        Broker *b = userdata;
-        const char *state = federation_vm_state_to_string(e->state);
-
-        if (state)
-                broker_set_vm_state(b, e->vm, state);
-        broker_set_active_persona(b, e->active_persona);
-}
+struct Daemon {
+        Broker *broker;
+        char *libvirt_uri;
+        char *bus_address; /* NULL: the system bus */
+        char *domain_prefix;
+        GMainLoop *loop;
+        int exit_status;
+        GSource *bus_source;
+        Hypervisor *hypervisor;
+};
 
 static Federation *daemon_federation(Broker *b) {
-        return lifecycle_federation(b->lifecycle, NULL);
-}
-
-static void daemon_vm_state_changed(Broker *b, const char *name) {
-        vm_object_emit_changed(b, name, "State", NULL);
+        return lifecycle_federation(broker_lifecycle(b), NULL);
 }
 
 static bool strv_equal0(char **a, char **b) {
@@ -52,37 +50,30 @@ static bool strv_equal0(char **a, char **b) {
         return g_strv_equal((const char *const *) a, (const char *const *) b);
 }
 
-/* Take the model (its reference) and re-export the VM objects: each is a view of one of its specs. */
-static void broker_set_model(Broker *b, VmModel *model) {
-        g_autoptr(GHashTable) objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
-        g_autoptr(VmModel) old_model = NULL;
-        g_autoptr(GHashTable) old_objects = NULL;
+static const char *daemon_vm_state(const char *vm, void *userdata) {
+        return lifecycle_vm_state(broker_lifecycle(userdata), vm);
+}
 
-        for (guint i = 0; i < vm_model_n_vms(model); i++) {
-                const VmSpec *c = vm_model_vm(model, i);
-                VmObject *old = broker_find_vm(b, c->name);
-                const char *state = old ? old->state : hypervisor_domain_state(b->hypervisor, c->name);
-                g_hash_table_insert(objects, c->name, vm_object_new(c, state));
-        }
+/* Take the model (its reference) and re-export the VM objects: each is a view of one of its specs. */
+static void daemon_set_model(Broker *b, VmModel *model) {
+        VmModel *current = broker_model(b);
+        g_autoptr(VmModel) old = NULL;
 
         /* Announce removals while the old objects still answer. */
-        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *c = vm_model_vm(b->model, i);
-                if (!g_hash_table_contains(objects, c->name))
+        for (guint i = 0; i < vm_model_n_vms(current); i++) {
+                const VmSpec *c = vm_model_vm(current, i);
+                if (!vm_model_find(model, c->name))
                         vm_object_emit_removed(b, c->name);
         }
 
-        old_model = steal_pointer(&b->model);
-        old_objects = steal_pointer(&b->vm_objects);
-        b->model = model;
-        b->vm_objects = steal_pointer(&objects);
+        old = broker_set_model(b, model, daemon_vm_state, b);
 
-        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *c = vm_model_vm(b->model, i);
-                VmObject *old = g_hash_table_lookup(old_objects, c->name);
-                if (!old)
+        for (guint i = 0; i < vm_model_n_vms(model); i++) {
+                const VmSpec *c = vm_model_vm(model, i);
+                const VmSpec *was = old ? vm_model_find(old, c->name) : NULL;
+                if (!was)
                         vm_object_emit_added(b, c->name);
-                else if (old->spec->role != c->role || !strv_equal0(old->spec->tags, c->tags))
+                else if (was->role != c->role || !strv_equal0(was->tags, c->tags))
                         vm_object_emit_changed(b, c->name, "Role", "Tags", NULL);
         }
 }
@@ -97,52 +88,52 @@ static int daemon_reload(Broker *b, VmModel *model, GPtrArray **ret_errors) {
         if (model)
                 model = vm_model_ref(model);
         else
-                r = vm_model_load(b->config_dir, NULL, 0, &model, &vm_errors);
+                r = vm_model_load(broker_config_dir(b), NULL, 0, &model, &vm_errors);
         if (r < 0) {
                 if (r != -EINVAL || !vm_errors) { /* vms.d/ itself unreadable */
                         g_clear_pointer(&vm_errors, g_ptr_array_unref);
                         vm_errors = g_ptr_array_new_with_free_func(g_free);
-                        g_ptr_array_add(vm_errors, g_strdup_printf("%s/vms.d: %s", b->config_dir, strerror(-r)));
+                        g_ptr_array_add(vm_errors, g_strdup_printf("%s/vms.d: %s", broker_config_dir(b), strerror(-r)));
                 }
                 for (guint i = 0; i < vm_errors->len; i++) {
                         log_error("%s", (const char *) vm_errors->pdata[i]);
                         g_ptr_array_add(errors, g_strdup(vm_errors->pdata[i]));
                 }
-                g_free(b->model_error);
-                b->model_error = errors_join(vm_errors);
-                log_error("VM definitions in %s/vms.d not loaded; keeping the previous ones.", b->config_dir);
+                g_autofree char *joined = errors_join(vm_errors);
+                broker_set_model_error(b, joined);
+                log_error("VM definitions in %s/vms.d not loaded; keeping the previous ones.", broker_config_dir(b));
         } else {
-                g_clear_pointer(&b->model_error, g_free);
-                broker_set_model(b, model);
+                broker_set_model_error(b, NULL);
+                daemon_set_model(b, model);
         }
 
         /* The federation gets the same model (or is created from it); it does not load vms.d/ itself. */
-        if (b->lifecycle)
-                (void) lifecycle_reload(b->lifecycle, errors);
+        if (broker_lifecycle(b))
+                (void) lifecycle_reload(broker_lifecycle(b), errors);
 
         r = broker_rebuild_facts(b);
         if (r < 0)
                 g_ptr_array_add(errors, g_strdup_printf("policy facts: %s", strerror(-r)));
 
-        r = policy_snapshot_load(b->policy_dir, NULL, 0, &s);
+        r = policy_snapshot_load(broker_policy_dir(b), NULL, 0, &s);
         if (r < 0)
                 return log_error_errno(r, "Cannot load the policy: %m");
         for (size_t i = 0; i < policy_snapshot_n_diagnostics(s); i++) {
                 char *line = policy_diagnostic_format(policy_snapshot_diagnostic(s, i));
                 if (line) {
-                        log_error("%s/%s", b->policy_dir, line);
+                        log_error("%s/%s", broker_policy_dir(b), line);
                         g_ptr_array_add(errors, line);
                 }
         }
         broker_set_policy(b, s);
         policy_snapshot_unref(s);
 
-        if (b->bus)
+        if (broker_bus(b))
                 (void) channel_sync_all(b);
 
         log_info("Configuration loaded: %u VMs, %zu policy rules, policy revision %" PRIu64 "%s.",
-                 vm_model_n_vms(b->model), policy_snapshot_n_rules(b->policy), b->policy_revision,
-                 policy_snapshot_is_valid(b->policy) ? "" : " (BROKEN: denying everything)");
+                 vm_model_n_vms(broker_model(b)), policy_snapshot_n_rules(broker_policy(b)), broker_policy_revision(b),
+                 policy_snapshot_is_valid(broker_policy(b)) ? "" : " (BROKEN: denying everything)");
 
         r = errors->len > 0 ? -EINVAL : 0;
         /* A configuration that loads is a generation (nothing is recorded when it equals the latest). */
@@ -154,106 +145,103 @@ static int daemon_reload(Broker *b, VmModel *model, GPtrArray **ret_errors) {
 }
 
 
-int broker_new(const char *config_dir, const char *state_dir, const char *libvirt_uri,
-               const char *bus_address, Broker **ret) {
-        Broker *b = g_new0(Broker, 1);
+static const BrokerHooks daemon_hooks = {
+        .reload = daemon_reload,
+        .federation = daemon_federation,
+        .netvm_prepare = netvm_links_prepare,
+        .record_generation = generations_record,
+        .vm_ensure_running = lifecycle_vm_ensure_running,
+        .dispvm_start = lifecycle_dispvm_start,
+        .dispvm_release = lifecycle_dispvm_release,
+        .dispvm_is_running = lifecycle_dispvm_is_running,
+};
 
-        b->config_dir = g_strdup(config_dir);
-        b->state_dir = g_strdup(state_dir);
-        b->policy_dir = g_build_filename(config_dir, "policy.d", NULL);
-        b->channel_dir = g_build_filename(state_dir, "channels", NULL);
-        b->libvirt_uri = g_strdup(libvirt_uri);
-        b->bus_address = g_strdup(bus_address);
-        b->loop = g_main_loop_new(NULL, FALSE);
-        b->vm_objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
-        b->channels = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, channel_free);
-        b->next_request_id = 1;
-        b->hooks = (BrokerHooks) {
-                .reload = daemon_reload,
-                .vm_state_changed = daemon_vm_state_changed,
-                .persona_changed = manager_emit_active_persona,
-                .policy_changed = policy_iface_emit_changed,
-                .federation = daemon_federation,
-                .netvm_prepare = netvm_links_prepare,
-                .federation_ready = netvm_links_federation_ready,
-                .agent_ready = netvm_links_agent_ready,
-                .request_notified = policy_iface_emit_request_notified,
-                .record_generation = generations_record,
-                .vm_ensure_running = lifecycle_vm_ensure_running,
-                .dispvm_start = lifecycle_dispvm_start,
-                .dispvm_release = lifecycle_dispvm_release,
-                .dispvm_is_running = lifecycle_dispvm_is_running,
-        };
-        b->vm_events = vm_events_new();
-        b->operations = operation_set_new();
-        /* The first watches: VM objects and the persona, then the channels (disposables' go when they stop). */
-        b->vm_events_watch = vm_events_watch_add(b->vm_events, daemon_on_vm_event, b, NULL);
-        b->channels_watch = vm_events_watch_add(b->vm_events, channel_on_vm_event, b->channels, NULL);
+int daemon_new(const DaemonOptions *o, Daemon **ret) {
+        BrokerOptions bo = { .config_dir = o->config_dir, .state_dir = o->state_dir, .bridge = o->bridge };
+        Daemon *d = g_new0(Daemon, 1);
+        Broker *b;
+        int r;
 
-        *ret = b;
+        /* Resolved once here: NSS lookups never run on the loop. */
+        if (o->manage_group) {
+                struct group *gr = getgrnam(o->manage_group);
+                if (gr) {
+                        bo.have_manage_gid = true;
+                        bo.manage_gid = gr->gr_gid;
+                } else
+                        log_debug("No group %s: only root and polkit may change the federation.", o->manage_group);
+        }
+        r = broker_new(&bo, &daemon_hooks, &b);
+        if (r < 0) {
+                g_free(d);
+                return r;
+        }
+        d->broker = b;
+        d->libvirt_uri = g_strdup(o->libvirt_uri);
+        d->bus_address = g_strdup(o->bus_address);
+        d->domain_prefix = g_strdup(o->domain_prefix);
+        d->loop = g_main_loop_new(NULL, FALSE);
+        broker_set_operations(b, operation_set_new());
+        /* The second VM events watch, after the broker's own: the channels (disposables' go when they stop). */
+        broker_set_channel_table(b, channel_table_new(b));
+        *ret = d;
         return 0;
 }
 
-Broker *broker_free(Broker *b) {
-        if (!b)
+Broker *daemon_broker(Daemon *d) {
+        return d->broker;
+}
+
+Daemon *daemon_free(Daemon *d) {
+        if (!d)
                 return NULL;
+        Broker *b = d->broker;
         guest_services_stop(b); /* fail pending requests while disposables can still be released */
-        vm_events_flush(b->vm_events); /* what happened so far reaches its watches */
-        b->lifecycle = lifecycle_free(b->lifecycle);
-        vm_events_flush(b->vm_events); /* and the ends of operations abandoned there */
-        b->netvm_links = netvm_links_free(b->netvm_links);
-        vm_events_watch_remove(b->vm_events, b->channels_watch);
-        vm_events_watch_remove(b->vm_events, b->vm_events_watch);
-        g_clear_pointer(&b->channels, g_hash_table_unref);
+        vm_events_flush(broker_vm_events(b)); /* what happened so far reaches its watches */
+        lifecycle_free(broker_lifecycle(b));
+        broker_set_lifecycle(b, NULL);
+        vm_events_flush(broker_vm_events(b)); /* and the ends of operations abandoned there */
+        netvm_links_free(broker_netvm_links(b));
+        broker_set_netvm_links(b, NULL);
+        channel_table_free(broker_channel_table(b));
+        broker_set_channel_table(b, NULL);
         guest_services_free(b);
-        b->hypervisor = hypervisor_free(b->hypervisor);
-        b->bus_source = bus_source_free(b->bus_source);
-        b->request_watchers = sd_bus_track_unref(b->request_watchers);
-        if (b->bus) {
-                sd_bus_flush_close_unref(b->bus);
-                b->bus = NULL;
+        d->hypervisor = hypervisor_free(d->hypervisor);
+        d->bus_source = bus_source_free(d->bus_source);
+        if (broker_bus(b)) {
+                sd_bus_flush_close_unref(broker_bus(b));
+                broker_set_bus(b, NULL);
         }
-        g_clear_pointer(&b->vm_objects, g_hash_table_unref);
-        b->model = vm_model_unref(b->model);
-        g_free(b->model_error);
-        b->policy = policy_snapshot_unref(b->policy);
-        b->facts = policy_facts_unref(b->facts);
-        b->vm_events = vm_events_free(b->vm_events);
-        b->operations = operation_set_free(b->operations);
-        g_clear_pointer(&b->loop, g_main_loop_unref);
-        g_free(b->config_dir);
-        g_free(b->state_dir);
-        g_free(b->policy_dir);
-        g_free(b->channel_dir);
-        g_free(b->libvirt_uri);
-        g_free(b->bus_address);
-        g_free(b->active_persona);
-        g_free(b->manage_group);
-        g_free(b->domain_prefix);
-        g_free(b->bridge);
-        g_free(b);
+        OperationSet *operations = broker_operations(b);
+        broker_free(b); /* runs the ends of operations still queued: the set goes after it */
+        operation_set_free(operations);
+        g_clear_pointer(&d->loop, g_main_loop_unref);
+        g_free(d->libvirt_uri);
+        g_free(d->bus_address);
+        g_free(d->domain_prefix);
+        g_free(d);
         return NULL;
 }
 
 static void bus_closed(void *userdata, int error) {
-        Broker *b = userdata;
+        Daemon *d = userdata;
 
         log_error_errno(error, "Lost the bus connection: %m; exiting.");
-        b->exit_status = 1;
-        g_main_loop_quit(b->loop);
+        d->exit_status = 1;
+        g_main_loop_quit(d->loop);
 }
 
-static int broker_connect_bus(Broker *b) {
+static int daemon_connect_bus(Daemon *d) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int r;
 
-        if (b->bus_address) {
+        if (d->bus_address) {
                 r = sd_bus_new(&bus);
                 if (r < 0)
                         return r;
-                r = sd_bus_set_address(bus, b->bus_address);
+                r = sd_bus_set_address(bus, d->bus_address);
                 if (r < 0)
-                        return log_error_errno(r, "Bad bus address %s: %m", b->bus_address);
+                        return log_error_errno(r, "Bad bus address %s: %m", d->bus_address);
                 r = sd_bus_set_bus_client(bus, 1);
                 if (r < 0)
                         return r;
@@ -263,19 +251,22 @@ static int broker_connect_bus(Broker *b) {
                         return r;
                 r = sd_bus_start(bus);
                 if (r < 0)
-                        return log_error_errno(r, "Cannot connect to the bus at %s: %m", b->bus_address);
+                        return log_error_errno(r, "Cannot connect to the bus at %s: %m", d->bus_address);
         } else {
                 r = sd_bus_open_system(&bus);
                 if (r < 0)
                         return log_error_errno(r, "Cannot connect to the system bus: %m");
         }
         (void) sd_bus_set_description(bus, "vmfedd");
-        b->bus = steal_pointer(&bus);
+        broker_set_bus(d->broker, steal_pointer(&bus));
         return 0;
 }
 
-int broker_start(Broker *b) {
-        struct group *gr;
+int daemon_start(Daemon *d) {
+        Broker *b = d->broker;
+        sd_bus *bus;
+        Lifecycle *l = NULL;
+        NetvmLinks *n = NULL;
         int r;
 
         r = errors_register();
@@ -285,20 +276,12 @@ int broker_start(Broker *b) {
         if (r < 0)
                 return r;
 
-        /* Resolved once here: NSS lookups never run on the loop. */
-        gr = getgrnam(b->manage_group ? b->manage_group : "vmfed");
-        if (gr) {
-                b->have_vmfed_gid = true;
-                b->vmfed_gid = gr->gr_gid;
-        } else
-                log_debug("No group %s: only root and polkit may change the federation.",
-                          b->manage_group ? b->manage_group : "vmfed");
-
         (void) broker_reload(b, NULL);
 
-        r = broker_connect_bus(b);
+        r = daemon_connect_bus(d);
         if (r < 0)
                 return r;
+        bus = broker_bus(b);
 
         r = manager_register(b);
         if (r >= 0)
@@ -308,42 +291,48 @@ int broker_start(Broker *b) {
         if (r >= 0)
                 r = guest_services_start(b);
         if (r >= 0)
-                r = sd_bus_add_object_manager(b->bus, NULL, BROKER_ROOT_PATH);
+                r = sd_bus_add_object_manager(bus, NULL, BROKER_ROOT_PATH);
         if (r < 0)
                 return log_error_errno(r, "Cannot export objects: %m");
 
-        r = netvm_links_new(b, &b->netvm_links); /* before the federation: it reports VMs as they run */
+        r = netvm_links_new(b, &n); /* before the federation: it reports VMs as they run */
         if (r < 0)
                 return r;
-        r = lifecycle_new(b, b->domain_prefix, b->bridge, &b->lifecycle);
+        broker_set_netvm_links(b, n);
+        r = lifecycle_new(b, d->domain_prefix, broker_bridge(b), &l);
         if (r < 0)
                 return r;
-        r = hypervisor_new(b, b->libvirt_uri, &b->hypervisor);
+        broker_set_lifecycle(b, l);
+        r = hypervisor_new(b, d->libvirt_uri, &d->hypervisor);
         if (r < 0)
                 return r;
-        hypervisor_refresh_states(b->hypervisor);
+        hypervisor_refresh_states(d->hypervisor);
 
         r = channel_sync_all(b);
         if (r < 0)
                 log_warning_errno(r, "Some guest channels are not available: %m");
         channel_access_share(b, NULL); /* QEMU reconnects to sockets this broker re-created */
 
-        r = sd_bus_request_name(b->bus, BROKER_BUS_NAME, 0);
+        r = sd_bus_request_name(bus, BROKER_BUS_NAME, 0);
         if (r == -EEXIST)
                 return log_error_errno(r, "%s is already owned: is another vmfedd running?", BROKER_BUS_NAME);
         if (r < 0)
                 return log_error_errno(r, "Cannot own %s: %m", BROKER_BUS_NAME);
 
-        r = bus_source_attach(b->bus, bus_closed, b, &b->bus_source);
+        r = bus_source_attach(bus, bus_closed, d, &d->bus_source);
         if (r < 0)
                 return log_error_errno(r, "Cannot attach the bus to the main loop: %m");
 
         log_info("vmfedd %s serving %s (config %s, state %s, libvirt %s).", VMFED_VERSION, BROKER_BUS_NAME,
-                 b->config_dir, b->state_dir, b->libvirt_uri);
+                 broker_config_dir(b), broker_state_dir(b), d->libvirt_uri);
         return 0;
 }
 
-int broker_run(Broker *b) {
-        g_main_loop_run(b->loop);
-        return b->exit_status;
+int daemon_run(Daemon *d) {
+        g_main_loop_run(d->loop);
+        return d->exit_status;
+}
+
+void daemon_quit(Daemon *d) {
+        g_main_loop_quit(d->loop);
 }

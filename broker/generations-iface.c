@@ -15,11 +15,11 @@ int generations_record(Broker *b, const char *description) {
         uint64_t n = 0;
         int r;
 
-        Federation *f = b->hooks.federation(b);
+        Federation *f = broker_federation(b);
 
         /* Through the federation when there is one: it keeps its generation number current. */
         r = f ? federation_record_generation(f, description, &n)
-              : generation_record(b->config_dir, b->state_dir, description, &n);
+              : generation_record(broker_config_dir(b), broker_state_dir(b), description, &n);
         if (r < 0)
                 return log_warning_errno(r, "Cannot record a configuration generation (%s): %m", description);
         if (r == GENERATION_RECORDED)
@@ -29,11 +29,11 @@ int generations_record(Broker *b, const char *description) {
 
 /* NotFound for generation n: pruned by KeepGenerations=, or never recorded. */
 static int not_found_error(Broker *b, uint32_t n, sd_bus_error *error) {
-        if (generation_status(b->state_dir, n) == GENERATION_PRUNED)
+        if (generation_status(broker_state_dir(b), n) == GENERATION_PRUNED)
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "Generation %" PRIu32 " was pruned: only the latest %u are kept "
                                          "(KeepGenerations= in %s/vmfed.conf; ListGenerations shows those there are).",
-                                         n, generation_keep(b->config_dir), b->config_dir);
+                                         n, generation_keep(broker_config_dir(b)), broker_config_dir(b));
         return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                  "There is no generation %" PRIu32 " (ListGenerations shows those there are).", n);
 }
@@ -45,11 +45,11 @@ static int method_list_generations(sd_bus_message *m, void *userdata, sd_bus_err
         uint64_t latest;
         int r;
 
-        r = generation_list(b->state_dir, &list);
+        r = generation_list(broker_state_dir(b), &list);
         if (r < 0)
                 return errors_set_errno(error, -EIO, "Cannot read the generations in %s/generations: %s",
-                                        b->state_dir, strerror(-r));
-        latest = generation_latest(b->state_dir);
+                                        broker_state_dir(b), strerror(-r));
+        latest = generation_latest(broker_state_dir(b));
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
@@ -76,7 +76,7 @@ static void rollback_done(Broker *b, sd_bus_message *m, bool allowed, const char
         uint32_t n = GPOINTER_TO_UINT(userdata);
         g_autoptr(GPtrArray) errors = NULL;
         g_autofree char *arg = g_strdup_printf("%" PRIu32, n);
-        Federation *f = b->hooks.federation(b);
+        Federation *f = broker_federation(b);
         uint64_t new_n = 0;
         int r;
 
@@ -88,7 +88,8 @@ static void rollback_done(Broker *b, sd_bus_message *m, bool allowed, const char
                 return;
 
         /* The library refuses during a switch; without a federation only the files are restored. */
-        r = f ? federation_rollback(f, n, &new_n, &errors) : generation_rollback(b->config_dir, b->state_dir, n, &new_n);
+        r = f ? federation_rollback(f, n, &new_n, &errors)
+              : generation_rollback(broker_config_dir(b), broker_state_dir(b), n, &new_n);
         g_clear_pointer(&errors, g_ptr_array_unref);
         if (r == -EBUSY) {
                 (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_BUSY,
@@ -137,10 +138,10 @@ static int method_rollback(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
 
         /* validate */
-        r = generation_list(b->state_dir, &list);
+        r = generation_list(broker_state_dir(b), &list);
         if (r < 0)
                 return errors_set_errno(error, -EIO, "Cannot read the generations in %s/generations: %s",
-                                        b->state_dir, strerror(-r));
+                                        broker_state_dir(b), strerror(-r));
         for (guint i = 0; i < list->len; i++)
                 if (((Generation *) list->pdata[i])->number == untrusted_n)
                         found = true;
@@ -149,7 +150,7 @@ static int method_rollback(sd_bus_message *m, void *userdata, sd_bus_error *erro
         uint32_t n = untrusted_n;
 
         /* no-op: the latest generation is what is loaded */
-        if (n == generation_latest(b->state_dir))
+        if (n == generation_latest(broker_state_dir(b)))
                 return sd_bus_reply_method_return(m, "u", n);
 
         /* authorize → act → emit → reply, in rollback_done() */
@@ -167,5 +168,6 @@ static const sd_bus_vtable generations_vtable[] = {
 };
 
 int generations_iface_register(Broker *b) {
-        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, generations_vtable, b);
+        return sd_bus_add_object_vtable(broker_bus(b), NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, generations_vtable,
+                                        b);
 }

@@ -40,7 +40,7 @@ static void admin_op_done(Broker *b, int r, const char *message, void *userdata)
 int guest_admin_operation(Broker *b, GuestAdminKind kind, const char *name, BrokerVmReadyFn cb, void *userdata,
                            char **ret_error) {
         const char *reason;
-        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        Federation *f = lifecycle_federation(broker_lifecycle(b), &reason);
         g_autofree char *error = NULL;
         int r;
 
@@ -232,8 +232,8 @@ int guest_admin_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error)
         r = sd_bus_message_new_method_return(m, &reply);
         if (r >= 0)
                 r = sd_bus_message_open_container(reply, 'a', "(ss)");
-        for (guint i = 0; r >= 0 && i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *c = vm_model_vm(b->model, i);
+        for (guint i = 0; r >= 0 && i < vm_model_n_vms(broker_model(b)); i++) {
+                const VmSpec *c = vm_model_vm(broker_model(b), i);
                 const char *state = guest_services_vm_state(b, c->name);
                 r = sd_bus_message_append(reply, "(ss)", c->name, state ? state : "unknown");
         }

@@ -41,7 +41,7 @@ int guest_clipboard_copy(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
                                          "Clipboard type '%s' is not a MIME type such as text/plain or image/png.",
                                          ERRORS_EXCERPT(untrusted_mime, 64));
-        r = clipboard_copy(b, b->services->clipboard, guest_connection_vm(g), mime, untrusted_data, size, &why);
+        r = clipboard_copy(b, guest_services_clipboard(b), guest_connection_vm(g), mime, untrusted_data, size, &why);
         guest_services_audit(b, guest_connection_vm(g), "@host", "vmfed.Clipboard.Copy", NULL, r < 0 ? "deny" : "allow",
               r == -EFBIG ? "too-large" : r == -EILSEQ ? "not-utf-8" : r < 0 ? "error" : "copy",
               false /* no policy decision */);
@@ -72,7 +72,7 @@ static void paste_request_free(PasteRequest *p) {
 
 static int paste_deliver(Broker *b, sd_bus_message *m, const char *target) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
-        Clipboard *c = b->services->clipboard;
+        Clipboard *c = guest_services_clipboard(b);
         const char *owner, *mime;
         const void *data;
         size_t size;
@@ -101,7 +101,7 @@ static int paste_answered(Broker *b, const char *target, const char *why, char *
 
         if (!target)
                 (void) sd_bus_reply_method_errorf(p->m, VMFED_ERROR_ACCESS_DENIED, "%s", why);
-        else if (clipboard_generation(b->services->clipboard) != p->generation) {
+        else if (clipboard_generation(guest_services_clipboard(b)) != p->generation) {
                 *ret_why = g_strdup("The clipboard changed while the question was pending; nothing was pasted.");
                 (void) sd_bus_reply_method_errorf(p->m, VMFED_ERROR_CONFLICT, "%s", *ret_why);
                 paste_request_free(p);
@@ -115,7 +115,7 @@ static int paste_answered(Broker *b, const char *target, const char *why, char *
 int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         GuestConnection *g = userdata;
         Broker *b = guest_connection_broker(g);
-        Clipboard *c = b->services->clipboard;
+        Clipboard *c = guest_services_clipboard(b);
         const char *target = guest_connection_vm(g);
         const char *owner, *mime;
         const void *data;

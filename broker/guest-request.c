@@ -53,7 +53,8 @@ typedef struct InFlight {
 } InFlight;
 
 static InFlight in_flight_get(Broker *b, const char *source) {
-        InFlight *f = b->services ? g_hash_table_lookup(b->services->in_flight, source) : NULL;
+        GHashTable *t = guest_services_in_flight(b);
+        InFlight *f = t ? g_hash_table_lookup(t, source) : NULL;
         return f ? *f : (InFlight) {};
 }
 
@@ -67,12 +68,13 @@ static bool in_flight_high(InFlight f) {
  * is read again.
  */
 static void in_flight_add(Broker *b, const char *source, int delta, uint64_t bytes) {
-        if (!b->services)
+        GHashTable *t = guest_services_in_flight(b);
+        if (!t)
                 return;
-        InFlight *f = g_hash_table_lookup(b->services->in_flight, source);
+        InFlight *f = g_hash_table_lookup(t, source);
         if (!f) {
                 f = g_new0(InFlight, 1);
-                g_hash_table_insert(b->services->in_flight, g_strdup(source), f);
+                g_hash_table_insert(t, g_strdup(source), f);
         }
         f->n += (unsigned) delta;
         f->bytes = delta > 0 ? f->bytes + bytes : f->bytes - bytes;
@@ -81,7 +83,7 @@ static void in_flight_add(Broker *b, const char *source, int delta, uint64_t byt
         else if (f->n <= GUEST_SERVICES_IN_FLIGHT_LOW && f->bytes <= GUEST_SERVICES_MAX_IN_FLIGHT_BYTES / 2)
                 (void) channel_set_throttled(b, source, false);
         if (f->n == 0)
-                g_hash_table_remove(b->services->in_flight, source);
+                g_hash_table_remove(t, source);
 }
 
 static void request_free(Request *q) {
@@ -137,7 +139,7 @@ static void request_routed(Broker *b, sd_bus_message *reply, const sd_bus_error 
                 int r = sd_bus_message_read(reply, "b", &changed);
                 if (r >= 0)
                         r = sd_bus_message_read_array(reply, 'y', &data, &size);
-                if (r >= 0 && size > b->services->clipboard_max)
+                if (r >= 0 && size > guest_services_clipboard_max(b))
                         r = -EFBIG;
                 if (r >= 0)
                         r = sd_bus_message_new_method_return(q->m, &out);
@@ -227,12 +229,12 @@ static int request_switch_answered(Broker *b, const char *target, const char *wh
 /* Launch: the app must be declared for the VM (or the disposable's template). */
 /* The template of a disposable for source: its DefaultDispVM=, else the only disposable template. */
 static const char *dispvm_template(Broker *b, const char *source) {
-        VmObject *o = broker_find_vm(b, source);
+        const VmObject *o = broker_find_vm(b, source);
         const char *only = NULL;
         if (o && o->spec->default_dispvm)
                 return o->spec->default_dispvm;
-        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *c = vm_model_vm(b->model, i);
+        for (guint i = 0; i < vm_model_n_vms(broker_model(b)); i++) {
+                const VmSpec *c = vm_model_vm(broker_model(b), i);
                 if (c->role != VM_ROLE_DISPOSABLE_TEMPLATE)
                         continue;
                 if (only)
@@ -243,7 +245,6 @@ static const char *dispvm_template(Broker *b, const char *source) {
 }
 
 static bool request_app_declared(Request *q, const char *target) {
-        Services *s = q->broker->services;
         const char *vm = target;
         if (strcmp(vm, "@dispvm") == 0)
                 vm = dispvm_template(q->broker, q->source);
@@ -251,8 +252,8 @@ static bool request_app_declared(Request *q, const char *target) {
                 vm += strlen("@dispvm:");
         if (!vm)
                 return false;
-        char **ids = g_hash_table_lookup(s->apps, vm);
-        return ids && g_strv_contains((const char *const *) ids, q->app_id);
+        const char *const *ids = guest_services_apps(q->broker, vm);
+        return ids && g_strv_contains(ids, q->app_id);
 }
 
 /* Deliver an allowed request to target (a VM name or @dispvm[:TEMPLATE]). */
@@ -288,8 +289,9 @@ static void request_deliver(Request *q, const char *target, bool autostart) {
                              q->kind == REQUEST_PING ? "" : " and the policy says autostart=no");
                 return;
         }
-        VmObject *o = broker_find_vm(b, target);
-        if (o->spec->role == VM_ROLE_PERSONA && b->active_persona && strcmp(b->active_persona, target) != 0) {
+        const VmObject *o = broker_find_vm(b, target);
+        const char *active = broker_active_persona(b);
+        if (o->spec->role == VM_ROLE_PERSONA && active && strcmp(active, target) != 0) {
                 char *cands[] = { (char *) target, NULL };
                 g_autofree char *service = g_strdup_printf("vmfed.Admin.SwitchPersona+%s", target);
                 g_free(q->vm);
@@ -366,7 +368,7 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
          */
         InFlight f = in_flight_get(b, q->source);
         if (f.n > GUEST_SERVICES_MAX_IN_FLIGHT + GUEST_SERVICES_IN_FLIGHT_SLACK ||
-            f.bytes > GUEST_SERVICES_MAX_IN_FLIGHT_BYTES + b->services->clipboard_max) {
+            f.bytes > GUEST_SERVICES_MAX_IN_FLIGHT_BYTES + guest_services_clipboard_max(b)) {
                 request_free(q);
                 return sd_bus_error_setf(error, VMFED_ERROR_BUSY,
                                          "Too many requests of this VM are pending (%u, %" PRIu64 " bytes); try again later.",
@@ -445,7 +447,7 @@ int guest_request_open_url(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
         if (guest_connection_check_flood(g) < 0)
                 return 1;
-        if (!service_args_url_is_valid(untrusted_url, (const char *const *) b->services->url_schemes, &why))
+        if (!service_args_url_is_valid(untrusted_url, guest_services_url_schemes(b), &why))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "%s", why);
         Request *q = request_new(g, m, REQUEST_OPEN_URL, "vmfed.OpenURL", 0);
         q->url = g_strdup(untrusted_url);
@@ -473,9 +475,9 @@ int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
                                          "File name '%s' is not a plain name: no '/', not starting with '.' or '-'.",
                                          ERRORS_EXCERPT(untrusted_name, 64));
-        if (size > b->services->clipboard_max)
+        if (size > guest_services_clipboard_max(b))
                 return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE, "Files up to %" PRIu64 " bytes can be opened.",
-                                         b->services->clipboard_max);
+                                         guest_services_clipboard_max(b));
         Request *q = request_new(g, m, REQUEST_OPEN_FILE, "vmfed.OpenFile", size);
         q->file_name = g_strdup(untrusted_name);
         q->data = untrusted_data; /* no copy: q->m keeps it alive */

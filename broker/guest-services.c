@@ -14,6 +14,20 @@
 #include "common/macro.h"
 #include "services/service-args.h"
 
+struct Services {
+        uint64_t clipboard_max;
+        bool clear_after_paste;
+        char **url_schemes;
+        unsigned ask_timeout_sec;
+        unsigned agent_timeout_sec;
+        GHashTable *apps; /* VM name → char** app ids */
+        GHashTable *in_flight; /* source VM → InFlight (guest-request.c): its routed requests pending */
+
+        Clipboard *clipboard;
+        RouteTable *routes;
+        AskQueue *asks;
+};
+
 /* ---- configuration ------------------------------------------------------------ */
 
 static uint64_t parse_size(const char *s, bool *ok) {
@@ -31,7 +45,7 @@ static uint64_t parse_size(const char *s, bool *ok) {
 }
 
 static void services_load_config(Broker *b, Services *s) {
-        g_autofree char *path = g_build_filename(b->config_dir, "services.conf", NULL);
+        g_autofree char *path = g_build_filename(broker_config_dir(b), "services.conf", NULL);
         g_autoptr(GKeyFile) kf = g_key_file_new();
         g_autoptr(GError) e = NULL;
 
@@ -97,7 +111,7 @@ int guest_services_start(Broker *b) {
         s->clipboard = clipboard_new(s->clipboard_max, s->clear_after_paste);
         s->routes = route_table_new(s->agent_timeout_sec);
         s->asks = ask_queue_new(s->ask_timeout_sec);
-        b->services = s;
+        broker_set_services(b, s);
 
         r = clipboard_register(b, s->clipboard);
         if (r >= 0)
@@ -106,17 +120,17 @@ int guest_services_start(Broker *b) {
 }
 
 void guest_services_stop(Broker *b) {
-        if (!b->services)
+        if (!broker_services(b))
                 return;
         ask_queue_cancel_all(b);
         route_cancel_all(b);
 }
 
 void guest_services_free(Broker *b) {
-        Services *s = b->services;
+        Services *s = broker_services(b);
         if (!s)
                 return;
-        b->services = NULL;
+        broker_set_services(b, NULL);
         s->asks = ask_queue_free(s->asks);
         s->routes = route_table_free(s->routes);
         s->clipboard = clipboard_free(s->clipboard);
@@ -126,6 +140,34 @@ void guest_services_free(Broker *b) {
         g_free(s);
 }
 
+Clipboard *guest_services_clipboard(Broker *b) {
+        return broker_services(b) ? broker_services(b)->clipboard : NULL;
+}
+
+RouteTable *guest_services_routes(Broker *b) {
+        return broker_services(b) ? broker_services(b)->routes : NULL;
+}
+
+AskQueue *guest_services_asks(Broker *b) {
+        return broker_services(b) ? broker_services(b)->asks : NULL;
+}
+
+uint64_t guest_services_clipboard_max(Broker *b) {
+        return broker_services(b) ? broker_services(b)->clipboard_max : CLIPBOARD_DEFAULT_MAX_SIZE;
+}
+
+const char *const *guest_services_url_schemes(Broker *b) {
+        return broker_services(b) ? (const char *const *) broker_services(b)->url_schemes : NULL;
+}
+
+const char *const *guest_services_apps(Broker *b, const char *vm) {
+        return broker_services(b) ? g_hash_table_lookup(broker_services(b)->apps, vm) : NULL;
+}
+
+GHashTable *guest_services_in_flight(Broker *b) {
+        return broker_services(b) ? broker_services(b)->in_flight : NULL;
+}
+
 /* ---- helpers ---------------------------------------------------------------------- */
 
 void guest_services_audit(Broker *b, const char *source, const char *target, const char *service, const char *arg,
@@ -133,7 +175,9 @@ void guest_services_audit(Broker *b, const char *source, const char *target, con
         uint64_t id = broker_next_request_id(b);
 
         if (notify && strcmp(decision, "ask") != 0)
-                b->hooks.request_notified(b, id, service, arg, source, target, decision, rule);
+                broker_post_request_notified(b, &(BrokerRequestNotice) { .id = id, .service = service, .arg = arg,
+                                                                         .source = source, .target = target,
+                                                                         .decision = decision, .rule = rule });
         audit_log(&(AuditRecord) {
                 .request_id = id,
                 .source = source,
@@ -150,7 +194,7 @@ void guest_services_audit(Broker *b, const char *source, const char *target, con
 int guest_services_evaluate(Broker *b, const char *service, const char *arg, const char *source, const char *target,
                     PolicyDecision *d, char *rule, size_t rule_size) {
         PolicyRequest req = { .service = service, .arg = arg && *arg ? arg : NULL, .source = source, .target = target };
-        int r = policy_evaluate(b->policy, b->facts, &req, d);
+        int r = policy_evaluate(broker_policy(b), broker_facts(b), &req, d);
         if (d->rule_file)
                 snprintf(rule, rule_size, "%s:%u", d->rule_file, d->rule_line);
         else
@@ -173,8 +217,8 @@ char **guest_services_ask_candidates(Broker *b, const char *service, const char 
         PolicyDecision d;
         char rule[300];
 
-        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *vm = vm_model_vm(b->model, i);
+        for (guint i = 0; i < vm_model_n_vms(broker_model(b)); i++) {
+                const VmSpec *vm = vm_model_vm(broker_model(b), i);
                 if (strcmp(vm->name, source) == 0 || vm->role == VM_ROLE_DISPOSABLE_TEMPLATE)
                         continue;
                 if (guest_services_evaluate(b, service, arg, source, vm->name, &d, rule, sizeof rule) >= 0 &&
@@ -195,7 +239,7 @@ char **guest_services_ask_candidates(Broker *b, const char *service, const char 
 }
 
 const char *guest_services_vm_state(Broker *b, const char *name) {
-        VmObject *o = broker_find_vm(b, name);
+        const VmObject *o = broker_find_vm(b, name);
         return o ? o->state : NULL;
 }
 

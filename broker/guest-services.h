@@ -51,25 +51,24 @@ typedef struct Clipboard Clipboard;
 typedef struct RouteTable RouteTable;
 typedef struct AskQueue AskQueue;
 
-typedef struct Services {
-        uint64_t clipboard_max;
-        bool clear_after_paste;
-        char **url_schemes;
-        unsigned ask_timeout_sec;
-        unsigned agent_timeout_sec;
-        GHashTable *apps; /* VM name → char** app ids */
-        GHashTable *in_flight; /* source VM → InFlight (guest-request.c): its routed requests pending */
+/* The guest side's configuration and tables (guest-services.c), one per broker: opaque. */
 
-        Clipboard *clipboard;
-        RouteTable *routes;
-        AskQueue *asks;
-} Services;
-
-/* Load services.conf, create the clipboard, routes and asks, export Clipboard and Ask on b->bus. */
+/* Load services.conf, create the clipboard, routes and asks, export Clipboard and Ask on broker_bus(b). */
 int guest_services_start(Broker *b);
 /* Fail every pending ask and routed call ("shutting down"); before the lifecycle goes. */
 void guest_services_stop(Broker *b);
 void guest_services_free(Broker *b);
+
+/* What services.conf said and the tables of the guest side; NULL / the defaults before guest_services_start(). */
+Clipboard *guest_services_clipboard(Broker *b);
+RouteTable *guest_services_routes(Broker *b);
+AskQueue *guest_services_asks(Broker *b);
+uint64_t guest_services_clipboard_max(Broker *b);       /* [Clipboard] MaxSize= */
+const char *const *guest_services_url_schemes(Broker *b); /* [Open] URLSchemes= */
+/* [Apps] of vm: the application ids it offers, NULL: none declared. */
+const char *const *guest_services_apps(Broker *b, const char *vm);
+/* guest-request.c's backpressure counts (source VM → its InFlight), kept here for the broker's lifetime. */
+GHashTable *guest_services_in_flight(Broker *b);
 
 /* ---- shared by the guest-*.c files --------------------------------------------------- */
 

@@ -56,11 +56,11 @@ bool hypervisor_is_connected(Hypervisor *h) {
 }
 
 const char *hypervisor_domain_state(Hypervisor *h, const char *name) {
-        return lifecycle_vm_state(h ? h->broker->lifecycle : NULL, name);
+        return lifecycle_vm_state(h ? broker_lifecycle(h->broker) : NULL, name);
 }
 
 void hypervisor_refresh_states(Hypervisor *h) {
-        lifecycle_refresh_states(h->broker->lifecycle);
+        lifecycle_refresh_states(broker_lifecycle(h->broker));
 }
 
 static void hypervisor_schedule_reconnect(Hypervisor *h);
@@ -81,7 +81,7 @@ static void hypervisor_disconnect(Hypervisor *h) {
                 return;
         h->closing = true;
         /* The federation goes first: pending operations fail, VM states become "unknown". */
-        lifecycle_detach(h->broker->lifecycle);
+        lifecycle_detach(broker_lifecycle(h->broker));
         (void) virConnectUnregisterCloseCallback(h->conn, close_callback);
         (void) virConnectClose(h->conn);
         h->conn = NULL;
@@ -101,7 +101,7 @@ static void hypervisor_attach(Hypervisor *h, virConnectPtr conn) {
         }
         log_info("Connected to %s.", h->uri);
         /* Lifecycle events and VM state belong to the federation. */
-        lifecycle_attach(h->broker->lifecycle, h->conn);
+        lifecycle_attach(broker_lifecycle(h->broker), h->conn);
 }
 
 /* At start, before the bus is served: a synchronous first attempt. */

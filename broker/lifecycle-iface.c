@@ -59,7 +59,7 @@ static void request_authorized(Broker *b, sd_bus_message *m, bool allowed, const
                                void *userdata) {
         Request *q = userdata;
         const char *reason;
-        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        Federation *f = lifecycle_federation(broker_lifecycle(b), &reason);
         g_autofree char *what = request_describe(q), *error = NULL;
         Operation *op;
         int r;
@@ -98,7 +98,7 @@ static void request_authorized(Broker *b, sd_bus_message *m, bool allowed, const
 static int request_begin(Broker *b, sd_bus_message *m, RequestKind kind, const char *untrusted_name, bool force,
                          sd_bus_error *error) {
         const char *reason;
-        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        Federation *f = lifecycle_federation(broker_lifecycle(b), &reason);
         FederationVmState s;
         const VmSpec *spec;
         Request *q;
@@ -109,7 +109,7 @@ static int request_begin(Broker *b, sd_bus_message *m, RequestKind kind, const c
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "No VM named '%s' is defined in %s/vms.d (ListVMs shows the VMs that "
                                          "are).",
-                                         ERRORS_EXCERPT(untrusted_name, 64), b->config_dir);
+                                         ERRORS_EXCERPT(untrusted_name, 64), broker_config_dir(b));
         const char *name = untrusted_name;
         if (!f)
                 return sd_bus_error_setf(error, VMFED_ERROR_FAILED, "Cannot act on %s: %s.", name, reason);
@@ -237,9 +237,10 @@ static int vm_find(sd_bus *bus, const char *path, const char *interface, void *u
 int lifecycle_iface_register(Broker *b) {
         int r;
 
-        r = sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, lifecycle_manager_vtable, b);
+        r = sd_bus_add_object_vtable(broker_bus(b), NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE,
+                                     lifecycle_manager_vtable, b);
         if (r < 0)
                 return r;
-        return sd_bus_add_fallback_vtable(b->bus, NULL, BROKER_VM_PATH_PREFIX, VM_INTERFACE, lifecycle_vm_vtable,
+        return sd_bus_add_fallback_vtable(broker_bus(b), NULL, BROKER_VM_PATH_PREFIX, VM_INTERFACE, lifecycle_vm_vtable,
                                           vm_find, b);
 }

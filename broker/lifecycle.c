@@ -52,7 +52,7 @@ int lifecycle_new(Broker *b, const char *domain_prefix, const char *bridge, Life
         l->unavailable = g_strdup("no connection to libvirt");
         l->dispvms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         l->ready_waiters = g_ptr_array_new_with_free_func(ready_waiter_free);
-        l->watch = vm_events_watch_add(b->vm_events, lifecycle_on_vm_event, l, NULL);
+        l->watch = vm_events_watch_add(broker_vm_events(b), lifecycle_on_vm_event, l, NULL);
         *ret = l;
         return 0;
 }
@@ -68,7 +68,7 @@ Lifecycle *lifecycle_free(Lifecycle *l) {
         l->loading = federation_free(l->loading);
         operation_abandon_all(l->broker, -ESHUTDOWN, "vmfedd is shutting down");
         ready_waiters_fail(l, NULL, -ESHUTDOWN, "vmfedd is shutting down");
-        vm_events_watch_remove(l->broker->vm_events, l->watch);
+        vm_events_watch_remove(broker_vm_events(l->broker), l->watch);
         if (l->conn)
                 virConnectClose(l->conn);
         g_hash_table_unref(l->dispvms);
@@ -101,14 +101,14 @@ static void lifecycle_update_active_persona(Lifecycle *l) {
 }
 
 void lifecycle_refresh_states(Lifecycle *l) {
-        GHashTableIter it;
-        gpointer key;
-
         if (!l)
                 return;
-        g_hash_table_iter_init(&it, l->broker->vm_objects);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-                broker_set_vm_state(l->broker, key, lifecycle_vm_state(l, key));
+        /* The broker has a VM object for each VM of its model. */
+        VmModel *model = broker_model(l->broker);
+        for (guint i = 0; i < vm_model_n_vms(model); i++) {
+                const char *name = vm_model_vm(model, i)->name;
+                broker_set_vm_state(l->broker, name, lifecycle_vm_state(l, name));
+        }
         lifecycle_update_active_persona(l);
 }
 
@@ -174,7 +174,7 @@ static void ready_waiters_check(Lifecycle *l, const char *name, FederationVmStat
 /* ---- disposables ----------------------------------------------------------- */
 
 bool lifecycle_dispvm_is_running(Broker *b, const char *name) {
-        return b->lifecycle && name && g_hash_table_contains(b->lifecycle->dispvms, name);
+        return broker_lifecycle(b) && name && g_hash_table_contains(broker_lifecycle(b)->dispvms, name);
 }
 
 /* ---- the federation's state callback ------------------------------------- */
@@ -192,7 +192,7 @@ static void lifecycle_post(Lifecycle *l, const char *vm, FederationVmState s, co
                 .active_persona = l->federation ? federation_active_persona(l->federation) : NULL,
                 .disposable = g_hash_table_contains(l->dispvms, vm),
         };
-        vm_events_post(l->broker->vm_events, &e);
+        vm_events_post(broker_vm_events(l->broker), &e);
 }
 
 static void on_vm_state(const char *vm, FederationVmState s, const char *reason, void *userdata) {
@@ -229,18 +229,17 @@ static int on_prepare_channel(const char *vm, const char *path, void *userdata) 
         Channel *c = NULL;
         int r;
 
-        r = b->hooks.netvm_prepare(b, vm); /* a netvm: its link to vmfed-netd and its bridge */
+        r = broker_netvm_prepare(b, vm); /* a netvm: its link to vmfed-netd and its bridge */
         if (r < 0)
                 return r;
         channel_access_share(b, vm); /* QEMU's group may connect (channel-access.h) */
-        if (g_hash_table_contains(b->channels, vm))
-                return 0;
-        r = channel_new(b, vm, &c);
+        r = channel_ensure(b, vm, &c);
         if (r < 0)
                 return log_error_errno(r, "Cannot listen on the channel of %s: %m", vm);
+        if (r == 0)
+                return 0;
         if (strcmp(channel_path(c), path) != 0)
                 log_warning("Channel of %s: the broker listens on %s, the domain uses %s.", vm, channel_path(c), path);
-        g_hash_table_insert(b->channels, g_strdup(vm), c);
         channel_access_share(b, vm);
         if (!broker_find_vm(b, vm))
                 g_hash_table_add(l->dispvms, g_strdup(vm)); /* a disposable: its channel goes when it stops */
@@ -253,7 +252,7 @@ static void autostart_done(Broker *b, int r, const char *message, void *userdata
 }
 
 static void resume_done(Broker *b, int r, const char *message, void *userdata) {
-        Lifecycle *l = b->lifecycle;
+        Lifecycle *l = broker_lifecycle(b);
         bool autostart = GPOINTER_TO_INT(userdata);
         g_autofree char *error = NULL;
         Operation *op;
@@ -328,11 +327,13 @@ static gboolean lifecycle_boot(gpointer userdata) {
 static void lifecycle_take(Lifecycle *l, Federation *f) {
         Broker *b = l->broker;
 
+        if (broker_model(b) && federation_model(f) != broker_model(b))
+                federation_set_model(f, broker_model(b)); /* a Reload while it was loading */
         federation_set_state_callback(f, on_vm_state, l);
         l->federation = f;
         g_clear_pointer(&l->unavailable, g_free);
         lifecycle_forget_stopped_dispvms(l);
-        b->hooks.federation_ready(b);
+        broker_post_federation_ready(b);
         log_info("Federation loaded (domain prefix %s, generation %" G_GUINT64_FORMAT ").",
                  l->domain_prefix ? l->domain_prefix : "vmfed-", federation_generation(f));
         if (!l->boot_idle)
@@ -365,9 +366,9 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors, bool async) {
         Broker *b = l->broker;
         g_autoptr(GPtrArray) ferrors = NULL;
         FederationOptions o = {
-                .config_dir = b->config_dir,
-                .model = b->model, /* the broker's load of vms.d/: the federation does not load it again */
-                .state_dir = b->state_dir,
+                .config_dir = broker_config_dir(b),
+                .model = broker_model(b), /* the broker's load of vms.d/: the federation does not load it again */
+                .state_dir = broker_state_dir(b),
                 .domain_prefix = l->domain_prefix,
                 .bridge = l->bridge,
                 /* The broker listens on STATE/channels/NAME.sock (channel.c); QEMU connects. */
@@ -378,11 +379,11 @@ static int lifecycle_create(Lifecycle *l, GPtrArray *errors, bool async) {
         Federation *f = NULL;
         int r;
 
-        if (!b->model) {
+        if (!broker_model(b)) {
                 /* vms.d/ never loaded (broker_reload() reported why): no federation until it does. */
                 g_free(l->unavailable);
                 l->unavailable = g_strdup_printf("the federation could not be loaded: %s",
-                                                 b->model_error ? b->model_error : "vms.d/ is not loaded");
+                                                 broker_model_error(b) ?: "vms.d/ is not loaded");
                 log_error("No federation: %s", l->unavailable);
                 return -EINVAL;
         }
@@ -446,9 +447,11 @@ int lifecycle_reload(Lifecycle *l, GPtrArray *errors) {
         if (!l || !l->conn)
                 return 0;
         if (!l->federation && !l->loading)
-                r = lifecycle_create(l, l->broker->model ? errors : NULL, false); /* (vms.d/ errors: reported once) */
-        else if (l->broker->model && federation_model(l->federation) != l->broker->model)
-                federation_set_model(l->federation, l->broker->model);
+                /* (vms.d/ errors are reported once) */
+                r = lifecycle_create(l, broker_model(l->broker) ? errors : NULL, false);
+        else if (l->federation && broker_model(l->broker) && federation_model(l->federation) != broker_model(l->broker))
+                federation_set_model(l->federation, broker_model(l->broker));
+        /* (a federation still loading takes the model in use when it is loaded: lifecycle_take()) */
         lifecycle_refresh_states(l);
         return r < 0 ? -EINVAL : 0;
 }
@@ -481,7 +484,7 @@ static int refuse(char **ret_error, int r, const char *fmt, ...) {
 
 int lifecycle_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb, void *userdata, char **ret_error) {
         const char *reason;
-        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        Federation *f = lifecycle_federation(broker_lifecycle(b), &reason);
         g_autofree char *error = NULL;
         FederationVmState s;
         EnsureCtx *c;
@@ -500,7 +503,7 @@ int lifecycle_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb,
         case FEDERATION_VM_STARTING: {
                 ReadyWaiter *w = g_new0(ReadyWaiter, 1);
                 *w = (ReadyWaiter) { .name = g_strdup(name), .cb = cb, .userdata = userdata };
-                g_ptr_array_add(b->lifecycle->ready_waiters, w);
+                g_ptr_array_add(broker_lifecycle(b)->ready_waiters, w);
                 return 0;
         }
         case FEDERATION_VM_STOPPING:
@@ -528,7 +531,7 @@ int lifecycle_vm_ensure_running(Broker *b, const char *name, BrokerVmReadyFn cb,
 
 static void dispvm_done(Broker *b, int r, const char *message, void *userdata) {
         EnsureCtx *c = userdata;
-        Lifecycle *l = b->lifecycle;
+        Lifecycle *l = broker_lifecycle(b);
 
         if (r >= 0 && message) {
                 /* Its channel was opened by on_prepare_channel() before the domain started. */
@@ -544,7 +547,7 @@ static void dispvm_done(Broker *b, int r, const char *message, void *userdata) {
 int lifecycle_dispvm_start(Broker *b, const char *target, const char *caller, BrokerVmReadyFn cb, void *userdata,
                            char **ret_error) {
         const char *reason;
-        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        Federation *f = lifecycle_federation(broker_lifecycle(b), &reason);
         g_autofree char *error = NULL, *what = NULL;
         EnsureCtx *c;
         Operation *op;
@@ -568,7 +571,7 @@ int lifecycle_dispvm_start(Broker *b, const char *target, const char *caller, Br
 }
 
 int lifecycle_dispvm_release(Broker *b, const char *name) {
-        Federation *f = lifecycle_federation(b->lifecycle, NULL);
+        Federation *f = lifecycle_federation(broker_lifecycle(b), NULL);
         g_autofree char *error = NULL;
         int r;
 

@@ -32,7 +32,7 @@ void lifecycle_attach(Lifecycle *l, virConnectPtr conn);
 void lifecycle_detach(Lifecycle *l);
 
 /*
- * Hand the broker's VM model (Broker.model, just loaded) to the federation,
+ * Hand the broker's VM model (broker_model(), just loaded) to the federation,
  * or create the federation from it when it could not be before.  Appends
  * messages to errors (may be NULL); 0 or -EINVAL.
  */

@@ -33,16 +33,14 @@ static void help(FILE *f) {
 }
 
 static gboolean on_quit_signal(gpointer userdata) {
-        Broker *b = userdata;
         log_info("Shutting down.");
-        g_main_loop_quit(b->loop);
+        daemon_quit(userdata);
         return G_SOURCE_CONTINUE;
 }
 
 static gboolean on_reload_signal(gpointer userdata) {
-        Broker *b = userdata;
         log_info("SIGHUP: reloading configuration and policy.");
-        (void) broker_reload(b, NULL);
+        (void) broker_reload(daemon_broker(userdata), NULL);
         return G_SOURCE_CONTINUE;
 }
 
@@ -64,7 +62,7 @@ int main(int argc, char **argv) {
         const char *config_dir = VMFED_CONFIG_DIR, *state_dir = VMFED_STATE_DIR;
         const char *uri = "qemu:///system", *bus_address = NULL, *manage_group = "vmfed";
         const char *domain_prefix = NULL, *bridge = NULL;
-        g_autoptr(Broker) b = NULL;
+        g_autoptr(Daemon) d = NULL;
         int c, r;
 
         log_set_ident("vmfedd");
@@ -117,19 +115,19 @@ int main(int argc, char **argv) {
         /* sd-bus writes with MSG_NOSIGNAL, but be sure a vanished peer never kills us. */
         signal(SIGPIPE, SIG_IGN);
 
-        r = broker_new(config_dir, state_dir, uri, bus_address, &b);
+        r = daemon_new(&(DaemonOptions) { .config_dir = config_dir, .state_dir = state_dir, .libvirt_uri = uri,
+                                          .bus_address = bus_address, .manage_group = manage_group,
+                                          .domain_prefix = domain_prefix, .bridge = bridge },
+                       &d);
         if (r < 0)
                 return log_error_errno(r, "Out of memory."), 1;
-        b->manage_group = g_strdup(manage_group);
-        b->domain_prefix = g_strdup(domain_prefix);
-        b->bridge = g_strdup(bridge);
 
-        g_unix_signal_add(SIGTERM, on_quit_signal, b);
-        g_unix_signal_add(SIGINT, on_quit_signal, b);
-        g_unix_signal_add(SIGHUP, on_reload_signal, b);
+        g_unix_signal_add(SIGTERM, on_quit_signal, d);
+        g_unix_signal_add(SIGINT, on_quit_signal, d);
+        g_unix_signal_add(SIGHUP, on_reload_signal, d);
 
-        r = broker_start(b);
+        r = daemon_start(d);
         if (r < 0)
                 return 1;
-        return broker_run(b);
+        return daemon_run(d);
 }

@@ -24,9 +24,9 @@ static int method_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *erro
         r = sd_bus_message_open_container(reply, 'a', "(ssso)");
         if (r < 0)
                 return r;
-        for (guint i = 0; i < vm_model_n_vms(b->model); i++) {
-                const VmSpec *c = vm_model_vm(b->model, i);
-                VmObject *o = broker_find_vm(b, c->name);
+        for (guint i = 0; i < vm_model_n_vms(broker_model(b)); i++) {
+                const VmSpec *c = vm_model_vm(broker_model(b), i);
+                const VmObject *o = broker_find_vm(b, c->name);
                 _cleanup_free_ char *path = vm_object_path(c->name);
                 const char *role = vm_role_to_string(c->role);
 
@@ -55,7 +55,7 @@ static int method_get_vm(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "No VM named '%s' is defined in %s/vms.d (ListVMs shows the "
                                          "VMs that are).",
-                                         ERRORS_EXCERPT(untrusted_name, 64), b->config_dir);
+                                         ERRORS_EXCERPT(untrusted_name, 64), broker_config_dir(b));
 
         _cleanup_free_ char *path = vm_object_path(untrusted_name);
         if (!path)
@@ -104,7 +104,7 @@ static int property_get_active_persona(sd_bus *bus, const char *path, const char
                                        const char *property, sd_bus_message *reply, void *userdata,
                                        sd_bus_error *error) {
         Broker *b = userdata;
-        return sd_bus_message_append(reply, "s", b->active_persona ? b->active_persona : "");
+        return sd_bus_message_append(reply, "s", broker_active_persona(b) ? broker_active_persona(b) : "");
 }
 
 static const sd_bus_vtable manager_vtable[] = {
@@ -124,12 +124,19 @@ static const sd_bus_vtable manager_vtable[] = {
 /* The Manager interface is served by one vtable per noun: this one, lifecycle-iface.c (StartVM, StopVM,
  * SwitchPersona, Progress; also VM.Start/Stop), vm-config-iface.c (AddVM, RemoveVM) and
  * generations-iface.c (ListGenerations, Rollback); sd-bus merges them in introspection. */
+static void manager_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        if (e->kind == BROKER_EVENT_ACTIVE_PERSONA && broker_bus(b))
+                (void) sd_bus_emit_properties_changed(broker_bus(b), BROKER_ROOT_PATH, MANAGER_INTERFACE,
+                                                      "ActivePersona", NULL);
+}
+
 int manager_register(Broker *b) {
         int r;
 
-        r = sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, manager_vtable, b);
+        r = sd_bus_add_object_vtable(broker_bus(b), NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, manager_vtable, b);
         if (r < 0)
                 return r;
+        (void) broker_watch_add(b, manager_on_broker_event, NULL, NULL); /* ActivePersona's PropertiesChanged */
         r = lifecycle_iface_register(b);
         if (r < 0)
                 return r;
@@ -137,10 +144,4 @@ int manager_register(Broker *b) {
         if (r < 0)
                 return r;
         return generations_iface_register(b);
-}
-
-void manager_emit_active_persona(Broker *b) {
-        if (b->bus)
-                (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, MANAGER_INTERFACE,
-                                                      "ActivePersona", NULL);
 }

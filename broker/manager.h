@@ -10,4 +10,3 @@
 /* MANAGER_INTERFACE: broker.h */
 
 int manager_register(Broker *b);
-void manager_emit_active_persona(Broker *b);

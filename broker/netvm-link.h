@@ -57,6 +57,7 @@ struct NetvmLinks {
         GHashTable *netvms;     /* name → NetvmLink* */
         GHashTable *clients;    /* name → ClientVm* */
         unsigned watch;         /* on broker/vm-events.h */
+        unsigned broker_watch;  /* broker events (broker.h): the federation ready, an agent's Hello */
 };
 
 /* ---- netvm-link.c: one netvm's link ---- */

@@ -33,6 +33,8 @@ static void client_vm_free(void *p) {
 }
 
 static void netvm_links_on_vm_event(const VmEvent *e, void *userdata);
+static void netvm_links_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata);
+static void netvm_links_federation_ready(NetvmLinks *n);
 
 int netvm_links_new(Broker *b, NetvmLinks **ret) {
         g_autofree char *subnet = NULL, *subnet6 = NULL;
@@ -41,34 +43,35 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
 
         n = g_new0(NetvmLinks, 1);
         n->broker = b;
-        n->channel_dir = g_strdup(b->channel_dir);
-        n->bridge = g_strdup(b->bridge);
-        n->conf = network_conf_load(b->config_dir);
+        n->channel_dir = g_strdup(broker_channel_dir(b));
+        n->bridge = g_strdup(broker_bridge(b));
+        n->conf = network_conf_load(broker_config_dir(b));
         n->netvms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, netvm_link_free);
         n->clients = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, client_vm_free);
-        n->watch = vm_events_watch_add(b->vm_events, netvm_links_on_vm_event, n, NULL);
+        n->watch = vm_events_watch_add(broker_vm_events(b), netvm_links_on_vm_event, n, NULL);
+        n->broker_watch = broker_watch_add(b, netvm_links_on_broker_event, n, NULL);
         subnet = network_conf_subnet(n->conf);
-        r = addressing_new(b->config_dir, b->state_dir, subnet, &n->addressing);
+        r = addressing_new(broker_config_dir(b), broker_state_dir(b), subnet, &n->addressing);
         if (r < 0) {
                 log_error("%s: [Network] Subnet=%s is not a /24 (A.B.C.0/24); using 10.137.0.0/24.", network_conf_path(n->conf),
                           subnet);
-                (void) addressing_new(b->config_dir, b->state_dir, NULL, &n->addressing);
+                (void) addressing_new(broker_config_dir(b), broker_state_dir(b), NULL, &n->addressing);
         }
         subnet6 = network_conf_subnet6(n->conf);
         if (addressing_set_subnet6(n->addressing, subnet6) < 0)
                 log_error("%s: [Network] Subnet6=%s is not a /64 (PREFIX::/64) nor \"none\"; using the default, "
                           "gateway %s.", network_conf_path(n->conf), subnet6, addressing_gateway6(n->addressing));
-        if (b->bridge) {
+        if (broker_bridge(b)) {
                 r = hostnet_open(&n->host);
                 if (r < 0)
                         log_warning_errno(r, "No host network plumbing (bridges, anti-spoofing): %m");
                 else {
-                        r = hostnet_bridge_ensure(n->host, b->bridge);
+                        r = hostnet_bridge_ensure(n->host, broker_bridge(b));
                         if (r < 0)
-                                log_error_errno(r, "Cannot set up the host bridge %s: %m", b->bridge);
+                                log_error_errno(r, "Cannot set up the host bridge %s: %m", broker_bridge(b));
                         else
                                 log_info("Host bridge %s is up (isolated client ports, table bridge vmfed-host).",
-                                         b->bridge);
+                                         broker_bridge(b));
                 }
         }
         *ret = n;
@@ -78,7 +81,8 @@ int netvm_links_new(Broker *b, NetvmLinks **ret) {
 NetvmLinks *netvm_links_free(NetvmLinks *n) {
         if (!n)
                 return NULL;
-        vm_events_watch_remove(n->broker->vm_events, n->watch);
+        vm_events_watch_remove(broker_vm_events(n->broker), n->watch);
+        broker_watch_remove(n->broker, n->broker_watch);
         g_hash_table_unref(n->netvms);
         g_hash_table_unref(n->clients);
         addressing_free(n->addressing);
@@ -92,7 +96,7 @@ NetvmLinks *netvm_links_free(NetvmLinks *n) {
 /* ---- who is what ------------------------------------------------------------ */
 
 static Federation *links_federation(NetvmLinks *n) {
-        return n->broker->hooks.federation(n->broker);
+        return broker_federation(n->broker);
 }
 
 static bool spec_is_netvm(Federation *f, const VmSpec *s) {
@@ -119,7 +123,7 @@ static char *disposable_template(Federation *f, const char *vm) {
 
 static void on_set_network_done(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
         char *vm = userdata;
-        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
+        ClientVm *c = broker_netvm_links(b) ? g_hash_table_lookup(broker_netvm_links(b)->clients, vm) : NULL;
 
         if (c && c->network_pending > 0)
                 c->network_pending--;
@@ -159,7 +163,7 @@ static void client_send_network(NetvmLinks *n, ClientVm *c) {
         const char *gw = addressing_gateway(n->addressing), *gw6 = addressing_gateway6(n->addressing);
         int r;
 
-        if (!b->bus)
+        if (!broker_bus(b))
                 return;
         r = client_set_network(b, c, cidr, gw, gw);
         if (r >= 0 && c->address6 && gw6) {
@@ -170,8 +174,8 @@ static void client_send_network(NetvmLinks *n, ClientVm *c) {
                 log_warning_errno(r, "Cannot send the network configuration to %s: %m", c->name);
 }
 
-void netvm_links_agent_ready(Broker *b, const char *vm) {
-        ClientVm *c = b->netvm_links ? g_hash_table_lookup(b->netvm_links->clients, vm) : NULL;
+static void netvm_links_agent_ready(NetvmLinks *n, const char *vm) {
+        ClientVm *c = g_hash_table_lookup(n->clients, vm);
 
         /*
          * An agent that said Hello after the SetNetwork waiting for it timed out,
@@ -180,7 +184,7 @@ void netvm_links_agent_ready(Broker *b, const char *vm) {
          * queued reaches this agent through route_agent_ready().
          */
         if (c && !c->network_pending)
-                client_send_network(b->netvm_links, c);
+                client_send_network(n, c);
 }
 
 static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
@@ -220,7 +224,7 @@ static void client_running(NetvmLinks *n, Federation *f, const char *vm) {
                 return;
         }
         c->address6 = addressing_address6(n->addressing, c->address);
-        c->rules = client_firewall_rules(n->broker->config_dir, s, tmpl ? tmpl : vm);
+        c->rules = client_firewall_rules(broker_config_dir(n->broker), s, tmpl ? tmpl : vm);
         if (domain) {
                 domain_xml_tap_name(domain, tap);
                 c->tap = g_strdup(tap);
@@ -285,6 +289,16 @@ static void netvm_running(NetvmLinks *n, Federation *f, const VmSpec *s) {
                 log_warning_errno(r, "Cannot attach the netvm %s's tap %s to %s: %m", s->name, tap, link->bridge);
 }
 
+/* The broker's events: the federation was (re)created, an agent said Hello. */
+static void netvm_links_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        NetvmLinks *n = userdata;
+
+        if (e->kind == BROKER_EVENT_FEDERATION_READY)
+                netvm_links_federation_ready(n);
+        else if (e->kind == BROKER_EVENT_AGENT_READY)
+                netvm_links_agent_ready(n, e->vm);
+}
+
 /* The watch of broker/vm-events.h: netvm clients, host ports, the agent's network. */
 static void netvm_links_on_vm_event(const VmEvent *e, void *userdata) {
         NetvmLinks *n = userdata;
@@ -294,7 +308,7 @@ static void netvm_links_on_vm_event(const VmEvent *e, void *userdata) {
         FederationVmState s = e->state;
         const VmSpec *spec;
 
-        if (!f || !b->bridge)
+        if (!f || !broker_bridge(b))
                 return;
         spec = federation_vm_spec(f, vm);
         if (s == FEDERATION_VM_RUNNING) {
@@ -311,17 +325,17 @@ static void netvm_links_on_vm_event(const VmEvent *e, void *userdata) {
 }
 
 int netvm_links_prepare(Broker *b, const char *vm) {
-        NetvmLinks *n = b->netvm_links;
+        NetvmLinks *n = broker_netvm_links(b);
         Federation *f = n ? links_federation(n) : NULL;
         const VmSpec *s = f ? federation_vm_spec(f, vm) : NULL;
 
-        if (!s || !b->bridge || !spec_is_netvm(f, s))
+        if (!s || !broker_bridge(b) || !spec_is_netvm(f, s))
                 return 0;
         return netvm_link_ensure(n, s) ? 0 : -EIO;
 }
 
 int netvm_links_adopt_connection(Broker *b, const VmSpec *netvm, int fd) {
-        NetvmLink *n = b->netvm_links ? netvm_link_ensure(b->netvm_links, netvm) : NULL;
+        NetvmLink *n = broker_netvm_links(b) ? netvm_link_ensure(broker_netvm_links(b), netvm) : NULL;
 
         if (!n) {
                 safe_close(fd);
@@ -356,12 +370,11 @@ static void links_forget_stopped(NetvmLinks *n, Federation *f) {
         }
 }
 
-void netvm_links_federation_ready(Broker *b) {
-        NetvmLinks *n = b->netvm_links;
-        Federation *f = n ? links_federation(n) : NULL;
+static void netvm_links_federation_ready(NetvmLinks *n) {
+        Federation *f = links_federation(n);
         g_auto(GStrv) names = NULL;
 
-        if (!f || !b->bridge)
+        if (!f || !n->bridge)
                 return;
         names = federation_list_vms(f);
         /* Netvms first (connections, router ports), then the clients that exist (adopted). */

@@ -50,13 +50,14 @@ typedef struct NetvmLinks NetvmLinks;
 int netvm_links_new(Broker *b, NetvmLinks **ret);
 NetvmLinks *netvm_links_free(NetvmLinks *n);
 
-/* The federation was (re)created: connect to every running netvm, take over the VMs that run (adoption). */
-void netvm_links_federation_ready(Broker *b);
 /* Right before vm's domain starts (a netvm: its link and bridge are set up). */
 int netvm_links_prepare(Broker *b, const char *vm);
-/* VM state changes arrive on the broker's VmEvents (broker/vm-events.h), which netvm_links_new() watches. */
-/* vm's agent said Hello: send it its network unless a SetNetwork is on its way. */
-void netvm_links_agent_ready(Broker *b, const char *vm);
+/*
+ * VM state changes arrive on the broker's VmEvents (broker/vm-events.h), the
+ * federation's (re)creation (connect to every running netvm, take over the VMs
+ * that run) and an agent's Hello (send it its network unless a SetNetwork is
+ * on its way) as broker events (broker.h): netvm_links_new() watches both.
+ */
 
 /*
  * Serve a connected socket as the link to the vmfed-netd of netvm (what

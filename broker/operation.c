@@ -61,10 +61,10 @@ static void finish_deferred(void *userdata) {
 static void on_done(int r, const char *message, void *userdata) {
         Operation *op = userdata;
 
-        g_hash_table_steal(op->broker->operations->pending, op->id);
+        g_hash_table_steal(broker_operations(op->broker)->pending, op->id);
         op->r = r;
         op->message = g_strdup(message);
-        vm_events_defer(op->broker->vm_events, finish_deferred, op);
+        vm_events_defer(broker_vm_events(op->broker), finish_deferred, op);
 }
 
 Operation *operation_new(Broker *b, sd_bus_message *m, const char *what, OperationDoneFn done, void *userdata) {
@@ -84,12 +84,12 @@ Operation *operation_new(Broker *b, sd_bus_message *m, const char *what, Operati
                 op->id = g_strdup_printf("vmfedd/%" PRIu64, next_internal_id++);
         op->cb = (FederationCallbacks) { .progress = on_progress, .done = on_done, .userdata = op };
         /* Two calls cannot share a sender and a cookie; keep the id unique anyway. */
-        while (g_hash_table_contains(b->operations->pending, op->id)) {
+        while (g_hash_table_contains(broker_operations(b)->pending, op->id)) {
                 char *id = g_strdup_printf("%s+", op->id);
                 g_free(op->id);
                 op->id = id;
         }
-        g_hash_table_insert(b->operations->pending, op->id, op);
+        g_hash_table_insert(broker_operations(b)->pending, op->id, op);
         log_debug("Operation %s: %s.", op->id, op->what);
         return op;
 }
@@ -106,8 +106,8 @@ void operation_progress(Operation *op, const char *line) {
         Broker *b = op->broker;
 
         log_debug("Operation %s: %s", op->id, line);
-        if (b->bus)
-                (void) sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, MANAGER_INTERFACE, "Progress", "ss", op->id,
+        if (broker_bus(b))
+                (void) sd_bus_emit_signal(broker_bus(b), BROKER_ROOT_PATH, MANAGER_INTERFACE, "Progress", "ss", op->id,
                                           line);
 }
 
@@ -121,7 +121,7 @@ void operation_finish(Operation *op, int r, const char *message) {
         else
                 log_info("%s: done in %.3f ms.", op->what, ms);
         /* Unregister first: done may start another operation or abandon all. */
-        g_hash_table_steal(b->operations->pending, op->id);
+        g_hash_table_steal(broker_operations(b)->pending, op->id);
         if (op->done)
                 op->done(b, r, message, op->userdata);
         if (op->call) {
@@ -141,7 +141,7 @@ void operation_finish(Operation *op, int r, const char *message) {
 }
 
 void operation_cancel(Operation *op) {
-        g_hash_table_steal(op->broker->operations->pending, op->id);
+        g_hash_table_steal(broker_operations(op->broker)->pending, op->id);
         if (op->call)
                 sd_bus_message_unref(op->call);
         g_free(op->what);
@@ -153,8 +153,8 @@ void operation_abandon_all(Broker *b, int r, const char *message) {
         GHashTableIter it;
         gpointer value;
 
-        while (g_hash_table_size(b->operations->pending) > 0) {
-                g_hash_table_iter_init(&it, b->operations->pending);
+        while (g_hash_table_size(broker_operations(b)->pending) > 0) {
+                g_hash_table_iter_init(&it, broker_operations(b)->pending);
                 if (!g_hash_table_iter_next(&it, NULL, &value))
                         break;
                 operation_finish(value, r, message);

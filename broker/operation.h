@@ -22,7 +22,7 @@
 #include "federation/federation.h"
 
 typedef struct Operation Operation;
-/* The pending operations of one broker (Broker.operations). */
+/* The pending operations of one broker (broker_operations()). */
 typedef struct OperationSet OperationSet;
 
 OperationSet *operation_set_new(void);

@@ -15,6 +15,12 @@
 #define EVAL_FIELD_MAX 256
 #define DIAGNOSTICS_IN_ERROR 5
 
+/* The userdata of the Policy vtable; freed with the broker's watches. */
+typedef struct PolicyIface {
+        Broker *broker;
+        sd_bus_track *request_watchers; /* callers of Subscribe(), NULL: none yet */
+} PolicyIface;
+
 typedef struct PolicyEdit {
         char *name;
         char *content; /* NULL: remove */
@@ -34,7 +40,7 @@ static void policy_edit_free(void *p) {
 /* ---- Evaluate -------------------------------------------------------- */
 
 static int method_evaluate(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         const char *untrusted_source, *untrusted_target, *untrusted_service;
         char service[EVAL_FIELD_MAX + 1], rule[EVAL_FIELD_MAX + 32];
         const char *arg = NULL;
@@ -70,7 +76,7 @@ static int method_evaluate(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 .source = untrusted_source,
                 .target = untrusted_target,
         };
-        r = policy_evaluate(b->policy, b->facts, &req, &d);
+        r = policy_evaluate(broker_policy(b), broker_facts(b), &req, &d);
         if (r < 0)
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
                                          "Cannot evaluate source '%s', target '%s', service '%s': %s",
@@ -96,12 +102,12 @@ static int method_evaluate(sd_bus_message *m, void *userdata, sd_bus_error *erro
 static int method_list_files(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         g_autoptr(GPtrArray) names = NULL;
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         int r;
 
-        r = policy_file_list(b->policy_dir, &names);
+        r = policy_file_list(broker_policy_dir(b), &names);
         if (r < 0)
-                return errors_set_errno(error, r, "Cannot list %s: %s", b->policy_dir, strerror(-r));
+                return errors_set_errno(error, r, "Cannot list %s: %s", broker_policy_dir(b), strerror(-r));
 
         r = sd_bus_message_new_method_return(m, &reply);
         if (r < 0)
@@ -113,7 +119,7 @@ static int method_list_files(sd_bus_message *m, void *userdata, sd_bus_error *er
                 const char *name = g_ptr_array_index(names, i);
                 g_autofree char *etag = NULL;
 
-                if (policy_file_read(b->policy_dir, name, NULL, &etag) < 0)
+                if (policy_file_read(broker_policy_dir(b), name, NULL, &etag) < 0)
                         continue; /* vanished or unreadable meanwhile */
                 r = sd_bus_message_append(reply, "(ss)", name, etag);
                 if (r < 0)
@@ -135,7 +141,7 @@ static int validate_name(Broker *b, const char *untrusted_name, sd_bus_error *er
 }
 
 static int method_get_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         const char *untrusted_name;
         g_autofree char *content = NULL, *etag = NULL;
         int r;
@@ -148,16 +154,16 @@ static int method_get_file(sd_bus_message *m, void *userdata, sd_bus_error *erro
                 return r;
         const char *name = untrusted_name;
 
-        r = policy_file_read(b->policy_dir, name, &content, &etag);
+        r = policy_file_read(broker_policy_dir(b), name, &content, &etag);
         if (r == -ENOENT)
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "No policy file %s in %s (ListFiles shows those that exist).", name,
-                                         b->policy_dir);
+                                         broker_policy_dir(b));
         if (r == -EFBIG)
                 return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE, "%s is larger than %d bytes.", name,
                                          POLICY_FILE_MAX);
         if (r < 0)
-                return errors_set_errno(error, r, "Cannot read %s/%s: %s", b->policy_dir, name, strerror(-r));
+                return errors_set_errno(error, r, "Cannot read %s/%s: %s", broker_policy_dir(b), name, strerror(-r));
         if (!g_utf8_validate(content, -1, NULL))
                 return sd_bus_error_setf(error, VMFED_ERROR_FAILED,
                                          "%s is not valid UTF-8 and cannot be sent over D-Bus; fix it on disk.",
@@ -177,11 +183,11 @@ static int check_etag(Broker *b, const char *name, const char *etag, bool removi
         g_autofree char *content = NULL, *current = NULL;
         int r;
 
-        r = policy_file_read(b->policy_dir, name, &content, &current);
+        r = policy_file_read(broker_policy_dir(b), name, &content, &current);
         if (r == -ENOENT) {
                 if (removing)
                         return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND, "No policy file %s in %s.", name,
-                                                 b->policy_dir);
+                                                 broker_policy_dir(b));
                 if (etag[0] != 0)
                         return sd_bus_error_setf(error, VMFED_ERROR_CONFLICT,
                                                  "%s no longer exists (it was removed since you read it); "
@@ -195,7 +201,7 @@ static int check_etag(Broker *b, const char *name, const char *etag, bool removi
                                          "%s on disk is larger than %d bytes; fix it on disk.", name,
                                          POLICY_FILE_MAX);
         if (r < 0)
-                return errors_set_errno(error, r, "Cannot read %s/%s: %s", b->policy_dir, name, strerror(-r));
+                return errors_set_errno(error, r, "Cannot read %s/%s: %s", broker_policy_dir(b), name, strerror(-r));
         if (etag[0] == 0)
                 return sd_bus_error_setf(error, VMFED_ERROR_CONFLICT,
                                          "%s already exists (etag %s); pass its current etag to replace it.",
@@ -218,7 +224,7 @@ static int validate_edit(Broker *b, const PolicyEdit *e, PolicySnapshot **ret, s
         PolicyOverride o = { .name = e->name, .content = e->content };
         int r;
 
-        r = policy_snapshot_load(b->policy_dir, &o, 1, &s);
+        r = policy_snapshot_load(broker_policy_dir(b), &o, 1, &s);
         if (r < 0)
                 return errors_set_errno(error, r, "Cannot compile the policy: %s", strerror(-r));
         if (!policy_snapshot_is_valid(s)) {
@@ -256,13 +262,13 @@ static int edit_apply(Broker *b, const PolicyEdit *e, char **ret_etag, sd_bus_er
                 return r;
 
         if (e->content)
-                r = policy_file_write(b->policy_dir, e->name, e->content, strlen(e->content));
+                r = policy_file_write(broker_policy_dir(b), e->name, e->content, strlen(e->content));
         else
-                r = policy_file_remove(b->policy_dir, e->name);
+                r = policy_file_remove(broker_policy_dir(b), e->name);
         if (r < 0) {
                 policy_snapshot_unref(s);
                 return errors_set_errno(error, r == -EINVAL ? -EIO : r, "Cannot %s %s/%s: %s",
-                                        e->content ? "write" : "remove", b->policy_dir, e->name, strerror(-r));
+                                        e->content ? "write" : "remove", broker_policy_dir(b), e->name, strerror(-r));
         }
 
         /* What is on disk now is exactly what was compiled. */
@@ -271,7 +277,7 @@ static int edit_apply(Broker *b, const PolicyEdit *e, char **ret_etag, sd_bus_er
         {
                 g_autofree char *desc = g_strdup_printf("%s policy file %s", e->content ? "write" : "remove",
                                                         e->name);
-                (void) b->hooks.record_generation(b, desc);
+                (void) broker_record_generation(b, desc);
         }
         if (ret_etag)
                 *ret_etag = e->content ? policy_file_etag(e->content, strlen(e->content)) : NULL;
@@ -298,7 +304,7 @@ static void edit_done(Broker *b, sd_bus_message *m, bool allowed, const char *ho
                 return;
         }
         log_info("Policy file %s %s by %s (revision %" PRIu64 ").", e->name,
-                 e->content ? "written" : "removed", who, b->policy_revision);
+                 e->content ? "written" : "removed", who, broker_policy_revision(b));
         if (e->content)
                 (void) sd_bus_reply_method_return(m, "s", etag);
         else
@@ -331,7 +337,7 @@ static int edit_validate_and_authorize(Broker *b, sd_bus_message *m, const Polic
 static int method_replace_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *untrusted_name, *untrusted_content, *untrusted_etag;
         g_autofree char *current = NULL;
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         int r;
 
         /* parse */
@@ -369,7 +375,7 @@ static int method_replace_file(sd_bus_message *m, void *userdata, sd_bus_error *
 static int method_remove_file(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         const char *untrusted_name, *untrusted_etag;
         g_autofree char *current = NULL;
-        Broker *b = userdata;
+        Broker *b = ((PolicyIface *) userdata)->broker;
         int r;
 
         r = sd_bus_message_read(m, "ss", &untrusted_name, &untrusted_etag);
@@ -392,28 +398,28 @@ static int method_remove_file(sd_bus_message *m, void *userdata, sd_bus_error *e
 
 static int property_get_revision(sd_bus *bus, const char *path, const char *interface, const char *property,
                                  sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
-        return sd_bus_message_append(reply, "t", b->policy_revision);
+        Broker *b = ((PolicyIface *) userdata)->broker;
+        return sd_bus_message_append(reply, "t", broker_policy_revision(b));
 }
 
 static int property_get_valid(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
-        return sd_bus_message_append(reply, "b", policy_snapshot_is_valid(b->policy));
+        Broker *b = ((PolicyIface *) userdata)->broker;
+        return sd_bus_message_append(reply, "b", policy_snapshot_is_valid(broker_policy(b)));
 }
 
 static int property_get_diagnostics(sd_bus *bus, const char *path, const char *interface,
                                     const char *property, sd_bus_message *reply, void *userdata,
                                     sd_bus_error *error) {
-        Broker *b = userdata;
-        size_t n = policy_snapshot_n_diagnostics(b->policy);
+        Broker *b = ((PolicyIface *) userdata)->broker;
+        size_t n = policy_snapshot_n_diagnostics(broker_policy(b));
         int r;
 
         r = sd_bus_message_open_container(reply, 'a', "s");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < n; i++) {
-                g_autofree char *line = policy_diagnostic_format(policy_snapshot_diagnostic(b->policy, i));
+                g_autofree char *line = policy_diagnostic_format(policy_snapshot_diagnostic(broker_policy(b), i));
                 r = sd_bus_message_append(reply, "s", line ? line : "?");
                 if (r < 0)
                         return r;
@@ -424,25 +430,25 @@ static int property_get_diagnostics(sd_bus *bus, const char *path, const char *i
 /* ---- Subscribe: RequestNotified only while someone listens -------------- */
 
 static int method_subscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        PolicyIface *p = userdata;
         int r;
 
-        if (!b->request_watchers) {
-                r = sd_bus_track_new(sd_bus_message_get_bus(m), &b->request_watchers, NULL, NULL);
+        if (!p->request_watchers) {
+                r = sd_bus_track_new(sd_bus_message_get_bus(m), &p->request_watchers, NULL, NULL);
                 if (r < 0)
                         return r;
         }
-        r = sd_bus_track_add_sender(b->request_watchers, m);
+        r = sd_bus_track_add_sender(p->request_watchers, m);
         if (r < 0)
                 return r;
         return sd_bus_reply_method_return(m, NULL);
 }
 
 static int method_unsubscribe(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        Broker *b = userdata;
+        PolicyIface *p = userdata;
 
-        if (b->request_watchers)
-                (void) sd_bus_track_remove_sender(b->request_watchers, m);
+        if (p->request_watchers)
+                (void) sd_bus_track_remove_sender(p->request_watchers, m);
         return sd_bus_reply_method_return(m, NULL);
 }
 
@@ -473,26 +479,41 @@ static const sd_bus_vtable policy_vtable[] = {
         SD_BUS_VTABLE_END,
 };
 
-int policy_iface_register(Broker *b) {
-        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, POLICY_INTERFACE, policy_vtable, b);
-}
-
-void policy_iface_emit_request_notified(Broker *b, uint64_t id, const char *service, const char *arg,
-                                        const char *source, const char *target, const char *decision,
-                                        const char *rule) {
+static void policy_iface_emit_request_notified(PolicyIface *p, const BrokerRequestNotice *n) {
+        sd_bus *bus = broker_bus(p->broker);
         int r;
 
         /* Nobody subscribed: not even a message (a signal per routed call costs the bus its time). */
-        if (!b->bus || !b->request_watchers || sd_bus_track_count(b->request_watchers) == 0)
+        if (!bus || !p->request_watchers || sd_bus_track_count(p->request_watchers) == 0)
                 return;
-        r = sd_bus_emit_signal(b->bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "RequestNotified", "tssssss", id,
-                               service ?: "", arg ?: "", source ?: "", target ?: "", decision ?: "", rule ?: "");
+        r = sd_bus_emit_signal(bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "RequestNotified", "tssssss", n->id,
+                               n->service, n->arg, n->source, n->target, n->decision, n->rule);
         if (r < 0)
-                log_warning_errno(r, "Cannot announce request %" PRIu64 ": %m", id);
+                log_warning_errno(r, "Cannot announce request %" PRIu64 ": %m", n->id);
 }
 
-void policy_iface_emit_changed(Broker *b) {
-        if (b->bus)
-                (void) sd_bus_emit_properties_changed(b->bus, BROKER_ROOT_PATH, POLICY_INTERFACE, "Revision",
+static void policy_iface_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        PolicyIface *p = userdata;
+
+        if (e->kind == BROKER_EVENT_POLICY && broker_bus(b))
+                (void) sd_bus_emit_properties_changed(broker_bus(b), BROKER_ROOT_PATH, POLICY_INTERFACE, "Revision",
                                                       "Valid", "Diagnostics", NULL);
+        else if (e->kind == BROKER_EVENT_REQUEST_NOTIFIED)
+                policy_iface_emit_request_notified(p, e->request);
+}
+
+static void policy_iface_free(void *userdata) {
+        PolicyIface *p = userdata;
+
+        sd_bus_track_unref(p->request_watchers);
+        g_free(p);
+}
+
+int policy_iface_register(Broker *b) {
+        PolicyIface *p = g_new0(PolicyIface, 1);
+
+        p->broker = b;
+        /* The watch owns p: the vtable's userdata lives as long as the broker. */
+        (void) broker_watch_add(b, policy_iface_on_broker_event, p, policy_iface_free);
+        return sd_bus_add_object_vtable(broker_bus(b), NULL, BROKER_ROOT_PATH, POLICY_INTERFACE, policy_vtable, p);
 }

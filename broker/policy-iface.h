@@ -12,12 +12,10 @@
 
 #define POLICY_INTERFACE "org.vmfed.Federation1.Policy"
 
-int policy_iface_register(Broker *b);
-/* Emit PropertiesChanged for Revision, Valid and Diagnostics. */
-void policy_iface_emit_changed(Broker *b);
-
 /*
- * A request decided by a rule with notify=yes (vmfed.policy(5)): the signal
+ * Export the interface.  It follows the broker's events (broker.h): a new
+ * policy is PropertiesChanged of Revision, Valid and Diagnostics; a request
+ * decided by a rule with notify=yes (vmfed.policy(5)) is the signal
  * RequestNotified(t id, s service, s argument, s source, s target,
  * s decision, s rule) for the desktop side.  id is the request's audit id;
  * decision "allow" or "deny" (an ask is notified when it is answered, with
@@ -25,6 +23,4 @@ void policy_iface_emit_changed(Broker *b);
  * only while a bus peer is subscribed (Policy.Subscribe(), like systemd's
  * Manager.Subscribe()): without one nothing is built or sent.
  */
-void policy_iface_emit_request_notified(Broker *b, uint64_t id, const char *service, const char *arg,
-                                        const char *source, const char *target, const char *decision,
-                                        const char *rule);
+int policy_iface_register(Broker *b);

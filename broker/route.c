@@ -78,7 +78,7 @@ RouteTable *route_table_free(RouteTable *t) {
 }
 
 static RouteTable *route_table_of(Broker *b) {
-        return b->services ? b->services->routes : NULL;
+        return guest_services_routes(b);
 }
 
 /* Call done once and forget the route. */
@@ -152,7 +152,7 @@ static gboolean route_on_send_failed(gpointer userdata) {
 }
 
 int route_new_args(Broker *b, sd_bus_message **ret) {
-        return sd_bus_message_new_method_call(b->bus, ret, NULL, "/", "org.vmfed.Route", "Args");
+        return sd_bus_message_new_method_call(broker_bus(b), ret, NULL, "/", "org.vmfed.Route", "Args");
 }
 
 int route_call(Broker *b, const char *vm, const char *member, sd_bus_message *args, uint64_t timeout_usec,

@@ -50,7 +50,7 @@ static int validate_edit(Broker *b, const VmEdit *e, sd_bus_error *error) {
         VmSpecOverride o = { .name = e->name, .text = e->text };
         int r;
 
-        r = vm_spec_load_dir(b->config_dir, &o, &specs, &errors);
+        r = vm_spec_load_dir(broker_config_dir(b), &o, &specs, &errors);
         if (r < 0)
                 return errors_reply(error, r == -EINVAL ? VMFED_ERROR_INVALID_ARGS : VMFED_ERROR_FAILED, r, what,
                                     errors);
@@ -62,7 +62,7 @@ static void edit_authorized(Broker *b, sd_bus_message *m, bool allowed, const ch
         _cleanup_(sd_bus_error_free) sd_bus_error error = SD_BUS_ERROR_NULL;
         VmEdit *e = userdata;
         const char *reason;
-        Federation *f = lifecycle_federation(b->lifecycle, &reason);
+        Federation *f = lifecycle_federation(broker_lifecycle(b), &reason);
         g_autoptr(GPtrArray) errors = NULL;
         g_autofree char *what = g_strdup_printf("%s vms.d/%s.vm", e->text ? "write" : "remove", e->name);
         int r;
@@ -134,7 +134,7 @@ static int method_add_vm(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return r;
 
         /* no-op: the file already says exactly this */
-        path = g_strdup_printf("%s/vms.d/%s.vm", b->config_dir, untrusted_name);
+        path = g_strdup_printf("%s/vms.d/%s.vm", broker_config_dir(b), untrusted_name);
         if (read_full_file(path, VM_CONFIG_MAX, &current, NULL) >= 0 && strcmp(current, untrusted_config) == 0)
                 return sd_bus_reply_method_return(m, NULL);
 
@@ -160,8 +160,8 @@ static int method_remove_vm(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
                                          "No VM named '%s' is defined in %s/vms.d (ListVMs shows the VMs that "
                                          "are).",
-                                         ERRORS_EXCERPT(untrusted_name, 64), b->config_dir);
-        f = lifecycle_federation(b->lifecycle, NULL);
+                                         ERRORS_EXCERPT(untrusted_name, 64), broker_config_dir(b));
+        f = lifecycle_federation(broker_lifecycle(b), NULL);
         s = f ? federation_vm_state(f, untrusted_name) : FEDERATION_VM_STOPPED;
         if (s == FEDERATION_VM_STARTING || s == FEDERATION_VM_RUNNING || s == FEDERATION_VM_PAUSED ||
             s == FEDERATION_VM_STOPPING)
@@ -188,5 +188,5 @@ static const sd_bus_vtable vm_config_vtable[] = {
 };
 
 int vm_config_iface_register(Broker *b) {
-        return sd_bus_add_object_vtable(b->bus, NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, vm_config_vtable, b);
+        return sd_bus_add_object_vtable(broker_bus(b), NULL, BROKER_ROOT_PATH, MANAGER_INTERFACE, vm_config_vtable, b);
 }

@@ -26,6 +26,7 @@ struct VmEvents {
         guint idle;
         unsigned next_id;
         unsigned dispatching; /* depth: removed watches are freed when 0 */
+        guint n_next;         /* vm_events_defer_next() calls queued behind the current item */
 };
 
 static void watch_free(Watch *w) {
@@ -121,6 +122,7 @@ void vm_events_flush(VmEvents *ev) {
         g_clear_handle_id(&ev->idle, g_source_remove);
         ev->dispatching++;
         while ((i = g_queue_pop_head(&ev->items))) {
+                ev->n_next = 0;
                 dispatch_one(ev, i);
                 item_free(i);
         }
@@ -153,4 +155,14 @@ void vm_events_defer(VmEvents *ev, VmEventsCallFn fn, void *userdata) {
         Item *i = g_new0(Item, 1);
         *i = (Item) { .fn = fn, .userdata = userdata };
         vm_events_schedule(ev, i);
+}
+
+void vm_events_defer_next(VmEvents *ev, VmEventsCallFn fn, void *userdata) {
+        if (ev->dispatching == 0) {
+                vm_events_defer(ev, fn, userdata);
+                return;
+        }
+        Item *i = g_new0(Item, 1);
+        *i = (Item) { .fn = fn, .userdata = userdata };
+        g_queue_push_nth(&ev->items, i, (gint) ev->n_next++);
 }

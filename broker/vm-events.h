@@ -50,6 +50,14 @@ void vm_events_watch_remove(VmEvents *ev, unsigned id);
 
 void vm_events_post(VmEvents *ev, const VmEvent *e);
 void vm_events_defer(VmEvents *ev, VmEventsCallFn fn, void *userdata);
+/*
+ * The same, but called from inside a dispatch the call goes right after the
+ * item being dispatched, before what was queued behind it (several such calls
+ * keep their order): a consequence of the current event, such as the broker's
+ * own events (broker.h), arrives before an operation's end queued behind that
+ * event.  Outside a dispatch it is vm_events_defer().
+ */
+void vm_events_defer_next(VmEvents *ev, VmEventsCallFn fn, void *userdata);
 
 /* Deliver everything queued now (shutdown; tests).  Not from inside a watch. */
 void vm_events_flush(VmEvents *ev);

@@ -16,43 +16,28 @@ char *vm_object_path(const char *name) {
         return path;
 }
 
-VmObject *vm_object_new(const VmSpec *spec, const char *state) {
-        VmObject *o = g_new0(VmObject, 1);
-        o->spec = spec;
-        o->state = g_strdup(state ? state : "unknown");
-        return o;
-}
-
-void vm_object_free(void *p) {
-        VmObject *o = p;
-        if (!o)
-                return;
-        g_free(o->state);
-        g_free(o);
-}
-
 static int property_get_name(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        VmObject *o = userdata;
+        const VmObject *o = userdata;
         return sd_bus_message_append(reply, "s", o->spec->name);
 }
 
 static int property_get_role(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        VmObject *o = userdata;
+        const VmObject *o = userdata;
         const char *role = vm_role_to_string(o->spec->role);
         return sd_bus_message_append(reply, "s", role ? role : "");
 }
 
 static int property_get_tags(sd_bus *bus, const char *path, const char *interface, const char *property,
                              sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        VmObject *o = userdata;
+        const VmObject *o = userdata;
         return sd_bus_message_append_strv(reply, o->spec->tags);
 }
 
 static int property_get_state(sd_bus *bus, const char *path, const char *interface, const char *property,
                               sd_bus_message *reply, void *userdata, sd_bus_error *error) {
-        VmObject *o = userdata;
+        const VmObject *o = userdata;
         return sd_bus_message_append(reply, "s", o->state);
 }
 
@@ -69,27 +54,27 @@ static int vm_object_find(sd_bus *bus, const char *path, const char *interface, 
                           void **found, sd_bus_error *error) {
         Broker *b = userdata;
         _cleanup_free_ char *untrusted_name = NULL;
-        VmObject *o;
+        const VmObject *o;
 
         if (sd_bus_path_decode(path, BROKER_VM_PATH_PREFIX, &untrusted_name) <= 0)
                 return 0;
         o = broker_find_vm(b, untrusted_name);
         if (!o)
                 return 0;
-        *found = o;
+        *found = (void *) o; /* the property getters only read it */
         return 1;
 }
 
 static int vm_object_enumerate(sd_bus *bus, const char *path, void *userdata, char ***nodes,
                                sd_bus_error *error) {
         Broker *b = userdata;
-        guint n = vm_model_n_vms(b->model);
+        guint n = vm_model_n_vms(broker_model(b));
         char **l = calloc(n + 1, sizeof(char *));
 
         if (!l)
                 return -ENOMEM;
         for (guint i = 0; i < n; i++) {
-                const VmSpec *c = vm_model_vm(b->model, i);
+                const VmSpec *c = vm_model_vm(broker_model(b), i);
                 l[i] = vm_object_path(c->name);
                 if (!l[i]) {
                         for (guint j = 0; j < i; j++)
@@ -102,26 +87,36 @@ static int vm_object_enumerate(sd_bus *bus, const char *path, void *userdata, ch
         return 1;
 }
 
+/* A VM's State changed: PropertiesChanged on its object. */
+static void vm_object_on_broker_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        if (e->kind == BROKER_EVENT_VM_STATE)
+                vm_object_emit_changed(b, e->vm, "State", NULL);
+}
+
 int vm_object_register(Broker *b) {
         int r;
 
-        r = sd_bus_add_fallback_vtable(b->bus, NULL, BROKER_VM_PATH_PREFIX, VM_INTERFACE, vm_vtable,
+        r = sd_bus_add_fallback_vtable(broker_bus(b), NULL, BROKER_VM_PATH_PREFIX, VM_INTERFACE, vm_vtable,
                                        vm_object_find, b);
         if (r < 0)
                 return r;
-        return sd_bus_add_node_enumerator(b->bus, NULL, BROKER_VM_PATH_PREFIX, vm_object_enumerate, b);
+        r = sd_bus_add_node_enumerator(broker_bus(b), NULL, BROKER_VM_PATH_PREFIX, vm_object_enumerate, b);
+        if (r < 0)
+                return r;
+        (void) broker_watch_add(b, vm_object_on_broker_event, NULL, NULL);
+        return 0;
 }
 
 void vm_object_emit_added(Broker *b, const char *name) {
         _cleanup_free_ char *path = vm_object_path(name);
-        if (b->bus && path)
-                (void) sd_bus_emit_object_added(b->bus, path);
+        if (broker_bus(b) && path)
+                (void) sd_bus_emit_object_added(broker_bus(b), path);
 }
 
 void vm_object_emit_removed(Broker *b, const char *name) {
         _cleanup_free_ char *path = vm_object_path(name);
-        if (b->bus && path)
-                (void) sd_bus_emit_object_removed(b->bus, path);
+        if (broker_bus(b) && path)
+                (void) sd_bus_emit_object_removed(broker_bus(b), path);
 }
 
 void vm_object_emit_changed(Broker *b, const char *name, const char *property, ...) {
@@ -130,12 +125,12 @@ void vm_object_emit_changed(Broker *b, const char *name, const char *property, .
         size_t n = 0;
         va_list ap;
 
-        if (!b->bus || !path)
+        if (!broker_bus(b) || !path)
                 return;
         va_start(ap, property);
         for (const char *p = property; p && n < ELEMENTSOF(names) - 1; p = va_arg(ap, const char *))
                 names[n++] = p;
         va_end(ap);
         names[n] = NULL;
-        (void) sd_bus_emit_properties_changed_strv(b->bus, path, VM_INTERFACE, (char **) names);
+        (void) sd_bus_emit_properties_changed_strv(broker_bus(b), path, VM_INTERFACE, (char **) names);
 }

@@ -2,7 +2,7 @@
 /*
  * VM objects: /org/vmfed/Federation1/vm/<escaped name> with interface
  * org.vmfed.Federation1.VM (Name, Role, Tags, State), served by one fallback
- * vtable and a node enumerator over Broker.vm_objects, and announced
+ * vtable and a node enumerator over the broker's model, and announced
  * through org.freedesktop.DBus.ObjectManager on /org/vmfed/Federation1.
  */
 #pragma once
@@ -15,9 +15,6 @@ int vm_object_register(Broker *b);
 
 /* Object path of a VM (newly allocated, free()). */
 char *vm_object_path(const char *name);
-
-VmObject *vm_object_new(const VmSpec *spec, const char *state);
-void vm_object_free(void *o);
 
 void vm_object_emit_added(Broker *b, const char *name);
 void vm_object_emit_removed(Broker *b, const char *name);

@@ -184,27 +184,32 @@ static void pump_peer(sd_bus *peer) {
         }
 }
 
-static Broker *broker_setup(sd_bus **ret_peer) {
-        Broker *b = NULL;
+/* a (this channel) and b run; c, the template and the netvm do not. */
+static const char *initial_state(const char *vm, void *userdata) {
+        return strcmp(vm, "a") == 0 || strcmp(vm, "b") == 0 ? "running" : "stopped";
+}
 
-        if (broker_new(config_dir, state_dir, "test:///default", NULL, &b) < 0)
+static Daemon *broker_setup(sd_bus **ret_peer) {
+        Daemon *d = NULL;
+        sd_bus *bus = NULL;
+
+        if (daemon_new(&(DaemonOptions) { .config_dir = config_dir, .state_dir = state_dir,
+                                          .libvirt_uri = "test:///default" },
+                       &d) < 0)
                 abort();
-        b->model = vm_model_ref(model);
-        b->active_persona = g_strdup("a");
-        if (vm_model_build_policy_facts(b->model, b->active_persona, NULL, &b->facts) < 0)
+        Broker *b = daemon_broker(d);
+        if (broker_set_model(b, vm_model_ref(model), initial_state, NULL))
                 abort();
-        b->policy = policy_snapshot_ref(policy);
-        for (guint i = 0; i < vm_model_n_vms(model); i++) {
-                const VmSpec *c = vm_model_vm(model, i);
-                /* a (this channel) and b run; c, the template and the netvm do not. */
-                const char *state = strcmp(c->name, "a") == 0 || strcmp(c->name, "b") == 0 ? "running" : "stopped";
-                g_hash_table_insert(b->vm_objects, c->name, vm_object_new(c, state));
-        }
-        if (internal_bus_new(&b->bus, ret_peer) < 0)
+        broker_set_active_persona(b, "a"); /* and the policy facts */
+        if (!broker_facts(b))
                 abort();
+        broker_set_policy(b, policy);
+        if (internal_bus_new(&bus, ret_peer) < 0)
+                abort();
+        broker_set_bus(b, bus); /* closed by daemon_free() */
         if (guest_services_start(b) < 0)
                 abort();
-        return b;
+        return d;
 }
 
 static bool drain(int fd) {
@@ -232,16 +237,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (size > 1024 * 1024)
                 return 0;
         init();
-        Broker *b = broker_setup(&peer);
-        if (channel_new(b, "a", &c) < 0)
+        Daemon *d = broker_setup(&peer);
+        Broker *b = daemon_broker(d);
+        if (channel_ensure(b, "a", &c) != 1)
                 abort();
-        g_hash_table_insert(b->channels, g_strdup("a"), c);
 
         if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, fds) < 0)
                 abort();
 #ifdef FUZZ_NETVM_LINK
-        if (netvm_links_new(b, &b->netvm_links) < 0 ||
-            netvm_links_adopt_connection(b, vm_model_find(model, "net"), fds[0]) < 0)
+        NetvmLinks *links = NULL;
+        if (netvm_links_new(b, &links) < 0)
+                abort();
+        broker_set_netvm_links(b, links); /* freed by daemon_free() */
+        if (netvm_links_adopt_connection(b, vm_model_find(model, "net"), fds[0]) < 0)
                 abort();
 #else
         channel_adopt_connection(c, fds[0]);
@@ -281,7 +289,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         guest_services_stop(b);
         pump_peer(peer);
         drain(fds[1]);
-        broker_free(b);
+        daemon_free(d);
         while (g_main_context_iteration(NULL, FALSE))
                 ;
         sd_bus_flush_close_unref(peer);

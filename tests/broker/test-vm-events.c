@@ -53,7 +53,50 @@ static void destroyed(void *userdata) {
         g_string_append(l->s, "destroy ");
 }
 
+/* A consequence of the event being dispatched: before what was queued behind the event, in the order raised. */
+static void next_1(void *userdata) {
+        Log *l = userdata;
+        g_string_append(l->s, "next1 ");
+}
+
+static void next_2(void *userdata) {
+        Log *l = userdata;
+        g_string_append(l->s, "next2 ");
+}
+
+static void watch_next(const VmEvent *e, void *userdata) {
+        Log *l = userdata;
+        g_string_append_printf(l->s, "n:%s ", e->vm);
+        vm_events_defer_next(l->ev, next_1, l);
+        vm_events_defer_next(l->ev, next_2, l);
+}
+
+static void test_defer_next(void) {
+        Log l = { .s = g_string_new(NULL), .ev = vm_events_new() };
+        VmEvent e1 = { .vm = "x", .state = FEDERATION_VM_RUNNING };
+        VmEvent e2 = { .vm = "y", .state = FEDERATION_VM_RUNNING };
+
+        vm_events_watch_add(l.ev, watch_next, &l, NULL);
+        vm_events_post(l.ev, &e1);
+        vm_events_defer(l.ev, deferred, &l);
+        vm_events_post(l.ev, &e2);
+        vm_events_flush(l.ev);
+        g_assert_cmpstr(l.s->str, ==, "n:x next1 next2 done n:y next1 next2 ");
+
+        /* Outside a dispatch: behind what is queued. */
+        g_string_truncate(l.s, 0);
+        vm_events_defer(l.ev, deferred, &l);
+        vm_events_defer_next(l.ev, next_1, &l);
+        vm_events_flush(l.ev);
+        g_assert_cmpstr(l.s->str, ==, "done next1 ");
+
+        vm_events_free(l.ev);
+        g_string_free(l.s, TRUE);
+}
+
 int main(void) {
+        test_defer_next();
+
         Log l = { .s = g_string_new(NULL), .ev = vm_events_new(), .owned = g_strdup("x's channel") };
 
         vm_events_watch_add(l.ev, watch_a, &l, NULL);
