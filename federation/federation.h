@@ -36,7 +36,9 @@
  * finished or rolled back by federation_resume()), disposables/\*.qcow2
  * (overlays, removed when their VM stops and swept at federation_new()),
  * channels/NAME.sock (agent channels), consoles/NAME.log (serial logs),
- * generations/ (generation.h).
+ * nvram/NAME.fd (a UEFI VM's variables, libvirt copies the template there at
+ * its first start; kept for good: switches, restarts, RemoveVM; disposables'
+ * are disposables/dispNNNN.fd), generations/ (generation.h).
  */
 #pragma once
 
@@ -101,6 +103,7 @@ typedef struct FederationOptions {
         void *prepare_channel_userdata;
         bool force_tcg;             /* also when $VMFED_FORCE_TCG=1 */
         bool fake_passthrough;      /* also when $VMFED_TEST_FAKE_PASSTHROUGH=1: exclusivity only, no <hostdev> */
+        const char *ovmf_dir;       /* Firmware='s OVMF files; NULL: /usr/share/OVMF (federation/firmware.h) */
 } FederationOptions;
 
 typedef void (*FederationProgressFn)(const char *line, void *userdata);
