@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Shared between the federation's files (one noun each: vm.c, domain-events.c,
+ * Shared between the federation's files (one noun each: vm.c, domain-events.c, domain-params.c,
  * virt-job.c, exclusivity.c, vm-start.c, vm-stop.c, autostart.c, vms-edit.c,
  * adopt.c, federation.c, switch.c, disposable.c).  Not part of the library's API.
  */

@@ -132,6 +132,20 @@ typedef struct FederationCallbacks {
 int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors);
 
 /*
+ * The domain XML the federation would define for VM name of specs (a load
+ * of vms.d/), offline, without libvirt: from o's state_dir (required),
+ * domain_prefix, bridge, channel_mode, force_tcg and ovmf_dir as
+ * federation_new() takes them, /dev/kvm probed the same way, the latest
+ * generation of state_dir, and the UUID vmfed gives a domain it defines
+ * first (a domain libvirt already has keeps its own).  For `vmfedctl vm
+ * xml`.  Returns 0 with *ret_xml, or a negative errno with *ret_error
+ * (optional): -ENOENT no such VM, -EINVAL a disposable template (its
+ * disposables are transient domains) or no boot source.
+ */
+int federation_domain_xml(GPtrArray *specs, const FederationOptions *o, const char *name, char **ret_xml,
+                          char **ret_error);
+
+/*
  * The same, with the adoption's libvirt calls (a list of domains, a few
  * calls per domain) in the worker: for a program whose main loop serves
  * others meanwhile (vmfedd reconnecting to libvirtd).  *ret is returned at

@@ -14,58 +14,6 @@
 
 /* ---- start ---------------------------------------------------------------- */
 
-static char *bridge_for_netvm(Federation *f, const char *netvm) {
-        const VmSpec *n = vm_spec_find(f->specs, netvm);
-        if (!f->bridge)
-                return NULL;
-        if (n && n->default_netvm)
-                return g_strdup(f->bridge);
-        return g_strdup_printf("vmfbr-%.9s", netvm);
-}
-
-static bool vm_is_used_as_netvm(Federation *f, const char *name) {
-        for (guint i = 0; i < f->specs->len; i++) {
-                const VmSpec *s = f->specs->pdata[i];
-                if (s->netvm && strcmp(s->netvm, name) == 0)
-                        return true;
-        }
-        return false;
-}
-
-void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_name, GPtrArray *owned,
-                              DomainXmlParams *p) {
-        char *domain_name = g_strconcat(f->prefix, vm_name, NULL);
-        char *channel = g_strdup_printf("%s/channels/%s.sock", f->state_dir, vm_name);
-        char *console = g_strdup_printf("%s/consoles/%s.log", f->state_dir, vm_name);
-        char *nvram = g_strdup_printf("%s/nvram/%s.fd", f->state_dir, vm_name);
-        char *bridge = NULL;
-
-        if (s->netvm)
-                bridge = bridge_for_netvm(f, s->netvm);
-        else if (s->role == VM_ROLE_SERVICE && (s->default_netvm || vm_is_used_as_netvm(f, s->name)))
-                bridge = bridge_for_netvm(f, s->name);
-        g_ptr_array_add(owned, domain_name);
-        g_ptr_array_add(owned, channel);
-        g_ptr_array_add(owned, console);
-        g_ptr_array_add(owned, nvram);
-        if (bridge)
-                g_ptr_array_add(owned, bridge);
-        *p = (DomainXmlParams) {
-                .domain_name = domain_name,
-                .generation = f->generation,
-                .bridge = bridge,
-                .isolated_port = s->netvm != NULL,
-                .channel_path = channel,
-                .channel_mode = f->channel_mode,
-                .console_path = console,
-                .force_tcg = f->force_tcg,
-                .fake_passthrough = f->fake_passthrough,
-                .kvm_available = f->kvm_available,
-                .nvram_path = nvram,
-                .ovmf_dir = f->ovmf_dir,
-        };
-}
-
 int federation_prepare_channel(Federation *f, const char *vm_name, char **ret_error) {
         g_autofree char *path = NULL;
         int r;
