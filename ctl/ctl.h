@@ -30,6 +30,9 @@ typedef struct CtlVerb {
 int ctl_policy_eval(int argc, char **argv);
 int ctl_policy_lint(int argc, char **argv);
 
+/* ctl-vm-xml.c: the domain XML of a VM, from the configuration directory (offline). */
+int ctl_vm_xml(int argc, char **argv);
+
 /* ctl-bus.c, ctl-bus-policy.c: verbs that talk to a running vmfedd over D-Bus. */
 #include <stdbool.h>
 #include <stdio.h>

@@ -21,6 +21,7 @@ static const CtlVerb verbs[] = {
         { NULL, "switch", ctl_switch, "switch the active persona (waits, printing progress)" },
         { "vm", "add", ctl_vm_add, "add or replace a VM definition through the broker" },
         { "vm", "remove", ctl_vm_remove, "remove a VM definition through the broker" },
+        { "vm", "xml", ctl_vm_xml, "print the domain XML vmfed would define for a VM (offline)", true },
         { NULL, "generations", ctl_generations, "list configuration generations" },
         { NULL, "rollback", ctl_rollback, "restore vms.d/ and policy.d/ of a generation" },
         { NULL, "ask", ctl_ask, "list/answer/deny questions of the policy (ask --watch: at the terminal)" },

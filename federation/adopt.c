@@ -104,6 +104,7 @@ static void adopt_disposable(Federation *f, const AdoptedDomain *d, const Domain
         vm_watch_qemu(f, vm);
         if (m->overlay)
                 g_hash_table_add(live, g_strdup(m->overlay));
+        g_hash_table_add(live, disposable_nvram_path(f, vm->name));
         log_info("federation: adopted running disposable %s", vm->name);
 }
 

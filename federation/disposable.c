@@ -5,7 +5,9 @@
  * STATE/disposables/, deleted when the domain stops however it stops; an
  * overlay whose domain is gone (the broker was down when it stopped) is
  * swept at federation_new().  Direct-boot templates without a disk get a
- * transient domain of their own, no overlay.
+ * transient domain of their own, no overlay.  A UEFI template's disposable
+ * gets a fresh NVRAM from the vars template, STATE/disposables/dispNNNN.fd,
+ * deleted and swept with the overlay.
  */
 #include <errno.h>
 #include <gio/gio.h>
@@ -34,11 +36,23 @@ static void disp_ctx_free_cb(gpointer p) {
         disp_ctx_free(p);
 }
 
+char *disposable_nvram_path(Federation *f, const char *name) {
+        return g_strdup_printf("%s/disposables/%s.fd", f->state_dir, name);
+}
+
+static void remove_nvram(Federation *f, const char *name) {
+        g_autofree char *nvram = disposable_nvram_path(f, name);
+
+        if (unlink(nvram) < 0 && errno != ENOENT)
+                log_warning("federation: cannot remove %s: %m", nvram);
+}
+
 static void disp_finish(Federation *f, DispCtx *c, int r, const char *error) {
         if (r < 0) {
                 Vm *vm = federation_find_vm(f, c->name);
                 if (c->overlay && unlink(c->overlay) < 0 && errno != ENOENT)
                         log_warning("federation: cannot remove %s: %m", c->overlay);
+                remove_nvram(f, c->name);
                 if (vm && vm->disposable) {
                         g_clear_pointer(&vm->overlay, g_free);
                         vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
@@ -84,6 +98,8 @@ static void disp_create_domain(Federation *f, DispCtx *c) {
         p.role = "disposable";
         p.template_name = c->template_name;
         p.disk_override = c->overlay;
+        p.nvram_path = disposable_nvram_path(f, c->name);
+        g_ptr_array_add(owned, (char *) p.nvram_path);
         {
                 g_autofree char *err = NULL;
                 r = federation_prepare_channel(f, c->name, &err);
@@ -249,6 +265,7 @@ int federation_start_disposable(Federation *f, const char *target, const char *c
 }
 
 void disposable_stopped(Federation *f, Vm *vm) {
+        remove_nvram(f, vm->name);
         if (!vm->overlay)
                 return;
         if (unlink(vm->overlay) < 0 && errno != ENOENT)

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "federation/firmware.h"
 
 const char *disk_image_format(const char *path) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
@@ -30,6 +31,16 @@ void domain_xml_tap_name(const char *domain_name, char ret[static DOMAIN_XML_TAP
         g_autofree char *h = g_compute_checksum_for_string(G_CHECKSUM_SHA256, domain_name, -1);
 
         snprintf(ret, DOMAIN_XML_TAP_MAX, "vmf%.8s", h);
+}
+
+void domain_xml_stable_uuid(const char *domain_name, char ret[static DOMAIN_XML_UUID_MAX]) {
+        g_autofree char *key = g_strconcat("vmfed-uuid:", domain_name, NULL);
+        g_autofree char *h = g_compute_checksum_for_string(G_CHECKSUM_SHA256, key, -1);
+        static const char variant[] = "89ab";
+
+        /* 8-4-4-4-12; the version nibble 8, the variant bits 10. */
+        snprintf(ret, DOMAIN_XML_UUID_MAX, "%.8s-%.4s-8%.3s-%c%.3s-%.12s", h, h + 8, h + 12,
+                 variant[g_ascii_xdigit_value(h[15]) & 3], h + 16, h + 19);
 }
 
 char *domain_xml_netvm_channel_path(const char *channel_path) {
@@ -176,6 +187,7 @@ static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p
                                        "    </hostdev>\n",
                                        dom, bus, slot, fn);
         }
+        firmware_xml_tpm(x, s);
         g_string_append(x, "    <memballoon model='none'/>\n");
         g_string_append(x, "  </devices>\n");
 }
@@ -193,6 +205,8 @@ int domain_xml_build(const VmSpec *s, const DomainXmlParams *p, char **ret) {
         g_string_append_printf(body, "  <memory unit='KiB'>%" PRIu64 "</memory>\n", s->memory / 1024);
         g_string_append_printf(body, "  <vcpu placement='static'>%u</vcpu>\n", s->vcpus);
         g_string_append(body, "  <os>\n    <type arch='x86_64' machine='q35'>hvm</type>\n");
+        if (firmware_xml_os(body, s, p->ovmf_dir, p->nvram_path) < 0)
+                return -EINVAL;
         if (s->kernel) {
                 g_autofree char *e = g_markup_printf_escaped("    <kernel>%s</kernel>\n", s->kernel);
                 g_string_append(body, e);
@@ -206,9 +220,10 @@ int domain_xml_build(const VmSpec *s, const DomainXmlParams *p, char **ret) {
                 }
         } else
                 g_string_append(body, "    <boot dev='hd'/>\n");
-        g_string_append(body, "  </os>\n  <features>\n    <acpi/>\n  </features>\n");
-        if (strcmp(type, "kvm") == 0)
-                g_string_append(body, "  <cpu mode='host-passthrough'/>\n");
+        g_string_append(body, "  </os>\n  <features>\n    <acpi/>\n");
+        firmware_xml_features(body, s, strcmp(type, "kvm") == 0);
+        g_string_append(body, "  </features>\n");
+        firmware_xml_cpu(body, s, strcmp(type, "kvm") == 0);
         g_string_append(body, "  <clock offset='utc'/>\n"
                               "  <on_poweroff>destroy</on_poweroff>\n"
                               "  <on_reboot>restart</on_reboot>\n"

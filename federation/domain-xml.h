@@ -12,7 +12,8 @@
  *   - a NIC on the netvm's bridge (isolated port for clients);
  *   - <hostdev managed='yes'> per passthrough device unless faked;
  *   - type='qemu' (TCG) when Accel=tcg, when forced, or when Accel=auto and
- *     /dev/kvm is not usable; type='kvm' otherwise.
+ *     /dev/kvm is not usable; type='kvm' otherwise;
+ *   - Firmware=, TPM=, HideHypervisor= as firmware.h builds them.
  */
 #pragma once
 
@@ -53,6 +54,8 @@ typedef struct DomainXmlParams {
         bool force_tcg;
         bool fake_passthrough;     /* declare devices in metadata only, no <hostdev> */
         bool kvm_available;        /* for Accel=auto; the caller probes /dev/kvm */
+        const char *nvram_path;    /* UEFI: the VM's NVRAM file (required then) */
+        const char *ovmf_dir;      /* NULL: FIRMWARE_OVMF_DIR */
 } DomainXmlParams;
 
 /*
@@ -76,6 +79,15 @@ void domain_xml_tap_name(const char *domain_name, char ret[static DOMAIN_XML_TAP
  * replaced by .sock, for tests that type into a guest's debug shell.
  */
 char *domain_xml_netvm_channel_path(const char *channel_path);
+
+/*
+ * The UUID vmfed gives a domain when it first defines it: SHA-256("vmfed-uuid:"
+ * DOMAIN-NAME) as an RFC 9562 version 8 UUID.  Stable, so what libvirt keys
+ * by UUID (a TPM's state) follows the VM through RemoveVM and AddVM; a domain
+ * libvirt already has keeps its own.
+ */
+#define DOMAIN_XML_UUID_MAX 37
+void domain_xml_stable_uuid(const char *domain_name, char ret[static DOMAIN_XML_UUID_MAX]);
 
 /* "qemu" or "kvm" for this spec and parameters. */
 const char *domain_xml_type(const VmSpec *s, const DomainXmlParams *p);

@@ -12,9 +12,10 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "federation/federation-internal.h"
+#include "federation/firmware.h"
 #include "federation/passthrough.h"
 
-int federation_check_files(const VmSpec *s, char **ret_error) {
+int federation_check_files(Federation *f, const VmSpec *s, char **ret_error) {
         const char *files[] = { s->disk, s->kernel, s->initrd };
         const char *keys[] = { "Disk", "Kernel", "Initrd" };
 
@@ -26,7 +27,7 @@ int federation_check_files(const VmSpec *s, char **ret_error) {
                                                              g_strerror(-r));
                         return r;
                 }
-        return 0;
+        return firmware_check_host(s, f->ovmf_dir, ret_error);
 }
 
 static void settle_answer(Federation *f, int r, const char *error, void *name) {
@@ -121,7 +122,7 @@ static int check_start(Federation *f, const VmSpec *s, Vm *ignore, bool skip_rel
                         return r;
                 }
         }
-        return federation_check_files(s, ret_error);
+        return federation_check_files(f, s, ret_error);
 }
 
 int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error) {

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Shared between the federation's files (one noun each: vm.c, domain-events.c,
+ * Shared between the federation's files (one noun each: vm.c, domain-events.c, domain-params.c,
  * virt-job.c, exclusivity.c, vm-start.c, vm-stop.c, autostart.c, vms-edit.c,
  * adopt.c, federation.c, switch.c, disposable.c).  Not part of the library's API.
  */
@@ -61,6 +61,7 @@ struct Federation {
         char *prefix;
         char *sysfs_root;     /* NULL: /sys without explicit root */
         char *bridge;
+        char *ovmf_dir;       /* NULL: FIRMWARE_OVMF_DIR */
         DomainChannelMode channel_mode;
         FederationChannelFn prepare_channel;
         void *prepare_channel_userdata;
@@ -148,10 +149,11 @@ int federation_check_start(Federation *f, const VmSpec *s, Vm *ignore, char **re
 int federation_check_start_after_release(Federation *f, const VmSpec *s, Vm *ignore, char **ret_error);
 /* A VM whose QEMU exited, still torn down by libvirt, that keeps s from starting (its name), or NULL. */
 const char *federation_releasing_conflict(Federation *f, const VmSpec *s);
-/* Disk=, Kernel=, Initrd= readable? */
-int federation_check_files(const VmSpec *s, char **ret_error);
+/* Disk=, Kernel=, Initrd= readable?  The OVMF files of Firmware= and swtpm of TPM= there (firmware.h)? */
+int federation_check_files(Federation *f, const VmSpec *s, char **ret_error);
 
-/* Fill the domain parameters of a VM; strings are owned by the caller's GPtrArray. */
+/* Fill the domain parameters of a VM; strings are owned by the caller's GPtrArray.  The NVRAM is
+ * STATE/nvram/VM.fd (disposable.c puts a disposable's beside its overlay). */
 void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_name, GPtrArray *owned,
                               DomainXmlParams *p);
 
@@ -202,7 +204,7 @@ typedef enum VirtDomainOp {
         VIRT_DOMAIN_MANAGED_SAVE,
         VIRT_DOMAIN_SAVE_REMOVE,  /* discard the managed-save image */
         VIRT_DOMAIN_IS_ACTIVE,
-        VIRT_DOMAIN_UNDEFINE,     /* with its managed save (and NVRAM where supported) */
+        VIRT_DOMAIN_UNDEFINE,     /* with its managed save; NVRAM and TPM state kept */
 } VirtDomainOp;
 void virt_domain_job(Federation *f, const char *domain_name, VirtDomainOp op, VmDoneFn done, void *userdata,
                      GDestroyNotify userdata_free);
@@ -218,5 +220,6 @@ void switch_free(Switch *sw);
 int switch_journal_read(Federation *f, char **ret_from, char **ret_to, char **ret_phase);
 
 /* disposable.c */
-int disposable_sweep(Federation *f, GHashTable *live_overlays);
+int disposable_sweep(Federation *f, GHashTable *live_overlays); /* overlays and NVRAM files of live disposables */
+char *disposable_nvram_path(Federation *f, const char *name);
 void disposable_stopped(Federation *f, Vm *vm);

@@ -75,6 +75,7 @@ static void federation_destroy(Federation *f) {
         g_free(f->prefix);
         g_free(f->sysfs_root);
         g_free(f->bridge);
+        g_free(f->ovmf_dir);
         g_free(f);
 }
 
@@ -108,7 +109,7 @@ static int federation_create(virConnectPtr conn, const FederationOptions *o, Fed
                 return -EINVAL;
         if (o->domain_prefix && !g_str_has_prefix(o->domain_prefix, "vmfed-"))
                 return -EINVAL;
-        for (const char *const *d = (const char *const[]) { "channels", "consoles", "disposables", NULL }; *d; d++) {
+        for (const char *const *d = (const char *const[]) { "channels", "consoles", "disposables", "nvram", NULL }; *d; d++) {
                 g_autofree char *p = g_build_filename(o->state_dir, *d, NULL);
                 r = mkdir_parents(p, 0755);
                 if (r < 0)
@@ -149,6 +150,7 @@ static int federation_create(virConnectPtr conn, const FederationOptions *o, Fed
         f->prefix = g_strdup(o->domain_prefix ? o->domain_prefix : "vmfed-");
         f->sysfs_root = g_strdup(o->sysfs_root);
         f->bridge = g_strdup(o->bridge);
+        f->ovmf_dir = g_strdup(o->ovmf_dir);
         f->channel_mode = o->channel_mode;
         f->prepare_channel = o->prepare_channel;
         f->prepare_channel_userdata = o->prepare_channel_userdata;

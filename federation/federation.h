@@ -36,7 +36,9 @@
  * finished or rolled back by federation_resume()), disposables/\*.qcow2
  * (overlays, removed when their VM stops and swept at federation_new()),
  * channels/NAME.sock (agent channels), consoles/NAME.log (serial logs),
- * generations/ (generation.h).
+ * nvram/NAME.fd (a UEFI VM's variables, libvirt copies the template there at
+ * its first start; kept for good: switches, restarts, RemoveVM; disposables'
+ * are disposables/dispNNNN.fd), generations/ (generation.h).
  */
 #pragma once
 
@@ -101,6 +103,7 @@ typedef struct FederationOptions {
         void *prepare_channel_userdata;
         bool force_tcg;             /* also when $VMFED_FORCE_TCG=1 */
         bool fake_passthrough;      /* also when $VMFED_TEST_FAKE_PASSTHROUGH=1: exclusivity only, no <hostdev> */
+        const char *ovmf_dir;       /* Firmware='s OVMF files; NULL: /usr/share/OVMF (federation/firmware.h) */
 } FederationOptions;
 
 typedef void (*FederationProgressFn)(const char *line, void *userdata);
@@ -127,6 +130,20 @@ typedef struct FederationCallbacks {
  * federation_resume().
  */
 int federation_new(virConnectPtr conn, const FederationOptions *o, Federation **ret, GPtrArray **ret_errors);
+
+/*
+ * The domain XML the federation would define for VM name of specs (a load
+ * of vms.d/), offline, without libvirt: from o's state_dir (required),
+ * domain_prefix, bridge, channel_mode, force_tcg and ovmf_dir as
+ * federation_new() takes them, /dev/kvm probed the same way, the latest
+ * generation of state_dir, and the UUID vmfed gives a domain it defines
+ * first (a domain libvirt already has keeps its own).  For `vmfedctl vm
+ * xml`.  Returns 0 with *ret_xml, or a negative errno with *ret_error
+ * (optional): -ENOENT no such VM, -EINVAL a disposable template (its
+ * disposables are transient domains) or no boot source.
+ */
+int federation_domain_xml(GPtrArray *specs, const FederationOptions *o, const char *name, char **ret_xml,
+                          char **ret_error);
 
 /*
  * The same, with the adoption's libvirt calls (a list of domains, a few

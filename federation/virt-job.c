@@ -251,9 +251,14 @@ static int domain_job_work(virConnectPtr conn, void *userdata, char **ret_error)
                 break;
         case VIRT_DOMAIN_UNDEFINE:
                 what = "virDomainUndefine";
-                /* Drivers without NVRAM support (the test driver) refuse that flag: retry without. */
+                /*
+                 * The VM's NVRAM (STATE/nvram/NAME.fd) and TPM state stay for the VM of that
+                 * name (vmfed.vm(5)).  Drivers without NVRAM or TPM support (the test driver)
+                 * refuse those flags: retry without.
+                 */
                 k = VIRT_CALL(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE |
-                                                                  VIR_DOMAIN_UNDEFINE_NVRAM));
+                                                                  VIR_DOMAIN_UNDEFINE_KEEP_NVRAM |
+                                                                  VIR_DOMAIN_UNDEFINE_KEEP_TPM));
                 if (k < 0) {
                         virResetLastError();
                         k = VIRT_CALL(virDomainUndefineFlags(dom, VIR_DOMAIN_UNDEFINE_MANAGED_SAVE));

@@ -14,54 +14,6 @@
 
 /* ---- start ---------------------------------------------------------------- */
 
-static char *bridge_for_netvm(Federation *f, const char *netvm) {
-        const VmSpec *n = vm_spec_find(f->specs, netvm);
-        if (!f->bridge)
-                return NULL;
-        if (n && n->default_netvm)
-                return g_strdup(f->bridge);
-        return g_strdup_printf("vmfbr-%.9s", netvm);
-}
-
-static bool vm_is_used_as_netvm(Federation *f, const char *name) {
-        for (guint i = 0; i < f->specs->len; i++) {
-                const VmSpec *s = f->specs->pdata[i];
-                if (s->netvm && strcmp(s->netvm, name) == 0)
-                        return true;
-        }
-        return false;
-}
-
-void federation_domain_params(Federation *f, const VmSpec *s, const char *vm_name, GPtrArray *owned,
-                              DomainXmlParams *p) {
-        char *domain_name = g_strconcat(f->prefix, vm_name, NULL);
-        char *channel = g_strdup_printf("%s/channels/%s.sock", f->state_dir, vm_name);
-        char *console = g_strdup_printf("%s/consoles/%s.log", f->state_dir, vm_name);
-        char *bridge = NULL;
-
-        if (s->netvm)
-                bridge = bridge_for_netvm(f, s->netvm);
-        else if (s->role == VM_ROLE_SERVICE && (s->default_netvm || vm_is_used_as_netvm(f, s->name)))
-                bridge = bridge_for_netvm(f, s->name);
-        g_ptr_array_add(owned, domain_name);
-        g_ptr_array_add(owned, channel);
-        g_ptr_array_add(owned, console);
-        if (bridge)
-                g_ptr_array_add(owned, bridge);
-        *p = (DomainXmlParams) {
-                .domain_name = domain_name,
-                .generation = f->generation,
-                .bridge = bridge,
-                .isolated_port = s->netvm != NULL,
-                .channel_path = channel,
-                .channel_mode = f->channel_mode,
-                .console_path = console,
-                .force_tcg = f->force_tcg,
-                .fake_passthrough = f->fake_passthrough,
-                .kvm_available = f->kvm_available,
-        };
-}
-
 int federation_prepare_channel(Federation *f, const char *vm_name, char **ret_error) {
         g_autofree char *path = NULL;
         int r;
@@ -248,14 +200,15 @@ static void start_looked_up(Federation *f, int found, const char *error, void *u
         Vm *vm = federation_find_vm(f, c->name);
         g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func(g_free);
         g_autofree char *xml = NULL, *hash = NULL;
+        char uuid[DOMAIN_XML_UUID_MAX];
         DomainXmlParams p;
         int r;
 
         if (!s || !vm)
                 return start_ctx_finish(f, c, -ENOENT, "VM vanished from the configuration");
         federation_domain_params(f, s, s->name, owned, &p);
-        if (found > 0 && c->uuid[0])
-                p.uuid = c->uuid;
+        domain_xml_stable_uuid(c->domain_name, uuid);
+        p.uuid = found > 0 && c->uuid[0] ? c->uuid : uuid; /* libvirt's TPM state follows the UUID */
         r = domain_xml_build(s, &p, &xml);
         if (r < 0)
                 return start_ctx_finish(f, c, r, "cannot build the domain XML");
@@ -285,7 +238,7 @@ static void start_define_and_create(Federation *f, StartCtx *c) {
 
         if (!s || !vm)
                 return start_ctx_finish(f, c, -ENOENT, "VM vanished from the configuration");
-        r = federation_check_files(s, &err);
+        r = federation_check_files(f, s, &err);
         if (r < 0) {
                 vm_set_state(vm, FEDERATION_VM_STOPPED, "failed to start");
                 g_autofree char *msg = g_strdup_printf("cannot start %s", err);

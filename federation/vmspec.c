@@ -259,7 +259,7 @@ static char *parse_path(Parser *p, const char *group, const char *key, const cha
 
 static const char *const vm_keys[] = {
         "Role", "Memory", "VCPUs", "Disk", "Kernel", "Initrd", "Cmdline", "Tags", "NetVM", "DefaultNetVM",
-        "Autostart", "Accel", "StopTimeout", "DefaultDispVM", NULL,
+        "Autostart", "Accel", "StopTimeout", "DefaultDispVM", "Firmware", "TPM", "HideHypervisor", NULL,
 };
 static const char *const passthrough_keys[] = { "Devices", NULL };
 
@@ -288,6 +288,28 @@ static void parse_boot_source(Parser *p, GKeyFile *kf, VmSpec *s) {
                 parser_error(p, G, "Cmdline", "contains a line break");
         if ((!disk || !disk[0]) && (!kernel || !kernel[0]) && !(p->flags & VM_SPEC_NO_FILE_CHECKS))
                 parser_error(p, NULL, NULL, "key Disk: missing (a VM needs Disk= or Kernel=)");
+}
+
+/* Firmware=, TPM=, HideHypervisor=: what the guest's firmware and CPU show it (federation/firmware.h). */
+static void parse_machine(Parser *p, GKeyFile *kf, VmSpec *s) {
+        g_autofree char *firmware = NULL, *tpm = NULL, *hide = NULL;
+        const char *G = "VM";
+
+        firmware = get_string(p, kf, G, "Firmware");
+        if (!firmware)
+                s->firmware = VM_FIRMWARE_BIOS;
+        else if ((s->firmware = vm_firmware_from_string(firmware)) < 0)
+                parser_error(p, G, "Firmware", "'%s' is not one of bios, uefi, uefi-secure-boot", firmware);
+
+        tpm = get_string(p, kf, G, "TPM");
+        if (!tpm)
+                s->tpm = VM_TPM_NONE;
+        else if ((s->tpm = vm_tpm_from_string(tpm)) < 0)
+                parser_error(p, G, "TPM", "'%s' is not one of none, 2.0", tpm);
+
+        hide = get_string(p, kf, G, "HideHypervisor");
+        if (hide && vm_bool_from_string(hide, &s->hide_hypervisor) < 0)
+                parser_error(p, G, "HideHypervisor", "'%s' is not a boolean (true or false)", hide);
 }
 
 static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
@@ -321,6 +343,7 @@ static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {
                 parser_error(p, G, "VCPUs", "'%s' is not a number from 1 to %d", vcpus, VM_SPEC_VCPUS_MAX);
 
         parse_boot_source(p, kf, s);
+        parse_machine(p, kf, s);
 
         s->tags = get_list(p, kf, G, "Tags");
         for (size_t i = 0; s->tags[i]; i++)

@@ -48,6 +48,31 @@ typedef enum VmAccel {
 const char *vm_accel_to_string(VmAccel a);
 VmAccel vm_accel_from_string(const char *s);
 
+/* Firmware=: SeaBIOS, OVMF, or OVMF with Secure Boot (federation/firmware.h). */
+typedef enum VmFirmware {
+        VM_FIRMWARE_BIOS,
+        VM_FIRMWARE_UEFI,
+        VM_FIRMWARE_UEFI_SECURE_BOOT,
+        _VM_FIRMWARE_MAX,
+        VM_FIRMWARE_INVALID = -EINVAL,
+} VmFirmware;
+
+/* "bios", "uefi", "uefi-secure-boot" */
+const char *vm_firmware_to_string(VmFirmware f);
+VmFirmware vm_firmware_from_string(const char *s);
+
+/* TPM=: none, or a TPM 2.0 emulated by swtpm. */
+typedef enum VmTpm {
+        VM_TPM_NONE,
+        VM_TPM_2_0,
+        _VM_TPM_MAX,
+        VM_TPM_INVALID = -EINVAL,
+} VmTpm;
+
+/* "none", "2.0" */
+const char *vm_tpm_to_string(VmTpm t);
+VmTpm vm_tpm_from_string(const char *s);
+
 typedef struct VmSpec {
         char *name;          /* from the file name */
         char *path;          /* the file it came from */
@@ -70,6 +95,9 @@ typedef struct VmSpec {
         bool autostart;
         VmAccel accel;
         unsigned stop_timeout; /* seconds */
+        VmFirmware firmware;
+        VmTpm tpm;
+        bool hide_hypervisor; /* HideHypervisor=: KVM signature hidden, CPUID hypervisor bit off */
         char *default_dispvm;
         char **devices;      /* PCI addresses "dddd:bb:dd.f", normalized, NULL-terminated, never NULL */
         char *source_text;   /* the file's content, for change detection */

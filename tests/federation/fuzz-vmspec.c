@@ -13,7 +13,9 @@
  * Invariants: a failure comes with errors and success with none; every
  * error names its file ("vms.d/NAME.vm:LINE: ..."); the two loaders agree;
  * a loaded federation's NetVM= and DefaultDispVM= point at VMs of the right
- * role and its NetVM chains end.
+ * role and its NetVM chains end; Firmware= and TPM= hold known values, and
+ * every VM with a boot source has a domain XML (federation_domain_xml(),
+ * what `vmfedctl vm xml` prints).
  *
  * -Dfuzz=true builds the libFuzzer binary; every build replays the corpus
  * tests/federation/fuzz-corpus-vmspec/ (tests/lib/fuzz-replay.c).
@@ -28,6 +30,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "federation/federation.h"
 #include "federation/vm-model.h"
 #include "federation/vmspec.h"
 
@@ -97,6 +100,16 @@ static void check_federation(GPtrArray *specs) {
                         if (hops > specs->len)
                                 abort();
                         n = vm_spec_find(specs, n->netvm);
+                }
+                if (!vm_firmware_to_string(s->firmware) || !vm_tpm_to_string(s->tpm))
+                        abort();
+                if ((s->disk || s->kernel) && s->role != VM_ROLE_DISPOSABLE_TEMPLATE) {
+                        FederationOptions o = { .config_dir = config_dir, .state_dir = config_dir };
+                        g_autofree char *xml = NULL, *err = NULL;
+                        if (federation_domain_xml(specs, &o, s->name, &xml, &err) < 0 || !xml || err)
+                                abort();
+                        if ((s->firmware != VM_FIRMWARE_BIOS) != (strstr(xml, "<nvram ") != NULL))
+                                abort();
                 }
                 for (char **d = s->devices; *d; d++) {
                         g_autofree char *again = pci_address_normalize(*d);
