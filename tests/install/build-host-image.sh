@@ -13,10 +13,11 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:?usage: build-host-image.sh OUTDIR}
 mkdir -p "$out"
-# The packages the image holds.  vmfed's Depends: (debian/control) must be
-# in this list or come with it.
+# The packages the image holds.  vmfed's Depends: and Recommends:
+# (debian/control) must be in this list or come with it.
 packages=(
   systemd-sysv dbus polkitd pkexec openssh-server man-db less
+  ovmf swtpm swtpm-tools
   linux-image-cloud-amd64 initramfs-tools
   libvirt-daemon-system qemu-system-x86 libvirt-clients
   libglib2.0-0 libsystemd0 libvirt0 libnl-3-200 libnl-route-3-200 libnftnl11 libmnl0
