@@ -10,6 +10,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fileio.h"
@@ -161,4 +162,25 @@ static inline int state_log_find(StateLog *l, const char *prefix) {
                 if (g_str_has_prefix(l->events->pdata[i], prefix))
                         return (int) i;
         return -1;
+}
+
+/* Leave the shared test:///default driver clean: destroy and undefine every domain named PREFIX*. */
+static inline void test_remove_domains(virConnectPtr conn, const char *prefix) {
+        virDomainPtr *doms = NULL;
+        int n = virConnectListAllDomains(conn, &doms, 0);
+        for (int i = 0; i < n; i++) {
+                if (g_str_has_prefix(virDomainGetName(doms[i]), prefix)) {
+                        if (virDomainIsActive(doms[i]) == 1)
+                                (void) virDomainDestroy(doms[i]);
+                        (void) virDomainUndefineFlags(doms[i], VIR_DOMAIN_UNDEFINE_MANAGED_SAVE);
+                }
+                virDomainFree(doms[i]);
+        }
+        free(doms);
+}
+
+/* rm -rf DIR (a test's temporary tree). */
+static inline void test_remove_tree(const char *dir) {
+        g_autofree char *cmd = g_strdup_printf("/bin/rm -rf '%s'", dir);
+        g_assert_cmpint(system(cmd), ==, 0);
 }

@@ -21,27 +21,12 @@ void fixture_setup(Fixture *x, gconstpointer data) {
 }
 
 void fixture_teardown(Fixture *x, gconstpointer data) {
-        virDomainPtr *doms = NULL;
-        int n;
-
         g_clear_pointer(&x->f, federation_free);
         /* Leave the shared test driver clean: remove every domain of this run. */
-        n = virConnectListAllDomains(x->conn, &doms, 0);
-        for (int i = 0; i < n; i++) {
-                if (g_str_has_prefix(virDomainGetName(doms[i]), x->prefix)) {
-                        if (virDomainIsActive(doms[i]) == 1)
-                                (void) virDomainDestroy(doms[i]);
-                        (void) virDomainUndefineFlags(doms[i], VIR_DOMAIN_UNDEFINE_MANAGED_SAVE);
-                }
-                virDomainFree(doms[i]);
-        }
-        free(doms);
+        test_remove_domains(x->conn, x->prefix);
         virConnectClose(x->conn);
         state_log_clear(&x->log);
-        {
-                g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", x->tmp);
-                g_assert_cmpint(system(cmd), ==, 0);
-        }
+        test_remove_tree(x->tmp);
         g_free(x->tmp);
         g_free(x->config);
         g_free(x->state);
@@ -140,4 +125,10 @@ int switch_and_wait(Fixture *x, const char *name, Result *res) {
 virDomainPtr lookup(Fixture *x, const char *vm) {
         g_autofree char *n = g_strconcat(x->prefix, vm, NULL);
         return virDomainLookupByName(x->conn, n);
+}
+
+void fixture_init(int *argc, char ***argv) {
+        g_test_init(argc, argv, NULL);
+        g_assert_cmpint(virInitialize(), ==, 0);
+        g_assert_cmpint(virEventRegisterDefaultImpl(), ==, 0);
 }

@@ -23,6 +23,8 @@ typedef struct Fixture {
         StateLog log;
 } Fixture;
 
+/* main()'s first call: g_test_init(), libvirt and its GLib event loop. */
+void fixture_init(int *argc, char ***argv);
 void fixture_setup(Fixture *x, gconstpointer data);
 void fixture_teardown(Fixture *x, gconstpointer data);
 /* Writes vms.d/NAME.vm: Role=ROLE, 256M, the fake kernel, StopTimeout=2, then EXTRA. */

@@ -427,9 +427,7 @@ static void test_passthrough_sysfs(Fixture *x, gconstpointer data) {
 }
 
 int main(int argc, char *argv[]) {
-        g_test_init(&argc, &argv, NULL);
-        g_assert_cmpint(virInitialize(), ==, 0);
-        g_assert_cmpint(virEventRegisterDefaultImpl(), ==, 0);
+        fixture_init(&argc, &argv);
 
 #define ADD(path, fn) g_test_add(path, Fixture, NULL, fixture_setup, fn, fixture_teardown)
         ADD("/federation/start-order-and-stop", test_start_order_and_stop);

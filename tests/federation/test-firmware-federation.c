@@ -56,25 +56,10 @@ static void fixture_setup(Fixture *x, gconstpointer data) {
 }
 
 static void fixture_teardown(Fixture *x, gconstpointer data) {
-        virDomainPtr *doms = NULL;
-        int n;
-
         g_clear_pointer(&x->f, federation_free);
-        n = virConnectListAllDomains(x->conn, &doms, 0);
-        for (int i = 0; i < n; i++) {
-                if (g_str_has_prefix(virDomainGetName(doms[i]), x->prefix)) {
-                        if (virDomainIsActive(doms[i]) == 1)
-                                (void) virDomainDestroy(doms[i]);
-                        (void) virDomainUndefineFlags(doms[i], VIR_DOMAIN_UNDEFINE_MANAGED_SAVE);
-                }
-                virDomainFree(doms[i]);
-        }
-        free(doms);
+        test_remove_domains(x->conn, x->prefix);
         virConnectClose(x->conn);
-        {
-                g_autofree char *cmd = g_strdup_printf("/bin/rm -rf '%s'", x->tmp);
-                g_assert_cmpint(system(cmd), ==, 0);
-        }
+        test_remove_tree(x->tmp);
         g_free(x->tmp);
         g_free(x->config);
         g_free(x->state);
