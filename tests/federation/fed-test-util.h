@@ -184,3 +184,14 @@ static inline void test_remove_tree(const char *dir) {
         g_autofree char *cmd = g_strdup_printf("/bin/rm -rf '%s'", dir);
         g_assert_cmpint(system(cmd), ==, 0);
 }
+
+/* VM file NAME with TEXT (paths as in "/x/vms.d"), parsed strictly: it must parse. */
+static inline VmSpec *test_vm_spec(const char *name, const char *text) {
+        g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
+        VmSpec *s = NULL;
+        int r = vm_spec_parse(name, "/x", text, errors, &s);
+        for (guint i = 0; i < errors->len; i++)
+                g_printerr("%s\n", (char *) errors->pdata[i]);
+        g_assert_cmpint(r, ==, 0);
+        return s;
+}

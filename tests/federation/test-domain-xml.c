@@ -12,15 +12,6 @@
 
 static char *tmp, *kernel, *disk;
 
-static VmSpec *spec(const char *name, const char *text) {
-        g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
-        VmSpec *s = NULL;
-        int r = vm_spec_parse(name, "/x", text, errors, &s);
-        for (guint i = 0; i < errors->len; i++)
-                g_printerr("%s\n", (char *) errors->pdata[i]);
-        g_assert_cmpint(r, ==, 0);
-        return s;
-}
 
 static void validate(const char *xml) {
         g_autofree char *path = g_build_filename(tmp, "domain.xml", NULL);
@@ -38,7 +29,7 @@ static void test_persona(void) {
         g_autofree char *text = g_strdup_printf("[VM]\nRole=persona\nMemory=2G\nVCPUs=2\nDisk=%s\nAccel=auto\n"
                                                 "[Passthrough]\nDevices=0000:01:00.0;0000:01:00.1\n",
                                                 disk);
-        g_autoptr(VmSpec) s = spec("gondor", text);
+        g_autoptr(VmSpec) s = test_vm_spec("gondor", text);
         g_autofree char *xml = NULL, *fake = NULL;
         DomainXmlParams p = {
                 .domain_name = "vmfed-gondor",
@@ -88,7 +79,7 @@ static void test_direct_boot_and_escaping(void) {
         g_autofree char *text = g_strdup_printf("[VM]\nRole=service\nMemory=256M\nKernel=%s\nInitrd=%s\n"
                                                 "Cmdline=console=ttyS0 vmfed.name=<net> & 'x'\nAccel=kvm\n",
                                                 kernel, kernel);
-        g_autoptr(VmSpec) s = spec("netvm", text);
+        g_autoptr(VmSpec) s = test_vm_spec("netvm", text);
         g_autofree char *xml = NULL;
         DomainXmlParams p = { .domain_name = "vmfed-netvm", .bridge = "vmfedbr0" };
 
@@ -108,7 +99,7 @@ static void test_direct_boot_and_escaping(void) {
 
 static void test_disposable_and_metadata(void) {
         g_autofree char *text = g_strdup_printf("[VM]\nRole=disposable-template\nDisk=%s\n", disk);
-        g_autoptr(VmSpec) s = spec("dvm", text);
+        g_autoptr(VmSpec) s = test_vm_spec("dvm", text);
         g_autofree char *xml = NULL, *xml2 = NULL;
         DomainXmlParams p = {
                 .domain_name = "vmfed-disp1234",

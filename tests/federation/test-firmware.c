@@ -15,19 +15,10 @@
 
 static char *tmp, *disk, *ovmf;
 
-static VmSpec *spec(const char *name, const char *text) {
-        g_autoptr(GPtrArray) errors = g_ptr_array_new_with_free_func(g_free);
-        VmSpec *s = NULL;
-        int r = vm_spec_parse(name, "/x", text, errors, &s);
-        for (guint i = 0; i < errors->len; i++)
-                g_printerr("%s\n", (char *) errors->pdata[i]);
-        g_assert_cmpint(r, ==, 0);
-        return s;
-}
 
 static VmSpec *spec_with(const char *name, const char *keys) {
         g_autofree char *text = g_strdup_printf("[VM]\nRole=persona\nDisk=%s\n%s", disk, keys);
-        return spec(name, text);
+        return test_vm_spec(name, text);
 }
 
 /* The one error of parsing text, which must fail. */
