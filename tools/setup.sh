@@ -12,7 +12,7 @@ VMFED_PACKAGES=(
   build-essential meson ninja-build pkg-config python3 clang libclang-rt-14-dev
   libglib2.0-dev libsystemd-dev libvirt-dev libnl-3-dev libnl-route-3-dev
   libnftnl-dev libmnl-dev libnftables-dev
-  dbus libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils
+  dbus libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils ovmf swtpm swtpm-tools
   nftables conntrack dnsmasq-base iproute2 busybox-static cpio kmod libxml2-utils go-md2man
   socat procps psmisc util-linux valgrind
   libgtk-4-dev sway grim wtype cage fonts-dejavu-core
