@@ -233,15 +233,29 @@ static void test_events(Fixture *x, gconstpointer data) {
         g_ptr_array_unref(res.progress);
 }
 
+/* What the adoption tests leave running: the netvm, rivendale active, shire saved, gondor stopped. */
+static void adopt_scenario(Fixture *x, Result *res) {
+        fixture_standard(x);
+        g_assert_cmpint(start_and_wait(x, "rivendale", res), ==, 0);
+        g_assert_cmpint(switch_and_wait(x, "shire", res), ==, 0);
+        g_assert_cmpint(switch_and_wait(x, "rivendale", res), ==, 0);
+}
+
+/* A new federation found that as it was. */
+static void assert_adopted(Fixture *x) {
+        g_assert_cmpint(federation_vm_state(x->f, "netvm"), ==, FEDERATION_VM_RUNNING);
+        g_assert_cmpint(federation_vm_state(x->f, "rivendale"), ==, FEDERATION_VM_RUNNING);
+        g_assert_cmpint(federation_vm_state(x->f, "shire"), ==, FEDERATION_VM_SAVED);
+        g_assert_cmpint(federation_vm_state(x->f, "gondor"), ==, FEDERATION_VM_STOPPED);
+        g_assert_cmpstr(federation_active_persona(x->f), ==, "rivendale");
+}
+
 static void test_adopt(Fixture *x, gconstpointer data) {
         Result res = {};
         virDomainPtr dom;
         unsigned id_net, id_riv;
 
-        fixture_standard(x);
-        g_assert_cmpint(start_and_wait(x, "rivendale", &res), ==, 0);
-        g_assert_cmpint(switch_and_wait(x, "shire", &res), ==, 0);
-        g_assert_cmpint(switch_and_wait(x, "rivendale", &res), ==, 0);
+        adopt_scenario(x, &res);
         dom = lookup(x, "netvm");
         id_net = virDomainGetID(dom);
         virDomainFree(dom);
@@ -252,11 +266,7 @@ static void test_adopt(Fixture *x, gconstpointer data) {
         /* The broker restarts. */
         g_clear_pointer(&x->f, federation_free);
         x->f = fixture_federation(x);
-        g_assert_cmpint(federation_vm_state(x->f, "netvm"), ==, FEDERATION_VM_RUNNING);
-        g_assert_cmpint(federation_vm_state(x->f, "rivendale"), ==, FEDERATION_VM_RUNNING);
-        g_assert_cmpint(federation_vm_state(x->f, "shire"), ==, FEDERATION_VM_SAVED);
-        g_assert_cmpint(federation_vm_state(x->f, "gondor"), ==, FEDERATION_VM_STOPPED);
-        g_assert_cmpstr(federation_active_persona(x->f), ==, "rivendale");
+        assert_adopted(x);
         {
                 FederationCallbacks cb = result_callbacks(&res);
                 g_assert_cmpint(federation_resume(x->f, &cb, NULL), ==, 0);
@@ -296,10 +306,7 @@ static void test_adopt_async(Fixture *x, gconstpointer data) {
         virDomainPtr dom;
         unsigned id_riv;
 
-        fixture_standard(x);
-        g_assert_cmpint(start_and_wait(x, "rivendale", &res), ==, 0);
-        g_assert_cmpint(switch_and_wait(x, "shire", &res), ==, 0);
-        g_assert_cmpint(switch_and_wait(x, "rivendale", &res), ==, 0);
+        adopt_scenario(x, &res);
         dom = lookup(x, "rivendale");
         id_riv = virDomainGetID(dom);
         virDomainFree(dom);
@@ -307,11 +314,7 @@ static void test_adopt_async(Fixture *x, gconstpointer data) {
         g_clear_pointer(&x->f, federation_free);
         state_log_clear(&x->log);
         x->f = fixture_federation_async(x, NULL, NULL);
-        g_assert_cmpint(federation_vm_state(x->f, "netvm"), ==, FEDERATION_VM_RUNNING);
-        g_assert_cmpint(federation_vm_state(x->f, "rivendale"), ==, FEDERATION_VM_RUNNING);
-        g_assert_cmpint(federation_vm_state(x->f, "shire"), ==, FEDERATION_VM_SAVED);
-        g_assert_cmpint(federation_vm_state(x->f, "gondor"), ==, FEDERATION_VM_STOPPED);
-        g_assert_cmpstr(federation_active_persona(x->f), ==, "rivendale");
+        assert_adopted(x);
         dom = lookup(x, "rivendale");
         g_assert_cmpuint(virDomainGetID(dom), ==, id_riv);
         virDomainFree(dom);
