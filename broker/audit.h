@@ -20,3 +20,17 @@ typedef struct AuditRecord {
 } AuditRecord;
 
 void audit_log(const AuditRecord *rec);
+
+/* The end of a stream (broker/stream.c): one line with what it moved. */
+typedef struct AuditStreamRecord {
+        uint64_t stream_id;
+        const char *source, *target, *service, *arg;
+        const char *decision;   /* "allow" (it ran to its end) or "aborted" */
+        uint64_t bytes_in;      /* payload from the source to the handler */
+        uint64_t bytes_out;     /* payload from the handler to the source */
+        uint64_t duration_usec; /* from the handler's start */
+        int status;             /* the handler's exit status, -1: aborted or unknown */
+        const char *message;    /* why it was aborted, or NULL */
+} AuditStreamRecord;
+
+void audit_log_stream(const AuditStreamRecord *rec);

@@ -157,6 +157,10 @@ void broker_post_agent_ready(Broker *b, const char *vm) {
         broker_post(b, BROKER_EVENT_AGENT_READY, vm, NULL);
 }
 
+void broker_post_agent_lost(Broker *b, const char *vm) {
+        broker_post(b, BROKER_EVENT_AGENT_LOST, vm, NULL);
+}
+
 void broker_post_federation_ready(Broker *b) {
         broker_post(b, BROKER_EVENT_FEDERATION_READY, NULL, NULL);
 }

@@ -74,6 +74,7 @@ typedef enum BrokerEventKind {
         BROKER_EVENT_ACTIVE_PERSONA,   /* Manager.ActivePersona changed (broker_set_active_persona()) */
         BROKER_EVENT_POLICY,           /* a new policy snapshot (broker_set_policy()) */
         BROKER_EVENT_AGENT_READY,      /* vm: its agent said Hello on its channel (channel.c) */
+        BROKER_EVENT_AGENT_LOST,       /* vm: the connection of its agent (that had said Hello) is gone (channel.c) */
         BROKER_EVENT_FEDERATION_READY, /* the federation was (re)created (lifecycle.c) */
         BROKER_EVENT_REQUEST_NOTIFIED, /* request: decided by a rule with notify= (guest services, asks) */
 } BrokerEventKind;
@@ -86,7 +87,7 @@ typedef struct BrokerRequestNotice {
 
 typedef struct BrokerEvent {
         BrokerEventKind kind;
-        const char *vm;                      /* VM_STATE, AGENT_READY; else NULL */
+        const char *vm;                      /* VM_STATE, AGENT_READY, AGENT_LOST; else NULL */
         const BrokerRequestNotice *request;  /* REQUEST_NOTIFIED; else NULL */
 } BrokerEvent;
 
@@ -102,6 +103,7 @@ void broker_watch_remove(Broker *b, unsigned id);
 
 /* Raise an event of the announcing kinds; the state setters below raise the others. */
 void broker_post_agent_ready(Broker *b, const char *vm);
+void broker_post_agent_lost(Broker *b, const char *vm);
 void broker_post_federation_ready(Broker *b);
 void broker_post_request_notified(Broker *b, const BrokerRequestNotice *n);
 

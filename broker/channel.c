@@ -90,6 +90,7 @@ static void guest_connection_lost(Broker *b, const char *vm, GuestConnection *g)
         g->channel = NULL;
         if (g->agent_ready) {
                 g->agent_ready = false;
+                broker_post_agent_lost(b, vm);
                 route_agent_lost(b, vm);
         }
         guest_connection_free(g);

@@ -16,6 +16,7 @@
 #include "broker/channel.h"
 #include "broker/errors.h"
 #include "broker/route.h"
+#include "broker/stream.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "services/service-args.h"
@@ -30,6 +31,7 @@ typedef enum RequestKind {
         REQUEST_OPEN_FILE,
         REQUEST_LAUNCH,
         REQUEST_PING,
+        REQUEST_STREAM, /* OpenStream: the service is the guest's, checked like any */
 } RequestKind;
 
 typedef struct Request {
@@ -159,6 +161,37 @@ static void request_routed(Broker *b, sd_bus_message *reply, const sd_bus_error 
         request_free(q);
 }
 
+static void request_stream_opened(Broker *b, int r, const StreamOpened *o, const char *error_name,
+                                  const char *error, void *userdata) {
+        Request *q = userdata;
+        if (r < 0) {
+                request_fail(q, error_name ? error_name : VMFED_ERROR_FAILED, "%s", error ? error : strerror(-r));
+                return;
+        }
+        (void) sd_bus_reply_method_return(q->m, "suut", o->vm, (uint32_t) o->port, o->tag, o->id);
+        log_debug("%s from %s: stream %" PRIu64 " to %s open.", q->service, q->source, o->id, o->vm);
+        /* q lives on until the stream ends: a disposable started for it is released then. */
+}
+
+static void request_stream_ended(Broker *b, void *userdata) {
+        request_free(userdata);
+}
+
+static void request_open_stream(Request *q, const char *vm) {
+        static const StreamCallbacks cb = { .opened = request_stream_opened, .ended = request_stream_ended };
+        StreamTable *t = guest_services_streams(q->broker);
+        int r = t ? stream_open(t, q->source, vm, q->service, q->arg, &cb, q) : -ESHUTDOWN;
+        if (r == -EBUSY)
+                request_fail(q, VMFED_ERROR_BUSY, "Too many streams of %s are waiting for a port; try again later.",
+                             q->source);
+        else if (r == -ELOOP)
+                request_fail(q, VMFED_ERROR_INVALID_ARGS, "A stream from %s to itself is not possible.", vm);
+        else if (r == -ENXIO)
+                request_fail(q, VMFED_ERROR_FAILED, "%s or %s has no stream ports (Streams=0).", q->source, vm);
+        else if (r < 0)
+                request_fail(q, VMFED_ERROR_FAILED, "Cannot open a stream to %s: %s", vm, strerror(-r));
+}
+
 static void request_route(Request *q, const char *vm) {
         Broker *b = q->broker;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
@@ -169,6 +202,10 @@ static void request_route(Request *q, const char *vm) {
 
         g_free(q->vm);
         q->vm = g_strdup(vm);
+        if (q->kind == REQUEST_STREAM) {
+                request_open_stream(q, vm);
+                return;
+        }
         r = q->kind == REQUEST_PING ? 0 : route_new_args(b, &args); /* Ping: no arguments to carry */
         if (r >= 0)
                 switch (q->kind) {
@@ -193,6 +230,8 @@ static void request_route(Request *q, const char *vm) {
                         break;
                 case REQUEST_PING:
                         member = "Ping";
+                        break;
+                case REQUEST_STREAM:
                         break;
                 }
         if (r >= 0)
@@ -528,3 +567,74 @@ int guest_request_ping_vm(sd_bus_message *m, void *userdata, sd_bus_error *error
         return request_decide(q, untrusted_target, error);
 }
 
+
+/* ---- streams (docs/streams.md): set up here, run by broker/stream.c ------------------------- */
+
+int guest_request_open_stream(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        GuestConnection *g = userdata;
+        const char *untrusted_target, *untrusted_service, *untrusted_arg;
+        long bad;
+        int r;
+
+        r = sd_bus_message_read(m, "sss", &untrusted_target, &untrusted_service, &untrusted_arg);
+        if (r < 0)
+                return r;
+        if (guest_connection_check_flood(g) < 0)
+                return 1;
+        bad = policy_service_invalid_at(untrusted_service, strlen(untrusted_service));
+        if (bad >= 0)
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
+                                         "Service '%s' is not a service name ([A-Za-z0-9_.-], 1 to %d characters; "
+                                         "first bad byte at %ld).",
+                                         ERRORS_EXCERPT(untrusted_service, 64), POLICY_SERVICE_MAX, bad);
+        bad = policy_arg_invalid_at(untrusted_arg, strlen(untrusted_arg));
+        if (bad >= 0)
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
+                                         "Argument '%s' is not a service argument ([A-Za-z0-9_.+-], at most %d "
+                                         "characters; first bad byte at %ld).",
+                                         ERRORS_EXCERPT(untrusted_arg, 64), POLICY_ARG_MAX, bad);
+        Request *q = request_new(g, m, REQUEST_STREAM, untrusted_service, 0);
+        q->arg = *untrusted_arg ? g_strdup(untrusted_arg) : NULL;
+        return request_decide(q, untrusted_target, error);
+}
+
+int guest_request_stream_exited(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        GuestConnection *g = userdata;
+        StreamTable *t = guest_services_streams(guest_connection_broker(g));
+        const char *untrusted_message;
+        uint64_t untrusted_id;
+        int32_t untrusted_status;
+        int r;
+
+        r = sd_bus_message_read(m, "tis", &untrusted_id, &untrusted_status, &untrusted_message);
+        if (r < 0)
+                return r;
+        if (untrusted_status < -1 || untrusted_status > 255 + 128)
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
+                                         "Exit status %d is not -1, an exit code (0-255) or 128+signal.",
+                                         untrusted_status);
+        if (strlen(untrusted_message) > 512)
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "The message is longer than 512 bytes.");
+        r = t ? stream_exited(t, guest_connection_vm(g), untrusted_id, untrusted_status, untrusted_message) : -ENOENT;
+        if (r < 0)
+                return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,
+                                         "No running stream %" PRIu64 " has %s as its target.", untrusted_id,
+                                         guest_connection_vm(g));
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+int guest_request_close_stream(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        GuestConnection *g = userdata;
+        StreamTable *t = guest_services_streams(guest_connection_broker(g));
+        uint64_t untrusted_id;
+        int r;
+
+        r = sd_bus_message_read(m, "t", &untrusted_id);
+        if (r < 0)
+                return r;
+        r = t ? stream_close(t, guest_connection_vm(g), untrusted_id) : -ENOENT;
+        if (r < 0)
+                return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND, "%s has no stream %" PRIu64 ".",
+                                         guest_connection_vm(g), untrusted_id);
+        return sd_bus_reply_method_return(m, NULL);
+}

@@ -10,6 +10,7 @@
 #include "broker/audit.h"
 #include "broker/clipboard.h"
 #include "broker/route.h"
+#include "broker/stream.h"
 #include "common/log.h"
 #include "common/macro.h"
 #include "services/service-args.h"
@@ -26,6 +27,7 @@ struct Services {
         Clipboard *clipboard;
         RouteTable *routes;
         AskQueue *asks;
+        StreamTable *streams;
 };
 
 /* ---- configuration ------------------------------------------------------------ */
@@ -112,6 +114,7 @@ int guest_services_start(Broker *b) {
         s->routes = route_table_new(s->agent_timeout_sec);
         s->asks = ask_queue_new(s->ask_timeout_sec);
         broker_set_services(b, s);
+        s->streams = stream_table_new(b);
 
         r = clipboard_register(b, s->clipboard);
         if (r >= 0)
@@ -123,6 +126,8 @@ void guest_services_stop(Broker *b) {
         if (!broker_services(b))
                 return;
         ask_queue_cancel_all(b);
+        /* Streams first: aborting one tells its agents (routed calls), then those fail too. */
+        broker_services(b)->streams = stream_table_free(broker_services(b)->streams);
         route_cancel_all(b);
 }
 
@@ -130,6 +135,7 @@ void guest_services_free(Broker *b) {
         Services *s = broker_services(b);
         if (!s)
                 return;
+        s->streams = stream_table_free(s->streams);
         broker_set_services(b, NULL);
         s->asks = ask_queue_free(s->asks);
         s->routes = route_table_free(s->routes);
@@ -146,6 +152,10 @@ Clipboard *guest_services_clipboard(Broker *b) {
 
 RouteTable *guest_services_routes(Broker *b) {
         return broker_services(b) ? broker_services(b)->routes : NULL;
+}
+
+StreamTable *guest_services_streams(Broker *b) {
+        return broker_services(b) ? broker_services(b)->streams : NULL;
 }
 
 AskQueue *guest_services_asks(Broker *b) {

@@ -50,6 +50,7 @@
 typedef struct Clipboard Clipboard;
 typedef struct RouteTable RouteTable;
 typedef struct AskQueue AskQueue;
+typedef struct StreamTable StreamTable;
 
 /* The guest side's configuration and tables (guest-services.c), one per broker: opaque. */
 
@@ -63,6 +64,7 @@ void guest_services_free(Broker *b);
 Clipboard *guest_services_clipboard(Broker *b);
 RouteTable *guest_services_routes(Broker *b);
 AskQueue *guest_services_asks(Broker *b);
+StreamTable *guest_services_streams(Broker *b); /* NULL after guest_services_stop() */
 uint64_t guest_services_clipboard_max(Broker *b);       /* [Clipboard] MaxSize= */
 const char *const *guest_services_url_schemes(Broker *b); /* [Open] URLSchemes= */
 /* [Apps] of vm: the application ids it offers, NULL: none declared. */
@@ -102,6 +104,9 @@ int guest_request_open_url(sd_bus_message *m, void *userdata, sd_bus_error *erro
 int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int guest_request_launch(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int guest_request_ping_vm(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_request_open_stream(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_request_stream_exited(sd_bus_message *m, void *userdata, sd_bus_error *error);
+int guest_request_close_stream(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int guest_admin_request(sd_bus_message *m, void *userdata, sd_bus_error *error);    /* guest-admin.c */
 int guest_admin_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error);
 
@@ -119,6 +124,13 @@ int guest_admin_list_vms(sd_bus_message *m, void *userdata, sd_bus_error *error)
                                 SD_BUS_RESULT("s", vm), guest_request_launch, SD_BUS_VTABLE_UNPRIVILEGED),         \
         SD_BUS_METHOD_WITH_ARGS("PingVM", SD_BUS_ARGS("s", target), SD_BUS_RESULT("s", vm),                         \
                                 guest_request_ping_vm, SD_BUS_VTABLE_UNPRIVILEGED),                                \
+        SD_BUS_METHOD_WITH_ARGS("OpenStream", SD_BUS_ARGS("s", target, "s", service, "s", argument),               \
+                                SD_BUS_RESULT("s", vm, "u", port, "u", tag, "t", stream),                          \
+                                guest_request_open_stream, SD_BUS_VTABLE_UNPRIVILEGED),                            \
+        SD_BUS_METHOD_WITH_ARGS("StreamExited", SD_BUS_ARGS("t", stream, "i", status, "s", message),              \
+                                SD_BUS_NO_RESULT, guest_request_stream_exited, SD_BUS_VTABLE_UNPRIVILEGED),        \
+        SD_BUS_METHOD_WITH_ARGS("CloseStream", SD_BUS_ARGS("t", stream), SD_BUS_NO_RESULT,                         \
+                                guest_request_close_stream, SD_BUS_VTABLE_UNPRIVILEGED),                           \
         SD_BUS_METHOD_WITH_ARGS("SwitchPersona", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_admin_request,      \
                                 SD_BUS_VTABLE_UNPRIVILEGED),                                                        \
         SD_BUS_METHOD_WITH_ARGS("StartVM", SD_BUS_ARGS("s", vm), SD_BUS_NO_RESULT, guest_admin_request,            \

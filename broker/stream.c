@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+#include "broker/stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "broker/audit.h"
+#include "broker/errors.h"
+#include "broker/route.h"
+#include "broker/stream-port.h"
+#include "common/log.h"
+#include "common/macro.h"
+
+enum { SIDE_CALLER, SIDE_TARGET, N_SIDES };
+
+typedef enum StreamState {
+        STREAM_QUEUED,   /* waiting for free ports */
+        STREAM_STARTING, /* ports bound, StartService sent */
+        STREAM_RUNNING,  /* the handler runs */
+} StreamState;
+
+typedef struct VmPorts VmPorts;
+typedef struct Stream Stream;
+
+/* The stream ports of one VM the broker has used. */
+struct VmPorts {
+        StreamTable *table;
+        char *vm;
+        unsigned n;
+        StreamPort **port; /* [n], NULL: not connected yet (or closed) */
+        Stream **owner;    /* [n], NULL: free */
+};
+
+struct Stream {
+        StreamTable *table;
+        uint64_t id;
+        char *source, *target, *service, *arg;
+        StreamCallbacks cb;
+        void *userdata;
+        StreamState state;
+        unsigned port[N_SIDES];
+        uint32_t tag[N_SIDES];
+        bool have_port[N_SIDES];
+        bool eof[N_SIDES];     /* the flow out of this side ended (forwarded or discarded) */
+        bool exited;           /* StreamExited came */
+        bool ended_sent;       /* StreamEnded went to the caller */
+        int status;
+        char *message;
+        int64_t started_usec;
+        uint64_t bytes[N_SIDES]; /* payload out of each side */
+};
+
+/* What a StartService call's answer finds its stream by: the table may be gone by then. */
+typedef struct TableRef {
+        StreamTable *table; /* NULL once the table is freed */
+} TableRef;
+
+typedef struct StartCall {
+        TableRef *ref; /* g_rc_box */
+        uint64_t id;
+} StartCall;
+
+struct StreamTable {
+        Broker *broker;
+        TableRef *ref;
+        GHashTable *vms;      /* name → VmPorts */
+        GHashTable *streams;  /* &id → Stream */
+        GQueue queue;         /* Stream, QUEUED, oldest first */
+        unsigned watch;
+        uint64_t next_id;
+};
+
+static void stream_abort(Stream *s, const char *error_name, const char *why);
+static void table_try_start(StreamTable *t);
+
+/* ---- ports of a VM ---------------------------------------------------------------- */
+
+static unsigned vm_port_count(Broker *b, const char *vm) {
+        const VmObject *o = broker_find_vm(b, vm);
+        /* A disposable is not a VM object: its template's Streams= is not known here yet. */
+        return o ? STREAM_PORTS_DEFAULT /* MERGE: o->spec->streams */ : STREAM_PORTS_DEFAULT;
+}
+
+static void vm_ports_free(VmPorts *v) {
+        if (!v)
+                return;
+        for (unsigned i = 0; i < v->n; i++)
+                v->port[i] = stream_port_free(v->port[i]);
+        g_free(v->port);
+        g_free(v->owner);
+        g_free(v->vm);
+        g_free(v);
+}
+
+static VmPorts *vm_ports_get(StreamTable *t, const char *vm) {
+        VmPorts *v = g_hash_table_lookup(t->vms, vm);
+        if (v)
+                return v;
+        v = g_new0(VmPorts, 1);
+        v->table = t;
+        v->vm = g_strdup(vm);
+        v->n = vm_port_count(t->broker, vm);
+        v->port = g_new0(StreamPort *, MAX(v->n, 1u));
+        v->owner = g_new0(Stream *, MAX(v->n, 1u));
+        g_hash_table_insert(t->vms, v->vm, v);
+        return v;
+}
+
+static int vm_ports_free_index(VmPorts *v) {
+        for (unsigned i = 0; i < v->n; i++)
+                if (!v->owner[i])
+                        return (int) i;
+        return -1;
+}
+
+/* Ports of target held by streams from source. */
+static unsigned vm_ports_held_by(VmPorts *target, const char *source) {
+        unsigned n = 0;
+        for (unsigned i = 0; i < target->n; i++)
+                if (target->owner[i] && strcmp(target->owner[i]->source, source) == 0)
+                        n++;
+        return n;
+}
+
+static void port_event(StreamPort *p, StreamPortEventKind kind, const char *why, void *userdata);
+
+static int vm_ports_connect(VmPorts *v, unsigned i) {
+        if (v->port[i] && stream_port_is_open(v->port[i]))
+                return 0;
+        v->port[i] = stream_port_free(v->port[i]);
+        g_autofree char *path = g_strdup_printf("%s/%s.stream.%u.sock", broker_channel_dir(v->table->broker), v->vm, i);
+        return stream_port_connect(path, v->vm, i, port_event, v, &v->port[i]);
+}
+
+/* ---- a stream's end ------------------------------------------------------------------ */
+
+static void stream_audit(Stream *s, const char *decision) {
+        audit_log_stream(&(AuditStreamRecord) {
+                .stream_id = s->id,
+                .source = s->source,
+                .target = s->target,
+                .service = s->service,
+                .arg = s->arg,
+                .decision = decision,
+                .bytes_in = s->bytes[SIDE_CALLER],
+                .bytes_out = s->bytes[SIDE_TARGET],
+                .duration_usec = s->started_usec ? (uint64_t) (g_get_monotonic_time() - s->started_usec) : 0,
+                .status = s->status,
+                .message = s->message,
+        });
+}
+
+static void stream_release_side(Stream *s, int side) {
+        if (!s->have_port[side])
+                return;
+        VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
+        s->have_port[side] = false;
+        if (!v || v->owner[s->port[side]] != s)
+                return;
+        StreamPort *p = v->port[s->port[side]];
+        if (p) {
+                s->bytes[side] = stream_port_bytes(p);
+                stream_port_stop_flow(p);
+                stream_port_bind(p, 0);
+        }
+        v->owner[s->port[side]] = NULL;
+}
+
+static void stream_free(Stream *s) {
+        for (int i = 0; i < N_SIDES; i++)
+                stream_release_side(s, i);
+        g_hash_table_remove(s->table->streams, &s->id);
+        g_free(s->source);
+        g_free(s->target);
+        g_free(s->service);
+        g_free(s->arg);
+        g_free(s->message);
+        g_free(s);
+}
+
+static void route_ignore(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        if (error)
+                log_debug("Stream message not delivered: %s", error->message ? error->message : error->name);
+}
+
+static void stream_tell(Stream *s, const char *vm, const char *member, const char *types, ...) {
+        Broker *b = s->table->broker;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
+        va_list ap;
+        int r = route_new_args(b, &args);
+        if (r >= 0) {
+                va_start(ap, types);
+                r = sd_bus_message_appendv(args, types, ap);
+                va_end(ap);
+        }
+        if (r >= 0)
+                r = route_call(b, vm, member, steal_pointer(&args), STREAM_START_TIMEOUT_USEC, route_ignore, NULL);
+        if (r < 0)
+                log_debug_errno(r, "Cannot send %s to %s: %m", member, vm);
+}
+
+/* Release what is done; once both sides are free the stream is over. */
+static void stream_progress(Stream *s) {
+        if (s->state != STREAM_RUNNING)
+                return;
+        if (s->exited && !s->eof[SIDE_CALLER] && s->have_port[SIDE_CALLER]) {
+                /* The handler is gone: what the caller still sends is dropped until its EOF. */
+                VmPorts *v = g_hash_table_lookup(s->table->vms, s->source);
+                StreamPort *p = v ? v->port[s->port[SIDE_CALLER]] : NULL;
+                if (p)
+                        stream_port_set_flow(p, NULL, true);
+        }
+        if (s->exited && s->eof[SIDE_TARGET] && !s->ended_sent) {
+                s->ended_sent = true;
+                stream_tell(s, s->source, "StreamEnded", "tis", s->id, s->status, s->message ? s->message : "");
+                stream_release_side(s, SIDE_TARGET);
+        }
+        if (s->ended_sent && s->eof[SIDE_CALLER])
+                stream_release_side(s, SIDE_CALLER);
+        if (s->have_port[SIDE_CALLER] || s->have_port[SIDE_TARGET])
+                return;
+        log_debug("Stream %" PRIu64 " %s -> %s %s ended: status %d.", s->id, s->source, s->target, s->service, s->status);
+        stream_audit(s, "allow");
+        StreamCallbacks cb = s->cb;
+        void *ud = s->userdata;
+        Broker *b = s->table->broker;
+        StreamTable *t = s->table;
+        stream_free(s);
+        if (cb.ended)
+                cb.ended(b, ud);
+        table_try_start(t);
+}
+
+static void stream_abort(Stream *s, const char *error_name, const char *why) {
+        StreamState was = s->state;
+        StreamTable *t = s->table;
+        Broker *b = t->broker;
+        StreamCallbacks cb = s->cb;
+        void *ud = s->userdata;
+
+        log_info("Stream %" PRIu64 " %s -> %s %s aborted: %s", s->id, s->source, s->target, s->service, why);
+        if (was == STREAM_QUEUED)
+                g_queue_remove(&t->queue, s);
+        if (was != STREAM_QUEUED && !s->exited)
+                stream_tell(s, s->target, "StopStream", "ts", s->id, why);
+        if (was == STREAM_RUNNING && !s->ended_sent)
+                stream_tell(s, s->source, "StreamEnded", "tis", s->id, -1, why);
+        s->status = -1;
+        g_free(s->message);
+        s->message = g_strdup(why);
+        if (was == STREAM_RUNNING)
+                stream_audit(s, "aborted");
+        stream_free(s);
+        if (was == STREAM_RUNNING) {
+                if (cb.ended)
+                        cb.ended(b, ud);
+        } else if (cb.opened)
+                cb.opened(b, -ECONNABORTED, NULL, error_name, why, ud);
+        table_try_start(t);
+}
+
+/* ---- events of the ports ------------------------------------------------------------- */
+
+static Stream *port_owner(VmPorts *v, StreamPort *p, int *ret_side) {
+        Stream *s = v->owner[stream_port_index(p)];
+        if (!s)
+                return NULL;
+        *ret_side = strcmp(s->source, v->vm) == 0 && s->have_port[SIDE_CALLER] &&
+                                    s->port[SIDE_CALLER] == stream_port_index(p)
+                            ? SIDE_CALLER
+                            : SIDE_TARGET;
+        return s;
+}
+
+static gboolean port_reap(gpointer userdata) {
+        StreamTable *t = userdata;
+        GHashTableIter it;
+        gpointer value;
+        g_hash_table_iter_init(&it, t->vms);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                VmPorts *v = value;
+                for (unsigned i = 0; i < v->n; i++)
+                        if (v->port[i] && !stream_port_is_open(v->port[i]) && !v->owner[i])
+                                v->port[i] = stream_port_free(v->port[i]);
+        }
+        return G_SOURCE_REMOVE;
+}
+
+static void port_event(StreamPort *p, StreamPortEventKind kind, const char *why, void *userdata) {
+        VmPorts *v = userdata;
+        int side = SIDE_CALLER;
+        Stream *s = port_owner(v, p, &side);
+
+        if (kind == STREAM_PORT_FAILED) {
+                g_idle_add(port_reap, v->table); /* not from inside the port's own dispatch */
+                if (s) {
+                        g_autofree char *m = g_strdup_printf("stream port %u of %s: %s", stream_port_index(p), v->vm, why);
+                        stream_abort(s, VMFED_ERROR_FAILED, m);
+                }
+                return;
+        }
+        if (!s)
+                return;
+        s->bytes[side] = stream_port_bytes(p);
+        s->eof[side] = true;
+        stream_progress(s);
+}
+
+/* ---- setting a stream up ---------------------------------------------------------------- */
+
+static Stream *table_lookup(StreamTable *t, uint64_t id) {
+        return g_hash_table_lookup(t->streams, &id);
+}
+
+static void stream_started(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
+        StartCall *call = userdata;
+        StreamTable *t = call->ref->table;
+        Stream *s = t ? table_lookup(t, call->id) : NULL;
+        g_rc_box_release(call->ref);
+        g_free(call);
+
+        if (!s || s->state != STREAM_STARTING)
+                return; /* aborted meanwhile */
+        if (error) {
+                bool missing = error->name && strcmp(error->name, "org.vmfed.Agent1.Error.NoHandler") == 0;
+                g_autofree char *m = g_strdup_printf("%s: %s", s->target, error->message ? error->message : error->name);
+                s->exited = true; /* nothing runs there: no StopStream */
+                stream_abort(s, missing ? VMFED_ERROR_NOT_FOUND : VMFED_ERROR_FAILED, m);
+                return;
+        }
+        s->state = STREAM_RUNNING;
+        s->started_usec = g_get_monotonic_time();
+        if (s->cb.opened)
+                s->cb.opened(b, 0,
+                             &(StreamOpened) { .vm = s->target, .port = s->port[SIDE_CALLER],
+                                               .tag = s->tag[SIDE_CALLER], .id = s->id },
+                             NULL, NULL, s->userdata);
+}
+
+/* Bind both ports, start the flows, ask the target for the handler. */
+static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, unsigned di) {
+        Broker *b = s->table->broker;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
+        int r;
+
+        s->state = STREAM_STARTING;
+        s->exited = true; /* until StartService is sent: nothing to stop in the target */
+        r = vm_ports_connect(src, si);
+        if (r < 0) {
+                g_autofree char *m = g_strdup_printf("cannot connect to stream port %u of %s: %s", si, src->vm, strerror(-r));
+                stream_abort(s, VMFED_ERROR_FAILED, m);
+                return;
+        }
+        r = vm_ports_connect(dst, di);
+        if (r < 0) {
+                g_autofree char *m = g_strdup_printf("cannot connect to stream port %u of %s: %s", di, dst->vm, strerror(-r));
+                stream_abort(s, VMFED_ERROR_FAILED, m);
+                return;
+        }
+        src->owner[si] = dst->owner[di] = s;
+        s->port[SIDE_CALLER] = si;
+        s->port[SIDE_TARGET] = di;
+        s->have_port[SIDE_CALLER] = s->have_port[SIDE_TARGET] = true;
+        s->tag[SIDE_CALLER] = stream_frame_new_tag();
+        do
+                s->tag[SIDE_TARGET] = stream_frame_new_tag();
+        while (s->tag[SIDE_TARGET] == s->tag[SIDE_CALLER]);
+        stream_port_bind(src->port[si], s->tag[SIDE_CALLER]);
+        stream_port_bind(dst->port[di], s->tag[SIDE_TARGET]);
+        stream_port_set_flow(src->port[si], dst->port[di], false);
+        stream_port_set_flow(dst->port[di], src->port[si], false);
+
+        s->exited = false;
+        r = route_new_args(b, &args);
+        if (r >= 0)
+                r = sd_bus_message_append(args, "tsssuu", s->id, s->service, s->arg ? s->arg : "", s->source,
+                                          (uint32_t) di, s->tag[SIDE_TARGET]);
+        if (r >= 0) {
+                StartCall *call = g_new(StartCall, 1);
+                call->ref = g_rc_box_acquire(s->table->ref);
+                call->id = s->id;
+                r = route_call(b, s->target, "StartService", steal_pointer(&args), STREAM_START_TIMEOUT_USEC,
+                               stream_started, call);
+                if (r < 0) {
+                        g_rc_box_release(call->ref);
+                        g_free(call);
+                }
+        }
+        if (r < 0) {
+                s->exited = true;
+                stream_abort(s, VMFED_ERROR_FAILED, "cannot ask the target's agent to start the service");
+        }
+}
+
+static void table_try_start(StreamTable *t) {
+        for (GList *l = t->queue.head; l;) {
+                Stream *s = l->data;
+                GList *next = l->next;
+                VmPorts *src = vm_ports_get(t, s->source), *dst = vm_ports_get(t, s->target);
+                int si = vm_ports_free_index(src), di = vm_ports_free_index(dst);
+                if (si >= 0 && di >= 0 && vm_ports_held_by(dst, s->source) < MAX(1u, (dst->n + 1) / 2)) {
+                        g_queue_delete_link(&t->queue, l);
+                        stream_start(s, src, (unsigned) si, dst, (unsigned) di);
+                        table_try_start(t); /* the queue may have changed under us */
+                        return;
+                }
+                l = next;
+        }
+}
+
+/* ---- public -------------------------------------------------------------------------------- */
+
+static void table_on_event(Broker *b, const BrokerEvent *e, void *userdata) {
+        StreamTable *t = userdata;
+        GHashTableIter it;
+        gpointer value;
+
+        if (e->kind != BROKER_EVENT_AGENT_LOST || !e->vm)
+                return;
+        g_autofree char *why = g_strdup_printf("the agent of %s went away", e->vm);
+        for (;;) {
+                Stream *hit = NULL;
+                g_hash_table_iter_init(&it, t->streams);
+                while (!hit && g_hash_table_iter_next(&it, NULL, &value)) {
+                        Stream *s = value;
+                        if (strcmp(s->source, e->vm) == 0 || strcmp(s->target, e->vm) == 0)
+                                hit = s;
+                }
+                if (!hit)
+                        break;
+                if (strcmp(hit->target, e->vm) == 0)
+                        hit->exited = true; /* nobody to stop there */
+                stream_abort(hit, VMFED_ERROR_FAILED, why);
+        }
+        /* Its port connections start afresh (with the padding) next time. */
+        g_hash_table_remove(t->vms, e->vm);
+}
+
+StreamTable *stream_table_new(Broker *b) {
+        StreamTable *t = g_new0(StreamTable, 1);
+        t->broker = b;
+        t->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) vm_ports_free);
+        t->streams = g_hash_table_new(g_int64_hash, g_int64_equal);
+        g_queue_init(&t->queue);
+        t->next_id = 1;
+        t->ref = g_rc_box_new0(TableRef);
+        t->ref->table = t;
+        t->watch = broker_watch_add(b, table_on_event, t, NULL);
+        return t;
+}
+
+StreamTable *stream_table_free(StreamTable *t) {
+        if (!t)
+                return NULL;
+        broker_watch_remove(t->broker, t->watch);
+        for (;;) {
+                GHashTableIter it;
+                gpointer value;
+                g_hash_table_iter_init(&it, t->streams);
+                if (!g_hash_table_iter_next(&it, NULL, &value))
+                        break;
+                stream_abort(value, VMFED_ERROR_FAILED, "the broker is shutting down");
+        }
+        g_queue_clear(&t->queue);
+        t->ref->table = NULL;
+        g_rc_box_release(t->ref);
+        g_hash_table_unref(t->streams);
+        g_hash_table_unref(t->vms);
+        g_free(t);
+        return NULL;
+}
+
+int stream_open(StreamTable *t, const char *source, const char *target, const char *service, const char *arg,
+                const StreamCallbacks *cb, void *userdata) {
+        unsigned queued = 0;
+        for (GList *l = t->queue.head; l; l = l->next)
+                queued += strcmp(((Stream *) l->data)->source, source) == 0;
+        if (queued >= STREAM_MAX_QUEUED_PER_VM)
+                return -EBUSY;
+        if (strcmp(source, target) == 0)
+                return -ELOOP; /* both ends would be the same ports */
+        if (vm_ports_get(t, source)->n == 0 || vm_ports_get(t, target)->n == 0)
+                return -ENXIO;
+
+        Stream *s = g_new0(Stream, 1);
+        s->table = t;
+        s->id = t->next_id++;
+        s->source = g_strdup(source);
+        s->target = g_strdup(target);
+        s->service = g_strdup(service);
+        s->arg = arg && *arg ? g_strdup(arg) : NULL;
+        s->cb = *cb;
+        s->userdata = userdata;
+        s->state = STREAM_QUEUED;
+        g_hash_table_insert(t->streams, &s->id, s);
+        g_queue_push_tail(&t->queue, s);
+        table_try_start(t);
+        return 0;
+}
+
+int stream_exited(StreamTable *t, const char *vm, uint64_t id, int status, const char *message) {
+        Stream *s = table_lookup(t, id);
+        if (!s || strcmp(s->target, vm) != 0 || s->state != STREAM_RUNNING || s->exited)
+                return -ENOENT;
+        s->exited = true;
+        s->status = status;
+        s->message = message && *message ? g_strdup(message) : NULL;
+        stream_progress(s);
+        return 0;
+}
+
+int stream_close(StreamTable *t, const char *vm, uint64_t id) {
+        Stream *s = table_lookup(t, id);
+        if (!s || (strcmp(s->target, vm) != 0 && strcmp(s->source, vm) != 0))
+                return -ENOENT;
+        g_autofree char *why = g_strdup_printf("closed by %s", vm);
+        if (strcmp(s->target, vm) == 0)
+                s->exited = true; /* it stopped its handler itself */
+        stream_abort(s, VMFED_ERROR_FAILED, why);
+        return 0;
+}
+
+unsigned stream_table_count(StreamTable *t, const char *vm) {
+        GHashTableIter it;
+        gpointer value;
+        unsigned n = 0;
+        g_hash_table_iter_init(&it, t->streams);
+        while (g_hash_table_iter_next(&it, NULL, &value)) {
+                Stream *s = value;
+                n += strcmp(s->source, vm) == 0 || strcmp(s->target, vm) == 0;
+        }
+        return n;
+}
