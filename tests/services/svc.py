@@ -74,7 +74,7 @@ class ServicesHarness(Harness):
 
 
 class Agent:
-    def __init__(self, h, name, apps=(), file_mode="keep"):
+    def __init__(self, h, name, apps=(), file_mode="keep", services=None, streams=None):
         self.h = h
         self.name = name
         self.dir = os.path.join(h.tmp, "agent-" + name)
@@ -90,6 +90,18 @@ class Agent:
                         f"Exec={sys.executable} {HANDLER} app {self.events} {app} %U\n")
         self.file_mode = file_mode
         self.proc = None
+        # Streams (docs/streams.md): the agent stands in for QEMU on STATE/channels/NAME.stream.I.sock
+        # and runs handlers from its own services dir (name -> script text, made executable).
+        self.services = services
+        self.streams = streams
+        self.services_dir = os.path.join(self.dir, "services")
+        if services is not None:
+            os.makedirs(self.services_dir, exist_ok=True)
+            for svc_name, text in services.items():
+                p = os.path.join(self.services_dir, svc_name)
+                with open(p, "w") as f:
+                    f.write(text)
+                os.chmod(p, 0o755)
 
     def start(self):
         log = open(self.log_path, "a")
@@ -98,6 +110,11 @@ class Agent:
                 "--url-handler", f"{sys.executable} {HANDLER} url {self.events}",
                 "--file-handler", f"{sys.executable} {HANDLER} file-{self.file_mode} {self.events}",
                 "--debug"]
+        if self.services is not None:
+            args += ["--stream-socket-prefix", os.path.join(self.h.state_dir, "channels", self.name + ".stream."),
+                     "--services-dir", self.services_dir]
+            if self.streams is not None:
+                args += ["--streams", str(self.streams)]
         env = None
         if harness.VALGRIND:
             env = dict(os.environ, G_SLICE="always-malloc", G_DEBUG="gc-friendly")
@@ -203,7 +220,8 @@ class AgentSpawner:
         d = os.path.join(self.h.state_dir, "channels")
         while not self._stop:
             try:
-                names = [n[:-5] for n in os.listdir(d) if n.endswith(".sock")]
+                names = [n[:-5] for n in os.listdir(d)
+                         if n.endswith(".sock") and ".stream." not in n and "@" not in n]
             except OSError:
                 names = []
             for n in names:

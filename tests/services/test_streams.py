@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: LGPL-2.1-or-later
+"""Data streams between VMs (docs/streams.md) with real agents standing in
+for VMs: each agent emulates QEMU's stream ports on
+STATE/channels/NAME.stream.I.sock and runs handlers from its own services
+directory; the real vmfedd decides with the policy and splices.
+
+Checked: bytes arrive identical both ways, each direction ends on its own,
+the caller gets the handler's exit status (also 128+signal), SERVICE+ARG is
+looked up before SERVICE, the handler's environment is clean, deny and a
+missing handler are clear errors, the target's agent or the broker going
+away mid-stream gives the caller an error and kills the handler, and the
+next stream works; 64 concurrent streams between three VMs; a VM flooding
+streams beside one that copies; one audit line per stream.
+
+Usage: test_streams.py VMFEDD VMFED_AGENT VMFED_GUEST [VMFEDCTL]
+"""
+import hashlib
+import os
+import signal
+import subprocess
+import threading
+import time
+
+from svc import ServicesHarness, expect_error, run, vm
+
+VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "dave": vm()}
+POLICY = {"30-streams.policy": (
+    "test.Echo     *   alice   carol   deny\n"
+    "test.Echo     *   @anyvm  @anyvm  allow\n"
+    "test.Count    *   alice   bob     allow\n"
+    "test.Exit     *   alice   bob     allow\n"
+    "test.Env      *   alice   bob     allow\n"
+    "test.Sleep    *   @anyvm  bob     allow\n"
+    "test.Missing  *   alice   bob     allow\n"
+    "*             *   @anyvm  @anyvm  deny\n"
+)}
+
+
+def handlers(pid_dir):
+    return {
+        "test.Echo": "#!/bin/sh\nexec cat\n",
+        "test.Count": "#!/bin/sh\nwc -c\n",
+        "test.Exit": "#!/bin/sh\ncat >/dev/null\nexit 3\n",
+        "test.Exit+7": "#!/bin/sh\ncat >/dev/null\nexit \"$VMFED_ARGUMENT\"\n",
+        "test.Env": "#!/bin/sh\nenv | sort\n",
+        "test.Sleep": f"#!/bin/sh\necho $$ > {pid_dir}/sleep.$VMFED_STREAM\necho started\nexec sleep 600\n",
+    }
+
+
+def run_stream(agent, target, service, data=b"", timeout=60):
+    return agent.guest("run", target, service, input=data, timeout=timeout)
+
+
+def wait_file(path, timeout=20):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if os.path.exists(path) and os.path.getsize(path) > 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not appear")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def sleeping_stream(h, a, pid_dir):
+    """A stream to bob's test.Sleep that runs in the background: (thread, result list, handler pid)."""
+    before = set(os.listdir(pid_dir))
+    res = []
+    t = threading.Thread(target=lambda: res.append(run_stream(a, "bob", "test.Sleep", timeout=120)))
+    t.start()
+    h._wait(lambda: set(os.listdir(pid_dir)) - before, "the sleeping handler", 20)
+    name = sorted(set(os.listdir(pid_dir)) - before)[0]
+    wait_file(os.path.join(pid_dir, name))
+    return t, res, int(open(os.path.join(pid_dir, name)).read())
+
+
+def check_basic(h, a, b, pid_dir):
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    rc, out, err = run_stream(a, "bob", "test.Echo", data)
+    assert rc == 0, (rc, err)
+    assert out == data, f"echo: {len(out)} bytes back of {len(data)}"
+    # Each direction ends on its own: wc sees the caller's EOF, then answers.
+    rc, out, err = run_stream(a, "bob", "test.Count", b"x" * 100000)
+    assert rc == 0 and out.strip() == b"100000", (rc, out, err)
+    # Exit status; SERVICE+ARG before SERVICE.
+    rc, out, err = run_stream(a, "bob", "test.Exit+7")
+    assert rc == 7, (rc, err)
+    rc, out, err = run_stream(a, "bob", "test.Exit+1")
+    assert rc == 3, (rc, err)
+    # A clean environment: the source and service are there, the agent's own variables are not.
+    rc, out, err = run_stream(a, "bob", "test.Env+x1")
+    env = dict(line.split("=", 1) for line in out.decode().splitlines() if "=" in line)
+    assert rc == 0, (rc, err)
+    assert env.get("VMFED_SOURCE") == "alice" and env.get("VMFED_SERVICE") == "test.Env", env
+    assert env.get("VMFED_ARGUMENT") == "x1", env
+    assert "VMFED_TEST_SECRET" not in env and "DBUS_SESSION_BUS_ADDRESS" not in env, env
+    # Killed by a signal: 128+N.
+    t, res, pid = sleeping_stream(h, a, pid_dir)
+    os.kill(pid, signal.SIGKILL)
+    t.join(30)
+    assert res and res[0][0] == 128 + signal.SIGKILL, res
+
+
+def check_refusals(h, a):
+    expect_error(run_stream(a, "carol", "test.Echo", b"no"), "AccessDenied")
+    expect_error(run_stream(a, "bob", "test.Unlisted", b"no"), "AccessDenied")
+    err = expect_error(run_stream(a, "bob", "test.Missing", b"no"), "NotFound")
+    assert "test.Missing" in err, err
+    expect_error(run_stream(a, "bob", "bad/name", b"no"), "InvalidArgs")
+    expect_error(run_stream(a, "bob", "test.Echo+../x", b"no"), "InvalidArgs")
+
+
+def check_target_gone(h, a, pid_dir):
+    """bob's agent dies mid-stream: alice gets an error, the handler is gone, bob's next agent serves again."""
+    t, res, pid = sleeping_stream(h, a, pid_dir)
+    b = h.agents["bob"]
+    b.proc.kill()
+    b.proc.wait()
+    t.join(30)
+    assert res and res[0][0] != 0 and "went away" in res[0][2], res
+    h._wait(lambda: not pid_alive(pid), "the handler killed with its agent", 10)
+    b.proc = None
+    b.start()
+    b.wait_connected()
+    rc, out, err = run_stream(a, "bob", "test.Echo", b"after the agent came back")
+    assert rc == 0 and out == b"after the agent came back", (rc, out, err)
+
+
+def check_broker_gone(h, a, pid_dir):
+    """vmfedd SIGKILLed mid-stream: error, handler killed; after a restart streams work."""
+    t, res, pid = sleeping_stream(h, a, pid_dir)
+    h.stop_daemon(signal.SIGKILL)
+    t.join(30)
+    assert res and res[0][0] != 0 and "lost" in res[0][2], res
+    h._wait(lambda: not pid_alive(pid), "the handler killed when the broker went", 10)
+    h.start_daemon()
+    for n in ("alice", "bob", "carol", "dave"):
+        h.agents[n].wait_connected(20)
+    data = os.urandom(200000)
+    rc, out, err = run_stream(a, "bob", "test.Echo", data)
+    assert rc == 0 and out == data, (rc, len(out), err)
+
+
+def check_concurrent(h):
+    """64 streams at once between three VMs, each byte-identical."""
+    names = ["alice", "bob", "carol"]
+    jobs = []
+    for i in range(64):
+        src, dst = names[i % 3], names[(i + 1) % 3]
+        data = os.urandom(65536 + i * 1000)
+        p = subprocess.Popen([h.guest_path, "--socket", h.agents[src].socket, "run", dst, "test.Echo"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        jobs.append((p, data))
+    results = [None] * len(jobs)
+
+    def talk(i):
+        p, data = jobs[i]
+        results[i] = p.communicate(data, timeout=180)
+
+    threads = [threading.Thread(target=talk, args=(i,)) for i in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(200)
+    for i, (p, data) in enumerate(jobs):
+        out, err = results[i]
+        assert p.returncode == 0, (i, p.returncode, err)
+        assert hashlib.sha256(out).digest() == hashlib.sha256(data).digest(), (i, len(out), len(data))
+
+
+def check_flood(h, a, d, pid_dir):
+    """dave holds as many of bob's ports as it may and queues more; alice's copy still goes through."""
+    flood = [subprocess.Popen([h.guest_path, "--socket", d.socket, "run", "bob", "test.Sleep"],
+                              stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for _ in range(20)]
+    h._wait(lambda: len(os.listdir(pid_dir)) >= 4, "dave's streams running", 30)
+    data = os.urandom(8 * 1024 * 1024)
+    rc, out, err = run_stream(a, "bob", "test.Echo", data, timeout=120)
+    assert rc == 0 and out == data, (rc, len(out), err)
+    for p in flood:
+        p.kill()
+        p.wait()
+    for name in os.listdir(pid_dir):
+        try:
+            os.kill(int(open(os.path.join(pid_dir, name)).read()), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
+        os.unlink(os.path.join(pid_dir, name))
+
+
+def main(vmfedd, agent, guest, vmfedctl=""):
+    with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY) as h:
+        pid_dir = os.path.join(h.tmp, "pids")
+        os.makedirs(pid_dir)
+        os.environ["VMFED_TEST_SECRET"] = "must not reach a handler"
+        agents = {n: h.agent(n, services=handlers(pid_dir)) for n in ("alice", "bob", "carol", "dave")}
+        a = agents["alice"]
+        check_basic(h, a, agents["bob"], pid_dir)
+        check_refusals(h, a)
+        check_concurrent(h)
+        check_flood(h, a, agents["dave"], pid_dir)
+        check_target_gone(h, a, pid_dir)
+        check_broker_gone(h, a, pid_dir)
+        log = h.log()
+        assert "audit: stream" in log and "alice -> bob test.Echo: allow" in log, log[-3000:]
+        assert "bytes in" in log and "exit status 0" in log
+
+
+if __name__ == "__main__":
+    run(main)
