@@ -4,6 +4,7 @@
 its one JSON line (everything else goes to stderr).
 
 Usage: bench.py VMFEDD VMFED_AGENT VMFED_GUEST BENCH_SERVICES routed|routed-1cpu|paste-64k|paste-16m
+       bench.py VMFEDD VMFED_AGENT VMFED_GUEST BENCH_STREAMS streams
 
 routed-1cpu runs everything (broker, agents, client, raw echo) on CPU 0: on
 this nested VM a wakeup across vCPUs costs far more than the work, and the
@@ -22,7 +23,10 @@ POLICY = {"30-bench.policy": (
     "vmfed.Ping             *  alice  bob    allow\n"
     "vmfed.Ping             *  carol  bob    allow\n"
     "vmfed.Clipboard.Paste  +  alice  bob    allow\n"
+    "test.True              *  alice  bob    allow\n"
+    "test.Sink              *  alice  bob    allow\n"
 )}
+STREAM_SERVICES = {"test.True": "#!/bin/sh\nexit 0\n", "test.Sink": "#!/bin/sh\nexec cat > /dev/null\n"}
 
 
 def main():
@@ -30,8 +34,15 @@ def main():
     if mode.endswith("-1cpu"):
         os.sched_setaffinity(0, {0})
     with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY) as h:
-        b = h.agent("bob")
-        if mode.startswith("routed"):
+        if mode == "streams":
+            a = h.agent("alice", services={})
+            h.agent("bob", services=STREAM_SERVICES)
+            args = [bench, a.socket, "bob", str(h.daemon.pid), str(256 * 1024 * 1024)]
+        else:
+            b = h.agent("bob")
+        if mode == "streams":
+            pass
+        elif mode.startswith("routed"):
             c = h.agent("carol")  # the Guest1 path: an app in carol
             args = [bench, "routed", h.state_dir, "alice", "bob", c.socket]
         else:
