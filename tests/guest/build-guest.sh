@@ -87,7 +87,7 @@ cp -f "$kdir/vmlinuz" "$out/vmlinuz.tmp" && chmod 0644 "$out/vmlinuz.tmp" && mv 
 # --- cache key: everything that goes into the initramfs --------------------
 key=$( {
   cat "$kdir/.version"
-  sha256sum "$0" "$here/init" "$here/open-url" /bin/busybox
+  sha256sum "$0" "$here/init" "$here/open-url" /bin/busybox "$here"/services/*
   printf '%s\n' "$flavor" "${modules[@]}"
   for b in "${binaries[@]}"; do sha256sum "$b"; ldd "$b" 2>/dev/null | awk '{print $3}' | grep / | xargs -r sha256sum; done
   if [ "$flavor" = netvm ] && [ -x /usr/sbin/dnsmasq ]; then sha256sum /usr/sbin/dnsmasq; fi
@@ -109,6 +109,10 @@ cp "$here/init" "$root/init"
 chmod 755 "$root/init"
 cp "$here/open-url" "$root/usr/bin/vmfed-test-open-url"
 chmod 755 "$root/usr/bin/vmfed-test-open-url"
+# Stream service handlers of the tests (docs/streams.md, vmfed.services(5)).
+mkdir -p "$root/etc/vmfed/services"
+cp "$here"/services/* "$root/etc/vmfed/services/"
+chmod 755 "$root"/etc/vmfed/services/*
 
 # Modules in dependency order: depth-first over `modinfo -F depends`.
 modroot="$kdir/modules"
