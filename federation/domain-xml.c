@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "common/stream-frame.h"
 #include "federation/firmware.h"
 
 const char *disk_image_format(const char *path) {
@@ -43,12 +44,21 @@ void domain_xml_stable_uuid(const char *domain_name, char ret[static DOMAIN_XML_
                  variant[g_ascii_xdigit_value(h[15]) & 3], h + 16, h + 19);
 }
 
-char *domain_xml_netvm_channel_path(const char *channel_path) {
+/* The length of channel_path without its ".sock". */
+static int channel_stem(const char *channel_path) {
         size_t n = strlen(channel_path);
 
         if (n > 5 && strcmp(channel_path + n - 5, ".sock") == 0)
                 n -= 5;
-        return g_strdup_printf("%.*s@netvm.sock", (int) n, channel_path);
+        return (int) n;
+}
+
+char *domain_xml_netvm_channel_path(const char *channel_path) {
+        return g_strdup_printf("%.*s@netvm.sock", channel_stem(channel_path), channel_path);
+}
+
+char *domain_xml_stream_channel_path(const char *channel_path, unsigned i) {
+        return g_strdup_printf("%.*s.stream.%u.sock", channel_stem(channel_path), channel_path, i);
 }
 
 const char *domain_xml_type(const VmSpec *s, const DomainXmlParams *p) {
@@ -71,9 +81,53 @@ static const char *role_string(const VmSpec *s, const DomainXmlParams *p) {
         return s->role >= 0 && s->role < _VM_ROLE_MAX ? names[s->role] : "app";
 }
 
+/* A virtio-serial port whose host end QEMU listens on (bind): the broker connects while the VM runs. */
+static void append_bind_channel(GString *x, const char *path, const char *port) {
+        g_autofree char *e = g_markup_printf_escaped("    <channel type='unix'>\n"
+                                                     "      <source mode='bind' path='%s'/>\n"
+                                                     "      <target type='virtio' name='%s'/>\n"
+                                                     "    </channel>\n",
+                                                     path, port);
+        g_string_append(x, e);
+}
+
+/* The agent channel and, beside it, a netvm's port and the stream ports (none without an agent channel). */
+static void append_channels(GString *x, const VmSpec *s, const DomainXmlParams *p) {
+        if (!p->channel_path)
+                return;
+        if (p->channel_mode == DOMAIN_CHANNEL_BIND)
+                append_bind_channel(x, p->channel_path, DOMAIN_XML_AGENT_PORT);
+        else {
+                /* connect: QEMU dials the broker's socket and redials every second after a broker restart. */
+                g_autofree char *e = g_markup_printf_escaped("    <channel type='unix'>\n"
+                                                             "      <source mode='connect' path='%s'>\n"
+                                                             "        <reconnect enabled='yes' timeout='1'/>\n"
+                                                             "      </source>\n"
+                                                             "      <target type='virtio' name='%s'/>\n"
+                                                             "    </channel>\n",
+                                                             p->channel_path, DOMAIN_XML_AGENT_PORT);
+                g_string_append(x, e);
+        }
+        /*
+         * A netvm (its NIC is the bridge's router port): vmfed-netd's own port, beside the
+         * agent's.  QEMU listens there and the broker connects while the netvm runs, so
+         * nothing has to listen before the domain starts.
+         */
+        if (p->bridge && !p->isolated_port) {
+                g_autofree char *np = domain_xml_netvm_channel_path(p->channel_path);
+                append_bind_channel(x, np, DOMAIN_XML_NETVM_PORT);
+        }
+        /* The stream ports (docs/streams.md): QEMU listens on these too. */
+        for (unsigned i = 0; i < s->streams; i++) {
+                g_autofree char *sp = domain_xml_stream_channel_path(p->channel_path, i);
+                g_autofree char *port = g_strdup_printf(STREAM_PORT_NAME_PREFIX "%u", i);
+                append_bind_channel(x, sp, port);
+        }
+}
+
 /*
- * Long: the <devices> element in document order (disk, NICs, serial, agent
- * channel, hostdevs, …); each piece is a short template, and splitting them
+ * Long: the <devices> element in document order (disk, NICs, serial,
+ * channels, hostdevs, …); each piece is a short template, and splitting them
  * apart would scatter one XML element over several functions.
  */
 static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p) {
@@ -144,37 +198,7 @@ static void append_devices(GString *x, const VmSpec *s, const DomainXmlParams *p
                                                              p->console_path);
                 g_string_append(x, e);
         }
-        if (p->channel_path) {
-                /* connect: QEMU dials the broker's socket and redials every second after a broker restart. */
-                g_autofree char *e = g_markup_printf_escaped(
-                        p->channel_mode == DOMAIN_CHANNEL_BIND
-                                ? "    <channel type='unix'>\n"
-                                  "      <source mode='bind' path='%s'/>\n"
-                                  "      <target type='virtio' name='%s'/>\n"
-                                  "    </channel>\n"
-                                : "    <channel type='unix'>\n"
-                                  "      <source mode='connect' path='%s'>\n"
-                                  "        <reconnect enabled='yes' timeout='1'/>\n"
-                                  "      </source>\n"
-                                  "      <target type='virtio' name='%s'/>\n"
-                                  "    </channel>\n",
-                        p->channel_path, DOMAIN_XML_AGENT_PORT);
-                g_string_append(x, e);
-                /*
-                 * A netvm (its NIC is the bridge's router port): vmfed-netd's own port, beside the
-                 * agent's.  QEMU listens there and the broker connects while the netvm runs, so
-                 * nothing has to listen before the domain starts.
-                 */
-                if (p->bridge && !p->isolated_port) {
-                        g_autofree char *np = domain_xml_netvm_channel_path(p->channel_path);
-                        g_autofree char *n = g_markup_printf_escaped("    <channel type='unix'>\n"
-                                                                     "      <source mode='bind' path='%s'/>\n"
-                                                                     "      <target type='virtio' name='%s'/>\n"
-                                                                     "    </channel>\n",
-                                                                     np, DOMAIN_XML_NETVM_PORT);
-                        g_string_append(x, n);
-                }
-        }
+        append_channels(x, s, p);
         for (size_t i = 0; s->devices[i] && !p->fake_passthrough; i++) {
                 unsigned dom, bus, slot, fn;
                 if (sscanf(s->devices[i], "%x:%x:%x.%x", &dom, &bus, &slot, &fn) != 4)

@@ -9,6 +9,8 @@
  *     overlay path, so a restarted broker can adopt what runs;
  *   - the agent channel: <channel type='unix'> with target
  *     virtio/org.vmfed.agent.0 on a unix socket whose mode is a parameter;
+ *     beside it (only with an agent channel) a netvm's port and Streams=
+ *     stream ports org.vmfed.stream.I (docs/streams.md), both bind mode;
  *   - a NIC on the netvm's bridge (isolated port for clients);
  *   - <hostdev managed='yes'> per passthrough device unless faked;
  *   - type='qemu' (TCG) when Accel=tcg, when forced, or when Accel=auto and
@@ -79,6 +81,18 @@ void domain_xml_tap_name(const char *domain_name, char ret[static DOMAIN_XML_TAP
  * replaced by .sock, for tests that type into a guest's debug shell.
  */
 char *domain_xml_netvm_channel_path(const char *channel_path);
+
+/*
+ * Stream port i's socket beside the agent channel: ".../NAME.sock" →
+ * ".../NAME.stream.I.sock".  A VM with an agent channel gets Streams= of
+ * them, ports 0 … Streams-1, target STREAM_PORT_NAME_PREFIX "I"
+ * (common/stream-frame.h), always in bind mode: QEMU listens, the broker
+ * connects to a port the first time a stream uses it.  As for the netvm's
+ * port, nothing of vmfed creates or removes these sockets: libvirt unlinks
+ * a bind socket's path before it binds it (a stale socket of an earlier run
+ * is replaced) and again when the domain stops.
+ */
+char *domain_xml_stream_channel_path(const char *channel_path, unsigned i);
 
 /*
  * The UUID vmfed gives a domain when it first defines it: SHA-256("vmfed-uuid:"

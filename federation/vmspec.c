@@ -10,6 +10,7 @@
 
 #include "common/fileio.h"
 #include "common/macro.h"
+#include "common/stream-frame.h"
 #include "policy/name.h"
 
 #define VM_FILE_MAX (64 * 1024)
@@ -259,7 +260,7 @@ static char *parse_path(Parser *p, const char *group, const char *key, const cha
 
 static const char *const vm_keys[] = {
         "Role", "Memory", "VCPUs", "Disk", "Kernel", "Initrd", "Cmdline", "Tags", "NetVM", "DefaultNetVM",
-        "Autostart", "Accel", "StopTimeout", "DefaultDispVM", "Firmware", "TPM", "HideHypervisor", NULL,
+        "Autostart", "Accel", "StopTimeout", "DefaultDispVM", "Firmware", "TPM", "HideHypervisor", "Streams", NULL,
 };
 static const char *const passthrough_keys[] = { "Devices", NULL };
 
@@ -290,9 +291,12 @@ static void parse_boot_source(Parser *p, GKeyFile *kf, VmSpec *s) {
                 parser_error(p, NULL, NULL, "key Disk: missing (a VM needs Disk= or Kernel=)");
 }
 
-/* Firmware=, TPM=, HideHypervisor=: what the guest's firmware and CPU show it (federation/firmware.h). */
+/*
+ * Firmware=, TPM=, HideHypervisor=: what the guest's firmware and CPU show it (federation/firmware.h);
+ * Streams=: its stream ports (docs/streams.md).
+ */
 static void parse_machine(Parser *p, GKeyFile *kf, VmSpec *s) {
-        g_autofree char *firmware = NULL, *tpm = NULL, *hide = NULL;
+        g_autofree char *firmware = NULL, *tpm = NULL, *hide = NULL, *streams = NULL;
         const char *G = "VM";
 
         firmware = get_string(p, kf, G, "Firmware");
@@ -310,6 +314,12 @@ static void parse_machine(Parser *p, GKeyFile *kf, VmSpec *s) {
         hide = get_string(p, kf, G, "HideHypervisor");
         if (hide && vm_bool_from_string(hide, &s->hide_hypervisor) < 0)
                 parser_error(p, G, "HideHypervisor", "'%s' is not a boolean (true or false)", hide);
+
+        streams = get_string(p, kf, G, "Streams");
+        s->streams = STREAM_PORTS_DEFAULT;
+        if (streams && parse_uint(streams, 0, STREAM_PORTS_MAX, &s->streams) < 0)
+                parser_error(p, G, "Streams", "'%s' is not a number of stream ports from 0 to %d", streams,
+                             STREAM_PORTS_MAX);
 }
 
 static void parse_vm_group(Parser *p, GKeyFile *kf, VmSpec *s) {

@@ -98,6 +98,7 @@ typedef struct VmSpec {
         VmFirmware firmware;
         VmTpm tpm;
         bool hide_hypervisor; /* HideHypervisor=: KVM signature hidden, CPUID hypervisor bit off */
+        unsigned streams;     /* Streams=: stream ports org.vmfed.stream.0 … streams-1 (docs/streams.md) */
         char *default_dispvm;
         char **devices;      /* PCI addresses "dddd:bb:dd.f", normalized, NULL-terminated, never NULL */
         char *source_text;   /* the file's content, for change detection */

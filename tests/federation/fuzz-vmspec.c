@@ -13,9 +13,10 @@
  * Invariants: a failure comes with errors and success with none; every
  * error names its file ("vms.d/NAME.vm:LINE: ..."); the two loaders agree;
  * a loaded federation's NetVM= and DefaultDispVM= point at VMs of the right
- * role and its NetVM chains end; Firmware= and TPM= hold known values, and
- * every VM with a boot source has a domain XML (federation_domain_xml(),
- * what `vmfedctl vm xml` prints).
+ * role and its NetVM chains end; Firmware= and TPM= hold known values,
+ * Streams= is at most STREAM_PORTS_MAX, and every VM with a boot source has
+ * a domain XML (federation_domain_xml(), what `vmfedctl vm xml` prints)
+ * with exactly Streams= stream ports.
  *
  * -Dfuzz=true builds the libFuzzer binary; every build replays the corpus
  * tests/federation/fuzz-corpus-vmspec/ (tests/lib/fuzz-replay.c).
@@ -30,6 +31,7 @@
 #include <glib.h>
 #include <glib/gstdio.h>
 
+#include "common/stream-frame.h"
 #include "federation/federation.h"
 #include "federation/vm-model.h"
 #include "federation/vmspec.h"
@@ -77,6 +79,16 @@ static void check_errors(GPtrArray *errors) {
         }
 }
 
+/* The stream ports of a domain XML. */
+static unsigned count_stream_ports(const char *xml) {
+        const char *needle = "name='" STREAM_PORT_NAME_PREFIX;
+        unsigned n = 0;
+
+        for (const char *p = strstr(xml, needle); p; p = strstr(p + 1, needle))
+                n++;
+        return n;
+}
+
 static void check_federation(GPtrArray *specs) {
         for (guint i = 0; i < specs->len; i++) {
                 VmSpec *s = g_ptr_array_index(specs, i);
@@ -101,7 +113,7 @@ static void check_federation(GPtrArray *specs) {
                                 abort();
                         n = vm_spec_find(specs, n->netvm);
                 }
-                if (!vm_firmware_to_string(s->firmware) || !vm_tpm_to_string(s->tpm))
+                if (!vm_firmware_to_string(s->firmware) || !vm_tpm_to_string(s->tpm) || s->streams > STREAM_PORTS_MAX)
                         abort();
                 if ((s->disk || s->kernel) && s->role != VM_ROLE_DISPOSABLE_TEMPLATE) {
                         FederationOptions o = { .config_dir = config_dir, .state_dir = config_dir };
@@ -109,6 +121,8 @@ static void check_federation(GPtrArray *specs) {
                         if (federation_domain_xml(specs, &o, s->name, &xml, &err) < 0 || !xml || err)
                                 abort();
                         if ((s->firmware != VM_FIRMWARE_BIOS) != (strstr(xml, "<nvram ") != NULL))
+                                abort();
+                        if (count_stream_ports(xml) != s->streams)
                                 abort();
                 }
                 for (char **d = s->devices; *d; d++) {

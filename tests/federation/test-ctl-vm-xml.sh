@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # vmfedctl vm xml: the domain XML of the example federation's VMs, offline:
-# firmware, TPM, paths from --state-dir, the bridge, schema validation
+# firmware, TPM, stream ports, paths from --state-dir, the bridge, schema validation
 # (virt-xml-validate, when installed), exit statuses and errors.
 set -euo pipefail
 ctl=$1
@@ -38,6 +38,13 @@ has "<smm state='on'/>"
 has "<tpm model='tpm-crb'>"
 has "<backend type='emulator' version='2.0'/>"
 has "/srv/vmfed/channels/mordor.sock"
+# Streams= left out: the default 8 stream ports, QEMU listening beside the agent channel.
+has "<source mode='bind' path='/srv/vmfed/channels/mordor.stream.0.sock'/>"
+has "<target type='virtio' name='org.vmfed.stream.0'/>"
+has "<source mode='bind' path='/srv/vmfed/channels/mordor.stream.7.sock'/>"
+has "<target type='virtio' name='org.vmfed.stream.7'/>"
+hasnt "org.vmfed.stream.8"
+[ "$(grep -c "name='org.vmfed.stream\." "$tmp/out")" = 8 ] || fail "not 8 stream ports"
 grep -qE "<uuid>[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}</uuid>" "$tmp/out" || fail "no stable UUID"
 hasnt "<source bridge="
 validate
@@ -67,6 +74,17 @@ run 0 vm xml --config-dir "$tmp/cfg" shire
 has "OVMF_CODE_4M.fd</loader>"
 has "<feature policy='disable' name='hypervisor'/>"
 validate
+# Streams=0: no stream port; Streams=32: all of them, still a valid domain.
+printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nNetVM=\nStreams=0\n' >"$tmp/cfg/vms.d/shire.vm"
+run 0 vm xml --config-dir "$tmp/cfg" shire
+has "channels/shire.sock"
+hasnt "org.vmfed.stream."
+validate
+printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nNetVM=\nStreams=32\n' >"$tmp/cfg/vms.d/shire.vm"
+run 0 vm xml --config-dir "$tmp/cfg" shire
+has "channels/shire.stream.31.sock'/>"
+has "<target type='virtio' name='org.vmfed.stream.31'/>"
+validate
 
 # Errors: no such VM, a disposable template (1); a broken file with file:line, usage (3).
 run 1 vm xml --config-dir "$cfg" isengard
@@ -79,6 +97,12 @@ err_has "vms.d/shire.vm:4: key Firmware: 'efi' is not one of bios, uefi, uefi-se
 printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nTPM=1.2\n' >"$tmp/cfg/vms.d/shire.vm"
 run 3 vm xml --config-dir "$tmp/cfg" mordor
 err_has "vms.d/shire.vm:4: key TPM: '1.2' is not one of none, 2.0"
+printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nStreams=33\n' >"$tmp/cfg/vms.d/shire.vm"
+run 3 vm xml --config-dir "$tmp/cfg" mordor
+err_has "vms.d/shire.vm:4: key Streams: '33' is not a number of stream ports from 0 to 32"
+printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nStreams=abc\n' >"$tmp/cfg/vms.d/shire.vm"
+run 3 vm xml --config-dir "$tmp/cfg" mordor
+err_has "vms.d/shire.vm:4: key Streams: 'abc' is not a number of stream ports from 0 to 32"
 run 3 vm xml --config-dir "$cfg"
 run 3 vm xml --config-dir "$cfg" mordor gondor
 run 3 vm xml --frobnicate mordor

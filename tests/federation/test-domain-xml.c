@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/stream-frame.h"
 #include "fed-test-util.h"
 #include "federation/domain-xml.h"
 
@@ -23,6 +24,17 @@ static void validate(const char *xml) {
         if (status != 0)
                 g_printerr("%s", xml);
         g_assert_cmpint(status, ==, 0);
+}
+
+/* The config-hash of a domain XML, newly allocated. */
+static char *xml_hash(const char *xml) {
+        const char *b = strstr(xml, "<vmfed:config-hash>"), *e;
+
+        g_assert_nonnull(b);
+        b += strlen("<vmfed:config-hash>");
+        e = strchr(b, '<');
+        g_assert_nonnull(e);
+        return g_strndup(b, e - b);
 }
 
 static void test_persona(void) {
@@ -142,6 +154,91 @@ static void test_disposable_and_metadata(void) {
         s->memory = 2ULL << 30;
         g_assert_cmpint(domain_xml_build(s, &p, &xml2), ==, 0);
         g_assert_null(strstr(xml2, hash));
+        /* Without an agent channel, Streams= adds no port: the XML and its hash stay. */
+        g_clear_pointer(&xml, g_free);
+        s->streams = 3;
+        g_assert_cmpint(domain_xml_build(s, &p, &xml), ==, 0);
+        g_assert_cmpstr(xml, ==, xml2);
+        /* With one, the ports are part of the configuration: another count, another hash. */
+        p.channel_path = "/var/lib/vmfed/channels/disp1234.sock";
+        g_clear_pointer(&xml, g_free);
+        g_clear_pointer(&xml2, g_free);
+        g_assert_cmpint(domain_xml_build(s, &p, &xml), ==, 0);
+        s->streams = 4;
+        g_assert_cmpint(domain_xml_build(s, &p, &xml2), ==, 0);
+        {
+                g_autofree char *h3 = xml_hash(xml), *h4 = xml_hash(xml2);
+                g_assert_cmpstr(h3, !=, h4);
+        }
+}
+
+/* Count the occurrences of needle in s. */
+static unsigned count(const char *s, const char *needle) {
+        unsigned n = 0;
+        for (const char *p = strstr(s, needle); p; p = strstr(p + 1, needle))
+                n++;
+        return n;
+}
+
+static void test_stream_ports(void) {
+        g_autofree char *text = g_strdup_printf("[VM]\nRole=app\nDisk=%s\n", disk);
+        g_autoptr(VmSpec) s = test_vm_spec("gondor", text);
+        g_autofree char *xml = NULL, *none = NULL, *max = NULL, *nochannel = NULL, *path = NULL;
+        DomainXmlParams p = {
+                .domain_name = "vmfed-gondor",
+                .bridge = "vmfedbr0",
+                .isolated_port = true,
+                .channel_path = "/var/lib/vmfed/channels/gondor.sock",
+        };
+
+        /* The socket beside the agent channel's; a path without ".sock" gets the suffix appended. */
+        path = domain_xml_stream_channel_path(p.channel_path, 7);
+        g_assert_cmpstr(path, ==, "/var/lib/vmfed/channels/gondor.stream.7.sock");
+        g_clear_pointer(&path, g_free);
+        path = domain_xml_stream_channel_path("/run/x", 31);
+        g_assert_cmpstr(path, ==, "/run/x.stream.31.sock");
+
+        /* The default: ports 0 … 7, QEMU listening on STATE/channels/NAME.stream.I.sock. */
+        g_assert_cmpuint(s->streams, ==, STREAM_PORTS_DEFAULT);
+        g_assert_cmpint(domain_xml_build(s, &p, &xml), ==, 0);
+        for (unsigned i = 0; i < 8; i++) {
+                g_autofree char *c = g_strdup_printf(
+                        "    <channel type='unix'>\n"
+                        "      <source mode='bind' path='/var/lib/vmfed/channels/gondor.stream.%u.sock'/>\n"
+                        "      <target type='virtio' name='org.vmfed.stream.%u'/>\n"
+                        "    </channel>\n",
+                        i, i);
+                g_assert_nonnull(strstr(xml, c));
+        }
+        g_assert_cmpuint(count(xml, "name='" STREAM_PORT_NAME_PREFIX), ==, 8);
+        g_assert_null(strstr(xml, "stream.8"));
+        g_assert_cmpuint(count(xml, "<channel type='unix'>"), ==, 9); /* and the agent's */
+        g_assert_nonnull(strstr(xml, "<source mode='connect' path='/var/lib/vmfed/channels/gondor.sock'>"));
+        g_assert_null(strstr(xml, "@netvm")); /* a client, not a netvm */
+        validate(xml);
+
+        /* Streams=0: the agent channel only. */
+        s->streams = 0;
+        g_assert_cmpint(domain_xml_build(s, &p, &none), ==, 0);
+        g_assert_null(strstr(none, STREAM_PORT_NAME_PREFIX));
+        g_assert_cmpuint(count(none, "<channel type='unix'>"), ==, 1);
+        validate(none);
+
+        /* The most, on a netvm: agent, netvm and 32 stream ports (libvirt adds a second virtio-serial controller). */
+        s->streams = STREAM_PORTS_MAX;
+        p.isolated_port = false;
+        g_assert_cmpint(domain_xml_build(s, &p, &max), ==, 0);
+        g_assert_cmpuint(count(max, "name='" STREAM_PORT_NAME_PREFIX), ==, 32);
+        g_assert_nonnull(strstr(max, "path='/var/lib/vmfed/channels/gondor.stream.31.sock'/>"));
+        g_assert_nonnull(strstr(max, "<target type='virtio' name='org.vmfed.stream.31'/>"));
+        g_assert_nonnull(strstr(max, "path='/var/lib/vmfed/channels/gondor@netvm.sock'/>"));
+        g_assert_cmpuint(count(max, "<channel type='unix'>"), ==, 34);
+        validate(max);
+
+        /* No agent channel: no stream ports either. */
+        p.channel_path = NULL;
+        g_assert_cmpint(domain_xml_build(s, &p, &nochannel), ==, 0);
+        g_assert_null(strstr(nochannel, "<channel"));
 }
 
 int main(int argc, char *argv[]) {
@@ -158,6 +255,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/domain-xml/persona", test_persona);
         g_test_add_func("/domain-xml/direct-boot", test_direct_boot_and_escaping);
         g_test_add_func("/domain-xml/disposable-metadata", test_disposable_and_metadata);
+        g_test_add_func("/domain-xml/stream-ports", test_stream_ports);
         r = g_test_run();
         g_free(cmd);
         cmd = g_strdup_printf("rm -rf '%s'", tmp);

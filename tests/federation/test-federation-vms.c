@@ -19,6 +19,16 @@ static int count_overlays(Fixture *x) {
         return n;
 }
 
+/* A domain XML of VM name has stream ports 0 … n-1 on its own sockets, and no more. */
+static void assert_stream_ports(Fixture *x, const char *xml, const char *name, unsigned n) {
+        for (unsigned i = 0; i <= n; i++) {
+                g_autofree char *port = g_strdup_printf("name='org.vmfed.stream.%u'", i);
+                g_autofree char *sock = g_strdup_printf("%s/channels/%s.stream.%u.sock", x->state, name, i);
+                g_assert_true((strstr(xml, port) != NULL) == (i < n));
+                g_assert_true((strstr(xml, sock) != NULL) == (i < n));
+        }
+}
+
 static void test_disposables(Fixture *x, gconstpointer data) {
         Result res = {};
         FederationCallbacks cb;
@@ -29,7 +39,7 @@ static void test_disposables(Fixture *x, gconstpointer data) {
 
         g_assert_cmpint(system(cmd), ==, 0);
         fixture_write(x, "netvm", "service", "DefaultNetVM=true\n");
-        text = g_strdup_printf("[VM]\nRole=disposable-template\nMemory=256M\nDisk=%s\n", base);
+        text = g_strdup_printf("[VM]\nRole=disposable-template\nMemory=256M\nDisk=%s\nStreams=3\n", base);
         write_vm(x->config, "dvm", text);
         fixture_write(x, "direct", "disposable-template", "NetVM=\n");
         fixture_write(x, "rivendale", "persona", "DefaultDispVM=direct\n");
@@ -59,6 +69,7 @@ static void test_disposables(Fixture *x, gconstpointer data) {
                 g_assert_nonnull(strstr(xml, overlay));
                 g_assert_nonnull(strstr(xml, "<vmfed:role>disposable</vmfed:role>") ? xml : strstr(xml, ">disposable<"));
                 g_assert_cmpint(virDomainIsPersistent(dom), ==, 0);
+                assert_stream_ports(x, xml, disp1, 3); /* the template's Streams=3 */
                 virDomainFree(dom);
         }
         /* Stopped: overlay deleted, the VM gone. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/stream-frame.h"
 #include "fed-test-util.h"
 #include "federation/vmspec.h"
 
@@ -217,6 +218,34 @@ static void test_booleans(void) {
         g_assert_cmpint(vm_bool_from_string(NULL, &b), ==, -EINVAL);
 }
 
+/* Streams=: 0 to STREAM_PORTS_MAX stream ports, default STREAM_PORTS_DEFAULT; anything else names the key. */
+static void test_streams(void) {
+        static const struct {
+                const char *value;
+                unsigned want;
+        } good[] = { { "0", 0 }, { "1", 1 }, { "8", 8 }, { "32", 32 }, { " 5 ", 5 } };
+        static const char *const bad[] = { "33", "abc", "", "-1", "+4", "4x", "0x10", "99999999999999999999", "2.5" };
+        g_autofree char *plain = g_strdup_printf("[VM]\nRole=app\nKernel=%s\n", kernel);
+        g_autoptr(VmSpec) d = test_vm_spec("a", plain);
+
+        g_assert_cmpuint(d->streams, ==, STREAM_PORTS_DEFAULT);
+        g_assert_cmpuint(d->streams, ==, 8);
+        for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+                g_autofree char *t = g_strdup_printf("%sStreams=%s\n", plain, good[i].value);
+                g_autoptr(VmSpec) s = test_vm_spec("a", t);
+                g_assert_cmpuint(s->streams, ==, good[i].want);
+        }
+        for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+                g_autofree char *t = g_strdup_printf("%sStreams=%s\n", plain, bad[i]);
+                g_autofree char *want = g_strdup_printf("vms.d/a.vm:4: key Streams: '%s' is not a number of stream "
+                                                        "ports from 0 to 32",
+                                                        bad[i]);
+                g_autoptr(GPtrArray) e = parse_errors("a", t);
+                g_assert_cmpuint(e->len, ==, 1);
+                g_assert_true(contains(e, want));
+        }
+}
+
 int main(int argc, char *argv[]) {
         int r;
 
@@ -230,6 +259,7 @@ int main(int argc, char *argv[]) {
         g_test_add_func("/vmspec/federation-checks", test_federation_checks);
         g_test_add_func("/vmspec/no-file-checks", test_no_file_checks);
         g_test_add_func("/vmspec/booleans", test_booleans);
+        g_test_add_func("/vmspec/streams", test_streams);
         r = g_test_run();
         {
                 g_autofree char *cmd = g_strdup_printf("rm -rf '%s'", tmp);
