@@ -84,7 +84,8 @@ char *domain_xml_netvm_channel_path(const char *channel_path);
 
 /*
  * Stream port i's socket beside the agent channel: ".../NAME.sock" →
- * ".../NAME.stream.I.sock".  A VM with an agent channel gets Streams= of
+ * ".../NAME.stream.I.sock" (so no VM may be named NAME.stream.I:
+ * vm_spec_name_is_valid()).  A VM with an agent channel gets Streams= of
  * them, ports 0 … Streams-1, target STREAM_PORT_NAME_PREFIX "I"
  * (common/stream-frame.h), always in bind mode: QEMU listens, the broker
  * connects to a port the first time a stream uses it.  As for the netvm's

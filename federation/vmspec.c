@@ -68,8 +68,14 @@ VmSpec *vm_spec_free(VmSpec *s) {
         return NULL;
 }
 
+/* "X.stream.N": STATE/channels/X.stream.N.sock is VM X's stream port N (domain-xml.h), not a VM's channel. */
+static bool name_is_stream_port(const char *name) {
+        const char *n = g_strrstr(name, ".stream.");
+        return n && n[8] && n[8 + strspn(n + 8, "0123456789")] == 0;
+}
+
 bool vm_spec_name_is_valid(const char *name) {
-        return name && policy_vm_name_is_valid(name, strlen(name));
+        return name && policy_vm_name_is_valid(name, strlen(name)) && !name_is_stream_port(name);
 }
 
 static bool tag_is_valid(const char *t) {
@@ -497,7 +503,8 @@ static int spec_parse(const char *name, const char *path, const char *untrusted_
 
         if (!vm_spec_name_is_valid(name)) {
                 g_ptr_array_add(errors, g_strdup_printf("vms.d/%s.vm:0: '%s' is not a valid VM name "
-                                                        "(a letter, then letters, digits, '_', '.', '-'; at most %d)",
+                                                        "(a letter, then letters, digits, '_', '.', '-'; at most %d; "
+                                                        "not ending in .stream.N, another VM's stream port)",
                                                         name, name, POLICY_NAME_MAX));
                 return -EINVAL;
         }

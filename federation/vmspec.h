@@ -107,7 +107,10 @@ typedef struct VmSpec {
 VmSpec *vm_spec_free(VmSpec *s);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmSpec, vm_spec_free)
 
-/* The policy language's VM names: [A-Za-z][A-Za-z0-9_.-]*, at most POLICY_NAME_MAX (31) bytes. */
+/*
+ * The policy language's VM names: [A-Za-z][A-Za-z0-9_.-]*, at most POLICY_NAME_MAX (31) bytes; but not
+ * X.stream.N (N digits): its agent channel would be VM X's stream port N (domain_xml_stream_channel_path()).
+ */
 bool vm_spec_name_is_valid(const char *name);
 
 /* "0000:01:00.0" (DDDD:BB:DD.F, case-insensitive) → normalized copy; NULL if invalid. */

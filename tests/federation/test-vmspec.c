@@ -110,6 +110,17 @@ static void test_bad_values(void) {
         g_clear_pointer(&e, g_ptr_array_unref);
         e = parse_errors("9lives", "[VM]\nRole=app\n");
         g_assert_true(contains(e, "'9lives' is not a valid VM name"));
+        g_clear_pointer(&e, g_ptr_array_unref);
+        /* work.stream.0.sock is VM work's stream port 0: no VM may have it as its channel. */
+        e = parse_errors("work.stream.0", "[VM]\nRole=app\n");
+        g_assert_true(contains(e, "vms.d/work.stream.0.vm:0: 'work.stream.0' is not a valid VM name"));
+        g_assert_true(contains(e, "not ending in .stream.N, another VM's stream port"));
+        g_assert_false(vm_spec_name_is_valid("a.stream.31"));
+        g_assert_true(vm_spec_name_is_valid("a.stream."));
+        g_assert_true(vm_spec_name_is_valid("a.stream.1x"));
+        g_assert_true(vm_spec_name_is_valid("a.stream.1.b"));
+        g_assert_true(vm_spec_name_is_valid("a.streams.1"));
+        g_assert_true(vm_spec_name_is_valid("stream.1"));
 }
 
 static void test_federation_checks(void) {
