@@ -10,6 +10,7 @@
 #include "broker/errors.h"
 #include "broker/route.h"
 #include "broker/stream-port.h"
+#include "federation/domain-xml.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -77,10 +78,17 @@ static void table_try_start(StreamTable *t);
 
 /* ---- ports of a VM ---------------------------------------------------------------- */
 
+/*
+ * Streams= of vm (a disposable's is its template's: the federation knows its spec).  A running VM whose
+ * vms.d/ file changed keeps the ports it started with; a larger count than it has only fails to connect.
+ */
 static unsigned vm_port_count(Broker *b, const char *vm) {
-        const VmObject *o = broker_find_vm(b, vm);
-        /* A disposable is not a VM object: its template's Streams= is not known here yet. */
-        return o ? STREAM_PORTS_DEFAULT /* MERGE: o->spec->streams */ : STREAM_PORTS_DEFAULT;
+        Federation *f = broker_federation(b);
+        const VmSpec *spec = f ? federation_vm_spec(f, vm) : NULL;
+        const VmObject *o = spec ? NULL : broker_find_vm(b, vm);
+        if (o)
+                spec = o->spec;
+        return spec ? spec->streams : 0;
 }
 
 static void vm_ports_free(VmPorts *v) {
@@ -130,7 +138,8 @@ static int vm_ports_connect(VmPorts *v, unsigned i) {
         if (v->port[i] && stream_port_is_open(v->port[i]))
                 return 0;
         v->port[i] = stream_port_free(v->port[i]);
-        g_autofree char *path = g_strdup_printf("%s/%s.stream.%u.sock", broker_channel_dir(v->table->broker), v->vm, i);
+        g_autofree char *agent = g_strdup_printf("%s/%s.sock", broker_channel_dir(v->table->broker), v->vm);
+        g_autofree char *path = domain_xml_stream_channel_path(agent, i);
         return stream_port_connect(path, v->vm, i, port_event, v, &v->port[i]);
 }
 

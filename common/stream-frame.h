@@ -20,7 +20,7 @@
 #define STREAM_FRAME_MAX 65536u
 #define STREAM_PORT_NAME_PREFIX "org.vmfed.stream."
 #define STREAM_PORTS_DEFAULT 8
-#define STREAM_PORTS_MAX 32
+#define STREAM_PORTS_MAX 28 /* with the agent's and a netvm's port: 30, one virtio-serial controller */
 
 typedef struct StreamFrameHeader {
         uint32_t tag; /* never 0 */

@@ -74,16 +74,16 @@ run 0 vm xml --config-dir "$tmp/cfg" shire
 has "OVMF_CODE_4M.fd</loader>"
 has "<feature policy='disable' name='hypervisor'/>"
 validate
-# Streams=0: no stream port; Streams=32: all of them, still a valid domain.
+# Streams=0: no stream port; Streams=28: all of them, still a valid domain.
 printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nNetVM=\nStreams=0\n' >"$tmp/cfg/vms.d/shire.vm"
 run 0 vm xml --config-dir "$tmp/cfg" shire
 has "channels/shire.sock"
 hasnt "org.vmfed.stream."
 validate
-printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nNetVM=\nStreams=32\n' >"$tmp/cfg/vms.d/shire.vm"
+printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nNetVM=\nStreams=28\n' >"$tmp/cfg/vms.d/shire.vm"
 run 0 vm xml --config-dir "$tmp/cfg" shire
-has "channels/shire.stream.31.sock'/>"
-has "<target type='virtio' name='org.vmfed.stream.31'/>"
+has "channels/shire.stream.27.sock'/>"
+has "<target type='virtio' name='org.vmfed.stream.27'/>"
 validate
 
 # Errors: no such VM, a disposable template (1); a broken file with file:line, usage (3).
@@ -97,12 +97,12 @@ err_has "vms.d/shire.vm:4: key Firmware: 'efi' is not one of bios, uefi, uefi-se
 printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nTPM=1.2\n' >"$tmp/cfg/vms.d/shire.vm"
 run 3 vm xml --config-dir "$tmp/cfg" mordor
 err_has "vms.d/shire.vm:4: key TPM: '1.2' is not one of none, 2.0"
-printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nStreams=33\n' >"$tmp/cfg/vms.d/shire.vm"
+printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nStreams=29\n' >"$tmp/cfg/vms.d/shire.vm"
 run 3 vm xml --config-dir "$tmp/cfg" mordor
-err_has "vms.d/shire.vm:4: key Streams: '33' is not a number of stream ports from 0 to 32"
+err_has "vms.d/shire.vm:4: key Streams: '29' is not a number of stream ports from 0 to 28"
 printf '[VM]\nRole=app\nDisk=/var/lib/vmfed/x.img\nStreams=abc\n' >"$tmp/cfg/vms.d/shire.vm"
 run 3 vm xml --config-dir "$tmp/cfg" mordor
-err_has "vms.d/shire.vm:4: key Streams: 'abc' is not a number of stream ports from 0 to 32"
+err_has "vms.d/shire.vm:4: key Streams: 'abc' is not a number of stream ports from 0 to 28"
 run 3 vm xml --config-dir "$cfg"
 run 3 vm xml --config-dir "$cfg" mordor gondor
 run 3 vm xml --frobnicate mordor
