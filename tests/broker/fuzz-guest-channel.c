@@ -55,6 +55,7 @@
 #include "common/macro.h"
 #include "federation/vm-model.h"
 #include "federation/vmspec.h"
+#include "broker/stream.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -95,6 +96,9 @@ static const struct {
           "vmfed.Admin.StartVM    *                  a        b            allow\n"
           "vmfed.Admin.StopVM     *                  a        @anyvm       ask\n"
           "vmfed.Admin.SwitchPersona *               a        c            allow\n"
+          "test.Echo              *                  a        @anyvm       allow\n"
+          "test.Echo              *                  a        @dispvm      allow\n"
+          "test.Ask               *                  a        @anyvm       ask default_target=b\n"
           "*                      *                  @anyvm   @anyvm       deny\n" },
 };
 
@@ -282,6 +286,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (rounds >= LOOP_MAX) {
                 fprintf(stderr, "the broker never went idle on this input\n");
+                abort();
+        }
+
+        /* No stream of a's is left behind: whatever it sent, every port is free again once it is done. */
+        StreamTable *st = guest_services_streams(b);
+        if (st && stream_table_count(st, "a") != 0) {
+                fprintf(stderr, "a stream of a's is still open or queued after the input\n");
                 abort();
         }
 

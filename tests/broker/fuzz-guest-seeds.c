@@ -255,6 +255,22 @@ static void write_guest_calls(const char *dir) {
         send_return(&s, 3, NULL);
         stream_write(&s, dir, "ping-vm");
 
+        /* Streams: set-up to each kind of target, bad names, and the ends of streams that are not there. */
+        stream_open(&s);
+        send_call(&s, "Hello", "s", "0.1.0");
+        send_call(&s, "OpenStream", "sss", "b", "test.Echo", "");
+        send_call(&s, "OpenStream", "sss", "a", "test.Echo", "x+y");
+        send_call(&s, "OpenStream", "sss", "@dispvm", "test.Echo", "");
+        send_call(&s, "OpenStream", "sss", "@default", "test.Ask", "arg");
+        send_call(&s, "OpenStream", "sss", "c", "bad/name", "");
+        send_call(&s, "OpenStream", "sss", "c", "test.Echo", "../x");
+        send_call(&s, "OpenStream", "sss", "nosuchvm", "test.Other", "");
+        send_call(&s, "StreamExited", "tis", (uint64_t) 1, 0, "");
+        send_call(&s, "StreamExited", "tis", (uint64_t) 7, 999, "status out of range");
+        send_call(&s, "CloseStream", "t", (uint64_t) 1);
+        send_call(&s, "CloseStream", "t", UINT64_MAX);
+        stream_write(&s, dir, "streams");
+
         /* Admin: what a guest may ask of the federation. */
         stream_open(&s);
         send_call(&s, "Hello", "s", "0.1.0");
