@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <glib.h>
+#include <glib-unix.h>
 
 #include "common/log.h"
 #include "common/macro.h"
@@ -38,6 +39,7 @@ struct StreamPort {
         void *userdata;
         uint32_t tag; /* 0: idle */
         bool closed;
+        bool raw;     /* a host end: plain bytes on fd, no frames (stream_port_new_raw()) */
 
         /* reader: frames from the guest */
         ReadState rstate;
@@ -194,17 +196,51 @@ static int reader_payload(StreamPort *s, StreamPort *d, size_t *budget, StreamPo
         return 0;
 }
 
-/* A header of ours came: queue it for dst with dst's tag. */
+/* A header of ours came: queue it for dst with dst's tag (a raw dst gets none; its EOF is a shutdown). */
 static void reader_forward_header(StreamPort *s, StreamPort *d, const StreamFrameHeader *h) {
-        stream_frame_encode(&(StreamFrameHeader) { .tag = d->tag, .len = h->len }, d->out);
-        d->out_off = 0;
-        d->out_len = sizeof d->out;
+        if (!d->raw) {
+                stream_frame_encode(&(StreamFrameHeader) { .tag = d->tag, .len = h->len }, d->out);
+                d->out_off = 0;
+                d->out_len = sizeof d->out;
+        } else if (h->len == 0)
+                (void) shutdown(d->fd, SHUT_WR);
         if (h->len == 0)
                 s->eof_pending = true;
         else {
                 s->rstate = READ_PAYLOAD;
                 s->left = h->len;
         }
+}
+
+/*
+ * A raw source: what is there (up to a frame) goes into the pipe first, then
+ * its header is queued for dst; end of file is the EOF frame.  1, 0 blocked, <0.
+ */
+static int reader_raw(StreamPort *s, StreamPort *d, StreamPort **failed) {
+        int r = port_ensure_pipe(s);
+        if (r < 0)
+                return *failed = s, r;
+        ssize_t n = splice(s->fd, NULL, s->pipe[1], NULL, PIPE_CAP, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+        if (n < 0 && errno == EAGAIN) {
+                s->want_read = true;
+                return 0;
+        }
+        if (n < 0)
+                return errno == EINTR ? 1 : (*failed = s, -errno);
+        if (s->discard || !d) {
+                port_close_pipe(s); /* dropped */
+                if (n == 0 && s->discard) {
+                        s->discard = false;
+                        if (s->fn)
+                                s->fn(s, STREAM_PORT_DISCARD_EOF, NULL, s->userdata);
+                        return 0;
+                }
+                return n > 0;
+        }
+        reader_forward_header(s, d, &(StreamFrameHeader) { .tag = s->tag, .len = (uint32_t) n });
+        s->left = 0;
+        s->fill = (size_t) n;
+        return 1;
 }
 
 /* One step of the flow out of s.  1: go on, 0: blocked or done, <0: *failed broke. */
@@ -230,6 +266,8 @@ static int flow_step(StreamPort *s, size_t *budget, StreamPort **failed) {
                         return 0;
                 }
         }
+        if (s->raw && s->rstate == READ_HEADER)
+                return reader_raw(s, d, failed);
         switch (s->rstate) {
         case READ_HEADER:
                 r = reader_header(s, &h);
@@ -358,6 +396,8 @@ static void port_kick(StreamPort *p) {
 
 /* ---- public ------------------------------------------------------------------------ */
 
+static StreamPort *port_new(int fd, const char *vm, unsigned index, StreamPortEventFn fn, void *userdata);
+
 int stream_port_connect(const char *path, const char *vm, unsigned index, StreamPortEventFn fn, void *userdata,
                         StreamPort **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -372,23 +412,43 @@ int stream_port_connect(const char *path, const char *vm, unsigned index, Stream
         if (connect(fd, (struct sockaddr *) &sa, sizeof sa) < 0 && errno != EINPROGRESS)
                 return -errno;
 
+        StreamPort *p = port_new(steal_fd(&fd), vm, index, fn, userdata);
+        p->zeros = STREAM_PAD_BYTES; /* an earlier broker may have died mid-frame */
+        p->want_write = true;
+        port_update_events(p);
+        *ret = p;
+        return 0;
+}
+
+static StreamPort *port_new(int fd, const char *vm, unsigned index, StreamPortEventFn fn, void *userdata) {
         StreamPort *p = g_new0(StreamPort, 1);
-        p->fd = steal_fd(&fd);
+        p->fd = fd;
         p->vm = g_strdup(vm);
         p->index = index;
         p->fn = fn;
         p->userdata = userdata;
         p->pipe[0] = p->pipe[1] = -1;
-        p->zeros = STREAM_PAD_BYTES; /* an earlier broker may have died mid-frame */
-        p->want_write = true;
         p->source = (PortSource *) g_source_new(&port_source_funcs, sizeof(PortSource));
         p->source->port = p;
         p->source->fd_tag = g_source_add_unix_fd(&p->source->source, p->fd, 0);
         g_source_set_name(&p->source->source, "vmfed stream port");
         g_source_attach(&p->source->source, NULL);
+        return p;
+}
+
+int stream_port_new_raw(int fd, const char *name, StreamPortEventFn fn, void *userdata, StreamPort **ret) {
+        if (!g_unix_set_fd_nonblocking(fd, TRUE, NULL))
+                return -errno;
+        StreamPort *p = port_new(fd, name, 0, fn, userdata);
+        p->raw = true;
         port_update_events(p);
         *ret = p;
         return 0;
+}
+
+void stream_port_set_handler(StreamPort *p, StreamPortEventFn fn, void *userdata) {
+        p->fn = fn;
+        p->userdata = userdata;
 }
 
 StreamPort *stream_port_free(StreamPort *p) {
@@ -455,10 +515,10 @@ void stream_port_stop_flow(StreamPort *src) {
                         d->out_len = 0;
                         if (src->rstate == READ_PAYLOAD)
                                 src->rstate = READ_DROP;
-                } else if (src->rstate == READ_PAYLOAD)
+                } else if (src->rstate == READ_PAYLOAD && !d->raw)
                         d->zeros += src->fill + src->left; /* finish the frame d has begun */
                 if (src->rstate == READ_PAYLOAD)
-                        src->rstate = READ_DROP;
+                        src->rstate = src->raw ? READ_HEADER : READ_DROP; /* a raw source has no frame to finish */
                 d->feeder = NULL;
                 d->want_write = d->out_len || d->zeros;
                 port_update_events(d);

@@ -46,6 +46,14 @@ typedef void (*StreamPortEventFn)(StreamPort *p, StreamPortEventKind kind, const
 /* Connect to path (QEMU's listening socket).  -errno when it cannot (not running, no such port). */
 int stream_port_connect(const char *path, const char *vm, unsigned index, StreamPortEventFn fn, void *userdata,
                         StreamPort **ret);
+/*
+ * A host end (vmfedctl run): fd (taken) carries plain bytes, no frames.  What is read from it becomes
+ * frames for its flow's dst, its end of file an EOF frame; frames to it arrive as their payload, an
+ * EOF frame as shutdown(SHUT_WR).  Nothing is padded or owed.
+ */
+int stream_port_new_raw(int fd, const char *name, StreamPortEventFn fn, void *userdata, StreamPort **ret);
+/* Who hears the port's events from now on (NULL: nobody). */
+void stream_port_set_handler(StreamPort *p, StreamPortEventFn fn, void *userdata);
 StreamPort *stream_port_free(StreamPort *p);
 
 const char *stream_port_vm(const StreamPort *p);

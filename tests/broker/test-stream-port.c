@@ -227,12 +227,46 @@ static void test_peer_gone(Fixture *f, gconstpointer data) {
         g_assert_false(stream_port_is_open(f->pa));
 }
 
+/* A host end (raw): plain bytes in, frames out to b; b's frames come out as plain bytes and EOF. */
+static void test_raw(Fixture *f, gconstpointer data) {
+        int sp[2];
+        StreamPort *host = NULL;
+        g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), ==, 0);
+        g_assert_cmpint(stream_port_new_raw(sp[0], "@host", on_event, f, &host), ==, 0);
+        stream_port_bind(host, 0x41);
+        stream_port_bind(f->pb, 0xb1);
+        stream_port_set_flow(host, f->pb, false);
+        stream_port_set_flow(f->pb, host, false);
+
+        write_all(sp[1], "plain bytes", 11);
+        shutdown(sp[1], SHUT_WR);
+        skip_padding(f->b.fd);
+        expect_frame(f->b.fd, 0xb1, "plain bytes", 11);
+        expect_frame(f->b.fd, 0xb1, NULL, 0);
+
+        send_frame(f->b.fd, 0x5a1e, "stale", 5);
+        send_frame(f->b.fd, 0xb1, "answer", 6);
+        send_frame(f->b.fd, 0xb1, NULL, 0);
+        char got[6];
+        read_exact(sp[1], got, sizeof got);
+        g_assert_cmpmem(got, 6, "answer", 6);
+        char c;
+        ssize_t n;
+        for (int i = 0; i < 1000 && (n = read(sp[1], &c, 1)) < 0 && errno == EAGAIN; i++)
+                g_main_context_iteration(NULL, FALSE);
+        g_assert_cmpint(n, ==, 0); /* the EOF frame: end of file for the host */
+        stream_port_free(host);
+        close(sp[1]);
+        g_assert_cmpuint(f->failed, ==, 0);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         signal(SIGPIPE, SIG_IGN);
         g_test_add("/stream-port/forward", Fixture, NULL, fixture_setup, test_forward, fixture_teardown);
         g_test_add("/stream-port/discard", Fixture, NULL, fixture_setup, test_discard, fixture_teardown);
         g_test_add("/stream-port/stop-midframe", Fixture, NULL, fixture_setup, test_stop_midframe, fixture_teardown);
+        g_test_add("/stream-port/raw", Fixture, NULL, fixture_setup, test_raw, fixture_teardown);
         g_test_add("/stream-port/peer-gone", Fixture, NULL, fixture_setup, test_peer_gone, fixture_teardown);
         return g_test_run();
 }
