@@ -173,7 +173,7 @@ static void request_stream_opened(Broker *b, int r, const StreamOpened *o, const
         /* q lives on until the stream ends: a disposable started for it is released then. */
 }
 
-static void request_stream_ended(Broker *b, void *userdata) {
+static void request_stream_ended(Broker *b, int status, const char *message, void *userdata) {
         request_free(userdata);
 }
 

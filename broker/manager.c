@@ -7,6 +7,7 @@
 #include "broker/auth.h"
 #include "broker/errors.h"
 #include "broker/generations-iface.h"
+#include "broker/stream-iface.h"
 #include "broker/lifecycle-iface.h"
 #include "broker/vm-config-iface.h"
 #include "broker/vm-object.h"
@@ -143,5 +144,8 @@ int manager_register(Broker *b) {
         r = vm_config_iface_register(b);
         if (r < 0)
                 return r;
-        return generations_iface_register(b);
+        r = generations_iface_register(b);
+        if (r < 0)
+                return r;
+        return stream_iface_register(b);
 }

@@ -5,6 +5,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker/audit.h"
 #include "broker/errors.h"
@@ -51,6 +53,7 @@ struct Stream {
         char *message;
         int64_t started_usec;
         uint64_t bytes[N_SIDES]; /* payload out of each side */
+        StreamPort *host;        /* the caller's side of a stream from the host (raw), else NULL */
 };
 
 /* What a StartService call's answer finds its stream by: the table may be gone by then. */
@@ -69,6 +72,8 @@ struct StreamTable {
         GHashTable *vms;      /* name → VmPorts */
         GHashTable *streams;  /* &id → Stream */
         GQueue queue;         /* Stream, QUEUED, oldest first */
+        GPtrArray *dead_hosts; /* host ends of ended streams, freed from an idle (not inside their dispatch) */
+        unsigned reap_id;
         unsigned watch;
         uint64_t next_id;
 };
@@ -161,9 +166,26 @@ static void stream_audit(Stream *s, const char *decision) {
         });
 }
 
+static gboolean table_reap_hosts(gpointer userdata) {
+        StreamTable *t = userdata;
+        t->reap_id = 0;
+        g_ptr_array_set_size(t->dead_hosts, 0);
+        return G_SOURCE_REMOVE;
+}
+
 static void stream_release_side(Stream *s, int side) {
         if (!s->have_port[side])
                 return;
+        if (side == SIDE_CALLER && s->host) {
+                s->have_port[side] = false;
+                s->bytes[side] = stream_port_bytes(s->host);
+                stream_port_set_handler(s->host, NULL, NULL);
+                stream_port_stop_flow(s->host);
+                g_ptr_array_add(s->table->dead_hosts, g_steal_pointer(&s->host));
+                if (!s->table->reap_id)
+                        s->table->reap_id = g_idle_add(table_reap_hosts, s->table);
+                return;
+        }
         VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
         s->have_port[side] = false;
         if (!v || v->owner[s->port[side]] != s)
@@ -180,6 +202,12 @@ static void stream_release_side(Stream *s, int side) {
 static void stream_free(Stream *s) {
         for (int i = 0; i < N_SIDES; i++)
                 stream_release_side(s, i);
+        if (s->host) { /* never bound: not started */
+                stream_port_set_handler(s->host, NULL, NULL);
+                g_ptr_array_add(s->table->dead_hosts, g_steal_pointer(&s->host));
+                if (!s->table->reap_id)
+                        s->table->reap_id = g_idle_add(table_reap_hosts, s->table);
+        }
         g_hash_table_remove(s->table->streams, &s->id);
         g_free(s->source);
         g_free(s->target);
@@ -196,6 +224,8 @@ static void route_ignore(Broker *b, sd_bus_message *reply, const sd_bus_error *e
 
 static void stream_tell(Stream *s, const char *vm, const char *member, const char *types, ...) {
         Broker *b = s->table->broker;
+        if (vm[0] == '@')
+                return; /* the host's end: its caller hears through StreamCallbacks.ended */
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
         va_list ap;
         int r = route_new_args(b, &args);
@@ -216,8 +246,8 @@ static void stream_progress(Stream *s) {
                 return;
         if (s->exited && !s->eof[SIDE_CALLER] && s->have_port[SIDE_CALLER]) {
                 /* The handler is gone: what the caller still sends is dropped until its EOF. */
-                VmPorts *v = g_hash_table_lookup(s->table->vms, s->source);
-                StreamPort *p = v ? v->port[s->port[SIDE_CALLER]] : NULL;
+                VmPorts *v = s->host ? NULL : g_hash_table_lookup(s->table->vms, s->source);
+                StreamPort *p = s->host ? s->host : v ? v->port[s->port[SIDE_CALLER]] : NULL;
                 if (p)
                         stream_port_set_flow(p, NULL, true);
         }
@@ -236,9 +266,11 @@ static void stream_progress(Stream *s) {
         void *ud = s->userdata;
         Broker *b = s->table->broker;
         StreamTable *t = s->table;
+        int status = s->status;
+        g_autofree char *message = g_steal_pointer(&s->message);
         stream_free(s);
         if (cb.ended)
-                cb.ended(b, ud);
+                cb.ended(b, status, message, ud);
         table_try_start(t);
 }
 
@@ -264,7 +296,7 @@ static void stream_abort(Stream *s, const char *error_name, const char *why) {
         stream_free(s);
         if (was == STREAM_RUNNING) {
                 if (cb.ended)
-                        cb.ended(b, ud);
+                        cb.ended(b, -1, why, ud);
         } else if (cb.opened)
                 cb.opened(b, -ECONNABORTED, NULL, error_name, why, ud);
         table_try_start(t);
@@ -317,6 +349,19 @@ static void port_event(StreamPort *p, StreamPortEventKind kind, const char *why,
         stream_progress(s);
 }
 
+/* The host end of a stream (userdata: the stream; unset before the stream goes). */
+static void host_event(StreamPort *p, StreamPortEventKind kind, const char *why, void *userdata) {
+        Stream *s = userdata;
+        if (kind == STREAM_PORT_FAILED) {
+                g_autofree char *m = g_strdup_printf("the host's end: %s", why);
+                stream_abort(s, VMFED_ERROR_FAILED, m);
+                return;
+        }
+        s->bytes[SIDE_CALLER] = stream_port_bytes(p);
+        s->eof[SIDE_CALLER] = true;
+        stream_progress(s);
+}
+
 /* ---- setting a stream up ---------------------------------------------------------------- */
 
 static Stream *table_lookup(StreamTable *t, uint64_t id) {
@@ -356,7 +401,7 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
 
         s->state = STREAM_STARTING;
         s->exited = true; /* until StartService is sent: nothing to stop in the target */
-        r = vm_ports_connect(src, si);
+        r = src ? vm_ports_connect(src, si) : 0;
         if (r < 0) {
                 g_autofree char *m = g_strdup_printf("cannot connect to stream port %u of %s: %s", si, src->vm, strerror(-r));
                 stream_abort(s, VMFED_ERROR_FAILED, m);
@@ -368,7 +413,9 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
                 stream_abort(s, VMFED_ERROR_FAILED, m);
                 return;
         }
-        src->owner[si] = dst->owner[di] = s;
+        if (src)
+                src->owner[si] = s;
+        dst->owner[di] = s;
         s->port[SIDE_CALLER] = si;
         s->port[SIDE_TARGET] = di;
         s->have_port[SIDE_CALLER] = s->have_port[SIDE_TARGET] = true;
@@ -376,10 +423,11 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
         do
                 s->tag[SIDE_TARGET] = stream_frame_new_tag();
         while (s->tag[SIDE_TARGET] == s->tag[SIDE_CALLER]);
-        stream_port_bind(src->port[si], s->tag[SIDE_CALLER]);
+        StreamPort *sp = src ? src->port[si] : s->host;
+        stream_port_bind(sp, s->tag[SIDE_CALLER]);
         stream_port_bind(dst->port[di], s->tag[SIDE_TARGET]);
-        stream_port_set_flow(src->port[si], dst->port[di], false);
-        stream_port_set_flow(dst->port[di], src->port[si], false);
+        stream_port_set_flow(sp, dst->port[di], false);
+        stream_port_set_flow(dst->port[di], sp, false);
 
         s->exited = false;
         r = route_new_args(b, &args);
@@ -407,8 +455,8 @@ static void table_try_start(StreamTable *t) {
         for (GList *l = t->queue.head; l;) {
                 Stream *s = l->data;
                 GList *next = l->next;
-                VmPorts *src = vm_ports_get(t, s->source), *dst = vm_ports_get(t, s->target);
-                int si = vm_ports_free_index(src), di = vm_ports_free_index(dst);
+                VmPorts *src = s->host ? NULL : vm_ports_get(t, s->source), *dst = vm_ports_get(t, s->target);
+                int si = src ? vm_ports_free_index(src) : 0, di = vm_ports_free_index(dst);
                 if (si >= 0 && di >= 0 && vm_ports_held_by(dst, s->source) < MAX(1u, (dst->n + 1) / 2)) {
                         g_queue_delete_link(&t->queue, l);
                         stream_start(s, src, (unsigned) si, dst, (unsigned) di);
@@ -447,12 +495,17 @@ static void table_on_event(Broker *b, const BrokerEvent *e, void *userdata) {
         g_hash_table_remove(t->vms, e->vm);
 }
 
+static void dead_host_free(void *p) {
+        stream_port_free(p);
+}
+
 StreamTable *stream_table_new(Broker *b) {
         StreamTable *t = g_new0(StreamTable, 1);
         t->broker = b;
         t->vms = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify) vm_ports_free);
         t->streams = g_hash_table_new(g_int64_hash, g_int64_equal);
         g_queue_init(&t->queue);
+        t->dead_hosts = g_ptr_array_new_with_free_func(dead_host_free);
         t->next_id = 1;
         t->ref = g_rc_box_new0(TableRef);
         t->ref->table = t;
@@ -473,6 +526,9 @@ StreamTable *stream_table_free(StreamTable *t) {
                 stream_abort(value, VMFED_ERROR_FAILED, "the broker is shutting down");
         }
         g_queue_clear(&t->queue);
+        if (t->reap_id)
+                g_source_remove(t->reap_id);
+        g_ptr_array_unref(t->dead_hosts);
         t->ref->table = NULL;
         g_rc_box_release(t->ref);
         g_hash_table_unref(t->streams);
@@ -481,8 +537,8 @@ StreamTable *stream_table_free(StreamTable *t) {
         return NULL;
 }
 
-int stream_open(StreamTable *t, const char *source, const char *target, const char *service, const char *arg,
-                const StreamCallbacks *cb, void *userdata) {
+static int stream_new(StreamTable *t, const char *source, const char *target, const char *service, const char *arg,
+                      const StreamCallbacks *cb, void *userdata, StreamPort *host, uint64_t *ret_id) {
         unsigned queued = 0;
         for (GList *l = t->queue.head; l; l = l->next)
                 queued += strcmp(((Stream *) l->data)->source, source) == 0;
@@ -490,7 +546,7 @@ int stream_open(StreamTable *t, const char *source, const char *target, const ch
                 return -EBUSY;
         if (strcmp(source, target) == 0)
                 return -ELOOP; /* both ends would be the same ports */
-        if (vm_ports_get(t, source)->n == 0 || vm_ports_get(t, target)->n == 0)
+        if ((!host && vm_ports_get(t, source)->n == 0) || vm_ports_get(t, target)->n == 0)
                 return -ENXIO;
 
         Stream *s = g_new0(Stream, 1);
@@ -503,9 +559,43 @@ int stream_open(StreamTable *t, const char *source, const char *target, const ch
         s->cb = *cb;
         s->userdata = userdata;
         s->state = STREAM_QUEUED;
+        s->host = host;
+        if (host) {
+                s->have_port[SIDE_CALLER] = false; /* set when it starts */
+                stream_port_set_handler(host, host_event, s);
+        }
         g_hash_table_insert(t->streams, &s->id, s);
         g_queue_push_tail(&t->queue, s);
+        if (ret_id)
+                *ret_id = s->id;
         table_try_start(t);
+        return 0;
+}
+
+int stream_open(StreamTable *t, const char *source, const char *target, const char *service, const char *arg,
+                const StreamCallbacks *cb, void *userdata) {
+        return stream_new(t, source, target, service, arg, cb, userdata, NULL, NULL);
+}
+
+int stream_open_host(StreamTable *t, const char *target, const char *service, const char *arg,
+                     const StreamCallbacks *cb, void *userdata, int *ret_fd, uint64_t *ret_id) {
+        int sp[2];
+        StreamPort *host = NULL;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+                return -errno;
+        int r = stream_port_new_raw(sp[0], "@host", NULL, NULL, &host);
+        if (r < 0) {
+                close(sp[0]);
+                close(sp[1]);
+                return r;
+        }
+        r = stream_new(t, "@host", target, service, arg, cb, userdata, host, ret_id);
+        if (r < 0) {
+                stream_port_free(host);
+                close(sp[1]);
+                return r;
+        }
+        *ret_fd = sp[1];
         return 0;
 }
 

@@ -43,8 +43,8 @@ typedef struct StreamCallbacks {
         /* Exactly once: r >= 0 with o, or r < 0 with error_name and error (the stream is gone). */
         void (*opened)(Broker *b, int r, const StreamOpened *o, const char *error_name, const char *error,
                        void *userdata);
-        /* After a successful opened: the stream is over. */
-        void (*ended)(Broker *b, void *userdata);
+        /* After a successful opened: the stream is over; the handler's status (-1 and why: aborted). */
+        void (*ended)(Broker *b, int status, const char *message, void *userdata);
 } StreamCallbacks;
 
 StreamTable *stream_table_new(Broker *b);
@@ -57,6 +57,13 @@ StreamTable *stream_table_free(StreamTable *t);
  */
 int stream_open(StreamTable *t, const char *source, const char *target, const char *service, const char *arg,
                 const StreamCallbacks *cb, void *userdata);
+
+/*
+ * The same from the host (source "@host", vmfedctl run): the caller's side is a socket, *ret_fd (the
+ * caller's, to pass on) carries plain bytes, shutdown(SHUT_WR) ends its input; *ret_id is the stream's id.
+ */
+int stream_open_host(StreamTable *t, const char *target, const char *service, const char *arg,
+                     const StreamCallbacks *cb, void *userdata, int *ret_fd, uint64_t *ret_id);
 
 /* From vm's channel: the handler of stream id (vm is its target) ended. */
 int stream_exited(StreamTable *t, const char *vm, uint64_t id, int status, const char *message);

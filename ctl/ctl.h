@@ -115,5 +115,8 @@ int ctl_vm_remove(int argc, char **argv);
 int ctl_generations(int argc, char **argv);
 int ctl_rollback(int argc, char **argv);
 
+/* ctl-bus-run.c: a stream from the host to a service in a VM (Manager.RunService). */
+int ctl_run(int argc, char **argv);
+
 /* ctl-bus-ask.c: questions the policy left to a person (org.vmfed.Federation1.Ask). */
 int ctl_ask(int argc, char **argv);

@@ -24,6 +24,7 @@ static const CtlVerb verbs[] = {
         { "vm", "xml", ctl_vm_xml, "print the domain XML vmfed would define for a VM (offline)", true },
         { NULL, "generations", ctl_generations, "list configuration generations" },
         { NULL, "rollback", ctl_rollback, "restore vms.d/ and policy.d/ of a generation" },
+        { NULL, "run", ctl_run, "run a service in a VM with stdin/stdout connected to it (a stream)" },
         { NULL, "ask", ctl_ask, "list/answer/deny questions of the policy (ask --watch: at the terminal)" },
 };
 

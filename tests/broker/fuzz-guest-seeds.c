@@ -177,6 +177,27 @@ static void raw(const char *dir, const char *name, const char *bytes, size_t len
         printf("%s: %zu bytes\n", p, len);
 }
 
+/* Streams: set-up to each kind of target, bad names, and the ends of streams that are not there. */
+static void write_stream_calls(const char *dir) {
+        Stream s;
+
+        stream_open(&s);
+        send_call(&s, "Hello", "s", "0.1.0");
+        send_call(&s, "OpenStream", "sss", "b", "test.Echo", "");
+        send_call(&s, "OpenStream", "sss", "a", "test.Echo", "x+y");
+        send_call(&s, "OpenStream", "sss", "@dispvm", "test.Echo", "");
+        send_call(&s, "OpenStream", "sss", "@default", "test.Ask", "arg");
+        send_call(&s, "OpenStream", "sss", "c", "bad/name", "");
+        send_call(&s, "OpenStream", "sss", "c", "test.Echo", "../x");
+        send_call(&s, "OpenStream", "sss", "nosuchvm", "test.Other", "");
+        send_call(&s, "StreamExited", "tis", (uint64_t) 1, 0, "");
+        send_call(&s, "StreamExited", "tis", (uint64_t) 7, 999, "status out of range");
+        send_call(&s, "CloseStream", "t", (uint64_t) 1);
+        send_call(&s, "CloseStream", "t", UINT64_MAX);
+        stream_write(&s, dir, "streams");
+
+}
+
 /* What an agent says on its channel, one seed per Guest service. */
 static void write_guest_calls(const char *dir) {
         Stream s;
@@ -254,22 +275,6 @@ static void write_guest_calls(const char *dir) {
         send_call(&s, "PingVM", "s", "");
         send_return(&s, 3, NULL);
         stream_write(&s, dir, "ping-vm");
-
-        /* Streams: set-up to each kind of target, bad names, and the ends of streams that are not there. */
-        stream_open(&s);
-        send_call(&s, "Hello", "s", "0.1.0");
-        send_call(&s, "OpenStream", "sss", "b", "test.Echo", "");
-        send_call(&s, "OpenStream", "sss", "a", "test.Echo", "x+y");
-        send_call(&s, "OpenStream", "sss", "@dispvm", "test.Echo", "");
-        send_call(&s, "OpenStream", "sss", "@default", "test.Ask", "arg");
-        send_call(&s, "OpenStream", "sss", "c", "bad/name", "");
-        send_call(&s, "OpenStream", "sss", "c", "test.Echo", "../x");
-        send_call(&s, "OpenStream", "sss", "nosuchvm", "test.Other", "");
-        send_call(&s, "StreamExited", "tis", (uint64_t) 1, 0, "");
-        send_call(&s, "StreamExited", "tis", (uint64_t) 7, 999, "status out of range");
-        send_call(&s, "CloseStream", "t", (uint64_t) 1);
-        send_call(&s, "CloseStream", "t", UINT64_MAX);
-        stream_write(&s, dir, "streams");
 
         /* Admin: what a guest may ask of the federation. */
         stream_open(&s);
@@ -361,6 +366,7 @@ int main(int argc, char **argv) {
         const char *dir = argc > 1 ? argv[1] : ".";
 
         write_guest_calls(dir);
+        write_stream_calls(dir);
         write_guest_refused(dir);
         if (argc < 3)
                 return 0;

@@ -27,6 +27,8 @@ from svc import ServicesHarness, expect_error, run, vm
 VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "dave": vm()}
 POLICY = {"30-streams.policy": (
     "test.Echo     *   alice   carol   deny\n"
+    "test.Echo     *   @host   bob     allow\n"
+    "test.Exit     *   @host   bob     allow\n"
     "test.Echo     *   @anyvm  @anyvm  allow\n"
     "test.Count    *   alice   bob     allow\n"
     "test.Exit     *   alice   bob     allow\n"
@@ -195,6 +197,24 @@ def check_flood(h, a, d, pid_dir):
         os.unlink(os.path.join(pid_dir, name))
 
 
+def check_host(h, vmfedctl):
+    """vmfedctl run: a stream from the host (policy source @host), plain bytes, the handler's status."""
+    def ctl(*args, data=b""):
+        r = subprocess.run([vmfedctl, "run", "--address", h.address] + list(args), input=data,
+                           capture_output=True, timeout=60)
+        return r.returncode, r.stdout, r.stderr.decode(errors="replace")
+    data = os.urandom(1 << 20)
+    rc, out, err = ctl("bob", "test.Echo", data=data)
+    assert rc == 0 and out == data, (rc, len(out), err)
+    rc, out, err = ctl("bob", "test.Exit+7")
+    assert rc == 7, (rc, err)
+    rc, out, err = ctl("carol", "test.Echo", data=b"no")
+    assert rc == 125 and "AccessDenied" in err, (rc, err)
+    rc, out, err = ctl("bob", "test.Missing")
+    assert rc == 125 and "test.Missing" in err, (rc, err)
+    assert "audit: stream" in h.log() and "@host -> bob test.Echo: allow" in h.log()
+
+
 def main(vmfedd, agent, guest, vmfedctl=""):
     with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY) as h:
         pid_dir = os.path.join(h.tmp, "pids")
@@ -205,6 +225,8 @@ def main(vmfedd, agent, guest, vmfedctl=""):
         check_basic(h, a, agents["bob"], pid_dir)
         check_refusals(h, a)
         check_concurrent(h)
+        if vmfedctl:
+            check_host(h, vmfedctl)
         check_flood(h, a, agents["dave"], pid_dir)
         check_target_gone(h, a, pid_dir)
         check_broker_gone(h, a, pid_dir)
