@@ -29,6 +29,7 @@ POLICY = {"30-streams.policy": (
     "test.Echo     *   alice   carol   deny\n"
     "test.Echo     *   @host   bob     allow\n"
     "test.Exit     *   @host   bob     allow\n"
+    "test.Missing  *   @host   bob     allow\n"
     "test.Echo     *   @anyvm  @anyvm  allow\n"
     "test.Count    *   alice   bob     allow\n"
     "test.Exit     *   alice   bob     allow\n"
