@@ -207,7 +207,8 @@ static void test_stop_midframe(Fixture *f, gconstpointer data) {
         stream_port_bind(f->pa, 0xa2);
         stream_port_bind(f->pb, 0xb2);
         stream_port_set_flow(f->pa, f->pb, false);
-        write_all(f->a.fd, part, 4000); /* the rest of the old frame: dropped */
+        for (int i = 0; i < 4; i++)
+                write_all(f->a.fd, part, sizeof part); /* the rest of the old frame (4000): dropped */
         send_frame(f->a.fd, 0xa2, "next", 4);
         uint8_t zeros[4000];
         read_exact(f->b.fd, zeros, sizeof zeros); /* b's half frame, completed */
