@@ -9,6 +9,10 @@
  * A file's data goes into an O_TMPFILE (or, where the file system has
  * none, a ".vmfed-partial.XXXXXX" file) that gets its name only once it is
  * complete and on disk; on any failure the partial file is dropped.
+ * Complete files wait in a batch (up to 64 files or 64 MiB) so that one
+ * syncfs() makes them all durable before they get their names: one
+ * journal commit and cache flush instead of one per file (an fdatasync()
+ * per file made a tree of 128 KiB files half as fast).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,17 +24,28 @@
 #include <unistd.h>
 
 #include "common/macro.h"
+#include "services/file-copy-partial.h"
 #include "services/file-copy-wire.h"
 #include "services/file-copy.h"
 
 #define RX_BUF_SIZE (256u * 1024)
 #define RX_CLASH_MAX 999
+#define RX_PENDING_MAX 64               /* complete files waiting for their names */
+#define RX_PENDING_BYTES (64ULL << 20)
 
 static bool tmpfile_allowed = true;
 
 void file_copy_receive_set_tmpfile(bool use) {
         tmpfile_allowed = use;
 }
+
+/* A complete file, written but not yet on disk for sure: no name yet. */
+typedef struct Pending {
+        FileCopyPartial p;
+        char *name;             /* the stream's name, checked */
+        const char *base;       /* in name */
+        bool top;
+} Pending;
 
 typedef struct Receiver {
         int in_fd;
@@ -45,10 +60,17 @@ typedef struct Receiver {
         uint8_t *buf;
         size_t have, off;
         bool use_tmpfile;
+        Pending pending[RX_PENDING_MAX];
+        size_t n_pending;
+        uint64_t pending_bytes;
         char *message;          /* the first failure, for the user */
 } Receiver;
 
 static void receiver_done(Receiver *r) {
+        for (size_t i = 0; i < r->n_pending; i++) {
+                file_copy_partial_abort(&r->pending[i].p);
+                g_free(r->pending[i].name);
+        }
         safe_close(r->root_fd);
         safe_close(r->parent_fd);
         g_clear_pointer(&r->tops, g_hash_table_unref);
@@ -66,6 +88,13 @@ static int rx_fail(Receiver *r, int err, const char *format, ...) {
                 va_end(ap);
         }
         return err;
+}
+
+/* After mkdirat() or symlinkat() failed: EEXIST is a duplicate (our tree was empty). */
+static int rx_fail_create(Receiver *r, const char *name) {
+        if (errno == EEXIST)
+                return rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
+        return rx_fail(r, -errno, "Cannot create \"%s\": %s", name, g_strerror(errno));
 }
 
 /* Bytes from the stream: 0 at its end. */
@@ -124,71 +153,6 @@ static int rx_data_to_fd(Receiver *r, int fd, uint64_t size, const char *name) {
         return 0;
 }
 
-/* A file being received: unnamed (O_TMPFILE) or under tmp_name in dir_fd (borrowed). */
-typedef struct Partial {
-        int fd;
-        int dir_fd;
-        char tmp_name[sizeof FILE_COPY_PARTIAL_PREFIX + 12];
-        bool linked;
-} Partial;
-
-static void partial_abort(Partial *p) {
-        p->fd = safe_close(p->fd);
-        if (p->tmp_name[0] && !p->linked)
-                (void) unlinkat(p->dir_fd, p->tmp_name, 0);
-}
-
-static int partial_open_named(Partial *p, mode_t mode) {
-        static const char chars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-
-        for (int tries = 0; tries < 100; tries++) {
-                char *s = stpcpy(p->tmp_name, FILE_COPY_PARTIAL_PREFIX);
-                for (int i = 0; i < 6; i++)
-                        *s++ = chars[g_random_int_range(0, sizeof chars - 1)];
-                *s = 0;
-                p->fd = openat(p->dir_fd, p->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
-                if (p->fd >= 0)
-                        return 0;
-                if (errno != EEXIST)
-                        break;
-        }
-        int k = -errno;
-        p->tmp_name[0] = 0;
-        return k;
-}
-
-static int partial_open(Receiver *r, Partial *p, int dir_fd, mode_t mode) {
-        p->dir_fd = dir_fd;
-        if (r->use_tmpfile) {
-                p->fd = openat(dir_fd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
-                if (p->fd >= 0)
-                        return 0;
-                if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL)
-                        return -errno;
-                r->use_tmpfile = false; /* this file system has none: named partial files from now on */
-        }
-        return partial_open_named(p, mode);
-}
-
-/* Give the complete file its name; -EEXIST when the name is taken (nothing replaced). */
-static int partial_link(Partial *p, int dir_fd, const char *name) {
-        if (!p->tmp_name[0]) {
-                char path[64];
-                snprintf(path, sizeof path, "/proc/self/fd/%d", p->fd);
-                if (linkat(AT_FDCWD, path, dir_fd, name, AT_SYMLINK_FOLLOW) < 0)
-                        return -errno;
-        } else if (renameat2(p->dir_fd, p->tmp_name, dir_fd, name, RENAME_NOREPLACE) < 0) {
-                if (errno != EINVAL && errno != ENOSYS)
-                        return -errno;
-                /* no RENAME_NOREPLACE here: link (never replaces) and unlink */
-                if (linkat(p->dir_fd, p->tmp_name, dir_fd, name, 0) < 0)
-                        return -errno;
-                (void) unlinkat(p->dir_fd, p->tmp_name, 0);
-        }
-        p->linked = true;
-        return 0;
-}
-
 /*
  * The name a top-level entry gets when its own is taken: "NAME (n)", for
  * files before the extension ("photo (1).jpg").
@@ -208,12 +172,18 @@ static int clash_name(const char *name, unsigned n, bool file, char out[FILE_COP
 
 typedef int (*TopCreate)(Receiver *r, void *ctx, const char *name);
 
-/* Create a top-level entry under its name or the first free "NAME (n)" and remember which. */
+/* Claim a top-level name of the stream; NULL until it has its name here. */
+static int rx_top_reserve(Receiver *r, const char *name) {
+        if (g_hash_table_contains(r->tops, name))
+                return rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
+        g_hash_table_insert(r->tops, g_strdup(name), NULL);
+        return 0;
+}
+
+/* Create a reserved top-level entry under its name or the first free "NAME (n)" and remember which. */
 static int rx_top_create(Receiver *r, const char *name, bool file, TopCreate create, void *ctx) {
         char cand[FILE_COPY_COMPONENT_MAX + 1];
 
-        if (g_hash_table_contains(r->tops, name))
-                return rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
         for (unsigned n = 0; n <= RX_CLASH_MAX; n++) {
                 if (clash_name(name, n, file, cand) < 0)
                         return rx_fail(r, -ENAMETOOLONG, "\"%s\" exists here, and a name for a copy is too long.", name);
@@ -222,7 +192,7 @@ static int rx_top_create(Receiver *r, const char *name, bool file, TopCreate cre
                         continue;
                 if (k < 0)
                         return rx_fail(r, k, "Cannot create \"%s\": %s", cand, g_strerror(-k));
-                g_hash_table_insert(r->tops, g_strdup(name), g_strdup(cand));
+                g_hash_table_replace(r->tops, g_strdup(name), g_strdup(cand));
                 return 0;
         }
         return rx_fail(r, -EEXIST, "\"%s\" and %d copies of it exist here already.", name, RX_CLASH_MAX);
@@ -245,11 +215,19 @@ static int rx_parent(Receiver *r, const char *name, size_t parent_len, int *ret_
                 *ret_fd = r->parent_fd;
                 return 0;
         }
+        for (size_t i = 0; i < r->n_pending; i++) {
+                const char *p = r->pending[i].name;
+                size_t n = p ? strlen(p) : 0;
+                if (p && n <= parent_len && memcmp(p, name, n) == 0 && (n == parent_len || name[n] == '/'))
+                        return rx_fail(r, -ENOTDIR, "The sender sent \"%s\" inside something that is not a directory.", name);
+        }
         g_autofree char *parent = g_strndup(name, parent_len);
         g_auto(GStrv) comps = g_strsplit(parent, "/", -1);
-        const char *top = g_hash_table_lookup(r->tops, comps[0]);
-        if (!top)
+        const char *top = NULL;
+        if (!g_hash_table_lookup_extended(r->tops, comps[0], NULL, (gpointer *) &top))
                 return rx_fail(r, -ENOENT, "The sender sent \"%s\" before its directory.", name);
+        if (!top) /* a file still waiting for its name */
+                return rx_fail(r, -ENOTDIR, "The sender sent \"%s\" inside something that is not a directory.", name);
 
         _cleanup_close_ int fd = rx_open_dir(r, r->root_fd, top, name);
         if (fd < 0)
@@ -274,47 +252,98 @@ static int top_mkdir(Receiver *r, void *ctx, const char *name) {
 }
 
 static int top_link(Receiver *r, void *ctx, const char *name) {
-        return partial_link(ctx, r->root_fd, name);
+        return file_copy_partial_link(ctx, r->root_fd, name);
+}
+
+/*
+ * Make the pending files durable (one syncfs() for all of them: the
+ * destination's file system, where each one's writeback was started by
+ * sync_file_range()) and give them their names, in order.
+ */
+static int rx_flush(Receiver *r) {
+        if (r->n_pending > 0 && syncfs(r->root_fd) < 0)
+                return rx_fail(r, -errno, "Cannot write the files to disk: %s", g_strerror(errno));
+        for (size_t i = 0; i < r->n_pending; i++) {
+                Pending *q = &r->pending[i];
+                if (!q->name)
+                        continue; /* linked by an earlier, failed flush */
+                int k = q->top ? rx_top_create(r, q->name, true, top_link, &q->p)
+                               : file_copy_partial_link(&q->p, q->p.dir_fd, q->base);
+                if (k == -EEXIST && !q->top)
+                        return rx_fail(r, k, "The sender sent \"%s\" twice.", q->name);
+                if (k < 0)
+                        return rx_fail(r, k, "Cannot create \"%s\": %s", q->name, g_strerror(-k));
+                file_copy_partial_abort(&q->p);
+                g_clear_pointer(&q->name, g_free);
+        }
+        r->n_pending = 0;
+        r->pending_bytes = 0;
+        return 0;
+}
+
+static bool rx_pending_has(Receiver *r, const char *name) {
+        for (size_t i = 0; i < r->n_pending; i++)
+                if (r->pending[i].name && strcmp(r->pending[i].name, name) == 0)
+                        return true;
+        return false;
+}
+
+/* An entry of the stream that is there already: on disk in our tree, or pending. */
+static bool rx_exists(Receiver *r, int dir_fd, const char *name, const char *base) {
+        if (faccessat(dir_fd, base, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                return true;
+        return rx_pending_has(r, name);
 }
 
 static int rx_dir(Receiver *r, const FileCopyHeader *h, const char *name, const char *base, int dir_fd) {
         mode_t mode = (h->mode | 0700) & 0777; /* the receiver must write into it, the user remove it */
 
         r->stats.dirs++;
-        if (dir_fd < 0)
-                return rx_top_create(r, name, false, top_mkdir, &mode);
+        if (dir_fd < 0) {
+                int k = rx_top_reserve(r, name);
+                return k < 0 ? k : rx_top_create(r, name, false, top_mkdir, &mode);
+        }
+        if (rx_pending_has(r, name))
+                return rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
         if (mkdirat(dir_fd, base, mode) < 0)
-                return errno == EEXIST ? rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name)
-                                       : rx_fail(r, -errno, "Cannot create \"%s\": %s", name, g_strerror(errno));
+                return rx_fail_create(r, name);
         return 0;
 }
 
 static int rx_file(Receiver *r, const FileCopyHeader *h, const char *name, const char *base, int dir_fd) {
-        _cleanup_(partial_abort) Partial p = { .fd = -EBADF };
+        _cleanup_(file_copy_partial_abort) FileCopyPartial p = FILE_COPY_PARTIAL_INIT;
         const struct timespec times[2] = { { .tv_nsec = UTIME_OMIT }, { h->mtime_sec, h->mtime_nsec } };
         int k;
 
         if (h->size > r->max_bytes - r->bytes)
                 return rx_fail(r, -EFBIG, "\"%s\" (%" PRIu64 " bytes) is over the limit: %" PRIu64 " of %" PRIu64
                                " bytes were left.", name, h->size, r->max_bytes - r->bytes, r->max_bytes);
-        k = partial_open(r, &p, dir_fd < 0 ? r->root_fd : dir_fd, h->mode);
+        if (dir_fd < 0 && (k = rx_top_reserve(r, name)) < 0)
+                return k;
+        if (dir_fd >= 0 && rx_exists(r, dir_fd, name, base))
+                return rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
+        k = file_copy_partial_open(&p, dir_fd < 0 ? r->root_fd : dir_fd, h->mode, &r->use_tmpfile);
         if (k < 0)
                 return rx_fail(r, k, "Cannot create a file for \"%s\": %s", name, g_strerror(-k));
         k = rx_data_to_fd(r, p.fd, h->size, name);
         if (k < 0)
                 return k;
-        if (futimens(p.fd, times) < 0 || fdatasync(p.fd) < 0)
+        if (futimens(p.fd, times) < 0)
                 return rx_fail(r, -errno, "Cannot write \"%s\": %s", name, g_strerror(errno));
+        (void) sync_file_range(p.fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* start writing it out */
         r->bytes += h->size;
         r->stats.files++;
         r->stats.bytes += h->size;
-        if (dir_fd < 0)
-                return rx_top_create(r, name, true, top_link, &p);
-        k = partial_link(&p, dir_fd, base);
-        if (k == -EEXIST)
-                return rx_fail(r, k, "The sender sent \"%s\" twice.", name);
-        if (k < 0)
-                return rx_fail(r, k, "Cannot create \"%s\": %s", name, g_strerror(-k));
+
+        Pending *q = &r->pending[r->n_pending++];
+        q->p = p;
+        p = FILE_COPY_PARTIAL_INIT;
+        q->name = g_strdup(name);
+        q->base = q->name + (base - name);
+        q->top = dir_fd < 0;
+        r->pending_bytes += h->size;
+        if (r->n_pending == RX_PENDING_MAX || r->pending_bytes >= RX_PENDING_BYTES)
+                return rx_flush(r);
         return 0;
 }
 
@@ -333,9 +362,10 @@ static int rx_symlink(Receiver *r, const FileCopyHeader *h, const char *name, un
                 return rx_fail(r, -EINVAL, "The sender sent \"%s\", %s.", name, why);
         const char *target = untrusted_target;
 
+        if (rx_pending_has(r, name))
+                return rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
         if (symlinkat(target, dir_fd, base) < 0)
-                return errno == EEXIST ? rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name)
-                                       : rx_fail(r, -errno, "Cannot create \"%s\": %s", name, g_strerror(errno));
+                return rx_fail_create(r, name);
         if (utimensat(dir_fd, base, times, AT_SYMLINK_NOFOLLOW) < 0)
                 return rx_fail(r, -errno, "Cannot set the time of \"%s\": %s", name, g_strerror(errno));
         r->stats.symlinks++;
@@ -401,6 +431,9 @@ static int rx_run(Receiver *r, const char *dest_dir) {
                 if (k < 0)
                         return k;
         }
+        k = rx_flush(r);
+        if (k < 0)
+                return k;
         if (h.size != r->bytes || (uint64_t) h.mtime_sec != r->entries)
                 return rx_fail(r, -EBADMSG, "The sender's end record says %" PRId64 " entries and %" PRIu64
                                " bytes, it sent %" PRIu64 " and %" PRIu64 ".", h.mtime_sec, h.size, r->entries, r->bytes);
@@ -427,6 +460,8 @@ int file_copy_receive(int in_fd, int out_fd, const char *dest_dir, uint64_t max_
         char line[FILE_COPY_STATUS_MAX + 1];
 
         int k = rx_run(&r, dest_dir);
+        if (k < 0)
+                (void) rx_flush(&r); /* what came complete before the failure keeps its name */
         if (k < 0 && !r.message)
                 r.message = g_strdup(g_strerror(-k));
         file_copy_status_format(line, k, r.message, r.entries, r.bytes);

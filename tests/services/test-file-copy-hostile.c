@@ -103,6 +103,21 @@ static void dir_twice(GByteArray *s) {
         stream_entry(s, 'D', "top/d", 0755, 0, NULL, 0);
         stream_entry(s, 'D', "top/d", 0755, 0, NULL, 0);
 }
+static void file_then_dir(GByteArray *s) {
+        stream_entry(s, 'D', "top", 0755, 0, NULL, 0);
+        stream_entry(s, 'F', "top/f", 0644, 5, "first", 5);
+        stream_entry(s, 'D', "top/f", 0755, 0, NULL, 0);
+}
+static void file_then_link(GByteArray *s) {
+        stream_entry(s, 'D', "top", 0755, 0, NULL, 0);
+        stream_entry(s, 'F', "top/f", 0644, 5, "first", 5);
+        stream_entry(s, 'L', "top/f", 0777, 1, "x", 1);
+}
+static void in_pending_file(GByteArray *s) {
+        stream_entry(s, 'D', "top", 0755, 0, NULL, 0);
+        stream_entry(s, 'F', "top/f", 0644, 5, "first", 5);
+        stream_entry(s, 'F', "top/f/x", 0644, 1, NULL, 1);
+}
 static void reserved_name(GByteArray *s) { stream_entry(s, 'F', ".vmfed-partial.abcdef", 0644, 1, NULL, 1); }
 static void newline(GByteArray *s) { stream_entry(s, 'F', "a\nb", 0644, 1, NULL, 1); }
 static void escape(GByteArray *s) { stream_entry(s, 'F', "a\x1b[31m", 0644, 1, NULL, 1); }
@@ -185,6 +200,9 @@ static const Case cases[] = {
         { "twice", twice, -EEXIST, "sent \"top/f\" twice", "top top/f" },
         { "twice-top", twice_top, -EEXIST, "sent \"x\" twice", "x" },
         { "dir-twice", dir_twice, -EEXIST, "sent \"top/d\" twice", "top top/d" },
+        { "file-then-dir", file_then_dir, -EEXIST, "sent \"top/f\" twice", "top top/f" },
+        { "file-then-link", file_then_link, -EEXIST, "sent \"top/f\" twice", "top top/f" },
+        { "in-pending-file", in_pending_file, -ENOTDIR, "inside something that is not a directory", "top top/f" },
         { "reserved-name", reserved_name, -EINVAL, "reserved for files being received", "" },
         { "newline", newline, -EINVAL, "control characters", "" },
         { "escape", escape, -EINVAL, "control characters", "" },

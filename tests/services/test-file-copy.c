@@ -71,6 +71,11 @@ static void make_tree(const char *root, bool big) {
                 g_autofree char *p = path_in(top, "big.bin");
                 tree_write_pattern(p, BIG, 7, 0644);
         }
+        mkdir_mode(top, "many", 0755); /* more than one batch of pending files */
+        for (int i = 0; i < 70; i++) {
+                g_autofree char *n = g_strdup_printf("many/%03d", i), *d = g_strdup_printf("file %d\n", i);
+                write_in(top, n, d, 0644);
+        }
         write_in(root, "single.txt", "a single file\n", 0640);
 }
 
@@ -103,8 +108,8 @@ static void test_roundtrip(void) {
         g_assert_cmphex(st.st_mode & 07777, ==, 0755);
         assert_no_partial(dest);
 
-        g_assert_cmpuint(c.tx.files, ==, 10);
-        g_assert_cmpuint(c.tx.dirs, ==, 6);
+        g_assert_cmpuint(c.tx.files, ==, 80);
+        g_assert_cmpuint(c.tx.dirs, ==, 7);
         g_assert_cmpuint(c.tx.symlinks, ==, 3);
         g_assert_cmpuint(c.tx.bytes, >, BIG);
         g_assert_cmpuint(c.rx.files, ==, c.tx.files);
