@@ -298,16 +298,21 @@ static bool rx_exists(Receiver *r, int dir_fd, const char *name, const char *bas
 static int rx_dir(Receiver *r, const FileCopyHeader *h, const char *name, const char *base, int dir_fd) {
         mode_t mode = (h->mode | 0700) & 0777; /* the receiver must write into it, the user remove it */
 
-        r->stats.dirs++;
+        int k;
+
         if (dir_fd < 0) {
-                int k = rx_top_reserve(r, name);
-                return k < 0 ? k : rx_top_create(r, name, false, top_mkdir, &mode);
-        }
-        if (rx_pending_has(r, name))
-                return rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
-        if (mkdirat(dir_fd, base, mode) < 0)
-                return rx_fail_create(r, name);
-        return 0;
+                k = rx_top_reserve(r, name);
+                if (k >= 0)
+                        k = rx_top_create(r, name, false, top_mkdir, &mode);
+        } else if (rx_pending_has(r, name))
+                k = rx_fail(r, -EEXIST, "The sender sent \"%s\" twice.", name);
+        else if (mkdirat(dir_fd, base, mode) < 0)
+                k = rx_fail_create(r, name);
+        else
+                k = 0;
+        if (k >= 0)
+                r->stats.dirs++;
+        return k;
 }
 
 static int rx_file(Receiver *r, const FileCopyHeader *h, const char *name, const char *base, int dir_fd) {

@@ -424,11 +424,35 @@ static void rm_tree(Remover *m, int dir_fd, const char *name, const char *path, 
                 rm_error(m, -errno, path);
 }
 
+/*
+ * The path to remove for a path given: without trailing slashes (so that
+ * a symlink given is removed itself), "." and ".." resolved as the sender
+ * named them.  NULL with errno.
+ */
+static char *rm_path(const char *given) {
+        g_autofree char *base = g_path_get_basename(given);
+        if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0)
+                return realpath(given, NULL);
+        size_t n = strlen(given);
+        while (n > 1 && given[n - 1] == '/')
+                n--;
+        if (n == 1 && given[0] == '/') {
+                errno = EINVAL;
+                return NULL;
+        }
+        return g_strndup(given, n);
+}
+
 int file_copy_remove_sources(char *const *paths, const FileCopyStats *sent, GError **error) {
         Remover m = { .started_ns = sent->started_ns };
 
-        for (size_t i = 0; paths && paths[i]; i++)
-                rm_tree(&m, AT_FDCWD, paths[i], paths[i], 1);
+        for (size_t i = 0; paths && paths[i]; i++) {
+                g_autofree char *path = rm_path(paths[i]);
+                if (!path)
+                        rm_error(&m, -errno, paths[i]);
+                else
+                        rm_tree(&m, AT_FDCWD, path, path, 1);
+        }
         if (m.kept > 0) {
                 g_set_error(error, FILE_COPY_ERROR, EBUSY,
                             "%u entries changed since the copy began and were kept, with the directories holding them "

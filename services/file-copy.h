@@ -59,7 +59,8 @@ int file_copy_receive(int in_fd, int out_fd, const char *dest_dir, uint64_t max_
 
 /*
  * For vmfed.FileMove, once file_copy_send() returned 0: remove the paths
- * (a symlink given is removed itself, not what it points to).  Anything
+ * (a symlink given is removed itself, not what it points to, also as
+ * "link/"; "." and ".." are the directories they name).  Anything
  * whose ctime is not older than sent->started_ns (changed or created while
  * it was being sent) is kept, and so are the directories holding it:
  * -EBUSY, naming the first.  Other failures go on with the rest and return

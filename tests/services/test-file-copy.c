@@ -291,15 +291,23 @@ static void test_remove_sources(void) {
         g_clear_error(&e);
         copy_run_clear(&c);
 
-        /* again, with nothing changed: all gone */
+        /* again, with nothing changed: all gone; "dlink/" (a symlink to a directory) goes itself */
+        mkdir_mode(src, "tgt", 0755);
+        g_autofree char *tgt = path_in(src, "tgt");
+        write_in(tgt, "kept", "the target of dlink/\n", 0644);
+        symlink_in(src, "dlink", "tgt");
+        g_autofree char *dlink = g_strconcat(src, "/dlink/", NULL);
         g_usleep(50 * 1000);
-        char *again[] = { top, NULL };
+        char *again[] = { top, dlink, NULL };
         copy_run(again, dest, 1 << 20, &c);
         g_assert_no_error(c.tx_error);
         g_assert_cmpint(file_copy_remove_sources(again, &c.tx, &e), ==, 0);
         g_assert_no_error(e);
         g_autofree char *none = tree_list(src);
-        g_assert_cmpstr(none, ==, "keepme.txt");
+        g_assert_cmpstr(none, ==, "keepme.txt tgt");
+        g_autofree char *dtgt = path_in(dest, "dlink"), *tgt_left = tree_list(tgt);
+        g_assert_cmpstr(tgt_left, ==, "kept");
+        tree_assert_equal(tgt, dtgt, mask);
         copy_run_clear(&c);
         tree_rm(src);
         tree_rm(dest);
