@@ -21,6 +21,7 @@
 #include "common/macro.h"
 #include "services/launcher.h"
 #include "services/netconfig.h"
+#include "services/stream.h"
 
 #define ERROR_INVALID_ARGS "org.vmfed.Federation1.Error.InvalidArgs"
 #define ERROR_NOT_FOUND "org.vmfed.Federation1.Error.NotFound"
@@ -232,6 +233,23 @@ static int method_set_network(sd_bus_message *m, void *userdata, sd_bus_error *e
         return sd_bus_reply_method_return(m, NULL);
 }
 
+/* ---- streams (docs/streams.md): services/stream.h ---- */
+
+static int method_start_service(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Agent *a = userdata;
+        return stream_table_start_service(a->streams, m, error);
+}
+
+static int method_stream_ended(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Agent *a = userdata;
+        return stream_table_stream_ended(a->streams, m, error);
+}
+
+static int method_stop_stream(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Agent *a = userdata;
+        return stream_table_stop_stream(a->streams, m, error);
+}
+
 static const sd_bus_vtable agent1_vtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_METHOD_WITH_ARGS("Ping", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_ping, 0),
@@ -243,6 +261,13 @@ static const sd_bus_vtable agent1_vtable[] = {
         SD_BUS_METHOD_WITH_ARGS("SetNetwork",
                                 SD_BUS_ARGS("s", interface, "s", address, "s", gateway, "as", dns),
                                 SD_BUS_NO_RESULT, method_set_network, 0),
+        SD_BUS_METHOD_WITH_ARGS("StartService",
+                                SD_BUS_ARGS("t", stream, "s", service, "s", argument, "s", source, "u", port, "u", tag),
+                                SD_BUS_NO_RESULT, method_start_service, 0),
+        SD_BUS_METHOD_WITH_ARGS("StreamEnded", SD_BUS_ARGS("t", stream, "i", status, "s", message), SD_BUS_NO_RESULT,
+                                method_stream_ended, 0),
+        SD_BUS_METHOD_WITH_ARGS("StopStream", SD_BUS_ARGS("t", stream, "s", why), SD_BUS_NO_RESULT, method_stop_stream,
+                                0),
         SD_BUS_VTABLE_END,
 };
 

@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,8 +22,12 @@
 #include "common/bus-source.h"
 #include "common/log.h"
 #include "common/macro.h"
+#include "common/stream-frame.h"
 #include "policy/name.h" /* POLICY_NAME_MAX only: the agent does not link the policy library */
 #include "services/bus-copy.h"
+#include "services/stream-handler.h"
+#include "services/stream.h"
+#include "services/virtio-port.h"
 
 #define RECONNECT_MS 500
 #define BROKER_ERROR_FAILED "org.vmfed.Federation1.Error.Failed"
@@ -72,6 +77,8 @@ static void agent_drop_broker(Agent *a, const char *why) {
         sd_bus_close(a->broker);
         a->broker = sd_bus_unref(a->broker);
         a->ready = false;
+        /* Every stream with it: handlers killed, apps' sockets closed, WaitStream answered; ports stay. */
+        stream_table_broker_lost(a->streams);
         agent_schedule_reconnect(a);
 }
 
@@ -115,33 +122,13 @@ static int on_hello_reply(sd_bus_message *reply, void *userdata, sd_bus_error *r
         return 0;
 }
 
-/* The virtio port named org.vmfed.agent.0: /dev/<vportNpM> from sysfs. */
-static char *agent_find_port(const char *sysfs_root) {
-        g_autofree char *dir = g_build_filename(sysfs_root, "class", "virtio-ports", NULL);
-        g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-        const char *e;
-
-        if (!d)
-                return NULL;
-        while ((e = g_dir_read_name(d))) {
-                g_autofree char *name_file = g_build_filename(dir, e, "name", NULL);
-                g_autofree char *name = NULL;
-                if (!g_file_get_contents(name_file, &name, NULL, NULL))
-                        continue;
-                g_strchomp(name);
-                if (strcmp(name, AGENT_PORT_NAME) == 0)
-                        return g_build_filename("/dev", e, NULL);
-        }
-        return NULL;
-}
-
 static int agent_connect(Agent *a) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         g_autofree char *path = NULL;
         struct stat st;
         int r;
 
-        path = a->channel_path ? g_strdup(a->channel_path) : agent_find_port(a->sysfs_root);
+        path = a->channel_path ? g_strdup(a->channel_path) : virtio_port_find(a->sysfs_root, AGENT_PORT_NAME);
         if (!path)
                 return -ENOENT;
 
@@ -217,6 +204,10 @@ int agent_new_broker_call(Agent *a, const char *member, sd_bus_message **ret) {
                                               member);
 }
 
+static int agent_stream_call(void *userdata, const char *member, sd_bus_message **ret) {
+        return agent_new_broker_call(userdata, member, ret);
+}
+
 static int on_forward_reply(sd_bus_message *reply, void *userdata, sd_bus_error *ret_error) {
         PendingForward *f = userdata;
         Agent *a = f->agent;
@@ -287,7 +278,14 @@ static void help(FILE *f) {
                 "  --url-schemes LIST    allowed URL schemes, comma-separated [http,https,ftp]\n"
                 "  --net-interface NAME  interface for SetNetwork [eth0]\n"
                 "  --resolv-conf PATH    DNS servers of SetNetwork go here [/etc/resolv.conf]\n"
-                "  --debug, --help, --version\n");
+                "  --services-dir DIR    stream handlers, vmfed.services(5) [" STREAM_SERVICES_DIR_DEFAULT "]\n"
+                "  --service-user NAME   run them as NAME (when root) [the agent's user]\n"
+                "  --stream-socket-prefix PREFIX\n"
+                "                        tests: listen on PREFIX<I>.sock as QEMU would for the stream\n"
+                "                        ports, instead of the virtio ports " STREAM_PORT_NAME_PREFIX "<I>\n"
+                "  --streams N           how many ports to emulate [%d]\n"
+                "  --debug, --help, --version\n",
+                STREAM_PORTS_DEFAULT);
 }
 
 static gboolean on_quit_signal(gpointer userdata) {
@@ -310,7 +308,8 @@ static char **split_argv(const char *s) {
 static int agent_parse_args(Agent *a, int argc, char **argv) {
         enum {
                 ARG_CHANNEL = 0x100, ARG_SYSFS, ARG_GUEST_SOCKET, ARG_APPS, ARG_URL, ARG_FILE, ARG_FILES_DIR,
-                ARG_SCHEMES, ARG_NETIF, ARG_RESOLV, ARG_DEBUG, ARG_VERSION,
+                ARG_SCHEMES, ARG_NETIF, ARG_RESOLV, ARG_SERVICES_DIR, ARG_SERVICE_USER, ARG_STREAM_PREFIX, ARG_STREAMS,
+                ARG_DEBUG, ARG_VERSION,
         };
         static const struct option options[] = {
                 { "channel", required_argument, NULL, ARG_CHANNEL },
@@ -323,6 +322,10 @@ static int agent_parse_args(Agent *a, int argc, char **argv) {
                 { "url-schemes", required_argument, NULL, ARG_SCHEMES },
                 { "net-interface", required_argument, NULL, ARG_NETIF },
                 { "resolv-conf", required_argument, NULL, ARG_RESOLV },
+                { "services-dir", required_argument, NULL, ARG_SERVICES_DIR },
+                { "service-user", required_argument, NULL, ARG_SERVICE_USER },
+                { "stream-socket-prefix", required_argument, NULL, ARG_STREAM_PREFIX },
+                { "streams", required_argument, NULL, ARG_STREAMS },
                 { "debug", no_argument, NULL, ARG_DEBUG },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, ARG_VERSION },
@@ -333,14 +336,17 @@ static int agent_parse_args(Agent *a, int argc, char **argv) {
                 [ARG_CHANNEL - ARG_CHANNEL] = &a->channel_path, [ARG_SYSFS - ARG_CHANNEL] = &a->sysfs_root,
                 [ARG_GUEST_SOCKET - ARG_CHANNEL] = &a->guest_socket, [ARG_APPS - ARG_CHANNEL] = &a->apps_dir,
                 [ARG_FILES_DIR - ARG_CHANNEL] = &a->files_dir, [ARG_NETIF - ARG_CHANNEL] = &a->net_interface,
-                [ARG_RESOLV - ARG_CHANNEL] = &a->resolv_conf,
+                [ARG_RESOLV - ARG_CHANNEL] = &a->resolv_conf, [ARG_SERVICES_DIR - ARG_CHANNEL] = &a->services_dir,
+                [ARG_SERVICE_USER - ARG_CHANNEL] = &a->service_user,
+                [ARG_STREAM_PREFIX - ARG_CHANNEL] = &a->stream_socket_prefix,
         };
         int c;
 
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
                 switch (c) {
                 case ARG_CHANNEL: case ARG_SYSFS: case ARG_GUEST_SOCKET: case ARG_APPS:
-                case ARG_FILES_DIR: case ARG_NETIF: case ARG_RESOLV:
+                case ARG_FILES_DIR: case ARG_NETIF: case ARG_RESOLV: case ARG_SERVICES_DIR: case ARG_SERVICE_USER:
+                case ARG_STREAM_PREFIX:
                         g_free(*strings[c - ARG_CHANNEL]);
                         *strings[c - ARG_CHANNEL] = g_strdup(optarg);
                         break;
@@ -356,6 +362,16 @@ static int agent_parse_args(Agent *a, int argc, char **argv) {
                         g_strfreev(a->url_schemes);
                         a->url_schemes = g_strsplit(optarg, ",", -1);
                         break;
+                case ARG_STREAMS: {
+                        char *end;
+                        unsigned long n = strtoul(optarg, &end, 10);
+                        if (!*optarg || *end || n > STREAM_PORTS_MAX) {
+                                fprintf(stderr, "vmfed-agent: --streams takes 0 to %d\n", STREAM_PORTS_MAX);
+                                return 2;
+                        }
+                        a->n_streams = (unsigned) n;
+                        break;
+                }
                 case ARG_DEBUG:
                         log_set_max_level(LOG_DEBUG);
                         break;
@@ -381,6 +397,7 @@ static void agent_done(Agent *a) {
         if (a->reconnect_id)
                 g_source_remove(a->reconnect_id);
         a->guest = guest_server_free(a->guest);
+        a->streams = stream_table_free(a->streams);
         if (a->pending)
                 g_hash_table_remove_all(a->pending);
         a->broker_source = bus_source_free(a->broker_source);
@@ -396,6 +413,9 @@ static void agent_done(Agent *a) {
         g_free(a->resolv_conf);
         g_free(a->net_interface);
         g_free(a->vm_name);
+        g_free(a->stream_socket_prefix);
+        g_free(a->services_dir);
+        g_free(a->service_user);
         g_strfreev(a->url_handler);
         g_strfreev(a->file_handler);
         g_strfreev(a->url_schemes);
@@ -408,6 +428,8 @@ int main(int argc, char **argv) {
                 .files_dir = g_strdup("/run/vmfed/files"),
                 .resolv_conf = g_strdup("/etc/resolv.conf"),
                 .net_interface = g_strdup("eth0"),
+                .services_dir = g_strdup(STREAM_SERVICES_DIR_DEFAULT),
+                .n_streams = STREAM_PORTS_DEFAULT,
         };
         int r;
 
@@ -426,6 +448,16 @@ int main(int argc, char **argv) {
         a.pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, pending_forward_free, NULL);
         g_unix_signal_add(SIGTERM, on_quit_signal, &a);
         g_unix_signal_add(SIGINT, on_quit_signal, &a);
+
+        r = stream_table_new(&(StreamOptions) { .socket_prefix = a.stream_socket_prefix, .n_ports = a.n_streams,
+                                                .sysfs_root = a.sysfs_root, .services_dir = a.services_dir,
+                                                .service_user = a.service_user },
+                             agent_stream_call, &a, &a.streams);
+        if (r < 0) {
+                log_error_errno(r, "Cannot set up the stream ports: %m");
+                agent_done(&a);
+                return 1;
+        }
 
         r = guest_server_start(&a, &a.guest);
         if (r < 0) {

@@ -44,6 +44,7 @@
 
 typedef struct Agent Agent;
 typedef struct GuestServer GuestServer;
+typedef struct StreamTable StreamTable;
 
 struct Agent {
         GMainLoop *loop;
@@ -60,6 +61,13 @@ struct Agent {
         char *resolv_conf;      /* SetNetwork's DNS goes here */
         char *net_interface;    /* SetNetwork's default interface */
         char **url_schemes;     /* allowed URL schemes (the broker checks them too) */
+
+        /* Streams (docs/streams.md, services/stream.h). */
+        char *stream_socket_prefix; /* --stream-socket-prefix: emulate the ports (tests); NULL: virtio ports */
+        unsigned n_streams;         /* --streams: how many to emulate */
+        char *services_dir;         /* --services-dir: the handlers, vmfed.services(5) */
+        char *service_user;         /* --service-user, or NULL: the agent's own */
+        StreamTable *streams;
 
         /* The broker connection. */
         sd_bus *broker;

@@ -29,6 +29,7 @@
 #include "common/log.h"
 #include "common/macro.h"
 #include "services/bus-copy.h"
+#include "services/stream.h"
 
 #define GUEST_ERROR_INVALID_ARGS "org.vmfed.Federation1.Error.InvalidArgs"
 #define GUEST_ERROR_TOO_LARGE "org.vmfed.Federation1.Error.TooLarge"
@@ -201,6 +202,36 @@ static int method_open_file(sd_bus_message *m, void *userdata, sd_bus_error *err
         return agent_forward(a, m, steal_pointer(&fwd), open_file_convert, c, open_file_ctx_free);
 }
 
+/* Streams (docs/streams.md): the broker sets it up, services/stream.c runs our end. */
+static int open_stream_convert(sd_bus_message *guest_call, sd_bus_message *reply, void *userdata) {
+        return stream_table_opened(userdata, guest_call, reply);
+}
+
+static int method_open_stream(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Agent *a = userdata;
+        _cleanup_(sd_bus_message_unrefp) sd_bus_message *fwd = NULL;
+        const char *target, *service, *argument;
+        int r;
+
+        r = stream_table_check_open(m, &target, &service, &argument, error);
+        if (r < 0)
+                return r;
+        r = agent_new_broker_call(a, "OpenStream", &fwd);
+        if (r == -ENOTCONN)
+                return sd_bus_error_set(error, GUEST_ERROR_FAILED,
+                                        "Not connected to the broker (reconnecting); nothing was done.");
+        if (r >= 0)
+                r = sd_bus_message_append(fwd, "sss", target, service, argument);
+        if (r < 0)
+                return r;
+        return agent_forward(a, m, steal_pointer(&fwd), open_stream_convert, a->streams, NULL);
+}
+
+static int method_wait_stream(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        Agent *a = userdata;
+        return stream_table_wait_stream(a->streams, m, error);
+}
+
 static int method_status(sd_bus_message *m, void *userdata, sd_bus_error *error) {
         Agent *a = userdata;
         return sd_bus_reply_method_return(m, "sb", a->vm_name ? a->vm_name : "", a->ready);
@@ -231,6 +262,11 @@ static const sd_bus_vtable guest1_vtable[] = {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_METHOD_WITH_ARGS("ListVMs", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(ss)", vms), forward_same,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("OpenStream",
+                                SD_BUS_ARGS("s", target, "s", service, "s", argument, "a{sv}", options),
+                                SD_BUS_RESULT("h", fd, "t", stream), method_open_stream, SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_ARGS("WaitStream", SD_BUS_ARGS("t", stream), SD_BUS_RESULT("i", status, "s", message),
+                                method_wait_stream, SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };
 

@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * The target's end of a stream: Agent1.StartService runs the service's
+ * handler (services/stream-handler.h) with its stdin and stdout on the
+ * port.  Frames coming in go to its stdin (the EOF frame closes it), its
+ * stdout goes out in frames (its EOF becomes the EOF frame).  Once it has
+ * exited and that EOF frame is written, the broker gets StreamExited and
+ * the stream is forgotten; StopStream kills its process group first.
+ */
+#include "services/stream.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/macro.h"
+#include "policy/name.h" /* the names' syntax only: the agent does not link the policy library */
+#include "services/stream-handler.h"
+#include "services/stream-internal.h"
+
+void stream_target_progress(Stream *s) {
+        if (!s->exited || !s->out_done)
+                return;
+        stream_tell_broker(s->table, "StreamExited", "tis", s->id, s->status, s->message ? s->message : "");
+        stream_free(s);
+}
+
+void stream_target_kill(Stream *s, const char *why) {
+        /* Also when it exited: what it started may still hold its stdout, which is why the stream is not over. */
+        if (s->pgid > 0 && kill(-s->pgid, SIGKILL) < 0 && errno != ESRCH)
+                log_warning_errno(-errno, "Cannot kill the handler of stream %" PRIu64 ": %m", s->id);
+        log_info("Stream %" PRIu64 ": %s; its handler (process group %d) is killed.", s->id, why, (int) s->pgid);
+        stream_free(s);
+}
+
+void stream_target_reap(Stream *s) {
+        StreamChild *c = steal_pointer(&s->child);
+        if (s->pgid > 0)
+                (void) kill(-s->pgid, SIGKILL);
+        if (c) {
+                (void) waitpid(c->pid, NULL, 0);
+                g_source_remove(c->watch); /* frees c */
+        }
+        stream_free(s);
+}
+
+static void target_child_exited(GPid pid, gint wait_status, gpointer userdata) {
+        StreamChild *c = userdata;
+        Stream *s = c->stream;
+
+        g_spawn_close_pid(pid);
+        if (!s)
+                return;
+        s->child = NULL; /* c goes with its watch */
+        s->exited = true;
+        g_free(s->message);
+        s->status = stream_handler_status(wait_status, &s->message);
+        log_info("Stream %" PRIu64 ": the handler (pid %d) ended: status %d%s%s.", s->id, (int) pid, s->status,
+                 s->message ? ", " : "", s->message ? s->message : "");
+        stream_target_progress(s);
+}
+
+/* StartService's arguments: 0, or an error set. */
+static int start_check(StreamTable *t, uint64_t untrusted_id, const char *untrusted_service, const char *untrusted_arg,
+                       const char *untrusted_source, uint32_t untrusted_port, uint32_t untrusted_tag,
+                       sd_bus_error *error) {
+        if (policy_service_invalid_at(untrusted_service, strlen(untrusted_service)) >= 0 ||
+            policy_arg_invalid_at(untrusted_arg, strlen(untrusted_arg)) >= 0)
+                return sd_bus_error_set(error, STREAM_ERROR_INVALID_ARGS,
+                                        "The service or its argument is not a policy name.");
+        if (policy_vm_name_invalid_at(untrusted_source, strlen(untrusted_source)) >= 0)
+                return sd_bus_error_set(error, STREAM_ERROR_INVALID_ARGS, "The source is not a VM name.");
+        if (untrusted_port >= t->n_ports || untrusted_tag == 0)
+                return sd_bus_error_setf(error, STREAM_ERROR_INVALID_ARGS,
+                                         "Port %" PRIu32 " with tag %" PRIu32 " is not one of the %u stream ports here.",
+                                         untrusted_port, untrusted_tag, t->n_ports);
+        if (g_hash_table_contains(t->streams, &untrusted_id))
+                return sd_bus_error_setf(error, STREAM_ERROR_INVALID_ARGS, "Stream %" PRIu64 " exists here already.",
+                                         untrusted_id);
+        return 0;
+}
+
+static int target_spawn(StreamTable *t, uint64_t id, const char *service, const char *arg, const char *source,
+                        const char *path, StreamHandlerProcess *ret, char **ret_why) {
+        StreamUser u = {};
+        int r = stream_user_resolve(t->service_user, &u, ret_why);
+        if (r < 0)
+                return r;
+        g_auto(GStrv) env = stream_handler_env(&u, source, service, arg, id);
+        r = stream_handler_spawn(path, env, &u, ret, ret_why);
+        if (r >= 0)
+                log_info("Stream %" PRIu64 ": %s%s%s for %s runs %s as %s (pid %d).", id, service, *arg ? "+" : "", arg,
+                         source, path, u.name, (int) ret->pid);
+        stream_user_done(&u);
+        return r;
+}
+
+int stream_table_start_service(StreamTable *t, sd_bus_message *m, sd_bus_error *error) {
+        const char *untrusted_service, *untrusted_arg, *untrusted_source;
+        uint32_t untrusted_port, untrusted_tag;
+        uint64_t untrusted_id;
+        g_autofree char *path = NULL, *why = NULL;
+        StreamHandlerProcess proc = { .stdin_fd = -EBADF, .stdout_fd = -EBADF };
+        int r;
+
+        r = sd_bus_message_read(m, "tsssuu", &untrusted_id, &untrusted_service, &untrusted_arg, &untrusted_source,
+                                &untrusted_port, &untrusted_tag);
+        if (r < 0)
+                return r;
+        r = start_check(t, untrusted_id, untrusted_service, untrusted_arg, untrusted_source, untrusted_port,
+                        untrusted_tag, error);
+        if (r < 0)
+                return r;
+        const char *service = untrusted_service, *arg = untrusted_arg, *source = untrusted_source;
+        uint64_t id = untrusted_id;
+        unsigned port = untrusted_port;
+
+        r = stream_handler_find(t->services_dir, service, arg, &path, &why);
+        if (r < 0) {
+                log_info("Stream %" PRIu64 " from %s refused: %s", id, source, why);
+                return sd_bus_error_setf(error, r == -ENOENT || r == -EACCES ? STREAM_ERROR_NO_HANDLER
+                                                                              : STREAM_ERROR_AGENT_FAILED,
+                                         "%s", why);
+        }
+        r = stream_table_ensure_port(t, port, &why);
+        if (r >= 0)
+                r = target_spawn(t, id, service, arg, source, path, &proc, &why);
+        if (r < 0) {
+                log_warning("Stream %" PRIu64 " from %s cannot start: %s", id, source, why);
+                return sd_bus_error_setf(error, STREAM_ERROR_AGENT_FAILED, "%s", why);
+        }
+
+        Stream *s = stream_new(t, STREAM_TARGET, id, port, untrusted_tag);
+        s->pgid = proc.pid; /* setsid(): its own session and process group */
+        s->stdin_fd = proc.stdin_fd;
+        s->stdout_fd = proc.stdout_fd;
+        s->child = g_new0(StreamChild, 1);
+        s->child->stream = s;
+        s->child->pid = proc.pid;
+        s->child->watch = g_child_watch_add_full(G_PRIORITY_DEFAULT, proc.pid, target_child_exited, s->child, g_free);
+        stream_attach(s, s->stdin_fd, s->stdout_fd);
+        return sd_bus_reply_method_return(m, NULL);
+}
+
+int stream_table_stop_stream(StreamTable *t, sd_bus_message *m, sd_bus_error *error) {
+        const char *untrusted_why;
+        uint64_t untrusted_id;
+        int r;
+
+        r = sd_bus_message_read(m, "ts", &untrusted_id, &untrusted_why);
+        if (r < 0)
+                return r;
+        Stream *s = g_hash_table_lookup(t->streams, &untrusted_id);
+        if (!s || s->role != STREAM_TARGET)
+                return sd_bus_error_setf(error, STREAM_ERROR_NOT_FOUND, "No handler of stream %" PRIu64 " runs here.",
+                                         untrusted_id);
+        g_autofree char *why = g_strdup_printf("stopped by the broker (%.200s)", untrusted_why);
+        stream_target_kill(s, why);
+        return sd_bus_reply_method_return(m, NULL);
+}
