@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "broker/auth.h"
+#include "broker/channel.h"
 #include "broker/errors.h"
 #include "broker/guest-services.h"
 #include "broker/stream.h"
@@ -118,7 +119,9 @@ static void run_authorized(Broker *b, sd_bus_message *m, bool allowed, const cha
         }
         g_free(q->vm);
         q->vm = g_strdup(d.target ? d.target : q->vm);
-        if (!guest_services_vm_state(b, q->vm) || strcmp(guest_services_vm_state(b, q->vm), "running") != 0) {
+        /* A connected agent means the VM runs, whatever libvirt said last (as for guests' requests). */
+        const char *state = guest_services_vm_state(b, q->vm);
+        if (!channel_agent_bus(b, q->vm) && (!state || strcmp(state, "running") != 0)) {
                 (void) sd_bus_reply_method_errorf(m, VMFED_ERROR_FAILED, "%s is not running; start it first.", q->vm);
                 host_run_free(q);
                 return;

@@ -333,7 +333,7 @@ static void flow_run(StreamPort *s) {
 static gboolean port_source_prepare(GSource *source, gint *timeout) {
         PortSource *ps = (PortSource *) source;
         *timeout = -1;
-        return ps->port && ps->port->again;
+        return ps->port && ps->port->again && !ps->port->closed;
 }
 
 static gboolean port_source_dispatch(GSource *source, GSourceFunc cb, gpointer data) {
@@ -341,9 +341,10 @@ static gboolean port_source_dispatch(GSource *source, GSourceFunc cb, gpointer d
         StreamPort *p = ps->port;
         GIOCondition rev = ps->fd_tag ? g_source_query_unix_fd(source, ps->fd_tag) : 0;
 
+        if (p)
+                p->again = false; /* also for a closed port: else it would be ready for ever, starving idles */
         if (!p || p->closed)
                 return G_SOURCE_CONTINUE;
-        p->again = false;
         if ((rev & (G_IO_ERR | G_IO_HUP)) && !(rev & G_IO_IN)) {
                 port_fail(p, "QEMU closed it");
                 return G_SOURCE_CONTINUE;

@@ -169,6 +169,7 @@ static void stream_audit(Stream *s, const char *decision) {
 static gboolean table_reap_hosts(gpointer userdata) {
         StreamTable *t = userdata;
         t->reap_id = 0;
+        log_debug("Freeing %u host ends of streams.", t->dead_hosts->len);
         g_ptr_array_set_size(t->dead_hosts, 0);
         return G_SOURCE_REMOVE;
 }

@@ -72,8 +72,10 @@ static int start_check(StreamTable *t, uint64_t untrusted_id, const char *untrus
             policy_arg_invalid_at(untrusted_arg, strlen(untrusted_arg)) >= 0)
                 return sd_bus_error_set(error, STREAM_ERROR_INVALID_ARGS,
                                         "The service or its argument is not a policy name.");
-        if (policy_vm_name_invalid_at(untrusted_source, strlen(untrusted_source)) >= 0)
-                return sd_bus_error_set(error, STREAM_ERROR_INVALID_ARGS, "The source is not a VM name.");
+        /* A VM, or @host for a stream from the admin side (vmfedctl run). */
+        if (strcmp(untrusted_source, "@host") != 0 &&
+            policy_vm_name_invalid_at(untrusted_source, strlen(untrusted_source)) >= 0)
+                return sd_bus_error_set(error, STREAM_ERROR_INVALID_ARGS, "The source is not a VM name or @host.");
         if (untrusted_port >= t->n_ports || untrusted_tag == 0)
                 return sd_bus_error_setf(error, STREAM_ERROR_INVALID_ARGS,
                                          "Port %" PRIu32 " with tag %" PRIu32 " is not one of the %u stream ports here.",
