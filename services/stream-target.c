@@ -120,6 +120,7 @@ int stream_table_start_service(StreamTable *t, sd_bus_message *m, sd_bus_error *
         const char *service = untrusted_service, *arg = untrusted_arg, *source = untrusted_source;
         uint64_t id = untrusted_id;
         unsigned port = untrusted_port;
+        uint32_t tag = untrusted_tag;
 
         r = stream_handler_find(t->services_dir, service, arg, &path, &why);
         if (r < 0) {
@@ -136,7 +137,7 @@ int stream_table_start_service(StreamTable *t, sd_bus_message *m, sd_bus_error *
                 return sd_bus_error_setf(error, STREAM_ERROR_AGENT_FAILED, "%s", why);
         }
 
-        Stream *s = stream_new(t, STREAM_TARGET, id, port, untrusted_tag);
+        Stream *s = stream_new(t, STREAM_TARGET, id, port, tag);
         s->pgid = proc.pid; /* setsid(): its own session and process group */
         s->stdin_fd = proc.stdin_fd;
         s->stdout_fd = proc.stdout_fd;
