@@ -67,13 +67,25 @@ static const uint8_t zero_block[16384];
 
 static void port_update_events(StreamPort *p);
 
+/*
+ * Stop polling p's fd at all: poll(2) reports a hang-up whatever was asked
+ * for, so a dead fd left in the source would make it ready in every
+ * iteration (and starve every idle of the loop).
+ */
+static void port_unwatch(StreamPort *p) {
+        if (p->source && p->source->fd_tag) {
+                g_source_remove_unix_fd(&p->source->source, p->source->fd_tag);
+                p->source->fd_tag = NULL;
+        }
+}
+
 static void port_fail(StreamPort *p, const char *why) {
         if (p->closed)
                 return;
         log_info("Stream port %u of %s: %s; closing it.", p->index, p->vm, why);
         p->closed = true;
         p->want_read = p->want_write = false;
-        port_update_events(p);
+        port_unwatch(p);
         if (p->fn)
                 p->fn(p, STREAM_PORT_FAILED, why, p->userdata);
 }
@@ -346,8 +358,19 @@ static gboolean port_source_dispatch(GSource *source, GSourceFunc cb, gpointer d
         if (!p || p->closed)
                 return G_SOURCE_CONTINUE;
         if ((rev & (G_IO_ERR | G_IO_HUP)) && !(rev & G_IO_IN)) {
-                port_fail(p, "QEMU closed it");
-                return G_SOURCE_CONTINUE;
+                if (!p->raw || (rev & G_IO_ERR)) {
+                        port_fail(p, p->raw ? "the host's side broke" : "QEMU closed it");
+                        return G_SOURCE_CONTINUE;
+                }
+                /*
+                 * A host end both of whose directions are shut: the flow out of it reads
+                 * its end of file; with none, there is nothing more to poll for.
+                 */
+                if (!p->dst && !p->discard) {
+                        port_unwatch(p);
+                        return G_SOURCE_CONTINUE;
+                }
+                p->want_read = true;
         }
         StreamPort *feeder = p->feeder;
         if (p->dst || p->discard)

@@ -72,7 +72,7 @@ struct StreamTable {
         GHashTable *vms;      /* name → VmPorts */
         GHashTable *streams;  /* &id → Stream */
         GQueue queue;         /* Stream, QUEUED, oldest first */
-        GPtrArray *dead_hosts; /* host ends of ended streams, freed from an idle (not inside their dispatch) */
+        GPtrArray *dead_hosts; /* ports to free from an idle (not inside their dispatch): host ends, closed ports */
         unsigned reap_id;
         unsigned watch;
         uint64_t next_id;
@@ -138,11 +138,16 @@ static unsigned vm_ports_held_by(VmPorts *target, const char *source) {
 }
 
 static void port_event(StreamPort *p, StreamPortEventKind kind, const char *why, void *userdata);
+static void table_bury(StreamTable *t, StreamPort *p);
 
 static int vm_ports_connect(VmPorts *v, unsigned i) {
         if (v->port[i] && stream_port_is_open(v->port[i]))
                 return 0;
-        v->port[i] = stream_port_free(v->port[i]);
+        /* A closed port may be the one whose dispatch is running (its failure started this stream). */
+        if (v->port[i]) {
+                stream_port_set_handler(v->port[i], NULL, NULL);
+                table_bury(v->table, g_steal_pointer(&v->port[i]));
+        }
         g_autofree char *agent = g_strdup_printf("%s/%s.sock", broker_channel_dir(v->table->broker), v->vm);
         g_autofree char *path = domain_xml_stream_channel_path(agent, i);
         return stream_port_connect(path, v->vm, i, port_event, v, &v->port[i]);
@@ -169,9 +174,15 @@ static void stream_audit(Stream *s, const char *decision) {
 static gboolean table_reap_hosts(gpointer userdata) {
         StreamTable *t = userdata;
         t->reap_id = 0;
-        log_debug("Freeing %u host ends of streams.", t->dead_hosts->len);
         g_ptr_array_set_size(t->dead_hosts, 0);
         return G_SOURCE_REMOVE;
+}
+
+/* Free p from an idle: never inside the dispatch of a port (it may be p's own). */
+static void table_bury(StreamTable *t, StreamPort *p) {
+        g_ptr_array_add(t->dead_hosts, p);
+        if (!t->reap_id)
+                t->reap_id = g_idle_add(table_reap_hosts, t);
 }
 
 static void stream_release_side(Stream *s, int side) {
@@ -182,9 +193,7 @@ static void stream_release_side(Stream *s, int side) {
                 s->bytes[side] = stream_port_bytes(s->host);
                 stream_port_set_handler(s->host, NULL, NULL);
                 stream_port_stop_flow(s->host);
-                g_ptr_array_add(s->table->dead_hosts, g_steal_pointer(&s->host));
-                if (!s->table->reap_id)
-                        s->table->reap_id = g_idle_add(table_reap_hosts, s->table);
+                table_bury(s->table, g_steal_pointer(&s->host));
                 return;
         }
         VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
@@ -205,9 +214,7 @@ static void stream_free(Stream *s) {
                 stream_release_side(s, i);
         if (s->host) { /* never bound: not started */
                 stream_port_set_handler(s->host, NULL, NULL);
-                g_ptr_array_add(s->table->dead_hosts, g_steal_pointer(&s->host));
-                if (!s->table->reap_id)
-                        s->table->reap_id = g_idle_add(table_reap_hosts, s->table);
+                table_bury(s->table, g_steal_pointer(&s->host));
         }
         g_hash_table_remove(s->table->streams, &s->id);
         g_free(s->source);

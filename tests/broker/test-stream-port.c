@@ -217,6 +217,11 @@ static void test_stop_midframe(Fixture *f, gconstpointer data) {
         expect_frame(f->b.fd, 0xb2, "next", 4);
 }
 
+static gboolean set_flag(gpointer userdata) {
+        *(bool *) userdata = true;
+        return G_SOURCE_REMOVE;
+}
+
 /* The guest's side going away is a failure of that port. */
 static void test_peer_gone(Fixture *f, gconstpointer data) {
         bind_both(f);
@@ -226,6 +231,12 @@ static void test_peer_gone(Fixture *f, gconstpointer data) {
                 g_main_context_iteration(NULL, FALSE);
         g_assert_cmpuint(f->failed, ==, 1);
         g_assert_false(stream_port_is_open(f->pa));
+        /* A dead port is not polled any more: an idle gets its turn (the hang-up is not ready for ever). */
+        bool idle_ran = false;
+        g_idle_add(set_flag, &idle_ran);
+        for (int i = 0; i < 50 && !idle_ran; i++)
+                g_main_context_iteration(NULL, FALSE);
+        g_assert_true(idle_ran);
 }
 
 /* A host end (raw): plain bytes in, frames out to b; b's frames come out as plain bytes and EOF. */
