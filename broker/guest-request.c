@@ -18,6 +18,7 @@
 #include "broker/route.h"
 #include "broker/stream.h"
 #include "common/log.h"
+#include "common/stream-frame.h"
 #include "common/macro.h"
 #include "services/service-args.h"
 
@@ -609,12 +610,13 @@ int guest_request_stream_exited(sd_bus_message *m, void *userdata, sd_bus_error 
         r = sd_bus_message_read(m, "tis", &untrusted_id, &untrusted_status, &untrusted_message);
         if (r < 0)
                 return r;
-        if (untrusted_status < -1 || untrusted_status > 255 + 128)
+        if (!stream_status_is_valid(untrusted_status))
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
                                          "Exit status %d is not -1, an exit code (0-255) or 128+signal.",
                                          untrusted_status);
-        if (strlen(untrusted_message) > 512)
-                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "The message is longer than 512 bytes.");
+        if (strlen(untrusted_message) > STREAM_MESSAGE_MAX)
+                return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS, "The message is longer than %d bytes.",
+                                         STREAM_MESSAGE_MAX);
         r = t ? stream_exited(t, guest_connection_vm(g), untrusted_id, untrusted_status, untrusted_message) : -ENOENT;
         if (r < 0)
                 return sd_bus_error_setf(error, VMFED_ERROR_NOT_FOUND,

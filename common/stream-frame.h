@@ -22,6 +22,12 @@
 #define STREAM_PORTS_DEFAULT 8
 #define STREAM_PORTS_MAX 28 /* with the agent's and a netvm's port: 30, one virtio-serial controller */
 
+/* StreamExited/StreamEnded: an exit code 0-255, 128+signal, or -1 (none); a message of at most this. */
+#define STREAM_MESSAGE_MAX 512
+static inline bool stream_status_is_valid(int status) {
+        return status >= -1 && status <= 255 + 128;
+}
+
 typedef struct StreamFrameHeader {
         uint32_t tag; /* never 0 */
         uint32_t len; /* 0 … STREAM_FRAME_MAX; 0: end of file */

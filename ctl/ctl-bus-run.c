@@ -6,7 +6,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,56 +16,10 @@
 #include <glib.h>
 
 #include "common/macro.h"
+#include "common/stdio-stream.h"
 #include "ctl/ctl.h"
 
 #define RUN_EXIT_ERROR 125 /* vmfedctl could not run the service (the service's own statuses are 0-255) */
-
-/* Copy stdin → fd (then shutdown) and fd → stdout until fd's end of file.  0 or -errno. */
-static int run_pump(int fd) {
-        static char buf[65536];
-        bool in_open = true;
-
-        for (;;) {
-                struct pollfd p[2] = { { .fd = fd, .events = POLLIN }, { .fd = STDIN_FILENO, .events = POLLIN } };
-                if (poll(p, in_open ? 2 : 1, -1) < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (p[0].revents) {
-                        ssize_t n = read(fd, buf, sizeof buf);
-                        if (n < 0 && errno != EINTR && errno != EAGAIN)
-                                return -errno;
-                        if (n == 0)
-                                return 0;
-                        for (ssize_t off = 0; n > 0 && off < n;) {
-                                ssize_t k = write(STDOUT_FILENO, buf + off, (size_t) (n - off));
-                                if (k < 0 && errno != EINTR)
-                                        return -errno;
-                                off += k > 0 ? k : 0;
-                        }
-                }
-                if (in_open && p[1].revents) {
-                        ssize_t n = read(STDIN_FILENO, buf, sizeof buf);
-                        if (n < 0 && errno != EINTR && errno != EAGAIN)
-                                return -errno;
-                        if (n == 0) {
-                                in_open = false;
-                                (void) shutdown(fd, SHUT_WR);
-                        }
-                        for (ssize_t off = 0; n > 0 && off < n;) {
-                                ssize_t k = write(fd, buf + off, (size_t) (n - off));
-                                if (k < 0 && errno == EPIPE) { /* the handler stopped reading */
-                                        in_open = false;
-                                        break;
-                                }
-                                if (k < 0 && errno != EINTR)
-                                        return -errno;
-                                off += k > 0 ? k : 0;
-                        }
-                }
-        }
-}
 
 int ctl_run(int argc, char **argv) {
         static const char usage[] = "run [--address ADDR] VM SERVICE[+ARG]\n"
@@ -101,7 +54,7 @@ int ctl_run(int argc, char **argv) {
                 return RUN_EXIT_ERROR;
         }
         signal(SIGPIPE, SIG_IGN);
-        r = run_pump(fd);
+        r = stdio_stream_copy(fd);
         if (r < 0)
                 fprintf(stderr, "vmfedctl: run: %s\n", strerror(-r));
         fd = safe_close(fd);

@@ -84,7 +84,7 @@ int stream_table_stream_ended(StreamTable *t, sd_bus_message *m, sd_bus_error *e
         r = sd_bus_message_read(m, "tis", &untrusted_id, &untrusted_status, &untrusted_message);
         if (r < 0)
                 return r;
-        if (untrusted_status < -1 || untrusted_status > 255 + 128)
+        if (!stream_status_is_valid(untrusted_status))
                 return sd_bus_error_setf(error, STREAM_ERROR_INVALID_ARGS,
                                          "Exit status %d is not -1, an exit code (0-255) or 128+signal.",
                                          untrusted_status);

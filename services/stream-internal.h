@@ -23,7 +23,6 @@ typedef struct FdWatch FdWatch;
 #define STREAM_ERROR_FAILED "org.vmfed.Federation1.Error.Failed"
 #define STREAM_ERROR_NO_HANDLER "org.vmfed.Agent1.Error.NoHandler"
 #define STREAM_ERROR_AGENT_FAILED "org.vmfed.Agent1.Error.Failed"
-#define STREAM_MESSAGE_MAX 512 /* the broker refuses longer StreamExited messages */
 #define STREAM_RESULTS_KEPT 256 /* ended streams whose WaitStream answer is kept */
 
 typedef enum StreamRole {

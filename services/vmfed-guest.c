@@ -19,18 +19,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
 
 #include "common/fileio.h"
 #include "common/macro.h"
+#include "common/stdio-stream.h"
 
 #define GUEST1_BUS_NAME "org.vmfed.Guest1"
 #define GUEST1_PATH "/org/vmfed/Guest1"
@@ -40,7 +39,6 @@
 #define CALL_TIMEOUT_USEC (15ULL * 60 * 1000000)
 /* run: no exit status of the service (refused, could not start, aborted), like env(1)'s 125. */
 #define RUN_FAILED 125
-#define RUN_CHUNK 65536
 
 static const char *arg_socket = NULL;
 static const char *arg_mime = "text/plain";
@@ -310,72 +308,6 @@ static int do_status(sd_bus *bus) {
 
 /* ---- run: a stream (docs/streams.md) ------------------------------------------------------- */
 
-static int write_all(int fd, const char *buf, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, buf, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                buf += k;
-                n -= (size_t) k;
-        }
-        return 0;
-}
-
-typedef struct RunCopy {
-        int fd;              /* the stream's socket */
-        char in[RUN_CHUNK];  /* stdin → stream */
-        size_t in_off, in_len;
-        bool in_eof;         /* stdin ended (or the stream takes no more): SHUT_WR sent */
-        bool out_eof;        /* the stream's output ended */
-} RunCopy;
-
-static void run_end_input(RunCopy *c) {
-        if (!c->in_eof)
-                (void) shutdown(c->fd, SHUT_WR);
-        c->in_eof = true;
-        c->in_len = c->in_off = 0;
-}
-
-/* One round of the copy loop.  0, or -errno when stdout failed. */
-static int run_step(RunCopy *c) {
-        char out[RUN_CHUNK];
-        struct pollfd p[2] = {
-                { .fd = c->in_eof || c->in_len ? -1 : STDIN_FILENO, .events = POLLIN },
-                { .fd = c->fd, .events = POLLIN | (c->in_len ? POLLOUT : 0) },
-        };
-        if (poll(p, 2, -1) < 0)
-                return errno == EINTR ? 0 : -errno;
-        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
-                ssize_t k = read(c->fd, out, sizeof out);
-                if (k > 0) {
-                        int r = write_all(STDOUT_FILENO, out, (size_t) k);
-                        if (r < 0)
-                                return r;
-                } else if (k == 0 || errno != EINTR)
-                        c->out_eof = true; /* EOF, or the stream broke: WaitStream says which */
-        }
-        if (p[0].revents) {
-                ssize_t k = read(STDIN_FILENO, c->in, sizeof c->in);
-                if (k > 0) {
-                        c->in_off = 0;
-                        c->in_len = (size_t) k;
-                } else if (k == 0 || errno != EINTR)
-                        run_end_input(c);
-        }
-        if (c->in_len && (p[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
-                ssize_t k = send(c->fd, c->in + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL | MSG_DONTWAIT);
-                if (k > 0) {
-                        c->in_off += (size_t) k;
-                        if (c->in_off == c->in_len)
-                                c->in_off = c->in_len = 0;
-                } else if (k < 0 && errno != EAGAIN && errno != EINTR)
-                        run_end_input(c); /* EPIPE: the service is gone; its output still comes */
-        }
-        return 0;
-}
-
 static int run_wait(sd_bus *bus, uint64_t id) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *message;
@@ -399,7 +331,6 @@ static int run_wait(sd_bus *bus, uint64_t id) {
 static int do_run(sd_bus *bus, const char *target, const char *what) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_free_ char *service = strdup(what);
-        RunCopy *c = NULL;
         uint64_t id;
         int fd, r;
 
@@ -417,19 +348,11 @@ static int do_run(sd_bus *bus, const char *target, const char *what) {
                 return RUN_FAILED;
         if (sd_bus_message_read(reply, "ht", &fd, &id) < 0)
                 return fail("run: bad reply", NULL, -EBADMSG), RUN_FAILED;
-        c = calloc(1, sizeof *c);
-        if (!c)
-                return fail("run", NULL, -ENOMEM), RUN_FAILED;
-        c->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (c->fd < 0) {
-                free(c);
+        int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (own < 0)
                 return fail("run", NULL, -errno), RUN_FAILED;
-        }
-        r = 0;
-        while (r == 0 && !c->out_eof)
-                r = run_step(c);
-        close(c->fd);
-        free(c);
+        r = stdio_stream_copy(own);
+        close(own);
         if (r < 0)
                 return fail("run: writing the output", NULL, r), RUN_FAILED;
         return run_wait(bus, id);

@@ -213,6 +213,10 @@ def check_host(h, vmfedctl):
     data = os.urandom(1 << 20)
     rc, out, err = ctl("bob", "test.Echo", data=data)
     assert rc == 0 and out == data, (rc, len(out), err)
+    # More than the sockets and pipes on the way hold: the copy must read the output while it writes.
+    big = os.urandom(16 << 20)
+    rc, out, err = ctl("bob", "test.Echo", data=big)
+    assert rc == 0 and out == big, (rc, len(out), err)
     rc, out, err = ctl("bob", "test.Exit+7")
     assert rc == 7, (rc, err)
     rc, out, err = ctl("carol", "test.Echo", data=b"no")
