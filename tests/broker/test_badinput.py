@@ -169,6 +169,13 @@ def bus_cases(ctx):
         (MANAGER, "ListGenerations"): [],
         (MANAGER, "Rollback"): [Case([0], NOT_FOUND, ["0"]), Case([4294967295], NOT_FOUND, ["4294967295"]),
                                 Case([99], NOT_FOUND, ["99"])],
+        (MANAGER, "RunService"): names_cases(lambda n: [n, "test.Echo", ""], INVALID, "VM") + [
+            Case(["gondor", "bad/name", ""], INVALID, ["bad/name"], "bad service"),
+            Case(["gondor", "", ""], INVALID, ["''"], "empty service"),
+            Case(["gondor", "x" * 300, ""], INVALID, ["x" * 20], "long service"),
+            Case(["gondor", "test.Echo", "../x"], INVALID, ["../x"], "bad argument")],
+        (MANAGER, "WaitStream"): [Case([0], NOT_FOUND, ["0"]),
+                                  Case([18446744073709551615], NOT_FOUND, ["18446744073709551615"])],
         (POLICY, "Evaluate"): [
             Case(["", "", ""], INVALID, [], "all empty"),
             Case(["x" * 300, "gondor", "vmfed.Ping"], INVALID, ["source"], "long source"),
@@ -246,6 +253,7 @@ def mutating_calls(ctx):
         (ROOT, MANAGER, "AddVM", "ss", ["badinput", NEW_VM % kernel]),
         (ROOT, MANAGER, "RemoveVM", "s", ["test"]),
         (ROOT, MANAGER, "Rollback", "u", [1]),
+        (ROOT, MANAGER, "RunService", "sss", ["gondor", "test.Echo", ""]),
         (ROOT, POLICY, "ReplaceFile", "sss", ["40-new.policy", GOOD_POLICY, ""]),
         (ROOT, POLICY, "RemoveFile", "ss", ["30-user.policy", ctx.policy_etag]),
         (RIVENDALE, VM, "Start", "", []),
@@ -295,6 +303,19 @@ def guest_cases(ctx):
          Case(["org.example.App", [], "nope"], ACCESS, ["nope"], "unknown target: policy denies")],
         (GUEST, "PingVM"): [Case([n], INVALID, [f"'{excerpt(n)}"], f"target {n[:30]!r}")
                             for n in BAD_NAMES] + [Case(["nope"], ACCESS, ["nope"], "unknown")],
+        (GUEST, "OpenStream"): [Case([n, "test.Echo", ""], INVALID, [f"'{excerpt(n)}"], f"target {n[:30]!r}")
+                                for n in BAD_NAMES] +
+        [Case(["gondor", "bad/name", ""], INVALID, ["bad/name"], "bad service"),
+         Case(["gondor", "", ""], INVALID, ["''"], "empty service"),
+         Case(["gondor", "x" * 300, ""], INVALID, ["x" * 20], "long service"),
+         Case(["gondor", "test.Echo", "../x"], INVALID, ["../x"], "bad argument"),
+         Case(["nope", "test.Echo", ""], ACCESS, ["nope"], "unknown target: policy denies")],
+        (GUEST, "StreamExited"): [Case([1, 0, ""], NOT_FOUND, ["1"], "no such stream"),
+                                  Case([1, 999, ""], INVALID, ["999"], "status out of range"),
+                                  Case([1, -2, ""], INVALID, ["-2"], "status below -1"),
+                                  Case([1, 0, "x" * 600], INVALID, ["512"], "long message")],
+        (GUEST, "CloseStream"): [Case([1], NOT_FOUND, ["1"], "no such stream"),
+                                 Case([18446744073709551615], NOT_FOUND, ["18446744073709551615"])],
         (GUEST, "SwitchPersona"): [Case([n], NOT_FOUND, [excerpt(n)] if n else ["''"], f"vm {n[:30]!r}")
                                    for n in BAD_NAMES] + [Case(["nope"], NOT_FOUND, ["nope"])],
         (GUEST, "StartVM"): [Case([n], NOT_FOUND, [excerpt(n)] if n else ["''"], f"vm {n[:30]!r}")
