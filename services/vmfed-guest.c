@@ -10,6 +10,7 @@
  *   vmfed-guest ping TARGET
  *   vmfed-guest switch VM | start VM | stop VM | list | status
  *   vmfed-guest run TARGET SERVICE[+ARG]      (a stream: stdin/stdout to the service in TARGET)
+ *   vmfed-guest copy-to|move-to TARGET FILE...  (into TARGET's ~/Incoming/SOURCE/, docs/file-copy.md)
  *
  * TARGET is a VM name, @default (the default) or @dispvm.  Exit status: 0
  * done, 1 refused or failed (the reason on stderr), 2 usage; run: the
@@ -19,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +32,7 @@
 #include "common/fileio.h"
 #include "common/macro.h"
 #include "common/stdio-stream.h"
+#include "services/file-copy.h"
 
 #define GUEST1_BUS_NAME "org.vmfed.Guest1"
 #define GUEST1_PATH "/org/vmfed/Guest1"
@@ -54,7 +57,9 @@ static void help(FILE *f) {
               "  ping TARGET                     a routed no-op round trip\n"
               "  switch VM | start VM | stop VM | list | status\n"
               "  run TARGET SERVICE[+ARG]        run a service in TARGET with this stdin and stdout;\n"
-              "                                  exits with its status (125: it did not run to its end)\n\n"
+              "                                  exits with its status (125: it did not run to its end)\n"
+              "  copy-to TARGET FILE...          copy files and directories into TARGET's ~/Incoming/VM/\n"
+              "  move-to TARGET FILE...          the same, then remove them here\n\n"
               "TARGET: a VM name, @default or @dispvm.  --socket: the agent's private socket\n"
               "(default: the system bus, else " DEFAULT_SOCKET ").\n", f);
 }
@@ -308,7 +313,8 @@ static int do_status(sd_bus *bus) {
 
 /* ---- run: a stream (docs/streams.md) ------------------------------------------------------- */
 
-static int run_wait(sd_bus *bus, uint64_t id) {
+/* The service's exit status (0..255), or RUN_FAILED with the reason on stderr. */
+static int stream_wait(sd_bus *bus, const char *what, uint64_t id) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *message;
         int status;
@@ -316,20 +322,39 @@ static int run_wait(sd_bus *bus, uint64_t id) {
         if (r >= 0)
                 r = sd_bus_message_append(m, "t", id);
         if (r < 0)
-                return fail("run", NULL, r), RUN_FAILED;
-        if (call(bus, m, "run", &reply) != 0)
+                return fail(what, NULL, r), RUN_FAILED;
+        if (call(bus, m, what, &reply) != 0)
                 return RUN_FAILED;
         if (sd_bus_message_read(reply, "is", &status, &message) < 0)
-                return fail("run: bad reply", NULL, -EBADMSG), RUN_FAILED;
+                return fail(what, NULL, -EBADMSG), RUN_FAILED;
         if (status < 0) {
-                fprintf(stderr, "vmfed-guest: run: the stream failed: %s\n", *message ? message : "no reason given");
+                fprintf(stderr, "vmfed-guest: %s: the stream failed: %s\n", what, *message ? message : "no reason given");
                 return RUN_FAILED;
         }
         return status > 255 ? 255 : status;
 }
 
-static int do_run(sd_bus *bus, const char *target, const char *what) {
+/* Guest1.OpenStream: *ret_fd our own (close-on-exec) end, *ret_id for WaitStream; 0 or 1 (reason printed). */
+static int stream_open(sd_bus *bus, const char *what, const char *target, const char *service, const char *argument,
+                       int *ret_fd, uint64_t *ret_id) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        int fd;
+        int r = new_call(bus, "OpenStream", &m);
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sssa{sv}", target, service, argument, 0);
+        if (r < 0)
+                return fail(what, NULL, r);
+        if (call(bus, m, what, &reply) != 0)
+                return 1;
+        if (sd_bus_message_read(reply, "ht", &fd, ret_id) < 0)
+                return fail(what, NULL, -EBADMSG);
+        *ret_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        if (*ret_fd < 0)
+                return fail(what, NULL, -errno);
+        return 0;
+}
+
+static int do_run(sd_bus *bus, const char *target, const char *what) {
         _cleanup_free_ char *service = strdup(what);
         uint64_t id;
         int fd, r;
@@ -339,23 +364,73 @@ static int do_run(sd_bus *bus, const char *target, const char *what) {
         char *plus = strchr(service, '+');
         if (plus)
                 *plus++ = 0;
-        r = new_call(bus, "OpenStream", &m);
-        if (r >= 0)
-                r = sd_bus_message_append(m, "sssa{sv}", target, service, plus ? plus : "", 0);
-        if (r < 0)
-                return fail("run", NULL, r), RUN_FAILED;
-        if (call(bus, m, "run", &reply) != 0)
+        if (stream_open(bus, "run", target, service, plus ? plus : "", &fd, &id) != 0)
                 return RUN_FAILED;
-        if (sd_bus_message_read(reply, "ht", &fd, &id) < 0)
-                return fail("run: bad reply", NULL, -EBADMSG), RUN_FAILED;
-        int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-        if (own < 0)
-                return fail("run", NULL, -errno), RUN_FAILED;
-        r = stdio_stream_copy(own);
-        close(own);
+        r = stdio_stream_copy(fd);
+        close(fd);
         if (r < 0)
                 return fail("run: writing the output", NULL, r), RUN_FAILED;
-        return run_wait(bus, id);
+        return stream_wait(bus, "run", id);
+}
+
+/* ---- copy-to, move-to: vmfed.FileCopy / vmfed.FileMove (docs/file-copy.md) ------------------- */
+
+static void format_size(char buf[32], uint64_t n) {
+        if (n < 1024)
+                snprintf(buf, 32, "%" PRIu64 " bytes", n);
+        else if (n < (1u << 20))
+                snprintf(buf, 32, "%.1f KiB", n / 1024.0);
+        else if (n < (1u << 30))
+                snprintf(buf, 32, "%.1f MiB", n / 1048576.0);
+        else
+                snprintf(buf, 32, "%.2f GiB", n / 1073741824.0);
+}
+
+static int do_copy_to(sd_bus *bus, bool move, const char *target, char **paths) {
+        const char *what = move ? "move-to" : "copy-to";
+        g_autoptr(GError) e = NULL;
+        FileCopyStats st = {};
+        uint64_t id;
+        int fd;
+
+        /* Refuse what cannot be sent before a stream (and a policy prompt) exists. */
+        for (char **p = paths; *p; p++)
+                if (access(*p, R_OK) < 0) {
+                        fprintf(stderr, "vmfed-guest: %s: %s: %s\n", what, *p, strerror(errno));
+                        return 1;
+                }
+        if (stream_open(bus, what, target, move ? "vmfed.FileMove" : "vmfed.FileCopy", "", &fd, &id) != 0)
+                return 1;
+        int r = file_copy_send(fd, paths, &st, &e);
+        /* Sent and answered: the stream ends with the receiver, so keep our end until its status
+         * is in (closing first would abort it).  A send that failed closes first: that abort is
+         * what makes the receiver discard what it has. */
+        if (r < 0)
+                fd = safe_close(fd);
+        int status = stream_wait(bus, what, id);
+        safe_close(fd);
+        if (r < 0) {
+                /* The receiver's own reason (-EREMOTEIO) or ours; nothing half-written stays there. */
+                fprintf(stderr, "vmfed-guest: %s: %s\n", what, e->message);
+                return 1;
+        }
+        if (status != 0) {
+                if (status != RUN_FAILED)
+                        fprintf(stderr, "vmfed-guest: %s: the receiver in %s exited with status %d\n", what, target,
+                                status);
+                return 1;
+        }
+        char size[32];
+        format_size(size, st.bytes);
+        printf("%s %" PRIu64 " file%s, %" PRIu64 " director%s, %" PRIu64 " symlink%s (%s) to %s: ~/Incoming/ there\n",
+               move ? "Moved" : "Copied", st.files, st.files == 1 ? "" : "s", st.dirs, st.dirs == 1 ? "y" : "ies",
+               st.symlinks, st.symlinks == 1 ? "" : "s", size, target);
+        if (move && file_copy_remove_sources(paths, &st, &e) < 0) {
+                fprintf(stderr, "vmfed-guest: move-to: everything arrived in %s, but not all of it was removed here: %s\n",
+                        target, e->message);
+                return 1;
+        }
+        return 0;
 }
 
 int main(int argc, char **argv) {
@@ -443,6 +518,10 @@ int main(int argc, char **argv) {
         if (strcmp(cmd, "run") == 0) {
                 NEED(3);
                 return do_run(bus, argv[1], argv[2]);
+        }
+        if (strcmp(cmd, "copy-to") == 0 || strcmp(cmd, "move-to") == 0) {
+                NEED(3);
+                return do_copy_to(bus, cmd[0] == 'm', argv[1], argv + 2);
         }
         if (strcmp(cmd, "list") == 0)
                 return do_list(bus);

@@ -20,7 +20,10 @@ expect() {
 }
 
 P=(--policy-dir "$cfg/policy.d" --config-dir "$cfg")
-expect 0 "OK: 22 rules in 3 files, 5 VMs" -- policy lint "${P[@]}"
+expect 0 "OK: 26 rules in 3 files, 5 VMs" -- policy lint "${P[@]}"
+# file copy: never into a service VM, else a question
+expect 1 "deny: denied by policy (rule 30-user.policy:31)" -- policy eval "${P[@]}" rivendale netvm vmfed.FileCopy
+expect 2 "ask target=gondor (rule 30-user.policy:32)" -- policy eval "${P[@]}" rivendale gondor vmfed.FileCopy
 expect 0 "allow target=gondor notify=no (rule 30-user.policy:9)" -- policy eval "${P[@]}" rivendale gondor vmfed.Clipboard.Paste
 expect 2 "ask target=mordor (rule 30-user.policy:8)" -- policy eval "${P[@]}" rivendale mordor vmfed.Clipboard.Paste
 expect 0 "allow target=@dispvm:dispvm-default (rule 30-user.policy:14)" -- policy eval "${P[@]}" rivendale @default vmfed.OpenURL
@@ -61,7 +64,7 @@ grep -q "^2 errors$" "$tmp/stderr" || fail "lint count: $(cat "$tmp/stderr")"
 # typos are warnings: lint still succeeds but says where
 cp -r "$cfg" "$tmp/warn"
 printf 'vmfed.OpenURL * rivendal @anyvm allow target=gondr\nvmfed.OpenURL * @tag:gamez @dispvm:gondor deny\n' > "$tmp/warn/policy.d/50-typos.policy"
-expect 0 "OK: 24 rules in 4 files, 5 VMs; 4 warnings" -- policy lint --config-dir "$tmp/warn"
+expect 0 "OK: 28 rules in 4 files, 5 VMs; 4 warnings" -- policy lint --config-dir "$tmp/warn"
 grep -q "policy.d/50-typos.policy:1:17: warning: source 'rivendal' is not a known VM" "$tmp/stderr" || fail "warning 1: $(cat "$tmp/stderr")"
 grep -q "50-typos.policy:1:46: warning: target= 'gondr' is not a known VM; the redirect is always refused" "$tmp/stderr" || fail "warning 2"
 grep -q "50-typos.policy:2:17: warning: source '@tag:gamez': no VM has tag 'gamez'" "$tmp/stderr" || fail "warning 3"

@@ -36,12 +36,18 @@ POLICY = {"30-streams.policy": (
     "test.Env      *   alice   bob     allow\n"
     "test.Sleep    *   @anyvm  bob     allow\n"
     "test.Missing  *   alice   bob     allow\n"
+    "vmfed.FileCopy *  alice   bob     allow\n"
+    "vmfed.FileMove *  alice   bob     allow\n"
+    "vmfed.FileCopy *  alice   dave    allow\n"
+    "vmfed.FileMove *  alice   dave    allow\n"
     "*             *   @anyvm  @anyvm  deny\n"
 )}
 
 
-def handlers(pid_dir):
+def handlers(pid_dir, receiver, incoming, max_bytes="4G"):
     return {
+        "vmfed.FileCopy": f"#!/bin/sh\nexec {receiver} --dest-dir {incoming} --max-bytes {max_bytes}\n",
+        "vmfed.FileMove": f"#!/bin/sh\nexec {receiver} --dest-dir {incoming} --max-bytes {max_bytes}\n",
         "test.Echo": "#!/bin/sh\nexec cat\n",
         "test.Count": "#!/bin/sh\nwc -c\n",
         "test.Exit": "#!/bin/sh\ncat >/dev/null\nexit 3\n",
@@ -204,6 +210,68 @@ def check_flood(h, a, d, pid_dir):
         os.unlink(os.path.join(pid_dir, name))
 
 
+def make_tree(root, scale):
+    """A directory of files of several sizes, a subdirectory, a symlink inside it; {relative path: bytes}."""
+    os.makedirs(os.path.join(root, "sub", "deeper"))
+    want = {}
+    for rel, size in (("a.bin", 5 * scale + 3), ("sub/b.bin", 2 * scale), ("sub/deeper/c.txt", 1),
+                      ("sub/empty", 0), ("top file with spaces", scale // 3)):
+        data = os.urandom(size)
+        with open(os.path.join(root, rel), "wb") as f:
+            f.write(data)
+        want[rel] = data
+    os.chmod(os.path.join(root, "a.bin"), 0o750)
+    os.symlink("deeper/c.txt", os.path.join(root, "sub", "link"))
+    return want
+
+
+def check_tree(got_root, want):
+    for rel, data in want.items():
+        with open(os.path.join(got_root, rel), "rb") as f:
+            got = f.read()
+        assert got == data, f"{rel}: {len(got)} bytes, want {len(data)}"
+    assert os.readlink(os.path.join(got_root, "sub", "link")) == "deeper/c.txt"
+    assert os.stat(os.path.join(got_root, "a.bin")).st_mode & 0o777 == 0o750
+
+
+def check_copy_to(h, a, incoming):
+    """vmfed-guest copy-to / move-to through vmfed.FileCopy / FileMove: a tree byte-identical in
+    bob's Incoming/alice/, a move removes its sources, a refused copy keeps them and leaves nothing."""
+    src = os.path.join(h.tmp, "copy-src")
+    want = make_tree(os.path.join(src, "tree"), 1 << 20)
+    rc, out, err = a.guest("copy-to", "bob", os.path.join(src, "tree"), timeout=120)
+    assert rc == 0 and b"Copied 5 files, 3 directories, 1 symlink" in out, (rc, out, err)
+    check_tree(os.path.join(incoming["bob"], "alice", "tree"), want)
+    # Again: a second copy never overwrites the first, it arrives beside it.
+    rc, out, err = a.guest("copy-to", "bob", os.path.join(src, "tree"), timeout=120)
+    assert rc == 0, (rc, err)
+    check_tree(os.path.join(incoming["bob"], "alice", "tree (1)"), want)
+    # A move: everything arrives, then the sources are gone.
+    mv = os.path.join(h.tmp, "move-src")
+    want_mv = make_tree(os.path.join(mv, "moved"), 64 << 10)
+    rc, out, err = a.guest("move-to", "bob", os.path.join(mv, "moved"), timeout=120)
+    assert rc == 0 and b"Moved" in out, (rc, out, err)
+    check_tree(os.path.join(incoming["bob"], "alice", "moved"), want_mv)
+    assert not os.path.exists(os.path.join(mv, "moved")), os.listdir(mv)
+    # dave's receiver takes at most 1 MiB: refused with its reason, the move keeps its sources,
+    # nothing under a final name in dave's Incoming.
+    want_big = make_tree(os.path.join(mv, "big"), 1 << 20)
+    rc, out, err = a.guest("move-to", "dave", os.path.join(mv, "big"), timeout=120)
+    assert rc == 1 and "limit" in err, (rc, out, err)
+    check_tree(os.path.join(mv, "big"), want_big)
+    left = []
+    for dirpath, dirs, files in os.walk(os.path.join(incoming["dave"], "alice")):
+        left += [os.path.join(dirpath, f) for f in files]
+    assert not left, left
+    # Denied by the policy (carol is not listed): the reason, and nothing sent.
+    rc, out, err = a.guest("copy-to", "carol", os.path.join(src, "tree"))
+    assert rc == 1 and "AccessDenied" in err, (rc, err)
+    # Nothing to send: said before any stream exists.
+    rc, out, err = a.guest("copy-to", "bob", os.path.join(src, "no-such-file"))
+    assert rc == 1 and "no-such-file" in err, (rc, err)
+    assert "alice -> bob vmfed.FileMove: allow" in h.log()
+
+
 def check_host(h, vmfedctl):
     """vmfedctl run: a stream from the host (policy source @host), plain bytes, the handler's status."""
     def ctl(*args, data=b""):
@@ -231,9 +299,14 @@ def main(vmfedd, agent, guest, vmfedctl=""):
         pid_dir = os.path.join(h.tmp, "pids")
         os.makedirs(pid_dir)
         os.environ["VMFED_TEST_SECRET"] = "must not reach a handler"
-        agents = {n: h.agent(n, services=handlers(pid_dir)) for n in ("alice", "bob", "carol", "dave")}
+        receiver = os.path.join(os.path.dirname(os.path.abspath(guest)), "vmfed-file-copy-receive")
+        incoming = {n: os.path.join(h.tmp, "incoming-" + n) for n in VMS}
+        agents = {n: h.agent(n, services=handlers(pid_dir, receiver, incoming[n],
+                                                   max_bytes="1M" if n == "dave" else "4G"))
+                  for n in ("alice", "bob", "carol", "dave")}
         a = agents["alice"]
         check_basic(h, a, agents["bob"], pid_dir)
+        check_copy_to(h, a, incoming)
         check_refusals(h, a)
         check_concurrent(h)
         if vmfedctl:
