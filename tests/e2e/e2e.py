@@ -11,7 +11,9 @@ private bus, guest commands typed into each guest's serial console shell
   netvm up (autostart; vmfed-netd gets the whole state) → A up → copy in A →
   switch A→B (the netvm's QEMU unchanged, A never runs with B) → a paste
   into the netvm is refused (audited) → the paste into B gets the text →
-  B's firewall: the internet's port 80 yes, 8080 no → B opens a URL in
+  B's firewall: the internet's port 80 yes, 8080 no → B copies a 64 MiB
+  tree into the netvm (vmfed-guest copy-to, byte-identical) and echoes
+  16 MiB through a stream → B opens a URL in
   @dispvm (the disposable fetches it through the netvm and is gone with its
   overlay) → vmfedd killed and started again (netvm and B keep running,
   agents and vmfed-netd reconnect, the next request works) → vmfed-netd
@@ -131,6 +133,12 @@ class E2e:
         self.build = build
         vms, policy = load_template(template_dir)
         self.policy_text = policy["30-demo.policy"]
+        # Streams (docs/streams.md) from B into the netvm: the tests' own rules, not the demo's
+        # policy (a persona has no business copying files into its netvm).
+        policy["20-e2e-streams.policy"] = (
+            "test.Echo       *  %s  netvm  allow\n"
+            "test.Sink       *  %s  netvm  allow\n"
+            "vmfed.FileCopy  *  %s  netvm  allow\n" % (B, B, B))
         self.h = E2eHarness(os.path.join(build, "broker", "vmfedd"), template_dir, vms=vms, policy=policy,
                             debug=True, uri="qemu:///system",
                             extra_args=["--domain-prefix", PREFIX, "--bridge", HOST_BRIDGE],
@@ -318,6 +326,50 @@ class E2e:
         return "port 80 answered; port 8080 dropped by %s's firewall in the netvm (%s after %.1f s)" % (
             B, (o2.strip().splitlines() or ["no answer"])[-1][:40], time.monotonic() - t0)
 
+    def s_streams(self):
+        """A 64 MiB tree copied from B into the netvm with vmfed-guest copy-to, byte-identical;
+        a 16 MiB echo through test.Echo; the throughput of a one-way stream (test.Sink)."""
+        mib = 64
+        rc, o = self.sh(B, "rm -rf /tmp/tree && mkdir -p /tmp/tree/sub/deeper && "
+                        "dd if=/dev/urandom of=/tmp/tree/a.bin bs=1M count=40 2>/dev/null && "
+                        "dd if=/dev/urandom of=/tmp/tree/sub/b.bin bs=1M count=23 2>/dev/null && "
+                        "dd if=/dev/urandom of=/tmp/tree/sub/deeper/c.bin bs=1k count=1023 2>/dev/null && "
+                        "echo small > /tmp/tree/sub/deeper/d.txt && ln -s deeper/d.txt /tmp/tree/sub/link && "
+                        "cd /tmp && find tree -type f | sort | xargs sha256sum", timeout=120)
+        check(rc == 0 and o.count("tree/") == 4, "cannot make the tree in %s: %r" % (B, o))
+        want = o
+        t0 = time.monotonic()
+        rc, o = self.sh(B, "vmfed-guest copy-to netvm /tmp/tree 2>&1", timeout=600)
+        took = time.monotonic() - t0
+        check(rc == 0 and "Copied 4 files, 3 directories, 1 symlink" in o, "copy-to netvm: rc %d, %r" % (rc, o))
+        rc, got = self.sh("netvm", "cd /root/Incoming/%s && find tree -type f | sort | xargs sha256sum && "
+                          "readlink tree/sub/link" % B, timeout=120)
+        check(rc == 0 and got.startswith(want) and got.endswith("deeper/d.txt"),
+              "the tree in the netvm differs:\n%s\nwant:\n%s" % (got, want))
+        m = self.wait_log(r"audit: stream \d+ %s -> netvm vmfed\.FileCopy: allow, (\d+) bytes in, \d+ bytes out, "
+                          r"\d+ ms, exit status 0" % B, timeout=10)
+        self.figures["file_copy_64mib_s"] = round(took, 2)
+        self.figures["file_copy_mb_s"] = round(mib * 1.048576 / took, 1)
+        self.sh("netvm", "rm -rf /root/Incoming/%s/tree" % B)
+        self.sh(B, "rm -rf /tmp/tree")
+        self.note("copy-to: %s" % o.strip().splitlines()[-1])
+        self.note("%s" % m.group(0))
+        # Both directions at once, each ending on its own: 16 MiB out and back.
+        rc, o = self.sh(B, "dd if=/dev/urandom of=/tmp/echo.in bs=1M count=16 2>/dev/null && "
+                        "sha256sum < /tmp/echo.in && vmfed-guest run netvm test.Echo < /tmp/echo.in | sha256sum; "
+                        "rm -f /tmp/echo.in", timeout=300)
+        sums = o.split()
+        check(rc == 0 and len(sums) >= 4 and sums[0] == sums[2], "the 16 MiB echo differs: %r" % o)
+        t0 = time.monotonic()
+        rc, o = self.sh(B, "dd if=/dev/zero bs=1M count=32 2>/dev/null | vmfed-guest run netvm test.Sink; echo rc=$?",
+                        timeout=300)
+        sink = time.monotonic() - t0
+        check("rc=0" in o, "test.Sink: %r" % o)
+        self.figures["stream_sink_mb_s"] = round(32 * 1.048576 / sink, 1)
+        return "64 MiB tree in %.1f s (%.1f MB/s), identical in the netvm's ~/Incoming/%s; 16 MiB echo identical; " \
+               "one-way stream %.1f MB/s (TCG)" % (took, self.figures["file_copy_mb_s"], B,
+                                                    self.figures["stream_sink_mb_s"])
+
     def s_dispvm(self):
         token = "dispvm-%d" % os.getpid()
         url = "http://%s/%s" % (INTERNET, token)
@@ -402,6 +454,7 @@ class E2e:
             self.step("paste into the netvm: denied", self.s_denied_paste)
             self.step("paste in B", self.s_paste_in_b)
             self.step("firewall from inside B", self.s_firewall)
+            self.step("files and streams from B into the netvm", self.s_streams)
             self.step("open a URL in a disposable from B", self.s_dispvm)
             self.step("vmfedd killed and restarted", self.s_broker_restart)
             self.step("vmfed-netd restarted inside the netvm", self.s_netd_restart)
