@@ -530,6 +530,11 @@ void stream_port_set_flow(StreamPort *src, StreamPort *dst, bool discard) {
         port_kick(src);
 }
 
+void stream_port_refuse_input(StreamPort *p) {
+        if (p->raw && !p->closed)
+                (void) shutdown(p->fd, SHUT_RD);
+}
+
 void stream_port_stop_flow(StreamPort *src) {
         StreamPort *d = src->dst;
 

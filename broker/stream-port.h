@@ -84,5 +84,14 @@ void stream_port_set_flow(StreamPort *src, StreamPort *dst, bool discard);
  */
 void stream_port_stop_flow(StreamPort *src);
 
+/*
+ * A host end (raw) whose service has exited: refuse what its caller still
+ * sends (shutdown(SHUT_RD): the caller's writes fail, its poll sees the
+ * hang-up once our output ended too); what is queued already is still read
+ * and dropped up to the end of file.  Nothing for a VM's port: its agent
+ * does the same on Agent1.StreamEnded.
+ */
+void stream_port_refuse_input(StreamPort *p);
+
 /* Payload bytes the flow out of p has moved since the last bind. */
 uint64_t stream_port_bytes(const StreamPort *p);

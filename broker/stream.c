@@ -256,8 +256,10 @@ static void stream_progress(Stream *s) {
                 /* The handler is gone: what the caller still sends is dropped until its EOF. */
                 VmPorts *v = s->host ? NULL : g_hash_table_lookup(s->table->vms, s->source);
                 StreamPort *p = s->host ? s->host : v ? v->port[s->port[SIDE_CALLER]] : NULL;
-                if (p)
+                if (p) {
                         stream_port_set_flow(p, NULL, true);
+                        stream_port_refuse_input(p);
+                }
         }
         if (s->exited && s->eof[SIDE_TARGET] && !s->ended_sent) {
                 s->ended_sent = true;

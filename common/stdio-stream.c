@@ -41,13 +41,17 @@ static void run_end_input(RunCopy *c) {
 /* One round of the copy loop.  0, or -errno when stdout failed. */
 static int run_step(RunCopy *c) {
         char out[STDIO_STREAM_CHUNK];
+        /* After the output ended the socket is still watched: POLLHUP once the stream is over (the
+         * service exited; the agent shut its end), which ends the input too. */
         struct pollfd p[2] = {
                 { .fd = c->in_eof || c->in_len ? -1 : STDIN_FILENO, .events = POLLIN },
-                { .fd = c->fd, .events = POLLIN | (c->in_len ? POLLOUT : 0) },
+                { .fd = c->fd, .events = (c->out_eof ? 0 : POLLIN) | (c->in_len ? POLLOUT : 0) },
         };
         if (poll(p, 2, -1) < 0)
                 return errno == EINTR ? 0 : -errno;
-        if (p[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+        if (c->out_eof && !c->in_len && (p[1].revents & (POLLHUP | POLLERR)))
+                run_end_input(c);
+        if (!c->out_eof && (p[1].revents & (POLLIN | POLLHUP | POLLERR))) {
                 ssize_t k = read(c->fd, out, sizeof out);
                 if (k > 0) {
                         int r = write_all(STDOUT_FILENO, out, (size_t) k);
@@ -82,7 +86,8 @@ int stdio_stream_copy(int fd) {
         if (!c)
                 return -ENOMEM;
         c->fd = fd;
-        while (r == 0 && !c->out_eof)
+        /* Both ways: a service may close its output and go on reading (exec cat >/dev/null). */
+        while (r == 0 && !(c->out_eof && c->in_eof))
                 r = run_step(c);
         free(c);
         return r;

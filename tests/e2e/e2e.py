@@ -138,7 +138,9 @@ class E2e:
         policy["20-e2e-streams.policy"] = (
             "test.Echo       *  %s  netvm  allow\n"
             "test.Sink       *  %s  netvm  allow\n"
-            "vmfed.FileCopy  *  %s  netvm  allow\n" % (B, B, B))
+            "test.Exit       *  %s  netvm  allow\n"
+            "test.Missing    *  %s  netvm  allow\n"
+            "vmfed.FileCopy  *  %s  netvm  allow\n" % (B, B, B, B, B))
         self.h = E2eHarness(os.path.join(build, "broker", "vmfedd"), template_dir, vms=vms, policy=policy,
                             debug=True, uri="qemu:///system",
                             extra_args=["--domain-prefix", PREFIX, "--bridge", HOST_BRIDGE],
@@ -366,6 +368,13 @@ class E2e:
         sink = time.monotonic() - t0
         check("rc=0" in o, "test.Sink: %r" % o)
         self.figures["stream_sink_mb_s"] = round(32 * 1.048576 / sink, 1)
+        # The handler's exit status; a missing handler and a service the policy does not list: clear errors.
+        rc, o = self.sh(B, "echo x | vmfed-guest run netvm test.Exit+7 2>&1")
+        check(rc == 7, "test.Exit+7: rc %d, %r" % (rc, o))
+        rc, o = self.sh(B, "echo x | vmfed-guest run netvm test.Missing 2>&1")
+        check(rc == 125 and "NotFound" in o and "test.Missing" in o, "test.Missing: rc %d, %r" % (rc, o))
+        rc, o = self.sh(B, "echo x | vmfed-guest run netvm test.Unlisted 2>&1")
+        check(rc == 125 and "AccessDenied" in o, "test.Unlisted: rc %d, %r" % (rc, o))
         return "64 MiB tree in %.1f s (%.1f MB/s), identical in the netvm's ~/Incoming/%s; 16 MiB echo identical; " \
                "one-way stream %.1f MB/s (TCG)" % (took, self.figures["file_copy_mb_s"], B,
                                                     self.figures["stream_sink_mb_s"])
@@ -392,8 +401,21 @@ class E2e:
         check(not (after - before), "overlay left behind: %s" % (after - before))
         return "%s opened %s, fetched it through the netvm, and is gone with its overlay" % (disp, url)
 
+    def netvm_sinks(self):
+        """How many cat processes run in the netvm (test.Sink is one; nothing else there runs cat)."""
+        rc, o = self.sh("netvm", "pidof cat | wc -w")
+        return int(o.strip().splitlines()[-1] or 0) if rc == 0 and o.strip() else -1
+
     def s_broker_restart(self):
         b_pid = self.qemu_pid(B)
+        # A stream running when the broker dies: its caller gets an error, its handler is killed.
+        self.sh(B, "rm -f /tmp/mid.out; (dd if=/dev/zero bs=64k count=1000000 2>/tmp/mid.dd | vmfed-guest run netvm test.Sink >/tmp/mid.out 2>&1; "
+                   "echo rc=$? >>/tmp/mid.out) </dev/null >/dev/null 2>&1 & true")
+        end = time.monotonic() + 30
+        while time.monotonic() < end and self.netvm_sinks() < 1:
+            time.sleep(0.2)
+        check(self.netvm_sinks() >= 1, "the stream's handler never ran in the netvm (%d cat; the caller: %r)" % (
+            self.netvm_sinks(), self.sh(B, "cat /tmp/mid.out /tmp/mid.dd; ls -l /dev/zero")[1]))
         self.h.daemon.send_signal(signal.SIGKILL)
         self.h.daemon.wait()
         self.note("vmfedd killed with SIGKILL; starting it again")
@@ -408,8 +430,18 @@ class E2e:
         check(rc == 0 and "netvm" in o, "ping netvm from %s after the restart: %r" % (B, o))
         rc, o = self.fetch(B, 80)
         check(rc == 0 and "hello" in o, "%s lost the network across the broker restart: %r" % (B, o))
-        return "netvm (pid %d) and %s (pid %d) kept running; agents and vmfed-netd reconnected; ping netvm routed" % (
-            self.net_pid, B, b_pid)
+        end = time.monotonic() + 30
+        mid = ""
+        while time.monotonic() < end and "rc=" not in mid:
+            mid = self.sh(B, "cat /tmp/mid.out 2>/dev/null")[1]
+            time.sleep(0.2)
+        check("rc=125" in mid and "failed" in mid, "the stream cut by the broker's death: %r" % mid)
+        check(self.netvm_sinks() == 0, "the cut stream's handler still runs in the netvm")
+        rc, o = self.sh(B, "echo after the restart | vmfed-guest run netvm test.Echo 2>&1")
+        check(rc == 0 and "after the restart" in o, "a stream after the restart: rc %d, %r" % (rc, o))
+        self.note("the stream running across it: %s" % mid.strip().splitlines()[0])
+        return "netvm (pid %d) and %s (pid %d) kept running; agents and vmfed-netd reconnected; ping netvm routed; " \
+               "the stream it cut failed clearly, its handler is gone, the next one works" % (self.net_pid, B, b_pid)
 
     def s_netd_restart(self):
         done0 = self.log().count("NetVM: SetState of netvm done")

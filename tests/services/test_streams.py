@@ -32,6 +32,10 @@ POLICY = {"30-streams.policy": (
     "test.Missing  *   @host   bob     allow\n"
     "test.Echo     *   @anyvm  @anyvm  allow\n"
     "test.Count    *   alice   bob     allow\n"
+    "test.Sink     *   @anyvm  bob     allow\n"
+    "test.Head     *   @anyvm  bob     allow\n"
+    "test.Sink     *   @host   bob     allow\n"
+    "test.Head     *   @host   bob     allow\n"
     "test.Exit     *   alice   bob     allow\n"
     "test.Env      *   alice   bob     allow\n"
     "test.Sleep    *   @anyvm  bob     allow\n"
@@ -50,6 +54,8 @@ def handlers(pid_dir, receiver, incoming, max_bytes="4G"):
         "vmfed.FileMove": f"#!/bin/sh\nexec {receiver} --dest-dir {incoming} --max-bytes {max_bytes}\n",
         "test.Echo": "#!/bin/sh\nexec cat\n",
         "test.Count": "#!/bin/sh\nwc -c\n",
+        "test.Sink": "#!/bin/sh\nexec cat >/dev/null\n",
+        "test.Head": "#!/bin/sh\nhead -c 5\n",
         "test.Exit": "#!/bin/sh\ncat >/dev/null\nexit 3\n",
         "test.Exit+7": "#!/bin/sh\ncat >/dev/null\nexit \"$VMFED_ARGUMENT\"\n",
         "test.Env": "#!/bin/sh\nenv | sort\n",
@@ -59,6 +65,13 @@ def handlers(pid_dir, receiver, incoming, max_bytes="4G"):
 
 def run_stream(agent, target, service, data=b"", timeout=60):
     return agent.guest("run", target, service, input=data, timeout=timeout)
+
+
+def endless_stream(command, target, service="test.Head"):
+    """COMMAND... TARGET SERVICE (a run command) with /dev/zero as its input: (rc, stdout, stderr)."""
+    with open("/dev/zero", "rb") as zero:
+        r = subprocess.run(command + [target, service], stdin=zero, capture_output=True, timeout=60)
+    return r.returncode, r.stdout, r.stderr.decode(errors="replace")
 
 
 def wait_file(path, timeout=20):
@@ -98,6 +111,13 @@ def check_basic(h, a, b, pid_dir):
     # Each direction ends on its own: wc sees the caller's EOF, then answers.
     rc, out, err = run_stream(a, "bob", "test.Count", b"x" * 100000)
     assert rc == 0 and out.strip() == b"100000", (rc, out, err)
+    # A service that closes its output at once and reads on gets all of the input.
+    rc, out, err = run_stream(a, "bob", "test.Sink", data)
+    assert rc == 0 and out == b"", (rc, out, err)
+    h._wait(lambda: f"alice -> bob test.Sink: allow, {len(data)} bytes in" in h.log(), "test.Sink's audit line", 10)
+    # One that exits before the input ends: the caller ends too (endless input: no hang).
+    rc, out, err = endless_stream([h.guest_path, "--socket", a.socket, "run"], "bob")
+    assert rc == 0 and out == b"\0" * 5, (rc, out, err)
     # Exit status; SERVICE+ARG before SERVICE.
     rc, out, err = run_stream(a, "bob", "test.Exit+7")
     assert rc == 7, (rc, err)
@@ -285,6 +305,11 @@ def check_host(h, vmfedctl):
     big = os.urandom(16 << 20)
     rc, out, err = ctl("bob", "test.Echo", data=big)
     assert rc == 0 and out == big, (rc, len(out), err)
+    rc, out, err = ctl("bob", "test.Sink", data=big)
+    assert rc == 0 and out == b"", (rc, len(out), err)
+    h._wait(lambda: f"@host -> bob test.Sink: allow, {len(big)} bytes in" in h.log(), "the host's test.Sink", 10)
+    rc, out, err = endless_stream([vmfedctl, "run", "--address", h.address], "bob")
+    assert rc == 0 and out == b"\0" * 5, (rc, out, err)
     rc, out, err = ctl("bob", "test.Exit+7")
     assert rc == 7, (rc, err)
     rc, out, err = ctl("carol", "test.Echo", data=b"no")
