@@ -152,6 +152,12 @@ static int reader_header(StreamPort *s, StreamFrameHeader *h) {
 
 static int reader_drop(StreamPort *s, size_t *budget) {
         uint8_t scratch[16384];
+        if (s->left == 0) {
+                /* The frame's payload was all in the pipe when its flow stopped: nothing to read
+                 * (a recv of 0 bytes would return 0 and look like the connection's end). */
+                s->rstate = READ_HEADER;
+                return 0;
+        }
         size_t k = s->left < sizeof scratch ? s->left : sizeof scratch;
         ssize_t n = recv(s->fd, scratch, k, MSG_DONTWAIT);
         if (n == 0)

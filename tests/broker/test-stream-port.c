@@ -217,6 +217,44 @@ static void test_stop_midframe(Fixture *f, gconstpointer data) {
         expect_frame(f->b.fd, 0xb2, "next", 4);
 }
 
+/*
+ * The handler exited while b (the caller) reads nothing: a's small frames sit whole in the
+ * broker's pipe (nothing left to read of them) when its flow turns to discarding.  That is
+ * not a port failure; a's EOF frame ends the discard (a 0-byte recv once looked like a hang-up).
+ */
+static void test_discard_after_pipe(Fixture *f, gconstpointer data) {
+        static uint8_t small[16384]; /* whole in the pipe, which b cannot take all of */
+        memset(small, 's', sizeof small);
+        bind_both(f);
+        g_assert_true(g_unix_set_fd_nonblocking(f->a.fd, TRUE, NULL));
+        /* Until a's socket takes no more: b's is full and the broker holds what it read of a. */
+        for (int stuck = 0; stuck < 20;) {
+                static uint8_t frame[STREAM_FRAME_HEADER + sizeof small];
+                stream_frame_encode(&(StreamFrameHeader) { .tag = 0xa1, .len = sizeof small }, frame);
+                memcpy(frame + STREAM_FRAME_HEADER, small, sizeof small);
+                ssize_t k = write(f->a.fd, frame, sizeof frame);
+                if (k < 0 && errno == EAGAIN) {
+                        stuck++;
+                        spin();
+                        continue;
+                }
+                g_assert_cmpint(k, ==, (ssize_t) sizeof frame); /* whole frames: a's buffer had room */
+                stuck = 0;
+        }
+        g_assert_true(g_unix_set_fd_nonblocking(f->a.fd, FALSE, NULL));
+        stream_port_set_flow(f->pa, NULL, true);
+        /* What a's socket still holds is dropped; then its EOF. */
+        for (int i = 0; i < 100; i++)
+                spin();
+        g_assert_cmpuint(f->failed, ==, 0);
+        send_frame(f->a.fd, 0xa1, NULL, 0);
+        for (int i = 0; i < 1000 && !f->discard_eof_a && !f->failed; i++)
+                g_main_context_iteration(NULL, FALSE);
+        g_assert_cmpuint(f->failed, ==, 0);
+        g_assert_cmpuint(f->discard_eof_a, ==, 1);
+        g_assert_true(stream_port_is_open(f->pa));
+}
+
 static gboolean set_flag(gpointer userdata) {
         *(bool *) userdata = true;
         return G_SOURCE_REMOVE;
@@ -277,6 +315,8 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
         g_test_add("/stream-port/forward", Fixture, NULL, fixture_setup, test_forward, fixture_teardown);
         g_test_add("/stream-port/discard", Fixture, NULL, fixture_setup, test_discard, fixture_teardown);
+        g_test_add("/stream-port/discard-after-pipe", Fixture, NULL, fixture_setup, test_discard_after_pipe,
+                   fixture_teardown);
         g_test_add("/stream-port/stop-midframe", Fixture, NULL, fixture_setup, test_stop_midframe, fixture_teardown);
         g_test_add("/stream-port/raw", Fixture, NULL, fixture_setup, test_raw, fixture_teardown);
         g_test_add("/stream-port/peer-gone", Fixture, NULL, fixture_setup, test_peer_gone, fixture_teardown);
