@@ -155,12 +155,32 @@ static void reap_quietly(GPid pid, gint status, gpointer userdata) {
         g_spawn_close_pid(pid);
 }
 
-int stream_handler_spawn(const char *path, char **envp, const StreamUser *u, StreamHandlerProcess *ret,
-                         char **ret_why) {
+int stream_handler_pipes(int ours[2], int child[2]) {
+        int in[2], out[2];
+
+        if (pipe2(in, O_CLOEXEC) < 0)
+                return negative_errno();
+        if (pipe2(out, O_CLOEXEC) < 0) {
+                int r = negative_errno();
+                close(in[0]);
+                close(in[1]);
+                return r;
+        }
+        (void) fcntl(in[1], F_SETFL, fcntl(in[1], F_GETFL) | O_NONBLOCK);
+        (void) fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK);
+        ours[0] = in[1];
+        ours[1] = out[0];
+        child[0] = in[0];
+        child[1] = out[1];
+        return 0;
+}
+
+int stream_handler_spawn_on(const char *path, char **envp, const StreamUser *u, const int child_fds[2],
+                            GPid *ret_pid, char **ret_why) {
         const char *argv[] = { path, NULL };
         _cleanup_close_ int report_r = -EBADF, report_w = -EBADF;
         g_autoptr(GError) e = NULL;
-        int fds[2], in_fd = -1, out_fd = -1, failed = 0;
+        int fds[2], failed = 0;
         struct stat st;
         GPid pid;
 
@@ -170,9 +190,9 @@ int stream_handler_spawn(const char *path, char **envp, const StreamUser *u, Str
         report_w = fds[1];
         const char *cwd = stat(u->home, &st) == 0 && S_ISDIR(st.st_mode) ? u->home : "/";
         ChildSetup cs = { .user = u, .report_fd = report_w, .agent = getpid() };
-        if (!g_spawn_async_with_pipes_and_fds(cwd, argv, (const char *const *) envp,
-                                              G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_CLOEXEC_PIPES, child_setup, &cs,
-                                              -1, -1, -1, NULL, NULL, 0, &pid, &in_fd, &out_fd, NULL, &e)) {
+        if (!g_spawn_async_with_pipes_and_fds(cwd, argv, (const char *const *) envp, G_SPAWN_DO_NOT_REAP_CHILD,
+                                              child_setup, &cs, child_fds[0], child_fds[1], -1, NULL, NULL, 0, &pid,
+                                              NULL, NULL, NULL, &e)) {
                 *ret_why = g_strdup_printf("Cannot run %s: %s", path, e->message);
                 return e->code == G_SPAWN_ERROR_NOENT ? -ENOENT : e->code == G_SPAWN_ERROR_ACCES ? -EACCES : -EIO;
         }
@@ -181,12 +201,27 @@ int stream_handler_spawn(const char *path, char **envp, const StreamUser *u, Str
         if (read(report_r, &failed, sizeof failed) == (ssize_t) sizeof failed && failed > 0) {
                 *ret_why = g_strdup_printf("Cannot run %s as %s: %s", path, u->name, strerror(failed));
                 g_child_watch_add(pid, reap_quietly, NULL);
-                safe_close(in_fd);
-                safe_close(out_fd);
                 return -failed;
         }
-        (void) fcntl(in_fd, F_SETFL, fcntl(in_fd, F_GETFL) | O_NONBLOCK);
-        (void) fcntl(out_fd, F_SETFL, fcntl(out_fd, F_GETFL) | O_NONBLOCK);
-        *ret = (StreamHandlerProcess) { .pid = pid, .stdin_fd = in_fd, .stdout_fd = out_fd };
+        *ret_pid = pid;
+        return 0;
+}
+
+int stream_handler_spawn(const char *path, char **envp, const StreamUser *u, StreamHandlerProcess *ret,
+                         char **ret_why) {
+        int ours[2], child[2];
+        GPid pid;
+        int r = stream_handler_pipes(ours, child);
+        if (r < 0)
+                return r;
+        r = stream_handler_spawn_on(path, envp, u, child, &pid, ret_why);
+        close(child[0]);
+        close(child[1]);
+        if (r < 0) {
+                close(ours[0]);
+                close(ours[1]);
+                return r;
+        }
+        *ret = (StreamHandlerProcess) { .pid = pid, .stdin_fd = ours[0], .stdout_fd = ours[1] };
         return 0;
 }

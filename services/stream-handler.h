@@ -66,6 +66,21 @@ typedef struct StreamHandlerProcess {
         int stdout_fd;
 } StreamHandlerProcess;
 
-/* Start path with envp as u.  -errno and *ret_why (g_free) when it cannot run. */
+/*
+ * The pipes of a handler: ours[0] its stdin (we write), ours[1] its stdout
+ * (we read), both non-blocking; child[0] and child[1] the ends it gets.
+ * All close-on-exec.  0 or -errno.
+ */
+int stream_handler_pipes(int ours[2], int child[2]);
+
+/*
+ * Start path with envp as u, its stdin and stdout on child_fds (still the
+ * caller's to close), its stderr the agent's.  -errno and *ret_why (g_free)
+ * when it cannot run.
+ */
+int stream_handler_spawn_on(const char *path, char **envp, const StreamUser *u, const int child_fds[2],
+                            GPid *ret_pid, char **ret_why);
+
+/* Both: pipes, then the handler on them.  -errno and *ret_why (g_free) when it cannot run. */
 int stream_handler_spawn(const char *path, char **envp, const StreamUser *u, StreamHandlerProcess *ret,
                          char **ret_why);

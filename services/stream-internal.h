@@ -60,6 +60,9 @@ struct Stream {
         GPid pgid;
         int stdin_fd, stdout_fd;
         bool exited;
+        void *spawn;              /* the handler still to start (stream-target.c), freed with the stream */
+        GDestroyNotify spawn_free;
+        guint spawn_id;           /* the idle that starts it, after StartService's reply */
 };
 
 typedef struct StreamResult {

@@ -86,19 +86,57 @@ static int start_check(StreamTable *t, uint64_t untrusted_id, const char *untrus
         return 0;
 }
 
-static int target_spawn(StreamTable *t, uint64_t id, const char *service, const char *arg, const char *source,
-                        const char *path, StreamHandlerProcess *ret, char **ret_why) {
-        StreamUser u = {};
-        int r = stream_user_resolve(t->service_user, &u, ret_why);
-        if (r < 0)
-                return r;
-        g_auto(GStrv) env = stream_handler_env(&u, source, service, arg, id);
-        r = stream_handler_spawn(path, env, &u, ret, ret_why);
-        if (r >= 0)
-                log_info("Stream %" PRIu64 ": %s%s%s for %s runs %s as %s (pid %d).", id, service, *arg ? "+" : "", arg,
-                         source, path, u.name, (int) ret->pid);
-        stream_user_done(&u);
-        return r;
+/* What the idle after StartService's reply needs to start the handler. */
+typedef struct PendingSpawn {
+        char *path;
+        char **env;
+        StreamUser user;
+        int child_fds[2]; /* the handler's ends of its pipes */
+} PendingSpawn;
+
+static void pending_spawn_free(void *p) {
+        PendingSpawn *ps = p;
+        if (!ps)
+                return;
+        g_free(ps->path);
+        g_strfreev(ps->env);
+        stream_user_done(&ps->user);
+        safe_close(ps->child_fds[0]);
+        safe_close(ps->child_fds[1]);
+        g_free(ps);
+}
+
+/*
+ * After the reply: fork+exec costs milliseconds, the caller need not wait for
+ * them (its bytes wait in the pipe, then in the port).  A handler that then
+ * cannot run ends the stream as one that ran and failed: status -1 and why.
+ */
+static gboolean target_spawn_idle(gpointer userdata) {
+        Stream *s = userdata;
+        PendingSpawn *ps = steal_pointer(&s->spawn);
+        g_autofree char *why = NULL;
+        GPid pid;
+
+        s->spawn_id = 0;
+        int r = stream_handler_spawn_on(ps->path, ps->env, &ps->user, ps->child_fds, &pid, &why);
+        if (r < 0) {
+                log_warning("Stream %" PRIu64 " cannot start: %s", s->id, why);
+                s->exited = true;
+                s->status = -1;
+                g_free(s->message);
+                s->message = steal_pointer(&why);
+        } else {
+                log_info("Stream %" PRIu64 ": %s runs as %s (pid %d).", s->id, ps->path, ps->user.name, (int) pid);
+                s->pgid = pid; /* setsid(): its own session and process group */
+                s->child = g_new0(StreamChild, 1);
+                s->child->stream = s;
+                s->child->pid = pid;
+                s->child->watch = g_child_watch_add_full(G_PRIORITY_DEFAULT, pid, target_child_exited, s->child, g_free);
+        }
+        /* Its ends close here: with no handler, our writes fail and its stdout reads EOF. */
+        pending_spawn_free(ps);
+        stream_target_progress(s);
+        return G_SOURCE_REMOVE;
 }
 
 int stream_table_start_service(StreamTable *t, sd_bus_message *m, sd_bus_error *error) {
@@ -106,7 +144,6 @@ int stream_table_start_service(StreamTable *t, sd_bus_message *m, sd_bus_error *
         uint32_t untrusted_port, untrusted_tag;
         uint64_t untrusted_id;
         g_autofree char *path = NULL, *why = NULL;
-        StreamHandlerProcess proc = { .stdin_fd = -EBADF, .stdout_fd = -EBADF };
         int r;
 
         r = sd_bus_message_read(m, "tsssuu", &untrusted_id, &untrusted_service, &untrusted_arg, &untrusted_source,
@@ -129,22 +166,33 @@ int stream_table_start_service(StreamTable *t, sd_bus_message *m, sd_bus_error *
                                                                               : STREAM_ERROR_AGENT_FAILED,
                                          "%s", why);
         }
+        PendingSpawn *ps = g_new0(PendingSpawn, 1);
+        ps->child_fds[0] = ps->child_fds[1] = -EBADF;
+        int ours[2] = { -EBADF, -EBADF };
         r = stream_table_ensure_port(t, port, &why);
         if (r >= 0)
-                r = target_spawn(t, id, service, arg, source, path, &proc, &why);
+                r = stream_user_resolve(t->service_user, &ps->user, &why);
+        if (r >= 0) {
+                r = stream_handler_pipes(ours, ps->child_fds);
+                if (r < 0)
+                        why = g_strdup_printf("Cannot make the handler's pipes: %s", strerror(-r));
+        }
         if (r < 0) {
+                pending_spawn_free(ps);
                 log_warning("Stream %" PRIu64 " from %s cannot start: %s", id, source, why);
                 return sd_bus_error_setf(error, STREAM_ERROR_AGENT_FAILED, "%s", why);
         }
+        ps->env = stream_handler_env(&ps->user, source, service, arg, id);
+        log_info("Stream %" PRIu64 ": %s%s%s for %s starts %s as %s.", id, service, *arg ? "+" : "", arg, source, path,
+                 ps->user.name);
+        ps->path = steal_pointer(&path);
 
         Stream *s = stream_new(t, STREAM_TARGET, id, port, tag);
-        s->pgid = proc.pid; /* setsid(): its own session and process group */
-        s->stdin_fd = proc.stdin_fd;
-        s->stdout_fd = proc.stdout_fd;
-        s->child = g_new0(StreamChild, 1);
-        s->child->stream = s;
-        s->child->pid = proc.pid;
-        s->child->watch = g_child_watch_add_full(G_PRIORITY_DEFAULT, proc.pid, target_child_exited, s->child, g_free);
+        s->stdin_fd = ours[0];
+        s->stdout_fd = ours[1];
+        s->spawn = ps;
+        s->spawn_free = pending_spawn_free;
+        s->spawn_id = g_idle_add_full(G_PRIORITY_DEFAULT, target_spawn_idle, s, NULL);
         stream_attach(s, s->stdin_fd, s->stdout_fd);
         return sd_bus_reply_method_return(m, NULL);
 }

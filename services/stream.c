@@ -191,6 +191,10 @@ void stream_free(Stream *s) {
                 g_hash_table_remove(t->callers, &s->local_id);
         if (s->child)
                 s->child->stream = NULL; /* its watch still reaps it */
+        if (s->spawn_id)
+                g_source_remove(s->spawn_id);
+        if (s->spawn && s->spawn_free)
+                s->spawn_free(s->spawn);
         safe_close(s->app_fd);
         safe_close(s->stdin_fd);
         safe_close(s->stdout_fd);

@@ -40,6 +40,7 @@ POLICY = {"30-streams.policy": (
     "test.Env      *   alice   bob     allow\n"
     "test.Sleep    *   @anyvm  bob     allow\n"
     "test.Missing  *   alice   bob     allow\n"
+    "test.BadInterpreter * alice bob   allow\n"
     "vmfed.FileCopy *  alice   bob     allow\n"
     "vmfed.FileMove *  alice   bob     allow\n"
     "vmfed.FileCopy *  alice   dave    allow\n"
@@ -55,6 +56,7 @@ def handlers(pid_dir, receiver, incoming, max_bytes="4G"):
         "test.Echo": "#!/bin/sh\nexec cat\n",
         "test.Count": "#!/bin/sh\nwc -c\n",
         "test.Sink": "#!/bin/sh\nexec cat >/dev/null\n",
+        "test.BadInterpreter": "#!/nonexistent/interpreter\n",
         "test.Head": "#!/bin/sh\nhead -c 5\n",
         "test.Exit": "#!/bin/sh\ncat >/dev/null\nexit 3\n",
         "test.Exit+7": "#!/bin/sh\ncat >/dev/null\nexit \"$VMFED_ARGUMENT\"\n",
@@ -142,6 +144,12 @@ def check_refusals(h, a):
     expect_error(run_stream(a, "bob", "test.Unlisted", b"no"), "AccessDenied")
     err = expect_error(run_stream(a, "bob", "test.Missing", b"no"), "NotFound")
     assert "test.Missing" in err, err
+    # Found, but it cannot run (exec fails after the stream was set up): the caller's input is refused,
+    # the reason comes with the exit status, and the next stream on that port works.
+    rc, out, err = run_stream(a, "bob", "test.BadInterpreter", os.urandom(1 << 20))
+    assert rc == 125 and "Cannot run" in err and "test.BadInterpreter" in err, (rc, err)
+    rc, out, err = run_stream(a, "bob", "test.Echo", b"after a handler that could not run")
+    assert rc == 0 and out == b"after a handler that could not run", (rc, out, err)
     expect_error(run_stream(a, "bob", "bad/name", b"no"), "InvalidArgs")
     expect_error(run_stream(a, "bob", "test.Echo+../x", b"no"), "InvalidArgs")
 
