@@ -18,6 +18,7 @@
 
 #include <glib-unix.h>
 
+#include "common/bulk-memory.h"
 #include "common/bus-p2p.h"
 #include "common/bus-source.h"
 #include "common/log.h"
@@ -443,8 +444,12 @@ int main(int argc, char **argv) {
                 return r;
         }
         signal(SIGPIPE, SIG_IGN);
+        /* Pastes and files of up to 64 MiB pass through here (common/bulk-memory.h). */
+        if (bulk_memory_tune() < 0)
+                log_debug("The C library refused the bulk-transfer memory settings; going on with its own.");
 
         a.loop = g_main_loop_new(NULL, FALSE);
+        bulk_memory_trim_when_idle();
         a.pending = g_hash_table_new_full(g_direct_hash, g_direct_equal, pending_forward_free, NULL);
         g_unix_signal_add(SIGTERM, on_quit_signal, &a);
         g_unix_signal_add(SIGINT, on_quit_signal, &a);

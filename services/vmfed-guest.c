@@ -29,6 +29,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include "common/bulk-memory.h"
 #include "common/fileio.h"
 #include "common/macro.h"
 #include "common/stdio-stream.h"
@@ -442,6 +443,8 @@ int main(int argc, char **argv) {
         };
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int c;
+
+        (void) bulk_memory_tune(); /* a paste or a copy of up to 64 MiB (common/bulk-memory.h) */
 
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (c) {
