@@ -65,7 +65,8 @@ struct AgentPort {
         FdWatch *watch;
         guint kick_id, retry_id;
 
-        Reader rd, waiting;
+        Reader rd;
+        GQueue waiting; /* Reader *: the next streams' readers, in the order of their frames in the port */
         uint8_t *in;
         size_t in_start, in_end;
         ReadState rstate;
@@ -200,11 +201,20 @@ static void reader_drop_binding(Reader *r) {
         *r = (Reader) { .sink = -EBADF };
 }
 
+/* The first waiting reader becomes the bound one (none: unbound). */
+static void reader_take_next(AgentPort *p) {
+        Reader *next = g_queue_pop_head(&p->waiting);
+        if (next) {
+                p->rd = *next;
+                g_free(next);
+        } else
+                p->rd = (Reader) { .sink = -EBADF };
+}
+
 static void reader_eof(AgentPort *p) {
         p->rev = (Event) { EVENT_EOF, p->rd.userdata, 0 };
         reader_drop_binding(&p->rd);
-        p->rd = p->waiting; /* the next stream's frames come after this EOF */
-        p->waiting = (Reader) { .sink = -EBADF };
+        reader_take_next(p); /* the next stream's frames come after this EOF */
 }
 
 static Step reader_header(AgentPort *p, const uint8_t *b, size_t avail) {
@@ -426,7 +436,8 @@ AgentPort *agent_port_new(unsigned index, const AgentPortOps *ops) {
         p->index = index;
         p->ops = ops;
         p->fd = -EBADF;
-        p->rd.sink = p->waiting.sink = -EBADF;
+        p->rd.sink = -EBADF;
+        g_queue_init(&p->waiting);
         p->wr.source = -EBADF;
         p->in = g_malloc(BUF_CAP);
         p->out = g_malloc(BUF_CAP);
@@ -441,7 +452,10 @@ AgentPort *agent_port_free(AgentPort *p) {
         if (p->retry_id)
                 g_source_remove(p->retry_id);
         reader_drop_binding(&p->rd);
-        reader_drop_binding(&p->waiting);
+        for (Reader *w; (w = g_queue_pop_head(&p->waiting));) {
+                reader_drop_binding(w);
+                g_free(w);
+        }
         p->wr.watch = fd_watch_free(p->wr.watch);
         port_close(p);
         g_free(p->in);
@@ -488,25 +502,29 @@ void agent_port_bind_reader(AgentPort *p, uint32_t tag, int sink_fd, void *userd
         };
         if (!p->rd.userdata)
                 p->rd = r;
-        else {
-                reader_drop_binding(&p->waiting); /* the table unbinds it first: never two waiting */
-                p->waiting = r;
-        }
+        else
+                g_queue_push_tail(&p->waiting, g_memdup2(&r, sizeof r));
         port_kick(p);
 }
 
 void agent_port_unbind_reader(AgentPort *p, void *userdata) {
         if (p->rev.userdata == userdata)
                 p->rev = (Event) {};
-        if (p->waiting.userdata == userdata)
-                reader_drop_binding(&p->waiting);
+        for (GList *l = p->waiting.head; l; l = l->next) {
+                Reader *w = l->data;
+                if (w->userdata == userdata) {
+                        reader_drop_binding(w);
+                        g_free(w);
+                        g_queue_delete_link(&p->waiting, l);
+                        return;
+                }
+        }
         if (p->rd.userdata != userdata)
                 return;
         reader_drop_binding(&p->rd);
         if (p->rstate == READ_PAYLOAD)
                 p->rstate = READ_DROP; /* the rest of its frame */
-        p->rd = p->waiting;
-        p->waiting = (Reader) { .sink = -EBADF };
+        reader_take_next(p);
         port_kick(p);
 }
 
@@ -516,9 +534,6 @@ void *agent_port_reader(const AgentPort *p, bool *ret_dropping) {
         return p->rd.userdata;
 }
 
-void *agent_port_reader_waiting(const AgentPort *p) {
-        return p->waiting.userdata;
-}
 
 void agent_port_bind_writer(AgentPort *p, uint32_t tag, int source_fd, void *userdata) {
         if (p->wr.userdata)

@@ -67,14 +67,16 @@ unsigned agent_port_index(const AgentPort *p);
 void agent_port_set_fd(AgentPort *p, int fd);
 int agent_port_fd(const AgentPort *p);
 
-/* Bind a reader: frames with tag go to sink_fd (non-blocking, not owned).  Waits behind a bound one. */
+/*
+ * Bind a reader: frames with tag go to sink_fd (non-blocking, not owned).
+ * With one bound already it waits in line: each takes over at the EOF frame
+ * of the one before (the port holds the streams' frames in that order).
+ */
 void agent_port_bind_reader(AgentPort *p, uint32_t tag, int sink_fd, void *userdata);
 /* Unbind userdata's reader (bound or waiting); the rest of a frame it was reading is dropped. */
 void agent_port_unbind_reader(AgentPort *p, void *userdata);
 /* The bound reader's userdata (NULL: none); *ret_dropping: its sink failed, it only drops. */
 void *agent_port_reader(const AgentPort *p, bool *ret_dropping);
-/* The reader waiting behind it, or NULL. */
-void *agent_port_reader_waiting(const AgentPort *p);
 
 /* Bind the writer: what source_fd gives goes out in frames with tag; replaces a bound writer. */
 void agent_port_bind_writer(AgentPort *p, uint32_t tag, int source_fd, void *userdata);

@@ -360,7 +360,7 @@ static int guest_server_listen(GuestServer *s, const char *path) {
         if (fd < 0)
                 return negative_errno();
         /* Every user of the guest may use its services: the VM is one security domain. */
-        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || chmod(path, 0666) < 0 || listen(fd, 16) < 0) {
+        if (bind(fd, (struct sockaddr *) &sa, sizeof sa) < 0 || chmod(path, 0666) < 0 || listen(fd, SOMAXCONN) < 0) {
                 r = negative_errno();
                 safe_close(fd);
                 return r;

@@ -212,7 +212,7 @@ void stream_free(Stream *s) {
  */
 void stream_attach(Stream *s, int sink, int source) {
         AgentPort *p = slot_port(&s->table->slots[s->port]);
-        Stream *gone[3] = {};
+        Stream *gone[2] = {};
         size_t n = 0;
         bool dropping = false;
 
@@ -221,12 +221,6 @@ void stream_attach(Stream *s, int sink, int source) {
                 agent_port_unbind_writer(p, w);
                 w->out_done = true;
                 gone[n++] = w;
-        }
-        Stream *waiting = agent_port_reader_waiting(p);
-        if (waiting) {
-                agent_port_unbind_reader(p, waiting);
-                waiting->in_done = true;
-                gone[n++] = waiting;
         }
         Stream *cur = agent_port_reader(p, &dropping);
         if (cur && (dropping || cur->role == STREAM_TARGET)) {

@@ -267,49 +267,59 @@ static void test_writer(void) {
         close(app[1]);
 }
 
-/* Stream B bound while A still reads: A gets all of its data and its EOF, then B its own. */
+/*
+ * Streams B and C bound while A still reads (a slow app: the broker reused the port twice): A gets
+ * all of its data and its EOF, then B its own, then C — none of the waiting ones is dropped.
+ */
 static void test_waiting_reader(void) {
-        int port[2], app_a[2], app_b[2];
-        Ends a = {}, bb = {};
+        int port[2], app_a[2], app_b[2], app_c[2];
+        Ends a = {}, bb = {}, c = {};
         g_autoptr(GByteArray) b = g_byte_array_new();
-        Sink sa = { .got = g_byte_array_new(), .want = 3 }, sb = { .got = g_byte_array_new(), .want = 3 };
+        Sink sa = { .got = g_byte_array_new(), .want = 3 }, sb = { .got = g_byte_array_new(), .want = 3 },
+             sc = { .got = g_byte_array_new(), .want = 3 };
 
         pair(port);
         pair(app_a);
         pair(app_b);
+        pair(app_c);
         sa.fd = app_a[1];
         sb.fd = app_b[1];
+        sc.fd = app_c[1];
         AgentPort *p = agent_port_new(3, &ops);
         agent_port_set_fd(p, port[0]);
         agent_port_bind_reader(p, 1, app_a[0], &a);
         agent_port_bind_reader(p, 2, app_b[0], &bb);
+        agent_port_bind_reader(p, 3, app_c[0], &c);
         g_assert_true(agent_port_reader(p, NULL) == &a);
-        g_assert_true(agent_port_reader_waiting(p) == &bb);
         frame(b, 1, "one", 3);
         frame(b, 2, "xxx", 3); /* B's before A's EOF: not B's yet, dropped */
         frame(b, 1, NULL, 0);
         frame(b, 2, "two", 3);
         frame(b, 2, NULL, 0);
+        frame(b, 3, "six", 3);
+        frame(b, 3, NULL, 0);
         feed_all(port[1], b->data, b->len);
 
         spin(ends_eof, &a);
         spin(ends_eof, &bb);
+        spin(ends_eof, &c);
         spin(sink_has, &sa);
         spin(sink_has, &sb);
+        spin(sink_has, &sc);
         g_assert_cmpmem(sa.got->data, sa.got->len, "one", 3);
         g_assert_cmpmem(sb.got->data, sb.got->len, "two", 3);
+        g_assert_cmpmem(sc.got->data, sc.got->len, "six", 3);
 
         agent_port_free(p);
         g_byte_array_unref(sa.got);
         g_byte_array_unref(sb.got);
+        g_byte_array_unref(sc.got);
         close(port[1]);
-        close(app_a[0]);
-        close(app_a[1]);
-        close(app_b[0]);
-        close(app_b[1]);
+        int fds[] = { app_a[0], app_a[1], app_b[0], app_b[1], app_c[0], app_c[1] };
+        for (size_t i = 0; i < G_N_ELEMENTS(fds); i++)
+                close(fds[i]);
 }
 
-/* The app goes away: a failure at once; the rest is dropped up to the EOF, the next stream is clean. */
 static void test_sink_gone(void) {
         int port[2], app[2], app2[2];
         Ends e = {}, e2 = {};
