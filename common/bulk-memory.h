@@ -8,8 +8,9 @@
  * vmfed runs in: a 16 MiB paste took ~150 ms of which the copies were a few.
  * So the processes that carry payloads take all memory from the heap
  * (M_MMAP_MAX 0) and keep up to BULK_MEMORY_KEEP of freed memory there
- * (M_TRIM_THRESHOLD), and give what stays free back when idle: a timer
- * calls malloc_trim() when more than that is free.  Measured: the paste
+ * (M_TRIM_THRESHOLD), and give what stays free back when idle: every
+ * BULK_MEMORY_TRIM_SECONDS a timer calls malloc_trim() when more than a
+ * quarter of BULK_MEMORY_KEEP is free.  Measured: the paste
  * benchmark, services-paste-16m (tests/services/bench-services.c).
  */
 #pragma once

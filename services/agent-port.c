@@ -534,7 +534,6 @@ void *agent_port_reader(const AgentPort *p, bool *ret_dropping) {
         return p->rd.userdata;
 }
 
-
 void agent_port_bind_writer(AgentPort *p, uint32_t tag, int source_fd, void *userdata) {
         if (p->wr.userdata)
                 agent_port_unbind_writer(p, p->wr.userdata);

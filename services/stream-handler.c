@@ -206,22 +206,3 @@ int stream_handler_spawn_on(const char *path, char **envp, const StreamUser *u, 
         *ret_pid = pid;
         return 0;
 }
-
-int stream_handler_spawn(const char *path, char **envp, const StreamUser *u, StreamHandlerProcess *ret,
-                         char **ret_why) {
-        int ours[2], child[2];
-        GPid pid;
-        int r = stream_handler_pipes(ours, child);
-        if (r < 0)
-                return r;
-        r = stream_handler_spawn_on(path, envp, u, child, &pid, ret_why);
-        close(child[0]);
-        close(child[1]);
-        if (r < 0) {
-                close(ours[0]);
-                close(ours[1]);
-                return r;
-        }
-        *ret = (StreamHandlerProcess) { .pid = pid, .stdin_fd = ours[0], .stdout_fd = ours[1] };
-        return 0;
-}

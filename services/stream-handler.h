@@ -60,12 +60,6 @@ char **stream_handler_env(const StreamUser *u, const char *source, const char *s
  */
 int stream_handler_status(int wait_status, char **ret_message);
 
-typedef struct StreamHandlerProcess {
-        GPid pid;      /* also its process group; not reaped (G_SPAWN_DO_NOT_REAP_CHILD) */
-        int stdin_fd;  /* our end, non-blocking, close-on-exec */
-        int stdout_fd;
-} StreamHandlerProcess;
-
 /*
  * The pipes of a handler: ours[0] its stdin (we write), ours[1] its stdout
  * (we read), both non-blocking; child[0] and child[1] the ends it gets.
@@ -80,7 +74,3 @@ int stream_handler_pipes(int ours[2], int child[2]);
  */
 int stream_handler_spawn_on(const char *path, char **envp, const StreamUser *u, const int child_fds[2],
                             GPid *ret_pid, char **ret_why);
-
-/* Both: pipes, then the handler on them.  -errno and *ret_why (g_free) when it cannot run. */
-int stream_handler_spawn(const char *path, char **envp, const StreamUser *u, StreamHandlerProcess *ret,
-                         char **ret_why);

@@ -33,7 +33,10 @@ void stream_target_kill(Stream *s, const char *why) {
         /* Also when it exited: what it started may still hold its stdout, which is why the stream is not over. */
         if (s->pgid > 0 && kill(-s->pgid, SIGKILL) < 0 && errno != ESRCH)
                 log_warning_errno(-errno, "Cannot kill the handler of stream %" PRIu64 ": %m", s->id);
-        log_info("Stream %" PRIu64 ": %s; its handler (process group %d) is killed.", s->id, why, (int) s->pgid);
+        if (s->pgid > 0)
+                log_info("Stream %" PRIu64 ": %s; its handler (process group %d) is killed.", s->id, why, (int) s->pgid);
+        else
+                log_info("Stream %" PRIu64 ": %s before its handler was started.", s->id, why);
         stream_free(s);
 }
 

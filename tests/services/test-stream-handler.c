@@ -121,11 +121,34 @@ static int reap(GPid pid) {
         return st;
 }
 
+typedef struct Proc {
+        GPid pid;
+        int stdin_fd, stdout_fd; /* our ends */
+} Proc;
+
+/* The agent's way (services/stream-target.c): the pipes, then the handler on them. */
+static int spawn(const char *path, char **env, const StreamUser *u, Proc *ret, char **why) {
+        int ours[2], child[2];
+        int r = stream_handler_pipes(ours, child);
+        g_assert_cmpint(r, ==, 0);
+        r = stream_handler_spawn_on(path, env, u, child, &ret->pid, why);
+        close(child[0]);
+        close(child[1]);
+        if (r < 0) {
+                close(ours[0]);
+                close(ours[1]);
+                return r;
+        }
+        ret->stdin_fd = ours[0];
+        ret->stdout_fd = ours[1];
+        return 0;
+}
+
 /* As root: the service user's uid, gid and groups in the child; HOME missing: it runs in /. */
 static void test_spawn_as_user(void) {
         g_autofree char *path = g_build_filename(dir, "t.Id", NULL), *why = NULL;
         StreamUser u = {};
-        StreamHandlerProcess proc;
+        Proc proc;
 
         if (geteuid() != 0 || !getpwnam("nobody")) {
                 g_test_skip("needs root and the user nobody");
@@ -135,7 +158,7 @@ static void test_spawn_as_user(void) {
         g_assert_cmpint(stream_user_resolve("nobody", &u, &why), ==, 0);
         g_assert_true(u.change);
         g_auto(GStrv) env = stream_handler_env(&u, "alice", "t.Id", "", 4);
-        g_assert_cmpint(stream_handler_spawn(path, env, &u, &proc, &why), ==, 0);
+        g_assert_cmpint(spawn(path, env, &u, &proc, &why), ==, 0);
         close(proc.stdin_fd);
         g_autofree char *out = slurp(proc.stdout_fd);
         close(proc.stdout_fd);
@@ -153,14 +176,14 @@ static void test_spawn(void) {
         g_autofree char *path = g_build_filename(dir, "t.Spawn", NULL);
         g_autofree char *why = NULL;
         StreamUser u = {};
-        StreamHandlerProcess proc;
+        Proc proc;
         int extra = open("/dev/null", O_RDONLY); /* not inherited: no fd but the pipes and stderr */
 
         put("t.Spawn", "#!/bin/sh\nread line\necho \"got:$line\"\nexec /bin/ls /proc/self/fd\n", 0755);
         g_assert_cmpint(stream_user_resolve(NULL, &u, &why), ==, 0);
         g_assert_false(u.change);
         g_auto(GStrv) env = stream_handler_env(&u, "alice", "t.Spawn", "", 3);
-        g_assert_cmpint(stream_handler_spawn(path, env, &u, &proc, &why), ==, 0);
+        g_assert_cmpint(spawn(path, env, &u, &proc, &why), ==, 0);
 
         /* Its own session and process group (an abort kills the group). */
         g_autofree char *statf = g_strdup_printf("/proc/%d/stat", (int) proc.pid), *stat = NULL;
@@ -181,7 +204,7 @@ static void test_spawn(void) {
         path = g_build_filename(dir, "t.Env", NULL); /* env itself: a shell would add PWD */
         g_assert_cmpint(symlink("/usr/bin/env", path), ==, 0);
         g_setenv("VMFED_TEST_SECRET", "must not pass", TRUE);
-        g_assert_cmpint(stream_handler_spawn(path, env, &u, &proc, &why), ==, 0);
+        g_assert_cmpint(spawn(path, env, &u, &proc, &why), ==, 0);
         close(proc.stdin_fd);
         g_autofree char *envs = slurp(proc.stdout_fd);
         close(proc.stdout_fd);
@@ -195,7 +218,7 @@ static void test_spawn(void) {
         put("t.NoExec", "#!/bin/sh\n", 0644);
         g_free(path);
         path = g_build_filename(dir, "t.NoExec", NULL);
-        g_assert_cmpint(stream_handler_spawn(path, env, &u, &proc, &why), <, 0);
+        g_assert_cmpint(spawn(path, env, &u, &proc, &why), <, 0);
         g_assert_nonnull(strstr(why, "t.NoExec"));
         close(extra);
         stream_user_done(&u);
