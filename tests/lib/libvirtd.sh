@@ -49,9 +49,25 @@ _libvirtd_locked() {
   return $rc
 }
 
+# /dev/kvm as Debian's udev rule makes it (root:kvm 0660; libvirt's QEMU
+# user is in group kvm) when nothing did: a machine without udev may have it
+# root-only.  libvirt then probes QEMU as root with KVM, finds at every
+# lookup that its QEMU user cannot use KVM, calls the cached capabilities
+# outdated and probes all over again: each domain start took ~110 s (seen
+# on a fresh CI machine, 2026-12-03).  The tests' guests stay TCG
+# (type='qemu'); only the probing is mended.
+_libvirtd_kvm_access() {
+  [ -c /dev/kvm ] && getent group kvm >/dev/null || return 0
+  [ "$(stat -c %G:%a /dev/kvm)" = "root:600" ] || return 0
+  if chgrp kvm /dev/kvm && chmod 0660 /dev/kvm; then
+    echo "libvirtd.sh: /dev/kvm was root-only; made it root:kvm 0660 as udev would" >&2
+  fi
+}
+
 _libvirtd_start() {
   local timeout=$1 i pid
   touch "$VMFED_LIBVIRTD_RUNDIR/users/$VMFED_LIBVIRTD_USER"
+  _libvirtd_kvm_access
   if libvirtd_answers; then
     return 0
   fi
