@@ -2,6 +2,7 @@
 #include "services/agent-port.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -51,6 +52,7 @@ typedef struct Writer {
         void *userdata;
         uint32_t tag;
         int source;
+        bool no_splice;  /* the source cannot be spliced from: read() */
         bool finish;     /* no more reading: the EOF frame next */
         bool eof_queued; /* the EOF frame is in out[] or written */
         FdWatch *watch;
@@ -75,8 +77,13 @@ struct AgentPort {
         bool want_in, want_sink;
 
         Writer wr;
+        /* The frame being written: out[out_off..out_len), then pipe_left bytes of payload in pipe[]
+         * (spliced from the source, spliced into the port: the payload never passes through here). */
         uint8_t *out;
         size_t out_off, out_len;
+        int pipe[2];            /* -EBADF until the first splice */
+        size_t pipe_left;
+        bool no_splice;         /* the port cannot be spliced into: the payload is read out of the pipe */
         void *out_eof_of; /* out[] holds this writer's EOF frame */
         uint64_t zeros;
         bool want_out, want_source;
@@ -122,12 +129,57 @@ static void writer_queue_eof(AgentPort *p) {
         p->wr.eof_queued = true;
 }
 
-/* Write what is owed: padding, then the buffered frame.  1: all written, 0: blocked, <0: the port failed. */
+/* The port takes no splice (a file in a test, an old driver): the payload in the pipe goes to out[]. */
+static int writer_unpipe(AgentPort *p) {
+        while (p->pipe_left > 0) {
+                ssize_t n = read(p->pipe[0], p->out + p->out_len, p->pipe_left);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                p->out_len += (size_t) n;
+                p->pipe_left -= (size_t) n;
+        }
+        return 0;
+}
+
+/* A frame begun on a connection that is gone: its payload still in the pipe goes too. */
+static void writer_drop_piped(AgentPort *p) {
+        uint8_t scratch[4096];
+        while (p->pipe_left > 0) {
+                ssize_t n = read(p->pipe[0], scratch, MIN(sizeof scratch, p->pipe_left));
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) { /* cannot be; never let those bytes start another frame */
+                        p->pipe[0] = safe_close(p->pipe[0]);
+                        p->pipe[1] = safe_close(p->pipe[1]);
+                        break;
+                }
+                p->pipe_left -= (size_t) n;
+        }
+        p->pipe_left = 0;
+}
+
+/* Write what is owed: padding, then the frame's header, then its payload in the pipe.  1: all written, 0:
+ * blocked, <0: the port failed. */
 static int writer_flush(AgentPort *p) {
-        while (p->zeros > 0 || p->out_off < p->out_len) {
+        while (p->zeros > 0 || p->out_off < p->out_len || p->pipe_left > 0) {
                 bool pad = p->zeros > 0;
-                size_t k = pad ? MIN(p->zeros, (uint64_t) sizeof zero_block) : p->out_len - p->out_off;
-                ssize_t n = fd_send(p->fd, p->is_socket, pad ? zero_block : p->out + p->out_off, k);
+                ssize_t n;
+                if (!pad && p->out_off == p->out_len) {
+                        n = splice(p->pipe[0], NULL, p->fd, NULL, p->pipe_left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                        if (n < 0 && errno == EINVAL && !p->no_splice) {
+                                log_debug("Stream port %u takes no splice: its payload is copied.", p->index);
+                                p->no_splice = true;
+                                int r = writer_unpipe(p);
+                                if (r < 0)
+                                        return r;
+                                continue;
+                        }
+                } else {
+                        size_t k = pad ? MIN(p->zeros, (uint64_t) sizeof zero_block) : p->out_len - p->out_off;
+                        n = fd_send(p->fd, p->is_socket, pad ? zero_block : p->out + p->out_off, k);
+                }
                 if (n < 0) {
                         if (errno == EINTR)
                                 continue;
@@ -139,11 +191,34 @@ static int writer_flush(AgentPort *p) {
                 }
                 if (pad)
                         p->zeros -= (uint64_t) n;
-                else
+                else if (p->out_off < p->out_len)
                         p->out_off += (size_t) n;
+                else
+                        p->pipe_left -= (size_t) n;
         }
         p->out_off = p->out_len = 0;
         return 1;
+}
+
+/* The next payload of the source, at most a frame's: into the pipe (0 copies) or into out[].  >0: its size,
+ * 0: the source's EOF, <0: -errno. */
+static ssize_t writer_take(AgentPort *p) {
+        if (!p->wr.no_splice && !p->no_splice && p->pipe[0] < 0 && pipe2(p->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+                log_debug_errno(-errno, "Stream port %u: no pipe to splice through (%m): its payload is copied.",
+                                p->index);
+                p->no_splice = true;
+        }
+        if (!p->wr.no_splice && !p->no_splice) {
+                ssize_t n = splice(p->wr.source, NULL, p->pipe[1], NULL, STREAM_FRAME_MAX,
+                                   SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
+                if (n > 0)
+                        p->pipe_left = (size_t) n;
+                if (n >= 0 || errno != EINVAL)
+                        return n < 0 ? -errno : n;
+                p->wr.no_splice = true;
+        }
+        ssize_t n = read(p->wr.source, p->out + STREAM_FRAME_HEADER, STREAM_FRAME_MAX);
+        return n < 0 ? -errno : n;
 }
 
 static int writer_pump(AgentPort *p) {
@@ -168,18 +243,18 @@ static int writer_pump(AgentPort *p) {
                         p->want_source = true;
                         return 0;
                 }
-                ssize_t n = read(p->wr.source, p->out + STREAM_FRAME_HEADER, STREAM_FRAME_MAX);
+                ssize_t n = writer_take(p);
                 if (n > 0) {
                         stream_frame_encode(&(StreamFrameHeader) { .tag = p->wr.tag, .len = (uint32_t) n }, p->out);
                         p->out_off = 0;
-                        p->out_len = STREAM_FRAME_HEADER + (size_t) n;
+                        p->out_len = STREAM_FRAME_HEADER + (p->pipe_left ? 0 : (size_t) n);
                 } else if (n == 0)
                         writer_queue_eof(p);
-                else if (errno == EAGAIN) {
+                else if (n == -EAGAIN) {
                         p->want_source = true;
                         return 0;
-                } else if (errno != EINTR) {
-                        p->wev = (Event) { EVENT_FAILED, p->wr.userdata, -errno };
+                } else if (n != -EINTR) {
+                        p->wev = (Event) { EVENT_FAILED, p->wr.userdata, (int) n };
                         writer_queue_eof(p);
                         port_kick(p);
                         return 0;
@@ -439,6 +514,7 @@ AgentPort *agent_port_new(unsigned index, const AgentPortOps *ops) {
         p->rd.sink = -EBADF;
         g_queue_init(&p->waiting);
         p->wr.source = -EBADF;
+        p->pipe[0] = p->pipe[1] = -EBADF;
         p->in = g_malloc(BUF_CAP);
         p->out = g_malloc(BUF_CAP);
         return p;
@@ -458,6 +534,8 @@ AgentPort *agent_port_free(AgentPort *p) {
         }
         p->wr.watch = fd_watch_free(p->wr.watch);
         port_close(p);
+        safe_close(p->pipe[0]);
+        safe_close(p->pipe[1]);
         g_free(p->in);
         g_free(p->out);
         g_free(p);
@@ -482,8 +560,10 @@ void agent_port_set_fd(AgentPort *p, int fd) {
                 /* The new connection never saw that frame's start: an EOF frame is written again, data is lost. */
                 if (p->out_eof_of)
                         p->out_off = 0;
-                else
+                else {
                         p->out_off = p->out_len = 0;
+                        writer_drop_piped(p);
+                }
         }
         port_kick(p);
 }

@@ -5,7 +5,8 @@
  * socketpair is the stream's app.  Garbage and stale tags dropped, EOF each
  * way, a 64 KiB frame written in odd pieces, the padding of a new
  * connection, a reader waiting for the previous stream's EOF, a sink that
- * goes away, a reader let go of in the middle of a frame.
+ * goes away, a reader let go of in the middle of a frame, a connection
+ * replaced while a frame (its payload spliced through a pipe) is half out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -445,6 +446,69 @@ static void test_finish_and_reconnect(void) {
         close(app[1]);
 }
 
+/*
+ * The broker connects again while a frame is half written (its payload still partly in the engine's
+ * pipe): the rest of that frame never reaches the new connection — after the padding comes a header.
+ */
+static void test_reconnect_mid_frame(void) {
+        int port[2], port2[2], app[2];
+        Ends e = {};
+        size_t n = 3 * STREAM_FRAME_MAX;
+        g_autofree uint8_t *data = g_malloc(n);
+        Sink old = { .got = g_byte_array_new() };
+        Sink broker = { .got = g_byte_array_new(), .want = STREAM_PAD_BYTES + 2 * STREAM_FRAME_HEADER + 4 };
+
+        memset(data, 0xab, n);
+        /* The first connection a one-page pipe (the engine only writes to it): a frame never fits. */
+        g_assert_cmpint(pipe2(port, O_NONBLOCK | O_CLOEXEC), ==, 0);
+        g_assert_cmpint(fcntl(port[1], F_SETPIPE_SZ, 4096), ==, 4096);
+        pair(port2);
+        pair(app);
+        AgentPort *p = agent_port_new(5, &ops);
+        agent_port_set_fd(p, port[1]);
+        agent_port_bind_writer(p, 8, app[0], &e);
+        g_assert_cmpint(write(app[1], data, STREAM_FRAME_MAX), ==, STREAM_FRAME_MAX);
+        /* Read the padding and a little of the frame: the rest is stuck in the small socket buffer. */
+        for (int i = 0; i < 500 && old.got->len < STREAM_PAD_BYTES + 100; i++) {
+                uint8_t buf[4096];
+                ssize_t k = read(port[0], buf, MIN(sizeof buf, STREAM_PAD_BYTES + 100 - old.got->len));
+                if (k > 0)
+                        g_byte_array_append(old.got, buf, (guint) k);
+                spin_a_while();
+        }
+        spin_a_while();
+        g_assert_cmpuint(old.got->len, >, STREAM_PAD_BYTES + STREAM_FRAME_HEADER);
+        g_assert_cmpuint(old.got->len, <, STREAM_PAD_BYTES + STREAM_FRAME_HEADER + STREAM_FRAME_MAX);
+
+        agent_port_set_fd(p, port2[0]);
+        g_assert_cmpint(write(app[1], "next", 4), ==, 4);
+        shutdown(app[1], SHUT_WR);
+        broker.fd = port2[1];
+        spin(ends_wrote_eof, &e);
+        spin(sink_has, &broker);
+        for (size_t i = 0; i < STREAM_PAD_BYTES; i++)
+                g_assert_cmpuint(broker.got->data[i], ==, 0);
+        /* Strictly frames from here on, no garbage to scan past: "next", then the EOF. */
+        size_t off = STREAM_PAD_BYTES;
+        StreamFrameHeader h;
+        g_assert_cmpint(stream_frame_decode(broker.got->data + off, &h), ==, 0);
+        g_assert_cmpuint(h.tag, ==, 8);
+        g_assert_cmpuint(h.len, ==, 4);
+        g_assert_cmpmem(broker.got->data + off + STREAM_FRAME_HEADER, 4, "next", 4);
+        off += STREAM_FRAME_HEADER + 4;
+        g_assert_cmpint(stream_frame_decode(broker.got->data + off, &h), ==, 0);
+        g_assert_cmpuint(h.len, ==, 0);
+        g_assert_cmpuint(broker.got->len, ==, off + STREAM_FRAME_HEADER);
+
+        agent_port_free(p);
+        g_byte_array_unref(old.got);
+        g_byte_array_unref(broker.got);
+        close(port[0]);
+        close(port2[1]);
+        close(app[0]);
+        close(app[1]);
+}
+
 int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         signal(SIGPIPE, SIG_IGN);
@@ -455,5 +519,6 @@ int main(int argc, char **argv) {
         g_test_add_func("/agent-port/sink-gone", test_sink_gone);
         g_test_add_func("/agent-port/unbind-mid-frame", test_unbind_mid_frame);
         g_test_add_func("/agent-port/finish-and-reconnect", test_finish_and_reconnect);
+        g_test_add_func("/agent-port/reconnect-mid-frame", test_reconnect_mid_frame);
         return g_test_run();
 }
