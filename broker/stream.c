@@ -13,6 +13,7 @@
 #include "broker/route.h"
 #include "broker/stream-port.h"
 #include "federation/domain-xml.h"
+#include "federation/netvm-query.h"
 #include "common/log.h"
 #include "common/macro.h"
 
@@ -84,12 +85,15 @@ static void table_try_start(StreamTable *t);
 /* ---- ports of a VM ---------------------------------------------------------------- */
 
 /*
- * Streams= of vm (a disposable's is its template's: the federation knows its spec).  A running VM whose
+ * Streams= of vm (a disposable's is its template's, as its domain was defined).  A running VM whose
  * vms.d/ file changed keeps the ports it started with; a larger count than it has only fails to connect.
  */
 static unsigned vm_port_count(Broker *b, const char *vm) {
         Federation *f = broker_federation(b);
         const VmSpec *spec = f ? federation_vm_spec(f, vm) : NULL;
+        const char *template = !spec && f ? federation_vm_template(f, vm) : NULL;
+        if (template)
+                spec = federation_vm_spec(f, template);
         const VmObject *o = spec ? NULL : broker_find_vm(b, vm);
         if (o)
                 spec = o->spec;
@@ -185,24 +189,43 @@ static void table_bury(StreamTable *t, StreamPort *p) {
                 t->reap_id = g_idle_add(table_reap_hosts, t);
 }
 
+/* The port s holds on side, or NULL (let go, or taken over by another stream). */
+static StreamPort *stream_side_port(Stream *s, int side) {
+        if (!s->have_port[side])
+                return NULL;
+        if (side == SIDE_CALLER && s->host)
+                return s->host;
+        VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
+        return v && v->owner[s->port[side]] == s ? v->port[s->port[side]] : NULL;
+}
+
+/* What each side's port moved so far (an aborted stream is audited before its ports are let go). */
+static void stream_count_bytes(Stream *s) {
+        for (int side = 0; side < N_SIDES; side++) {
+                StreamPort *p = stream_side_port(s, side);
+                if (p)
+                        s->bytes[side] = stream_port_bytes(p);
+        }
+}
+
 static void stream_release_side(Stream *s, int side) {
         if (!s->have_port[side])
                 return;
+        StreamPort *p = stream_side_port(s, side);
+        if (p)
+                s->bytes[side] = stream_port_bytes(p);
         if (side == SIDE_CALLER && s->host) {
                 s->have_port[side] = false;
-                s->bytes[side] = stream_port_bytes(s->host);
                 stream_port_set_handler(s->host, NULL, NULL);
                 stream_port_stop_flow(s->host);
                 table_bury(s->table, g_steal_pointer(&s->host));
                 return;
         }
-        VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
         s->have_port[side] = false;
+        VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
         if (!v || v->owner[s->port[side]] != s)
                 return;
-        StreamPort *p = v->port[s->port[side]];
         if (p) {
-                s->bytes[side] = stream_port_bytes(p);
                 stream_port_stop_flow(p);
                 stream_port_bind(p, 0);
         }
@@ -301,8 +324,10 @@ static void stream_abort(Stream *s, const char *error_name, const char *why) {
         s->status = -1;
         g_free(s->message);
         s->message = g_strdup(why);
-        if (was == STREAM_RUNNING)
+        if (was == STREAM_RUNNING) {
+                stream_count_bytes(s);
                 stream_audit(s, "aborted");
+        }
         stream_free(s);
         if (was == STREAM_RUNNING) {
                 if (cb.ended)
