@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -45,6 +46,7 @@ struct StreamPort {
         ReadState rstate;
         uint8_t hdr[STREAM_FRAME_HEADER];
         size_t hdr_have;
+        uint64_t skipped;    /* garbage (a new connection's padding) skipped since the last header */
         uint32_t left;       /* payload of the current inbound frame still in fd */
         StreamPort *dst;     /* the flow out of this port, NULL: none */
         bool discard;        /* reading to drop until our EOF */
@@ -127,8 +129,32 @@ static void port_close_pipe(StreamPort *p) {
         p->fill = 0;
 }
 
+/* Between headers: garbage (the 64 KiB of padding of a new connection) is skipped by the block, looked
+ * at with MSG_PEEK and taken up to where a header could start.  1: skipped some, 0: none here, <0. */
+static int reader_skip(StreamPort *s) {
+        uint8_t buf[16384];
+        ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_PEEK);
+        if (n == 0)
+                return -ECONNRESET;
+        if (n < 0)
+                return errno == EINTR ? 0 : -errno;
+        size_t off = stream_frame_scan(buf, (size_t) n);
+        if (off == 0)
+                return 0;
+        n = recv(s->fd, buf, off, MSG_DONTWAIT);
+        if (n < 0)
+                return errno == EINTR ? 0 : -errno;
+        s->skipped += (uint64_t) n;
+        return 1;
+}
+
 /* Read into the header buffer; a complete, valid header → *h.  1: got one, 0: need more (or garbage skipped), <0. */
 static int reader_header(StreamPort *s, StreamFrameHeader *h) {
+        if (s->hdr_have == 0) {
+                int r = reader_skip(s);
+                if (r != 0)
+                        return r < 0 ? r : 0;
+        }
         ssize_t n = recv(s->fd, s->hdr + s->hdr_have, sizeof s->hdr - s->hdr_have, MSG_DONTWAIT);
         if (n == 0)
                 return -ECONNRESET;
@@ -143,9 +169,12 @@ static int reader_header(StreamPort *s, StreamFrameHeader *h) {
                         off = 1; /* what starts at 0 did not decode */
                 memmove(s->hdr, s->hdr + off, sizeof s->hdr - off);
                 s->hdr_have -= off;
-                log_debug("Stream port %u of %s: %zu bytes of garbage skipped.", s->index, s->vm, off);
+                s->skipped += off;
                 return 0;
         }
+        if (s->skipped > 0)
+                log_debug("Stream port %u of %s: %" PRIu64 " bytes of garbage skipped.", s->index, s->vm, s->skipped);
+        s->skipped = 0;
         s->hdr_have = 0;
         return 1;
 }
