@@ -142,7 +142,8 @@ class E2e:
             "test.Sink       *  %s  netvm  allow\n"
             "test.Exit       *  %s  netvm  allow\n"
             "test.Missing    *  %s  netvm  allow\n"
-            "vmfed.FileCopy  *  %s  netvm  allow\n" % (B, B, B, B, B))
+            "vmfed.FileCopy  *  %s  netvm  allow\n"
+            "test.Sink       *  %s  @dispvm  allow\n" % (B, B, B, B, B, B))
         self.h = E2eHarness(os.path.join(build, "broker", "vmfedd"), template_dir, vms=vms, policy=policy,
                             debug=True, uri="qemu:///system",
                             extra_args=["--domain-prefix", PREFIX, "--bridge", HOST_BRIDGE],
@@ -489,6 +490,57 @@ class E2e:
         rc, o = self.sh("netvm", "pidof cat | wc -w")
         return int(o.strip().splitlines()[-1] or 0) if rc == 0 and o.strip() else -1
 
+    def s_dispvm_killed_mid_stream(self):
+        """A stream into a disposable whose domain is destroyed while the bytes flow: the caller gets the
+        error, the stream's audit line is written, the disposable and its overlay are gone, B's next streams
+        work."""
+        before = set(os.listdir(os.path.join(self.h.state_dir, "disposables")))
+        log0 = len(self.log())
+        self.sh(B, "rm -f /tmp/dk.out; (dd if=/dev/zero bs=64k count=1000000 2>/dev/null | "
+                   "vmfed-guest run @dispvm test.Sink >/tmp/dk.out 2>&1; echo rc=$? >>/tmp/dk.out) "
+                   "</dev/null >/dev/null 2>&1 & true")
+        m = self.wait_log(r"test\.Sink from %s: stream (\d+) to (disp\d+) open" % B, timeout=180, since=log0)
+        stream, disp = m.group(1), m.group(2)
+        # Destroyed while the bytes flow: once its test.Sink (exec cat, reading its stdin: fd 0 a pipe) has
+        # read 4 MiB, more than the buffers on the way hold.
+        end = time.monotonic() + 60
+        read = 0
+        while time.monotonic() < end and read < (4 << 20):
+            rc, o = self.sh(disp, "for p in $(pidof cat); do ls -l /proc/$p/fd/0 | grep -q pipe: && "
+                                  "grep rchar /proc/$p/io; done")
+            read = max([int(x) for x in re.findall(r"rchar: (\d+)", o)] or [0])
+            time.sleep(0.2)
+        check(read >= (4 << 20), "test.Sink in %s never read 4 MiB (%d bytes); its agent: %s" % (
+            disp, read, self.sh(disp, "tail -n 30 /run/vmfed-agent.log; ps")[1]))
+        self.shells.pop(disp).close()
+        r = subprocess.run(["virsh", "-c", "qemu:///system", "destroy", PREFIX + disp], capture_output=True, text=True)
+        check(r.returncode == 0, "virsh destroy %s: %s" % (disp, r.stderr.strip()))
+        end = time.monotonic() + 30
+        out_ = ""
+        while time.monotonic() < end and "rc=" not in out_:
+            out_ = self.sh(B, "cat /tmp/dk.out 2>/dev/null")[1]
+            time.sleep(0.2)
+        check("rc=125" in out_ and ("went away" in out_ or "failed" in out_),
+              "the stream into the destroyed %s: %r" % (disp, out_))
+        a = self.wait_log(r"audit: stream %s %s -> %s test\.Sink: aborted, (\d+) bytes in, \d+ bytes out, \d+ ms, "
+                          r"exit status -?\d+[^\n]*" % (stream, B, disp), timeout=30, since=log0)
+        check(int(a.group(1)) > 0, "no bytes reached %s before it was destroyed: %s" % (disp, a.group(0)))
+        end = time.monotonic() + 60
+        while time.monotonic() < end and (disp in self.running_domains() or
+                                          set(os.listdir(os.path.join(self.h.state_dir, "disposables"))) - before):
+            time.sleep(0.2)
+        check(disp not in self.running_domains(), "%s still runs" % disp)
+        left = set(os.listdir(os.path.join(self.h.state_dir, "disposables"))) - before
+        check(not left, "overlay left behind: %s" % left)
+        rc, o = self.sh(B, "for i in 1 2 3 4 5 6 7 8; do (echo next $i | vmfed-guest run netvm test.Echo "
+                           ">/tmp/dk.$i 2>&1; echo rc=$? >>/tmp/dk.$i) & done; wait; cat /tmp/dk.*; rm -f /tmp/dk.*",
+                        timeout=120)
+        check(o.count("rc=0") == 8 and all("next %d" % i in o for i in range(1, 9)),
+              "streams from %s after the killed one: %r" % (B, o))
+        self.note(a.group(0).split(" VMFED_")[0])
+        return "%s destroyed mid-stream: the caller got %r; audit line written, overlay gone; 8 streams " \
+               "from %s after it all OK" % (disp, out_.strip().splitlines()[0][:80], B)
+
     def s_broker_restart(self):
         b_pid = self.qemu_pid(B)
         # A stream running when the broker dies: its caller gets an error, its handler is killed.
@@ -571,6 +623,7 @@ class E2e:
             self.step("firewall from inside B", self.s_firewall)
             self.step("files and streams from B into the netvm", self.s_streams)
             self.step("open a URL in a disposable from B", self.s_dispvm)
+            self.step("a disposable destroyed mid-stream", self.s_dispvm_killed_mid_stream)
             self.step("vmfedd killed and restarted", self.s_broker_restart)
             self.step("vmfed-netd restarted inside the netvm", self.s_netd_restart)
             self.step("policy change with busctl", self.s_policy_change)
