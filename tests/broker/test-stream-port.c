@@ -176,6 +176,26 @@ static void test_forward(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(f->failed, ==, 0);
 }
 
+/* A guest's padding and garbage before its frames, skipped by the block: a header straddling the end of a
+ * block, padding between frames, nothing lost. */
+static void test_padding(Fixture *f, gconstpointer data) {
+        g_autofree uint8_t *zeros = g_malloc0(STREAM_PAD_BYTES);
+        bind_both(f);
+        write_all(f->a.fd, zeros, 16384 - 5); /* the header starts 5 bytes before the end of the first block */
+        send_frame(f->a.fd, 0xa1, "x", 1);
+        write_all(f->a.fd, zeros, STREAM_PAD_BYTES);
+        send_frame(f->a.fd, 0xa1, "yz", 2);
+        send_frame(f->a.fd, 0xa1, NULL, 0);
+        skip_padding(f->b.fd);
+        expect_frame(f->b.fd, 0xb1, "x", 1);
+        expect_frame(f->b.fd, 0xb1, "yz", 2);
+        expect_frame(f->b.fd, 0xb1, NULL, 0);
+        spin();
+        g_assert_cmpuint(f->eof_a, ==, 1);
+        g_assert_cmpuint(stream_port_bytes(f->pa), ==, 3);
+        g_assert_cmpuint(f->failed, ==, 0);
+}
+
 /* Discarding: frames dropped until our EOF. */
 static void test_discard(Fixture *f, gconstpointer data) {
         bind_both(f);
@@ -314,6 +334,7 @@ int main(int argc, char **argv) {
         g_test_init(&argc, &argv, NULL);
         signal(SIGPIPE, SIG_IGN);
         g_test_add("/stream-port/forward", Fixture, NULL, fixture_setup, test_forward, fixture_teardown);
+        g_test_add("/stream-port/padding", Fixture, NULL, fixture_setup, test_padding, fixture_teardown);
         g_test_add("/stream-port/discard", Fixture, NULL, fixture_setup, test_discard, fixture_teardown);
         g_test_add("/stream-port/discard-after-pipe", Fixture, NULL, fixture_setup, test_discard_after_pipe,
                    fixture_teardown);
