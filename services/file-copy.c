@@ -350,9 +350,7 @@ int file_copy_send(int out_fd, char *const *paths, FileCopyStats *stats, GError 
         };
         struct timespec now;
 
-        /* The fine clock: kernels with fine-grained ctimes (multigrain, Linux 6.13+) stamp a file made just
-         * before with a ctime past the coarse clock's now, and a move kept every file it had just been given. */
-        clock_gettime(CLOCK_REALTIME, &now);
+        clock_gettime(CLOCK_REALTIME_COARSE, &now);
         s.stats.started_ns = (int64_t) now.tv_sec * 1000000000 + now.tv_nsec;
         int k = tx_run(&s, paths);
         if (k < 0 && s.peer_gone && tx_status(&s, false) == -EREMOTEIO)

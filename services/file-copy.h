@@ -30,7 +30,7 @@ typedef struct FileCopyStats {
         uint64_t dirs;
         uint64_t symlinks;
         uint64_t bytes;          /* file data */
-        int64_t started_ns;      /* sender: CLOCK_REALTIME when it began (file_copy_remove_sources) */
+        int64_t started_ns;      /* sender: CLOCK_REALTIME_COARSE when it began (file_copy_remove_sources) */
 } FileCopyStats;
 
 GQuark file_copy_error_quark(void);
