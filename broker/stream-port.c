@@ -129,8 +129,9 @@ static void port_close_pipe(StreamPort *p) {
         p->fill = 0;
 }
 
-/* Between headers: garbage (the 64 KiB of padding of a new connection) is skipped by the block, looked
- * at with MSG_PEEK and taken up to where a header could start.  1: skipped some, 0: none here, <0. */
+/* In garbage (the 64 KiB of padding of a new connection; never between good frames, where it would cost a
+ * copy per frame): skipped by the block, looked at with MSG_PEEK and taken up to where a header could start.
+ * 1: skipped some, 0: a header could start here, <0. */
 static int reader_skip(StreamPort *s) {
         uint8_t buf[16384];
         ssize_t n = recv(s->fd, buf, sizeof buf, MSG_DONTWAIT | MSG_PEEK);
@@ -150,7 +151,7 @@ static int reader_skip(StreamPort *s) {
 
 /* Read into the header buffer; a complete, valid header → *h.  1: got one, 0: need more (or garbage skipped), <0. */
 static int reader_header(StreamPort *s, StreamFrameHeader *h) {
-        if (s->hdr_have == 0) {
+        if (s->hdr_have == 0 && s->skipped > 0) {
                 int r = reader_skip(s);
                 if (r != 0)
                         return r < 0 ? r : 0;

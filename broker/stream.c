@@ -189,43 +189,24 @@ static void table_bury(StreamTable *t, StreamPort *p) {
                 t->reap_id = g_idle_add(table_reap_hosts, t);
 }
 
-/* The port s holds on side, or NULL (let go, or taken over by another stream). */
-static StreamPort *stream_side_port(Stream *s, int side) {
-        if (!s->have_port[side])
-                return NULL;
-        if (side == SIDE_CALLER && s->host)
-                return s->host;
-        VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
-        return v && v->owner[s->port[side]] == s ? v->port[s->port[side]] : NULL;
-}
-
-/* What each side's port moved so far (an aborted stream is audited before its ports are let go). */
-static void stream_count_bytes(Stream *s) {
-        for (int side = 0; side < N_SIDES; side++) {
-                StreamPort *p = stream_side_port(s, side);
-                if (p)
-                        s->bytes[side] = stream_port_bytes(p);
-        }
-}
-
 static void stream_release_side(Stream *s, int side) {
         if (!s->have_port[side])
                 return;
-        StreamPort *p = stream_side_port(s, side);
-        if (p)
-                s->bytes[side] = stream_port_bytes(p);
         if (side == SIDE_CALLER && s->host) {
                 s->have_port[side] = false;
+                s->bytes[side] = stream_port_bytes(s->host);
                 stream_port_set_handler(s->host, NULL, NULL);
                 stream_port_stop_flow(s->host);
                 table_bury(s->table, g_steal_pointer(&s->host));
                 return;
         }
-        s->have_port[side] = false;
         VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
+        s->have_port[side] = false;
         if (!v || v->owner[s->port[side]] != s)
                 return;
+        StreamPort *p = v->port[s->port[side]];
         if (p) {
+                s->bytes[side] = stream_port_bytes(p);
                 stream_port_stop_flow(p);
                 stream_port_bind(p, 0);
         }
@@ -325,7 +306,8 @@ static void stream_abort(Stream *s, const char *error_name, const char *why) {
         g_free(s->message);
         s->message = g_strdup(why);
         if (was == STREAM_RUNNING) {
-                stream_count_bytes(s);
+                for (int i = 0; i < N_SIDES; i++)
+                        stream_release_side(s, i); /* counts what each port moved, for the audit */
                 stream_audit(s, "aborted");
         }
         stream_free(s);

@@ -168,7 +168,7 @@ static int writer_flush(AgentPort *p) {
                 ssize_t n;
                 if (!pad && p->out_off == p->out_len) {
                         n = splice(p->pipe[0], NULL, p->fd, NULL, p->pipe_left, SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
-                        if (n < 0 && errno == EINVAL && !p->no_splice) {
+                        if (n < 0 && errno == EINVAL) { /* the pipe is emptied into out[]: no second time */
                                 log_debug("Stream port %u takes no splice: its payload is copied.", p->index);
                                 p->no_splice = true;
                                 int r = writer_unpipe(p);
@@ -203,12 +203,14 @@ static int writer_flush(AgentPort *p) {
 /* The next payload of the source, at most a frame's: into the pipe (0 copies) or into out[].  >0: its size,
  * 0: the source's EOF, <0: -errno. */
 static ssize_t writer_take(AgentPort *p) {
-        if (!p->wr.no_splice && !p->no_splice && p->pipe[0] < 0 && pipe2(p->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+        bool use_splice = !p->wr.no_splice && !p->no_splice;
+        if (use_splice && p->pipe[0] < 0 && pipe2(p->pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
                 log_debug_errno(-errno, "Stream port %u: no pipe to splice through (%m): its payload is copied.",
                                 p->index);
                 p->no_splice = true;
+                use_splice = false;
         }
-        if (!p->wr.no_splice && !p->no_splice) {
+        if (use_splice) {
                 ssize_t n = splice(p->wr.source, NULL, p->pipe[1], NULL, STREAM_FRAME_MAX,
                                    SPLICE_F_NONBLOCK | SPLICE_F_MOVE);
                 if (n > 0)

@@ -176,12 +176,13 @@ static void test_forward(Fixture *f, gconstpointer data) {
         g_assert_cmpuint(f->failed, ==, 0);
 }
 
-/* A guest's padding and garbage before its frames, skipped by the block: a header straddling the end of a
- * block, padding between frames, nothing lost. */
+/* A guest's padding and garbage before its frames, skipped by the block once the first header's worth was
+ * garbage: a header straddling the end of a peeked block, padding between frames, nothing lost. */
 static void test_padding(Fixture *f, gconstpointer data) {
         g_autofree uint8_t *zeros = g_malloc0(STREAM_PAD_BYTES);
         bind_both(f);
-        write_all(f->a.fd, zeros, 16384 - 5); /* the header starts 5 bytes before the end of the first block */
+        /* 12 bytes read as a header, then a 16 KiB block peeked: the next header starts 5 bytes before its end. */
+        write_all(f->a.fd, zeros, STREAM_FRAME_HEADER + 16384 - 5);
         send_frame(f->a.fd, 0xa1, "x", 1);
         write_all(f->a.fd, zeros, STREAM_PAD_BYTES);
         send_frame(f->a.fd, 0xa1, "yz", 2);
