@@ -974,7 +974,7 @@ class Suite:
         check(set(result["counts"]) == {f"{c[1]}.{c[2]}" for c in calls},
               f"nobody: methods answered: {sorted(result['counts'])}")
         asan = sanitized(pid)
-        limit = 64 * 1024 if asan else 4 * 1024
+        limit = 16 * 1024 if asan else 4 * 1024  # ASan: its 8 MiB quarantine (main) and a margin
         check(rss1 - rss0 <= limit, f"nobody: RSS grew from {rss0} to {rss1} KiB over {NOBODY_CALLS} calls "
               f"(limit {limit} KiB{', ASan' if asan else ''})")
         self.figures.update(nobody_calls=result["n"], nobody_methods=len(calls), nobody_seconds=round(elapsed, 2),
@@ -1044,7 +1044,12 @@ def main(vmfedd, docs):
     here = os.path.dirname(os.path.abspath(__file__))
     source = os.environ.get("VMFED_SOURCE_ROOT", os.path.join(here, "..", ".."))
     conf = os.path.join(source, "broker", "data", "org.vmfed.Federation1.conf")
-    with BadInputHarness(vmfedd, vms=VMS, system_policy=conf) as h:
+    # Under ASan, freed memory waits in a quarantine of 256 MiB before it is reused: the RSS check
+    # would measure how full that is (64 MiB or more here under load). A small one keeps the check
+    # about vmfedd's own growth; the build without ASan checks it to 4 MiB.
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    env = {"ASAN_OPTIONS": (asan + ":" if asan else "") + "quarantine_size_mb=8"}
+    with BadInputHarness(vmfedd, vms=VMS, system_policy=conf, env=env) as h:
         s = Suite(h, docs)
         try:
             s.run()

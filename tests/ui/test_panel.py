@@ -476,7 +476,8 @@ def check_timeout(h, d, agents, notes):
     t, res = in_background(lambda: agents["carol"].guest("open-url", "https://example.org/late"))
     i, line, _ = d.wait(r"^ask (\d+): shown: source=carol ", "carol's second ask", start=mark)
     ask = re.match(r"ask (\d+)", line).group(1)
-    assert any(w.get("name", "").endswith("carol asks") for w in d.windows())
+    # "shown" is traced when GTK presents the window; sway maps it a moment later.
+    h._wait(lambda: any(w.get("name", "").endswith("carol asks") for w in d.windows()), "carol's ask window")
     d.wait(rf"^ask {ask}: finished timeout $", "the timeout", 40, i)
     d.wait(rf"^ask {ask}: closed$", "the dialog closed", 5, i)
     t.join()
