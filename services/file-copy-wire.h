@@ -81,3 +81,6 @@ int file_copy_status_parse(const char *untrusted_line, size_t len, uint64_t *ret
  * peer gone is -EPIPE), write() on anything else; EINTR retried.
  */
 int file_copy_write_all(int fd, const void *buf, size_t len);
+
+/* A size limit: N with an optional binary suffix K, M, G or T.  -EINVAL when it is not one. */
+int file_copy_parse_size(const char *s, uint64_t *ret);

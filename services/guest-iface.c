@@ -165,7 +165,9 @@ static int method_open_file(sd_bus_message *m, void *userdata, sd_bus_error *err
         if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
                 return sd_bus_error_set(error, GUEST_ERROR_INVALID_ARGS, "OpenFile needs a regular file.");
         if ((uint64_t) st.st_size > AGENT_PAYLOAD_MAX)
-                return sd_bus_error_setf(error, GUEST_ERROR_TOO_LARGE, "The file is larger than %u bytes.",
+                return sd_bus_error_setf(error, GUEST_ERROR_TOO_LARGE,
+                                         "The file is larger than %u bytes: open it through a vmfed.OpenFile "
+                                         "stream (vmfed-guest open-file does so by itself).",
                                          AGENT_PAYLOAD_MAX);
         content = malloc((size_t) st.st_size + 1);
         if (!content)

@@ -40,30 +40,6 @@ static void help(FILE *f) {
                 "  --max-bytes SIZE  limit of the file data, N[K|M|G|T] (default: $VMFED_FILE_COPY_MAX_BYTES, or 4G)\n");
 }
 
-/* N with an optional binary suffix K, M, G or T. */
-static int parse_size(const char *s, uint64_t *ret) {
-        char *end = NULL;
-        unsigned shift = 0;
-
-        if (!s || *s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno != 0)
-                return -EINVAL;
-        switch (*end) {
-        case 'K': shift = 10; end++; break;
-        case 'M': shift = 20; end++; break;
-        case 'G': shift = 30; end++; break;
-        case 'T': shift = 40; end++; break;
-        default: break;
-        }
-        if (*end || v > (UINT64_MAX >> shift))
-                return -EINVAL;
-        *ret = (uint64_t) v << shift;
-        return 0;
-}
-
 static int parse_args(int argc, char **argv, uint64_t *max_bytes) {
         static const struct option options[] = {
                 { "dest-dir", required_argument, NULL, 'd' },
@@ -87,7 +63,7 @@ static int parse_args(int argc, char **argv, uint64_t *max_bytes) {
         }
         const char *size = arg_max_bytes ? arg_max_bytes : getenv("VMFED_FILE_COPY_MAX_BYTES");
         *max_bytes = FILE_COPY_DEFAULT_MAX_BYTES;
-        if (size && parse_size(size, max_bytes) < 0)
+        if (size && file_copy_parse_size(size, max_bytes) < 0)
                 return log_error_errno(-EINVAL, "Invalid size limit \"%s\" (N, NK, NM, NG or NT).", size);
         return 0;
 }

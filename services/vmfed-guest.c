@@ -5,7 +5,8 @@
  *   vmfed-guest copy [--mime TYPE] [FILE]     (default: stdin, text/plain)
  *   vmfed-guest paste                         (data on stdout; source VM and type on stderr)
  *   vmfed-guest open-url URL [TARGET]
- *   vmfed-guest open-file FILE [TARGET]       (the file is updated when it was changed)
+ *   vmfed-guest open-file [--stream] FILE [TARGET]  (the file is updated when it was changed;
+ *                                             over 16 MiB, or --stream: a vmfed.OpenFile stream)
  *   vmfed-guest launch APP_ID [TARGET] [-- ARG...]
  *   vmfed-guest ping TARGET
  *   vmfed-guest switch VM | start VM | stop VM | list | status
@@ -20,11 +21,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <systemd/sd-bus.h>
@@ -34,6 +37,8 @@
 #include "common/macro.h"
 #include "common/stdio-stream.h"
 #include "services/file-copy.h"
+#include "services/file-open-wire.h"
+#include "services/file-open.h"
 
 #define GUEST1_BUS_NAME "org.vmfed.Guest1"
 #define GUEST1_PATH "/org/vmfed/Guest1"
@@ -46,6 +51,7 @@
 
 static const char *arg_socket = NULL;
 static const char *arg_mime = "text/plain";
+static bool arg_stream = false;
 static const char *destination = NULL;
 
 static void help(FILE *f) {
@@ -53,7 +59,9 @@ static void help(FILE *f) {
               "  copy [--mime TYPE] [FILE]       put FILE (or stdin) on the federation's clipboard\n"
               "  paste                           print the clipboard (source VM and type on stderr)\n"
               "  open-url URL [TARGET]           open a URL in another VM\n"
-              "  open-file FILE [TARGET]         open a file in another VM; changes come back\n"
+              "  open-file [--stream] FILE [TARGET]\n"
+              "                                  open a file in another VM; changes come back\n"
+              "                                  (over 16 MiB, or --stream: through a stream)\n"
               "  launch APP_ID [TARGET] [-- ARG...]\n"
               "  ping TARGET                     a routed no-op round trip\n"
               "  switch VM | start VM | stop VM | list | status\n"
@@ -232,25 +240,71 @@ static int do_simple(sd_bus *bus, const char *member, const char *what, const ch
         return 0;
 }
 
+static int stream_open(sd_bus *bus, const char *what, const char *target, const char *service, const char *argument,
+                       int *ret_fd, uint64_t *ret_id);
+static int stream_wait(sd_bus *bus, const char *what, uint64_t id);
+
+/* A file of any size through a vmfed.OpenFile stream (docs/file-open.md). */
+static int do_open_file_stream(sd_bus *bus, const char *path, const char *target) {
+        g_autoptr(GError) e = NULL;
+        bool changed = false;
+        uint64_t id;
+        int fd;
+
+        (void) signal(SIGPIPE, SIG_IGN); /* sendfile(2) to a stream gone: EPIPE (services/file-open.h) */
+        if (stream_open(bus, "open-file", target, "vmfed.OpenFile", "", &fd, &id) != 0)
+                return 1;
+        int r = file_open_send(fd, path, FILE_OPEN_DEFAULT_MAX_BYTES, &changed, &e);
+        if (r < 0) /* closing first aborts the stream: the handler in the target stops */
+                fd = safe_close(fd);
+        int status = stream_wait(bus, "open-file", id);
+        safe_close(fd);
+        if (r < 0) {
+                fprintf(stderr, "vmfed-guest: open-file: %s\n", e->message);
+                return 1;
+        }
+        if (status != 0) {
+                if (status != RUN_FAILED)
+                        fprintf(stderr, "vmfed-guest: open-file: the handler in %s exited with status %d\n", target,
+                                status);
+                return 1;
+        }
+        printf("%s %s\n", target, changed ? "changed" : "unchanged");
+        return 0;
+}
+
 static int do_open_file(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         _cleanup_close_ int fd = -EBADF;
-        const char *vm;
+        const char *vm, *target = argc > 2 ? argv[2] : "@default";
+        struct stat st;
         int changed, r;
 
         fd = open(argv[1], O_RDWR | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return fail("open-file: cannot open the file read-write", NULL, -errno);
+        if (fstat(fd, &st) < 0)
+                return fail("open-file", NULL, -errno);
+        if (arg_stream || (S_ISREG(st.st_mode) && (uint64_t) st.st_size > FILE_OPEN_INLINE_MAX)) {
+                fd = safe_close(fd);
+                return do_open_file_stream(bus, argv[1], target);
+        }
         const char *base = strrchr(argv[1], '/');
         base = base ? base + 1 : argv[1];
         r = new_call(bus, "OpenFile", &m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "hss", fd, base, argc > 2 ? argv[2] : "@default");
+                r = sd_bus_message_append(m, "hss", fd, base, target);
         if (r < 0)
                 return fail("open-file", NULL, r);
-        r = call(bus, m, "open-file", &reply);
-        if (r != 0)
-                return r;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
+        r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &e, &reply);
+        if (r < 0 && sd_bus_error_has_name(&e, "org.vmfed.Federation1.Error.TooLarge")) {
+                /* Over the broker's [Clipboard] MaxSize= (checked before the policy: nothing was asked). */
+                fd = safe_close(fd);
+                return do_open_file_stream(bus, argv[1], target);
+        }
+        if (r < 0)
+                return fail("open-file", &e, r);
         if (sd_bus_message_read(reply, "sb", &vm, &changed) < 0)
                 return fail("open-file: bad reply", NULL, -EBADMSG);
         printf("%s %s\n", vm, changed ? "changed" : "unchanged");
@@ -434,6 +488,23 @@ static int do_copy_to(sd_bus *bus, bool move, const char *target, char **paths) 
         return 0;
 }
 
+/* Options after the command (copy --mime TYPE, open-file --stream): taken out of argv. */
+static void command_options(int *argc, char ***argv) {
+        char **v = *argv;
+        if (strcmp(v[0], "open-file") == 0 && *argc >= 2 && strcmp(v[1], "--stream") == 0) {
+                arg_stream = true;
+                v[1] = v[0];
+                *argv += 1;
+                *argc -= 1;
+        }
+        if (strcmp(v[0], "copy") == 0 && *argc >= 3 && strcmp(v[1], "--mime") == 0) {
+                arg_mime = v[2];
+                v[2] = v[0];
+                *argv += 2;
+                *argc -= 2;
+        }
+}
+
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 'S' },
@@ -468,13 +539,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
         const char *cmd = argv[0];
-        /* Options after the command (copy --mime TYPE). */
-        if (strcmp(cmd, "copy") == 0 && argc >= 3 && strcmp(argv[1], "--mime") == 0) {
-                arg_mime = argv[2];
-                argv[2] = argv[0];
-                argv += 2;
-                argc -= 2;
-        }
+        command_options(&argc, &argv);
 
 #define NEED(n)                                                                  \
         do {                                                                     \

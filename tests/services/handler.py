@@ -7,10 +7,13 @@ handler.py app EVENTS APP_ID ARGS...      record the app and its argv
 handler.py file-keep EVENTS PATH          record the file's content
 handler.py file-edit EVENTS PATH          ... and append " (edited)" to it
 handler.py file-sleep EVENTS PATH         ... and take a minute (a viewer left open)
+handler.py file-by-content EVENTS PATH    what its first line says: "edit" as file-edit,
+                                          "rm" removes it, anything else as file-keep
 
 Each call appends one JSON line to EVENTS (with the argv it got: proof
 that no shell was involved).
 """
+import hashlib
 import json
 import os
 import sys
@@ -20,7 +23,17 @@ rest = sys.argv[3:]
 ev = {"mode": mode, "argv": rest, "pid": os.getpid()}
 if mode.startswith("file"):
     with open(rest[0], "rb") as f:
-        ev["content"] = f.read().decode(errors="replace")
+        data = f.read()
+    # Large files (vmfed.OpenFile streams): their size and digest, not a JSON line of megabytes.
+    if len(data) > 65536:
+        ev.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    else:
+        ev["content"] = data.decode(errors="replace")
+    if mode == "file-by-content":
+        first = data.split(b"\n", 1)[0]
+        mode = {b"edit": "file-edit", b"rm": "file-rm"}.get(first, "file-keep")
+    if mode == "file-rm":
+        os.unlink(rest[0])
     if mode == "file-sleep":
         with open(events, "a") as f:
             f.write(json.dumps(ev) + "\n")

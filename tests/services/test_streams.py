@@ -16,13 +16,16 @@ streams beside one that copies; one audit line per stream.
 Usage: test_streams.py VMFEDD VMFED_AGENT VMFED_GUEST [VMFEDCTL]
 """
 import hashlib
+import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 
-from svc import ServicesHarness, expect_error, run, vm
+from svc import HANDLER, ServicesHarness, expect_error, run, vm
 
 VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "dave": vm()}
 POLICY = {"30-streams.policy": (
@@ -45,12 +48,23 @@ POLICY = {"30-streams.policy": (
     "vmfed.FileMove *  alice   bob     allow\n"
     "vmfed.FileCopy *  alice   dave    allow\n"
     "vmfed.FileMove *  alice   dave    allow\n"
+    "vmfed.OpenFile *  alice   @anyvm  allow\n"
     "*             *   @anyvm  @anyvm  deny\n"
 )}
 
 
-def handlers(pid_dir, receiver, incoming, max_bytes="4G"):
+def handlers(pid_dir, receiver, incoming, max_bytes="4G", opener=None, events=None, open_limit="4G"):
+    """vmfed.OpenFile: opener (vmfed-open-file-receive) taking at most open_limit, with handler.py's
+    file-by-content as its viewer; with open_limit "hostile" a script answering pid_dir/open-answer."""
+    open_dir = os.path.join(os.path.dirname(incoming), "open-" + os.path.basename(incoming))
+    viewer = f"{sys.executable} {HANDLER} file-by-content {events}"
+    if open_limit == "hostile":
+        opener_script = f"#!/bin/sh\ncat >/dev/null\nexec cat {pid_dir}/open-answer\n"
+    else:
+        opener_script = (f"#!/bin/sh\nexec {opener} --dir {open_dir} --max-bytes {open_limit} "
+                         f"--viewer '{viewer}'\n")
     return {
+        "vmfed.OpenFile": opener_script,
         "vmfed.FileCopy": f"#!/bin/sh\nexec {receiver} --dest-dir {incoming} --max-bytes {max_bytes}\n",
         "vmfed.FileMove": f"#!/bin/sh\nexec {receiver} --dest-dir {incoming} --max-bytes {max_bytes}\n",
         "test.Echo": "#!/bin/sh\nexec cat\n",
@@ -303,6 +317,92 @@ def check_copy_to(h, a, incoming):
     assert "alice -> bob vmfed.FileMove: allow" in h.log()
 
 
+def expect_failure(result, needle):
+    """vmfed-guest failed (rc 1) and said why on stderr."""
+    rc, out, err = result
+    err = err.decode(errors="replace") if isinstance(err, bytes) else err
+    assert rc == 1 and needle in err, (rc, out, err)
+
+
+def check_open_file(h, a, pid_dir, events, opener):
+    """vmfed-guest open-file through a vmfed.OpenFile stream: over 16 MiB by itself, smaller with
+    --stream; the edited file replaces the original (mode kept), an unchanged or removed one leaves
+    it alone; the target's limit, a cut-off, an overlong and a garbage answer leave it as it was."""
+    work = os.path.join(h.tmp, "open")
+    os.makedirs(work)
+    big = os.path.join(work, "big report.bin")
+    body = b"edit\n" + os.urandom(20 << 20)
+    with open(big, "wb") as f:
+        f.write(body)
+    os.chmod(big, 0o640)
+    out = a.guest_ok("open-file", big, "bob", timeout=120)
+    assert out.split() == [b"bob", b"changed"], out
+    with open(big, "rb") as f:
+        assert f.read() == body + b" (edited)"
+    assert os.stat(big).st_mode & 0o777 == 0o640
+    ev = [json.loads(line) for line in open(events["bob"])][-1]
+    assert ev["mode"] == "file-by-content" and ev["size"] == len(body), {k: ev[k] for k in ev if k != "content"}
+    assert ev["sha256"] == hashlib.sha256(body).hexdigest() and ev["argv"][0].endswith("/big report.bin"), ev
+    open_dir = os.path.join(h.tmp, "open-incoming-bob")
+    assert os.listdir(open_dir) == [], os.listdir(open_dir)  # the private directory is gone
+    rx = re.compile(r"audit: stream \d+ alice -> bob vmfed\.OpenFile: allow, (\d+) bytes in, (\d+) bytes out")
+    h._wait(lambda: rx.search(h.log()), "the audit line of the stream")
+    m = rx.search(h.log())
+    assert int(m.group(1)) > len(body) and int(m.group(2)) > len(body), m.group(0)
+
+    small = os.path.join(work, "notes.txt")
+    for first, want in ((b"keep", b"unchanged"), (b"rm", b"unchanged"), (b"edit", b"changed")):
+        with open(small, "wb") as f:
+            f.write(first + b"\nsmall")
+        before = os.stat(small)
+        out = a.guest_ok("open-file", "--stream", small, "bob")
+        assert out.split() == [b"bob", want], (first, out)
+        now = os.stat(small)
+        if want == b"unchanged":
+            assert (now.st_ino, now.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), first
+        else:
+            assert open(small, "rb").read() == b"edit\nsmall (edited)"
+
+    # dave takes at most 1 MiB: refused before anything is stored, the file as it was.
+    two = os.path.join(work, "two.bin")
+    data = os.urandom(2 << 20)
+    with open(two, "wb") as f:
+        f.write(data)
+    # 2 MiB is over this broker's [Clipboard] MaxSize=1M: the D-Bus call gets TooLarge (before the
+    # policy: nothing was asked), and vmfed-guest takes the stream instead.
+    log0 = len(h.log())
+    out = a.guest_ok("open-file", two, "bob")
+    assert out.split() == [b"bob", b"unchanged"] and open(two, "rb").read() == data, out
+    assert re.search(r"audit: stream \d+ alice -> bob vmfed\.OpenFile: allow", h.log()[log0:]), h.log()[log0:]
+    expect_failure(a.guest("open-file", "--stream", two, "dave"), "over this VM's limit of 1048576 bytes")
+    assert open(two, "rb").read() == data
+
+    # carol answers hostile things: alice's file stays as it was, no temporary file is left.
+    answer = os.path.join(pid_dir, "open-answer")
+    for reply, why in ((b"CHANGED 100\n" + b"x" * 50, "cut off after 50 of 100 bytes"),
+                       (b"CHANGED 5\nhelloEXTRA", "More than the 5 bytes announced"),
+                       (b"CHANGED 99999999999999\n", "over the limit"),
+                       (b"CHANGED 05\nhello", "not UNCHANGED, CHANGED SIZE or ERROR"),
+                       (b"ERROR \x1b[31mno\n", "?[31mno"),
+                       (b"\x00" * 4096, "not a line of at most 512 bytes"),
+                       (b"", "ended without an answer")):
+        with open(answer, "wb") as f:
+            f.write(reply)
+        expect_failure(a.guest("open-file", "--stream", two, "carol"), why)
+        assert open(two, "rb").read() == data, reply
+        assert sorted(os.listdir(work)) == ["big report.bin", "notes.txt", "two.bin"], os.listdir(work)
+
+    # A header the handler cannot take: the real receiver's own refusals, from the raw stream.
+    for raw, why in ((b"VMFED-OPENFILE1 5 ../x\nhello", "not a plain name"),
+                     (b"VMFED-OPENFILE1 5 x\nhelloMORE", "More data followed"),
+                     (b"VMFED-OPENFILE1 9 x\nhello", "ended after 5 of the file's 9 bytes"),
+                     (b"VMFED-OPENFILE2 5 x\nhello", "does not start with VMFED-OPENFILE1")):
+        r = subprocess.run([opener, "--dir", os.path.join(work, "raw"), "--viewer", "true"], input=raw,
+                           capture_output=True, timeout=30, env={"VMFED_SOURCE": "alice", "HOME": work})
+        assert r.returncode == 1 and r.stdout.startswith(b"ERROR ") and why.encode() in r.stdout, (raw, r)
+        assert not os.path.exists(os.path.join(work, "raw")) or os.listdir(os.path.join(work, "raw")) == [], raw
+
+
 def check_host(h, vmfedctl):
     """vmfedctl run: a stream from the host (policy source @host), plain bytes, the handler's status."""
     def ctl(*args, data=b""):
@@ -331,18 +431,23 @@ def check_host(h, vmfedctl):
 
 
 def main(vmfedd, agent, guest, vmfedctl=""):
-    with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY) as h:
+    with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY, services_conf="[Clipboard]\nMaxSize=1M\n") as h:
         pid_dir = os.path.join(h.tmp, "pids")
         os.makedirs(pid_dir)
         os.environ["VMFED_TEST_SECRET"] = "must not reach a handler"
         receiver = os.path.join(os.path.dirname(os.path.abspath(guest)), "vmfed-file-copy-receive")
         incoming = {n: os.path.join(h.tmp, "incoming-" + n) for n in VMS}
+        opener = os.path.join(os.path.dirname(os.path.abspath(guest)), "vmfed-open-file-receive")
+        events = {n: os.path.join(h.tmp, "open-events-" + n) for n in VMS}
+        open_limits = {"dave": "1M", "carol": "hostile"}
         agents = {n: h.agent(n, services=handlers(pid_dir, receiver, incoming[n],
-                                                   max_bytes="1M" if n == "dave" else "4G"))
+                                                   max_bytes="1M" if n == "dave" else "4G", opener=opener,
+                                                   events=events[n], open_limit=open_limits.get(n, "4G")))
                   for n in ("alice", "bob", "carol", "dave")}
         a = agents["alice"]
         check_basic(h, a, agents["bob"], pid_dir)
         check_copy_to(h, a, incoming)
+        check_open_file(h, a, pid_dir, events, opener)
         check_refusals(h, a)
         check_concurrent(h)
         if vmfedctl:
