@@ -129,9 +129,13 @@ static void request_routed(Broker *b, sd_bus_message *reply, const sd_bus_error 
         Request *q = userdata;
 
         if (error) {
-                request_fail(q, error->name && g_str_has_prefix(error->name, "org.vmfed.") ? error->name
-                                                                                           : VMFED_ERROR_FAILED,
-                             "%s: %s", q->vm, error->message ? error->message : error->name);
+                const char *name = error->name && g_str_has_prefix(error->name, "org.vmfed.") ? error->name
+                                                                                             : VMFED_ERROR_FAILED;
+                /* TooLarge is the broker's own limit, checked before the policy (vmfed-guest open-file
+                 * then streams the file: nothing was asked yet).  A target's, after the policy, is not. */
+                if (strcmp(name, VMFED_ERROR_TOO_LARGE) == 0)
+                        name = VMFED_ERROR_FAILED;
+                request_fail(q, name, "%s: %s", q->vm, error->message ? error->message : error->name);
                 return;
         }
         if (q->kind == REQUEST_OPEN_FILE) {

@@ -18,25 +18,23 @@
 
 #include "common/log.h"
 #include "common/macro.h"
+#include "services/file-copy-partial.h"
 #include "services/file-copy-wire.h"
 #include "services/file-copy.h"
+#include "services/file-open-dir.h"
 #include "services/file-open-wire.h"
 
 typedef struct Served {
         int out_fd;
-        char *dir;             /* DIR/open-XXXXXX */
+        FileOpenDir *dir;      /* DIR/open-XXXXXX, locked */
         char *path;            /* .../NAME */
-        struct stat st;        /* as received */
+        uint64_t size;         /* as received */
         uint8_t digest[32];
 } Served;
 
 static void served_clear(Served *s) {
-        if (s->path)
-                (void) unlink(s->path);
-        if (s->dir)
-                (void) rmdir(s->dir);
+        s->dir = file_open_dir_free(s->dir); /* the file and whatever the viewer left beside it */
         g_free(s->path);
-        g_free(s->dir);
 }
 
 /* Fail with err and message: answered on the stream (best effort), and in *error. */
@@ -77,48 +75,38 @@ static int digest_fd(int fd, uint8_t out[32]) {
         return 0;
 }
 
-static bool same_stat(const struct stat *a, const struct stat *b) {
-        return a->st_ino == b->st_ino && a->st_dev == b->st_dev && a->st_size == b->st_size &&
-               a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-               a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
-/* Header, directory, data: the file stored as received. */
+/* Header, directory, data: the file stored as received, under its name only once it is complete. */
 static int serve_receive(Served *s, int in_fd, const char *dir, uint64_t max_bytes, GError **error) {
         char line[FILE_OPEN_LINE_MAX + 1], name[FILE_OPEN_NAME_MAX + 1];
+        _cleanup_(file_copy_partial_abort) FileCopyPartial p = FILE_COPY_PARTIAL_INIT;
         const char *why = NULL;
-        uint64_t size, got = 0;
+        uint64_t untrusted_size, got = 0;
+        bool use_tmpfile = true;
         size_t len;
 
         int r = file_open_read_line(in_fd, line, &len);
         if (r == -EPIPE && len == 0)
                 return serve_fail(s, error, -EPIPE, "The stream ended before its header: nothing to open.");
-        if (r < 0)
+        if (r == -EPIPE || r == -EBADMSG)
                 return serve_fail(s, error, -EBADMSG, "The stream's header is not a line of at most %d bytes.",
                                   FILE_OPEN_LINE_MAX);
-        r = file_open_header_parse(line, len, &size, name, &why);
+        if (r < 0)
+                return serve_fail(s, error, r, "Cannot read the stream: %s", g_strerror(-r));
+        r = file_open_header_parse(line, len, &untrusted_size, name, &why);
         if (r < 0)
                 return serve_fail(s, error, r, "Bad vmfed.OpenFile header: %s.", why);
-        if (size > max_bytes)
+        if (untrusted_size > max_bytes)
                 return serve_fail(s, error, -EFBIG,
-                                  "The file is %" PRIu64 " bytes, over this VM's limit of %" PRIu64 " bytes.", size,
-                                  max_bytes);
-        if (g_mkdir_with_parents(dir, 0700) < 0)
-                return serve_fail(s, error, -errno, "Cannot create %s: %s", dir, g_strerror(errno));
-        s->dir = g_build_filename(dir, "open-XXXXXX", NULL);
-        if (!g_mkdtemp_full(s->dir, 0700)) {
-                int err = errno;
-                g_clear_pointer(&s->dir, g_free);
-                return serve_fail(s, error, -err, "Cannot create a directory in %s: %s", dir, g_strerror(err));
-        }
-        s->path = g_build_filename(s->dir, name, NULL);
-        _cleanup_close_ int fd = open(s->path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-        if (fd < 0) {
-                int err = errno;
-                g_clear_pointer(&s->path, g_free);
-                return serve_fail(s, error, -err, "Cannot create the file: %s", g_strerror(err));
-        }
-        r = file_open_copy(in_fd, fd, size, &got);
+                                  "The file is %" PRIu64 " bytes, over this VM's limit of %" PRIu64 " bytes.",
+                                  untrusted_size, max_bytes);
+        uint64_t size = untrusted_size;
+        r = file_open_dir_new(dir, &s->dir);
+        if (r < 0)
+                return serve_fail(s, error, r, "Cannot make a directory in %s: %s", dir, g_strerror(-r));
+        r = file_copy_partial_open(&p, s->dir->fd, 0600, &use_tmpfile);
+        if (r < 0)
+                return serve_fail(s, error, r, "Cannot create the file: %s", g_strerror(-r));
+        r = file_open_copy(in_fd, p.fd, size, &got);
         if (r == -ENODATA)
                 return serve_fail(s, error, r, "The stream ended after %" PRIu64 " of the file's %" PRIu64 " bytes.",
                                   got, size);
@@ -130,9 +118,17 @@ static int serve_receive(Served *s, int in_fd, const char *dir, uint64_t max_byt
                 return serve_fail(s, error, r == -EBADMSG ? r : -EIO, "%s",
                                   r == -EBADMSG ? "More data followed the file's size: not a vmfed.OpenFile stream."
                                                 : "Cannot read the stream's end.");
-        if (fsync(fd) < 0 || fstat(fd, &s->st) < 0 || (r = digest_fd(fd, s->digest)) < 0)
-                return serve_fail(s, error, r < 0 ? r : -errno, "Cannot store the file: %s",
-                                  g_strerror(r < 0 ? -r : errno));
+        if (fsync(p.fd) < 0)
+                return serve_fail(s, error, -errno, "Cannot store the file: %s", g_strerror(errno));
+        r = file_copy_partial_link(&p, s->dir->fd, name);
+        if (r < 0)
+                return serve_fail(s, error, r, "Cannot name the file: %s", g_strerror(-r));
+        s->path = g_build_filename(s->dir->path, name, NULL);
+        _cleanup_close_ int fd = open(s->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 || (r = digest_fd(fd, s->digest)) < 0)
+                return serve_fail(s, error, fd < 0 ? -errno : r, "Cannot read the file back: %s",
+                                  g_strerror(fd < 0 ? errno : -r));
+        s->size = size;
         return 0;
 }
 
@@ -179,11 +175,12 @@ static int serve_answer(Served *s, uint64_t max_bytes, bool *ret_changed, GError
         else if ((uint64_t) st.st_size > max_bytes)
                 return serve_fail(s, error, -EFBIG, "After the viewer the file is %" PRIu64 " bytes, over this VM's "
                                   "limit of %" PRIu64 " bytes.", (uint64_t) st.st_size, max_bytes);
-        else if (!same_stat(&st, &s->st)) {
+        else {
+                /* Always by content: an edit within a coarse timestamp tick keeps mtime, size and inode. */
                 r = digest_fd(fd, digest);
                 if (r < 0)
                         return serve_fail(s, error, r, "Cannot read the file after the viewer: %s", g_strerror(-r));
-                changed = (uint64_t) st.st_size != (uint64_t) s->st.st_size || memcmp(digest, s->digest, 32) != 0;
+                changed = (uint64_t) st.st_size != s->size || memcmp(digest, s->digest, 32) != 0;
         }
         file_open_answer_format(line, changed, changed ? (uint64_t) st.st_size : 0);
         r = file_copy_write_all(s->out_fd, line, strlen(line));

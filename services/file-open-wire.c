@@ -100,7 +100,9 @@ static char *message_sanitize(const char *s) {
 
         for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
                 gunichar c = g_utf8_get_char(p);
-                if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+                /* Control characters, and the bidi controls that would reorder what the user reads. */
+                if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+                    (c >= 0x2066 && c <= 0x2069))
                         g_string_append_c(out, '?');
                 else
                         g_string_append_unichar(out, c);

@@ -41,7 +41,7 @@ void file_open_error_format(char buf[FILE_OPEN_LINE_MAX + 2], const char *messag
 /*
  * Parse the handler's answer (without its '\n'): 0 (*ret_changed,
  * *ret_size), -EREMOTEIO for ERROR (*ret_message, not printable bytes
- * replaced, g_free), -EBADMSG when it is none of them.
+ * replaced, and bidi controls, g_free), -EBADMSG when it is none of them.
  */
 int file_open_answer_parse(const char *untrusted_line, size_t len, bool *ret_changed, uint64_t *ret_size,
                            char **ret_message);
@@ -54,7 +54,8 @@ int file_open_answer_parse(const char *untrusted_line, size_t len, bool *ret_cha
 int file_open_read_line(int fd, char buf[FILE_OPEN_LINE_MAX + 1], size_t *ret_len);
 /*
  * Copy exactly size bytes from in_fd to out_fd (sendfile(2) where in_fd
- * allows it, else read/write; a socket is written with MSG_NOSIGNAL).
+ * allows it, else read/write with MSG_NOSIGNAL on a socket; sendfile has
+ * no such flag: callers ignore SIGPIPE).
  * -ENODATA when in_fd ends first (*ret_copied says where), -errno else
  * (-EPIPE: out_fd's reader is gone).
  */

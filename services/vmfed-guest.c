@@ -263,13 +263,13 @@ static int do_open_file_stream(sd_bus *bus, const char *path, const char *target
                 fprintf(stderr, "vmfed-guest: open-file: %s\n", e->message);
                 return 1;
         }
+        printf("%s %s\n", target, changed ? "changed" : "unchanged"); /* what happened to the file, whatever follows */
         if (status != 0) {
                 if (status != RUN_FAILED)
-                        fprintf(stderr, "vmfed-guest: open-file: the handler in %s exited with status %d\n", target,
-                                status);
+                        fprintf(stderr, "vmfed-guest: open-file: the handler in %s exited with status %d after it "
+                                "answered\n", target, status);
                 return 1;
         }
-        printf("%s %s\n", target, changed ? "changed" : "unchanged");
         return 0;
 }
 

@@ -7,8 +7,10 @@ handler.py app EVENTS APP_ID ARGS...      record the app and its argv
 handler.py file-keep EVENTS PATH          record the file's content
 handler.py file-edit EVENTS PATH          ... and append " (edited)" to it
 handler.py file-sleep EVENTS PATH         ... and take a minute (a viewer left open)
-handler.py file-by-content EVENTS PATH    what its first line says: "edit" as file-edit,
-                                          "rm" removes it, anything else as file-keep
+handler.py file-by-content EVENTS PATH    what its first line says: "edit" as file-edit (and
+                                          leaves a backup PATH~ and a directory beside it, as
+                                          editors do), "rm" removes it, "sleep" as file-sleep,
+                                          anything else as file-keep
 
 Each call appends one JSON line to EVENTS (with the argv it got: proof
 that no shell was involved).
@@ -31,7 +33,11 @@ if mode.startswith("file"):
         ev["content"] = data.decode(errors="replace")
     if mode == "file-by-content":
         first = data.split(b"\n", 1)[0]
-        mode = {b"edit": "file-edit", b"rm": "file-rm"}.get(first, "file-keep")
+        mode = {b"edit": "file-edit", b"rm": "file-rm", b"sleep": "file-sleep"}.get(first, "file-keep")
+        if mode == "file-edit":
+            with open(rest[0] + "~", "wb") as f:
+                f.write(data)
+            os.makedirs(os.path.join(os.path.dirname(rest[0]), ".cache", "thumbs"))
     if mode == "file-rm":
         os.unlink(rest[0])
     if mode == "file-sleep":

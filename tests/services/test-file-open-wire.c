@@ -92,6 +92,10 @@ static void test_answer(void) {
         const char *error = "ERROR disk \x1b[2J full\x7f";
         g_assert_cmpint(file_open_answer_parse(error, strlen(error), &changed, &size, &message), ==, -EREMOTEIO);
         g_assert_cmpstr(message, ==, "disk ?[2J full?");
+        g_clear_pointer(&message, g_free);
+        const char *bidi = "ERROR gpj.\xe2\x80\xae" "exe"; /* U+202E: would show as "exe.jpg" */
+        g_assert_cmpint(file_open_answer_parse(bidi, strlen(bidi), &changed, &size, &message), ==, -EREMOTEIO);
+        g_assert_cmpstr(message, ==, "gpj.?exe");
 }
 
 static void test_error_cut(void) {
@@ -99,10 +103,11 @@ static void test_error_cut(void) {
 
         file_open_error_format(buf, "two\nlines");
         g_assert_cmpstr(buf, ==, "ERROR two lines\n");
-        /* 300 two-byte characters: cut before the one that would be split, one '\n' at the end. */
+        /* 300 three-byte characters ("ERROR " + 168 of them is 510 bytes, the 169th would end at 513): cut
+         * before the one that would be split, one '\n' at the end. */
         GString *s = g_string_new(NULL);
         for (int i = 0; i < 300; i++)
-                g_string_append(s, "\xc3\xa9");
+                g_string_append(s, "\xe2\x82\xac");
         file_open_error_format(buf, s->str);
         g_string_free(s, TRUE);
         size_t n = strlen(buf);
@@ -110,6 +115,7 @@ static void test_error_cut(void) {
         g_assert_cmpint(buf[n - 1], ==, '\n');
         g_assert_null(memchr(buf, '\n', n - 1));
         g_assert_true(g_utf8_validate(buf, (gssize) n, NULL));
+        g_assert_cmpuint(n, ==, 6 + 168 * 3 + 1);
 }
 
 static void test_read_line(void) {

@@ -344,7 +344,7 @@ def check_open_file(h, a, pid_dir, events, opener):
     assert ev["mode"] == "file-by-content" and ev["size"] == len(body), {k: ev[k] for k in ev if k != "content"}
     assert ev["sha256"] == hashlib.sha256(body).hexdigest() and ev["argv"][0].endswith("/big report.bin"), ev
     open_dir = os.path.join(h.tmp, "open-incoming-bob")
-    assert os.listdir(open_dir) == [], os.listdir(open_dir)  # the private directory is gone
+    assert os.listdir(open_dir) == [], os.listdir(open_dir)  # the private directory is gone, backups and all
     rx = re.compile(r"audit: stream \d+ alice -> bob vmfed\.OpenFile: allow, (\d+) bytes in, (\d+) bytes out")
     h._wait(lambda: rx.search(h.log()), "the audit line of the stream")
     m = rx.search(h.log())
@@ -362,6 +362,27 @@ def check_open_file(h, a, pid_dir, events, opener):
             assert (now.st_ino, now.st_mtime_ns) == (before.st_ino, before.st_mtime_ns), first
         else:
             assert open(small, "rb").read() == b"edit\nsmall (edited)"
+
+    # A stream aborted while the viewer has the file (the caller killed): the handler is killed with
+    # it and leaves its directory; the next handler there removes it.
+    with open(small, "wb") as f:
+        f.write(b"sleep\nsmall")
+    p = subprocess.Popen([h.guest_path, "--socket", a.socket, "open-file", "--stream", small, "bob"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        h._wait(lambda: any(os.path.exists(os.path.join(open_dir, d, "notes.txt")) for d in os.listdir(open_dir)),
+                "the file in the handler's directory")
+    finally:
+        p.kill()
+        p.communicate()
+    h._wait(lambda: "vmfed.OpenFile: aborted" in h.log(), "the aborted stream's audit line")
+    stale = os.listdir(open_dir)
+    assert len(stale) == 1 and stale[0].startswith("open-"), stale
+    assert open(small, "rb").read() == b"sleep\nsmall"
+    with open(small, "wb") as f:
+        f.write(b"keep\nsmall")
+    assert a.guest_ok("open-file", "--stream", small, "bob").split() == [b"bob", b"unchanged"]
+    assert os.listdir(open_dir) == [], os.listdir(open_dir)
 
     # dave takes at most 1 MiB: refused before anything is stored, the file as it was.
     two = os.path.join(work, "two.bin")
@@ -391,6 +412,12 @@ def check_open_file(h, a, pid_dir, events, opener):
         expect_failure(a.guest("open-file", "--stream", two, "carol"), why)
         assert open(two, "rb").read() == data, reply
         assert sorted(os.listdir(work)) == ["big report.bin", "notes.txt", "two.bin"], os.listdir(work)
+    # No setuid bit comes back on a file edited in another VM.
+    with open(small, "wb") as f:
+        f.write(b"edit\nsmall")
+    os.chmod(small, 0o4755)
+    assert a.guest_ok("open-file", "--stream", small, "bob").split() == [b"bob", b"changed"]
+    assert os.stat(small).st_mode & 0o7777 == 0o755, oct(os.stat(small).st_mode)
 
     # A header the handler cannot take: the real receiver's own refusals, from the raw stream.
     for raw, why in ((b"VMFED-OPENFILE1 5 ../x\nhello", "not a plain name"),
