@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "federation/netvm-query.h"
 #include "federation/vmspec.h"
 
 #include "broker/vm-events.h"
@@ -38,6 +39,7 @@ struct Broker {
 
         PolicySnapshot *policy;
         PolicyFacts *facts;
+        GHashTable *dispvms;  /* running disposables: name → template (owning both), for the facts */
         uint64_t policy_revision;
         char *active_persona; /* NULL: none */
 
@@ -211,7 +213,7 @@ void broker_set_policy(Broker *b, PolicySnapshot *s) {
 
 int broker_rebuild_facts(Broker *b) {
         PolicyFacts *f = NULL;
-        int r = vm_model_build_policy_facts(b->model, b->active_persona, NULL, &f);
+        int r = vm_model_build_policy_facts_with(b->model, b->active_persona, NULL, b->dispvms, &f);
         if (r < 0)
                 return log_error_errno(r, "Cannot build policy facts from the VM definitions: %m");
         policy_facts_unref(b->facts);
@@ -277,12 +279,31 @@ static void vm_object_free(void *p) {
 }
 
 /* The broker's own VM events watch, the first: the VM objects' State and ActivePersona. */
+/*
+ * A disposable's requests are decided like any VM's: it is in the policy's
+ * facts (role disposable, its template) from its start until it is down.
+ */
+static void broker_track_dispvm(Broker *b, const VmEvent *e) {
+        Federation *f = broker_federation(b);
+        bool down = federation_vm_state_is_down(e->state), known = g_hash_table_contains(b->dispvms, e->vm);
+
+        if (down && known)
+                g_hash_table_remove(b->dispvms, e->vm);
+        else if (!down && !known && f && federation_vm_is_disposable(f, e->vm) && federation_vm_template(f, e->vm))
+                g_hash_table_insert(b->dispvms, g_strdup(e->vm), g_strdup(federation_vm_template(f, e->vm)));
+        else
+                return;
+        (void) broker_rebuild_facts(b);
+}
+
 static void broker_on_vm_event(const VmEvent *e, void *userdata) {
         Broker *b = userdata;
         const char *state = federation_vm_state_to_string(e->state);
 
         if (state)
                 broker_set_vm_state(b, e->vm, state);
+        if (!broker_find_vm(b, e->vm))
+                broker_track_dispvm(b, e);
         broker_set_active_persona(b, e->active_persona);
 }
 
@@ -298,6 +319,7 @@ int broker_new(const BrokerOptions *o, const BrokerHooks *hooks, Broker **ret) {
         b->manage_gid = o->manage_gid;
         b->hooks = *hooks;
         b->vm_objects = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, vm_object_free);
+        b->dispvms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
         b->next_request_id = 1;
         b->vm_events = vm_events_new();
         b->vm_events_watch = vm_events_watch_add(b->vm_events, broker_on_vm_event, b, NULL);
@@ -313,6 +335,7 @@ Broker *broker_free(Broker *b) {
         /* Pending deferred calls (the ends of operations) run here, with the state still there. */
         b->vm_events = vm_events_free(b->vm_events);
         g_clear_pointer(&b->vm_objects, g_hash_table_unref);
+        g_clear_pointer(&b->dispvms, g_hash_table_unref);
         b->model = vm_model_unref(b->model);
         g_free(b->model_error);
         b->policy = policy_snapshot_unref(b->policy);

@@ -74,6 +74,11 @@ GPtrArray *vm_model_specs(const VmModel *m) {
 
 int vm_model_build_policy_facts(const VmModel *m, const char *active_persona, const char *default_dispvm,
                                 PolicyFacts **ret) {
+        return vm_model_build_policy_facts_with(m, active_persona, default_dispvm, NULL, ret);
+}
+
+int vm_model_build_policy_facts_with(const VmModel *m, const char *active_persona, const char *default_dispvm,
+                                     GHashTable *dispvms, PolicyFacts **ret) {
         g_return_val_if_fail(ret, -EINVAL);
         PolicyFacts *f = policy_facts_new();
         const char *only_template = NULL;
@@ -88,6 +93,13 @@ int vm_model_build_policy_facts(const VmModel *m, const char *active_persona, co
                         only_template = s->name;
                         n_templates++;
                 }
+        }
+        if (dispvms) {
+                GHashTableIter it;
+                gpointer name, template;
+                g_hash_table_iter_init(&it, dispvms);
+                while (r == 0 && g_hash_table_iter_next(&it, &name, &template))
+                        r = policy_facts_add_vm(f, name, "disposable", NULL, template);
         }
         if (r == 0)
                 r = policy_facts_set_active(f, active_persona);

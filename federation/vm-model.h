@@ -58,3 +58,10 @@ GPtrArray *vm_model_specs(const VmModel *m);
  */
 int vm_model_build_policy_facts(const VmModel *m, const char *active_persona, const char *default_dispvm,
                                 PolicyFacts **ret);
+/*
+ * The same, with the running disposables: dispvms (may be NULL) maps each
+ * one's name to the template it was made from (role "disposable", no
+ * tags): rule sources @dispvm and @dispvm:TEMPLATE match them.
+ */
+int vm_model_build_policy_facts_with(const VmModel *m, const char *active_persona, const char *default_dispvm,
+                                     GHashTable *dispvms, PolicyFacts **ret);

@@ -94,6 +94,31 @@ static void test_example_federation(void) {
         g_assert_cmpstr(d.target, ==, "@dispvm:dispvm-default");
         policy_snapshot_unref(s);
         policy_facts_unref(f);
+
+        /* A running disposable as a source: unknown without the broker's list, matched with it. */
+        g_assert_cmpint(policy_snapshot_load_string("x.policy",
+                                                    "a * @dispvm:dispvm-default netvm allow\n"
+                                                    "b * @dispvm netvm allow\n"
+                                                    "c * @role:disposable netvm allow\n", &s), ==, 0);
+        g_autoptr(GHashTable) dispvms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        g_hash_table_insert(dispvms, g_strdup("disp42"), g_strdup("dispvm-default"));
+        PolicyRequest from_disp = { .service = "a", .source = "disp42", .target = "netvm" };
+        g_assert_cmpint(vm_model_build_policy_facts(vms, NULL, NULL, &f), ==, 0);
+        g_assert_cmpint(policy_evaluate(s, f, &from_disp, &d), ==, 0);
+        g_assert_cmpint(d.action, ==, POLICY_ACTION_DENY);
+        g_assert_cmpstr(d.reason, ==, "unknown source VM");
+        policy_facts_unref(f);
+        g_assert_cmpint(vm_model_build_policy_facts_with(vms, NULL, NULL, dispvms, &f), ==, 0);
+        for (const char *service = "a"; *service <= 'c'; service = *service == 'a' ? "b" : *service == 'b' ? "c" : "d") {
+                from_disp.service = service;
+                g_assert_cmpint(policy_evaluate(s, f, &from_disp, &d), ==, 0);
+                g_assert_cmpint(d.action, ==, POLICY_ACTION_ALLOW);
+        }
+        from_disp.source = "disp43"; /* not running */
+        g_assert_cmpint(policy_evaluate(s, f, &from_disp, &d), ==, 0);
+        g_assert_cmpint(d.action, ==, POLICY_ACTION_DENY);
+        policy_snapshot_unref(s);
+        policy_facts_unref(f);
         g_assert_null(vm_model_unref(vms));
 }
 
