@@ -288,10 +288,16 @@ static void guest_client_free(void *p) {
         g_free(c);
 }
 
+static gboolean guest_server_on_accept(gint fd, GIOCondition condition, gpointer userdata);
+
 static gboolean guest_client_reap(gpointer userdata) {
         GuestClient *c = userdata;
+        GuestServer *s = c->server;
         c->reap_id = 0;
-        g_hash_table_remove(c->server->clients, c);
+        g_hash_table_remove(s->clients, c);
+        /* A place is free: the connections waiting in the listen queue are taken again. */
+        if (s->listen_fd >= 0 && !s->listen_id && g_hash_table_size(s->clients) < AGENT_MAX_GUEST_CONNECTIONS)
+                s->listen_id = g_unix_fd_add(s->listen_fd, G_IO_IN, guest_server_on_accept, s);
         return G_SOURCE_REMOVE;
 }
 
@@ -305,11 +311,6 @@ static void guest_server_accept_one(GuestServer *s, int fd) {
         _cleanup_(sd_bus_close_unrefp) sd_bus *bus = NULL;
         int r;
 
-        if (g_hash_table_size(s->clients) >= AGENT_MAX_GUEST_CONNECTIONS) {
-                log_warning("Too many Guest1 clients; refusing one.");
-                safe_close(fd);
-                return;
-        }
         r = bus_p2p_new(fd, /* server= */ true, /* accept_fds= */ true, NULL, &bus);
         if (r >= 0)
                 r = sd_bus_add_object_vtable(bus, NULL, GUEST1_PATH, GUEST1_INTERFACE, guest1_vtable, s->agent);
@@ -330,9 +331,20 @@ static void guest_server_accept_one(GuestServer *s, int fd) {
         g_hash_table_add(s->clients, c);
 }
 
+/*
+ * At most AGENT_MAX_GUEST_CONNECTIONS clients at a time; the next ones wait
+ * in the listen queue (their connect() has returned, their first call
+ * waits) until one leaves: backpressure, not a refusal.
+ */
 static gboolean guest_server_on_accept(gint fd, GIOCondition condition, gpointer userdata) {
         GuestServer *s = userdata;
         for (int i = 0; i < 16; i++) {
+                if (g_hash_table_size(s->clients) >= AGENT_MAX_GUEST_CONNECTIONS) {
+                        log_debug("%d Guest1 clients: the next ones wait for one of them to leave.",
+                                  AGENT_MAX_GUEST_CONNECTIONS);
+                        s->listen_id = 0;
+                        return G_SOURCE_REMOVE;
+                }
                 int cfd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
                 if (cfd < 0)
                         break;

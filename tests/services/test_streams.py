@@ -227,6 +227,26 @@ def check_concurrent(h):
         assert hashlib.sha256(out).digest() == hashlib.sha256(data).digest(), (i, len(out), len(data))
 
 
+def check_many_clients(h):
+    """80 apps of one VM at once: the agent serves 64 Guest1 clients, the other 16 wait in its listen
+    queue (not refused) until one leaves; every stream runs, byte-identical."""
+    jobs = []
+    for i in range(80):
+        p = subprocess.Popen([h.guest_path, "--socket", h.agents["alice"].socket, "run", "bob", "test.Echo"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        jobs.append((p, b"client %d\n" % i))
+    time.sleep(0.5)  # all connected and waiting on their input: 64 served, 16 queued
+    for p, _ in jobs:
+        assert p.poll() is None, p.communicate()
+    for p, data in jobs:  # all inputs first: a stream's turn at bob's ports comes in the broker's order
+        p.stdin.write(data)
+        p.stdin.close()
+    for i, (p, data) in enumerate(jobs):
+        out, err = p.stdout.read(), p.stderr.read()
+        p.wait(timeout=120)
+        assert p.returncode == 0 and out == data, (i, p.returncode, out, err)
+
+
 def check_flood(h, a, d, pid_dir):
     """dave holds as many of bob's ports as it may and queues more; alice's copy still goes through."""
     flood = [subprocess.Popen([h.guest_path, "--socket", d.socket, "run", "bob", "test.Sleep"],
@@ -477,6 +497,7 @@ def main(vmfedd, agent, guest, vmfedctl=""):
         check_open_file(h, a, pid_dir, events, opener)
         check_refusals(h, a)
         check_concurrent(h)
+        check_many_clients(h)
         if vmfedctl:
             check_host(h, vmfedctl)
         check_flood(h, a, agents["dave"], pid_dir)
