@@ -73,7 +73,7 @@ realvm_guests() {
   src=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
   guest=$("$src/tests/guest/guest-dir.sh" "$build")
   local bins=(--binary "$build/services/vmfed-agent" --binary "$build/services/vmfed-guest"
-              --binary "$build/services/vmfed-file-copy-receive")
+              --binary "$build/services/vmfed-file-copy-receive" --binary "$build/services/vmfed-open-file-receive")
   "$src/tests/guest/build-guest.sh" "$guest" --flavor base "${bins[@]}" >&2
   "$src/tests/guest/build-guest.sh" "$guest" --flavor netvm "${bins[@]}" \
     --binary "$build/netvm/vmfed-netd" --binary "$(command -v nft)" >&2
