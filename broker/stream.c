@@ -21,8 +21,8 @@ enum { SIDE_CALLER, SIDE_TARGET, N_SIDES };
 
 typedef enum StreamState {
         STREAM_QUEUED,   /* waiting for free ports */
-        STREAM_STARTING, /* ports bound, StartService sent */
-        STREAM_RUNNING,  /* the handler runs */
+        STREAM_STARTING, /* ports bound, StartService sent, the caller answered (its input not read yet) */
+        STREAM_RUNNING,  /* the target's agent took it: the handler runs (or is about to) */
 } StreamState;
 
 typedef struct VmPorts VmPorts;
@@ -50,6 +50,7 @@ struct Stream {
         bool eof[N_SIDES];     /* the flow out of this side ended (forwarded or discarded) */
         bool exited;           /* StreamExited came */
         bool ended_sent;       /* StreamEnded went to the caller */
+        bool answered;         /* the caller has its end (cb.opened): from here on it hears through StreamEnded */
         int status;
         char *message;
         int64_t started_usec;
@@ -300,18 +301,19 @@ static void stream_abort(Stream *s, const char *error_name, const char *why) {
                 g_queue_remove(&t->queue, s);
         if (was != STREAM_QUEUED && !s->exited)
                 stream_tell(s, s->target, "StopStream", "ts", s->id, why);
-        if (was == STREAM_RUNNING && !s->ended_sent)
+        bool answered = s->answered;
+        if (answered && !s->ended_sent)
                 stream_tell(s, s->source, "StreamEnded", "tis", s->id, -1, why);
         s->status = -1;
         g_free(s->message);
         s->message = g_strdup(why);
-        if (was == STREAM_RUNNING) {
+        if (answered) {
                 for (int i = 0; i < N_SIDES; i++)
                         stream_release_side(s, i); /* counts what each port moved, for the audit */
                 stream_audit(s, "aborted");
         }
         stream_free(s);
-        if (was == STREAM_RUNNING) {
+        if (answered) {
                 if (cb.ended)
                         cb.ended(b, -1, why, ud);
         } else if (cb.opened)
@@ -395,19 +397,23 @@ static void stream_started(Broker *b, sd_bus_message *reply, const sd_bus_error 
         if (!s || s->state != STREAM_STARTING)
                 return; /* aborted meanwhile */
         if (error) {
+                /* The caller has its end already: it hears why through StreamEnded (status -1), the
+                 * error's name in the message as vmfed-guest shows a D-Bus error's. */
                 bool missing = error->name && strcmp(error->name, "org.vmfed.Agent1.Error.NoHandler") == 0;
-                g_autofree char *m = g_strdup_printf("%s: %s", s->target, error->message ? error->message : error->name);
+                g_autofree char *m = g_strdup_printf("%s: %s (%s)", s->target,
+                                                     error->message ? error->message : error->name,
+                                                     missing ? "NotFound" : "Failed");
                 s->exited = true; /* nothing runs there: no StopStream */
                 stream_abort(s, missing ? VMFED_ERROR_NOT_FOUND : VMFED_ERROR_FAILED, m);
                 return;
         }
         s->state = STREAM_RUNNING;
-        s->started_usec = g_get_monotonic_time();
-        if (s->cb.opened)
-                s->cb.opened(b, 0,
-                             &(StreamOpened) { .vm = s->target, .port = s->port[SIDE_CALLER],
-                                               .tag = s->tag[SIDE_CALLER], .id = s->id },
-                             NULL, NULL, s->userdata);
+        /* The target's end is bound to its tag now: the caller's bytes may go. */
+        VmPorts *src = s->host ? NULL : g_hash_table_lookup(t->vms, s->source), *dst = g_hash_table_lookup(t->vms, s->target);
+        StreamPort *sp = s->host ? s->host : src ? src->port[s->port[SIDE_CALLER]] : NULL;
+        if (sp && dst && dst->port[s->port[SIDE_TARGET]])
+                stream_port_set_flow(sp, dst->port[s->port[SIDE_TARGET]], false);
+        stream_progress(s);
 }
 
 /* Bind both ports, start the flows, ask the target for the handler. */
@@ -443,7 +449,8 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
         StreamPort *sp = src ? src->port[si] : s->host;
         stream_port_bind(sp, s->tag[SIDE_CALLER]);
         stream_port_bind(dst->port[di], s->tag[SIDE_TARGET]);
-        stream_port_set_flow(sp, dst->port[di], false);
+        /* The target's output may come before its agent's answer (both from the target, on two channels);
+         * the caller's input waits for the answer: until then the target's port may not know the tag. */
         stream_port_set_flow(dst->port[di], sp, false);
 
         s->exited = false;
@@ -465,7 +472,20 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
         if (r < 0) {
                 s->exited = true;
                 stream_abort(s, VMFED_ERROR_FAILED, "cannot ask the target's agent to start the service");
+                return;
         }
+        /*
+         * The caller is answered now, not after StartService's round trip to the target (setup as fast
+         * as a routed call, like qrexec's connect): a handler that cannot start ends the stream with
+         * status -1 and why.
+         */
+        s->answered = true;
+        s->started_usec = g_get_monotonic_time();
+        if (s->cb.opened)
+                s->cb.opened(b, 0,
+                             &(StreamOpened) { .vm = s->target, .port = s->port[SIDE_CALLER],
+                                               .tag = s->tag[SIDE_CALLER], .id = s->id },
+                             NULL, NULL, s->userdata);
 }
 
 static void table_try_start(StreamTable *t) {
