@@ -229,14 +229,15 @@ static bool parse_u64(const char **p, uint64_t *ret) {
         return true;
 }
 
-/* The receiver's message, shown to the sender's user: printable text only. */
-static char *message_sanitize(const char *s) {
-        g_autofree char *valid = g_utf8_make_valid(s, -1);
+char *file_copy_message_sanitize(const char *untrusted) {
+        g_autofree char *valid = g_utf8_make_valid(untrusted, -1);
         GString *out = g_string_new(NULL);
 
         for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
                 gunichar c = g_utf8_get_char(p);
-                if (c < 0x20 || (c >= 0x7f && c <= 0x9f))
+                /* Control characters, and the bidi controls that would reorder what the user reads. */
+                if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
+                    (c >= 0x2066 && c <= 0x2069))
                         g_string_append_c(out, '?');
                 else
                         g_string_append_unichar(out, c);
@@ -267,7 +268,7 @@ int file_copy_status_parse(const char *untrusted_line, size_t len, uint64_t *ret
         p += 6;
         if (!parse_u64(&p, &a) || *p++ != ' ')
                 return -EBADMSG;
-        *ret_message = message_sanitize(p);
+        *ret_message = file_copy_message_sanitize(p);
         return -EREMOTEIO;
 }
 

@@ -69,6 +69,12 @@ int file_copy_target_check(const char *untrusted_target, size_t len, unsigned de
 void file_copy_status_format(char buf[FILE_COPY_STATUS_MAX + 1], int error, const char *message,
                              uint64_t entries, uint64_t bytes);
 /*
+ * The other side's message, to be shown to this side's user: invalid UTF-8
+ * made valid, control characters and bidi controls replaced by '?'.  g_free.
+ */
+char *file_copy_message_sanitize(const char *untrusted);
+
+/*
  * Parse the receiver's line (without its '\n').  0 for OK (entries,
  * bytes), -EREMOTEIO for ERROR (*ret_message: its text with anything not
  * printable replaced, g_free), -EBADMSG when it is neither.

@@ -93,23 +93,6 @@ void file_open_error_format(char buf[FILE_OPEN_LINE_MAX + 2], const char *messag
         buf[end + 1] = 0;
 }
 
-/* The handler's message, shown to the caller's user: printable text only. */
-static char *message_sanitize(const char *s) {
-        g_autofree char *valid = g_utf8_make_valid(s, -1);
-        GString *out = g_string_new(NULL);
-
-        for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
-                gunichar c = g_utf8_get_char(p);
-                /* Control characters, and the bidi controls that would reorder what the user reads. */
-                if (c < 0x20 || (c >= 0x7f && c <= 0x9f) || c == 0x200e || c == 0x200f || (c >= 0x202a && c <= 0x202e) ||
-                    (c >= 0x2066 && c <= 0x2069))
-                        g_string_append_c(out, '?');
-                else
-                        g_string_append_unichar(out, c);
-        }
-        return g_string_free(out, FALSE);
-}
-
 int file_open_answer_parse(const char *untrusted_line, size_t len, bool *ret_changed, uint64_t *ret_size,
                            char **ret_message) {
         char line[FILE_OPEN_LINE_MAX + 1];
@@ -135,7 +118,7 @@ int file_open_answer_parse(const char *untrusted_line, size_t len, bool *ret_cha
         }
         if (strncmp(p, "ERROR ", 6) != 0)
                 return -EBADMSG;
-        *ret_message = message_sanitize(p + 6);
+        *ret_message = file_copy_message_sanitize(p + 6);
         return -EREMOTEIO;
 }
 
