@@ -65,8 +65,9 @@ static void host_run_forget(HostRun *q) {
 static void run_ended(Broker *b, int status, const char *message, void *userdata);
 
 /*
- * RunService was answered with the fd already (run_authorized()): a stream that could not start
- * (no handler, no port) ends here, and WaitStream says why.
+ * RunService was answered with the fd already (run_authorized()): a stream that could not even be
+ * set up ends here (one the target refused, e.g. no handler, ends through run_ended()), and
+ * WaitStream says why.
  */
 static void run_opened(Broker *b, int r, const StreamOpened *o, const char *error_name, const char *error,
                        void *userdata) {

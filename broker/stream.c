@@ -66,6 +66,7 @@ typedef struct TableRef {
 typedef struct StartCall {
         TableRef *ref; /* g_rc_box */
         uint64_t id;
+        char *target;
 } StartCall;
 
 struct StreamTable {
@@ -235,22 +236,31 @@ static void route_ignore(Broker *b, sd_bus_message *reply, const sd_bus_error *e
                 log_debug("Stream message not delivered: %s", error->message ? error->message : error->name);
 }
 
-static void stream_tell(Stream *s, const char *vm, const char *member, const char *types, ...) {
-        Broker *b = s->table->broker;
+static void tell_vmv(Broker *b, const char *vm, const char *member, const char *types, va_list ap) {
         if (vm[0] == '@')
                 return; /* the host's end: its caller hears through StreamCallbacks.ended */
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
-        va_list ap;
         int r = route_new_args(b, &args);
-        if (r >= 0) {
-                va_start(ap, types);
+        if (r >= 0)
                 r = sd_bus_message_appendv(args, types, ap);
-                va_end(ap);
-        }
         if (r >= 0)
                 r = route_call(b, vm, member, steal_pointer(&args), STREAM_START_TIMEOUT_USEC, route_ignore, NULL);
         if (r < 0)
                 log_debug_errno(r, "Cannot send %s to %s: %m", member, vm);
+}
+
+static void tell_vm(Broker *b, const char *vm, const char *member, const char *types, ...) {
+        va_list ap;
+        va_start(ap, types);
+        tell_vmv(b, vm, member, types, ap);
+        va_end(ap);
+}
+
+static void stream_tell(Stream *s, const char *vm, const char *member, const char *types, ...) {
+        va_list ap;
+        va_start(ap, types);
+        tell_vmv(s->table->broker, vm, member, types, ap);
+        va_end(ap);
 }
 
 /* Release what is done; once both sides are free the stream is over. */
@@ -289,7 +299,11 @@ static void stream_progress(Stream *s) {
         table_try_start(t);
 }
 
-static void stream_abort(Stream *s, const char *error_name, const char *why) {
+static void stream_abort(Stream *s, const char *error_name, const char *untrimmed_why) {
+        /* What goes to the caller in StreamEnded: an agent refuses a message over STREAM_MESSAGE_MAX. */
+        char why[STREAM_MESSAGE_MAX + 1];
+        g_strlcpy(why, untrimmed_why, sizeof why);
+        errors_utf8_cut(why);
         StreamState was = s->state;
         StreamTable *t = s->table;
         Broker *b = t->broker;
@@ -391,17 +405,24 @@ static void stream_started(Broker *b, sd_bus_message *reply, const sd_bus_error 
         StartCall *call = userdata;
         StreamTable *t = call->ref->table;
         Stream *s = t ? table_lookup(t, call->id) : NULL;
+        uint64_t id = call->id;
+        g_autofree char *target = call->target;
         g_rc_box_release(call->ref);
         g_free(call);
 
-        if (!s || s->state != STREAM_STARTING)
-                return; /* aborted meanwhile */
+        if (!s || s->state != STREAM_STARTING) {
+                /* Aborted meanwhile.  Its StopStream may have reached the target's agent before this
+                 * StartService did (both waited for the agent): stop what the agent started since. */
+                if (t && !error)
+                        tell_vm(b, target, "StopStream", "ts", id, "the stream was aborted while it started");
+                return;
+        }
         if (error) {
                 /* The caller has its end already: it hears why through StreamEnded (status -1), the
                  * error's name in the message as vmfed-guest shows a D-Bus error's. */
                 bool missing = error->name && strcmp(error->name, "org.vmfed.Agent1.Error.NoHandler") == 0;
                 g_autofree char *m = g_strdup_printf("%s: %s (%s)", s->target,
-                                                     error->message ? error->message : error->name,
+                                                     ERRORS_EXCERPT(error->message ? error->message : error->name, 400),
                                                      missing ? "NotFound" : "Failed");
                 s->exited = true; /* nothing runs there: no StopStream */
                 stream_abort(s, missing ? VMFED_ERROR_NOT_FOUND : VMFED_ERROR_FAILED, m);
@@ -411,8 +432,11 @@ static void stream_started(Broker *b, sd_bus_message *reply, const sd_bus_error 
         /* The target's end is bound to its tag now: the caller's bytes may go. */
         VmPorts *src = s->host ? NULL : g_hash_table_lookup(t->vms, s->source), *dst = g_hash_table_lookup(t->vms, s->target);
         StreamPort *sp = s->host ? s->host : src ? src->port[s->port[SIDE_CALLER]] : NULL;
-        if (sp && dst && dst->port[s->port[SIDE_TARGET]])
-                stream_port_set_flow(sp, dst->port[s->port[SIDE_TARGET]], false);
+        if (!sp || !dst || !dst->port[s->port[SIDE_TARGET]]) {
+                stream_abort(s, VMFED_ERROR_FAILED, "a stream port went away while the stream started");
+                return;
+        }
+        stream_port_set_flow(sp, dst->port[s->port[SIDE_TARGET]], false);
         stream_progress(s);
 }
 
@@ -462,10 +486,12 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
                 StartCall *call = g_new(StartCall, 1);
                 call->ref = g_rc_box_acquire(s->table->ref);
                 call->id = s->id;
+                call->target = g_strdup(s->target);
                 r = route_call(b, s->target, "StartService", steal_pointer(&args), STREAM_START_TIMEOUT_USEC,
                                stream_started, call);
                 if (r < 0) {
                         g_rc_box_release(call->ref);
+                        g_free(call->target);
                         g_free(call);
                 }
         }

@@ -7,9 +7,11 @@
  * stream_open() queues it until the caller and the target each have a free
  * stream port (a VM holds at most half of another VM's ports, rounded up,
  * so one VM flooding streams only delays itself), binds both ports with
- * fresh tags, starts the flows (broker/stream-port.c) and asks the target's
- * agent to start the handler (Agent1.StartService).  When the handler runs,
- * `opened` gets the caller's side; when the stream is over (both EOFs
+ * fresh tags, starts the target's flow (broker/stream-port.c), asks the
+ * target's agent to start the handler (Agent1.StartService) and at once
+ * gives `opened` the caller's side; the caller's flow starts when the
+ * target's agent has answered (a refusal then aborts the stream, and the
+ * caller hears it as StreamEnded -1: `ended`).  When the stream is over (both EOFs
  * passed and the handler's exit reported, or an abort), the caller's agent
  * gets Agent1.StreamEnded, an audit line is written and `ended` runs.
  *

@@ -28,7 +28,9 @@ import time
 from svc import HANDLER, ServicesHarness, expect_error, run, vm
 
 VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "dave": vm()}
+LONG_SERVICE = "test." + "M" * 122  # 127 characters: the longest service name
 POLICY = {"30-streams.policy": (
+    LONG_SERVICE + " * alice bob allow\n"
     "test.Echo     *   alice   carol   deny\n"
     "test.Echo     *   @host   bob     allow\n"
     "test.Exit     *   @host   bob     allow\n"
@@ -158,6 +160,13 @@ def check_refusals(h, a):
     expect_error(run_stream(a, "bob", "test.Unlisted", b"no"), "AccessDenied")
     err = expect_error(run_stream(a, "bob", "test.Missing", b"no"), "NotFound")
     assert "test.Missing" in err, err
+    # The same with the longest names: the reason (the agent names both twice) is cut to what a
+    # StreamEnded may carry, the caller still hears it, and every port of alice's to bob works after.
+    rc, out, err = run_stream(a, "bob", LONG_SERVICE + "+" + "a" * 127, b"no")
+    assert rc == 125 and "(NotFound)" in err and LONG_SERVICE[:40] in err, (rc, err)
+    for i in range(8):
+        rc, out, err = run_stream(a, "bob", "test.Echo", b"after a long refusal %d" % i)
+        assert rc == 0 and out == b"after a long refusal %d" % i, (i, rc, out, err)
     # Found, but it cannot run (exec fails after the stream was set up): the caller's input is refused,
     # the reason comes with the exit status, and the next stream on that port works.
     rc, out, err = run_stream(a, "bob", "test.BadInterpreter", os.urandom(1 << 20))
