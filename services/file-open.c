@@ -140,22 +140,19 @@ int file_open_send(int fd, const char *path, uint64_t max_back, bool *ret_change
                 return send_fail(error, r, "Cannot send %s: %s", path, g_strerror(-r));
         int sent_r = r; /* a handler that refused stopped reading: its answer says why */
 
-        r = file_open_read_line(fd, line, &len);
-        if (r < 0 && sent_r < 0)
-                return send_fail(error, sent_r, "The stream broke after %" PRIu64 " of %" PRIu64 " bytes of %s: %s",
-                                 sent, (uint64_t) st.st_size, path, g_strerror(-sent_r));
-        if (r == -EPIPE && len == 0)
-                return send_fail(error, -EPIPE, "The stream ended without an answer.");
-        if (r == -EPIPE || r == -EBADMSG)
-                return send_fail(error, -EBADMSG, "The answer is not a line of at most %d bytes.", FILE_OPEN_LINE_MAX);
-        if (r < 0)
-                return send_fail(error, r, "Cannot read the answer: %s", g_strerror(-r));
-        r = file_open_answer_parse(line, len, &untrusted_changed, &untrusted_size, &message);
+        int rl = file_open_read_line(fd, line, &len);
+        r = rl == 0 ? file_open_answer_parse(line, len, &untrusted_changed, &untrusted_size, &message) : rl;
         if (r == -EREMOTEIO)
                 return send_fail(error, r, "%s", message);
-        if (sent_r < 0) /* an answer to half a file is no answer */
+        if (sent_r < 0) /* no answer, or an answer to half a file: the stream broke */
                 return send_fail(error, sent_r, "The stream broke after %" PRIu64 " of %" PRIu64 " bytes of %s: %s",
                                  sent, (uint64_t) st.st_size, path, g_strerror(-sent_r));
+        if (rl == -EPIPE && len == 0)
+                return send_fail(error, -EPIPE, "The stream ended without an answer.");
+        if (rl == -EPIPE || rl == -EBADMSG)
+                return send_fail(error, -EBADMSG, "The answer is not a line of at most %d bytes.", FILE_OPEN_LINE_MAX);
+        if (rl < 0)
+                return send_fail(error, rl, "Cannot read the answer: %s", g_strerror(-rl));
         if (r < 0)
                 return send_fail(error, r, "The answer is not UNCHANGED, CHANGED SIZE or ERROR MESSAGE.");
         if (untrusted_changed && untrusted_size > max_back)
