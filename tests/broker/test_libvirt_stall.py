@@ -2,11 +2,11 @@
 # SPDX-License-Identifier: LGPL-2.1-or-later
 """A stalled libvirtd does not stall vmfedd (issue 12).
 
-vmfedd on a real libvirtd (qemu:///system) with one tiny TCG guest.  A
-StartVM is sent and libvirtd is stopped (SIGSTOP) for 10 s right after, so
-the start waits inside libvirt.  Meanwhile calls keep coming on the bus
-(Policy.Evaluate, ListVMs, a VM's State, a second StartVM that must be
-refused as already starting): each must be answered while libvirtd is still
+vmfedd on a real libvirtd (qemu:///system) with one tiny TCG guest.  libvirtd
+is stopped (SIGSTOP) for 10 s and a StartVM is sent right after, so the
+start waits inside libvirt.  Meanwhile calls keep coming on the bus
+(Policy.Evaluate, ListVMs, a VM's State, a second StartVM, answered at once
+as the VM is already starting): each must be answered while libvirtd is still
 stopped — after every reply /proc/PID/stat of libvirtd must still say 'T'.
 That is a functional check, not a timed one: before the fix a reply came
 only after SIGCONT (the main loop sat in a libvirt call).  Then libvirtd
@@ -140,11 +140,10 @@ class StallTest:
                        capture_output=True, timeout=900)
         before = [x for _ in range(10) for x in self.probe()]
 
-        start = subprocess.Popen(["busctl", "--address=" + h.address, "--timeout=600", "call", harness.BUS, ROOT,
-                                  harness.IFACE["Manager"], "StartVM", "s", "alpha"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        # Stop libvirtd while the start is on its way into libvirt.
-        harness.Harness._wait(lambda: self.state() == "starting", "alpha starting", timeout=10)
+        # Stop libvirtd first, then ask for the start: its first libvirt call (the domain lookup)
+        # waits inside the stopped libvirtd.  (Stopping it after the start was sent raced: once
+        # libvirt's capabilities are cached, "starting" lasts only until QEMU is launched, and a
+        # poll could miss it, as in one CI run.)
         with self.lock:
             os.kill(self.pid, signal.SIGSTOP)
             self.stopped = True
@@ -153,12 +152,18 @@ class StallTest:
         timer.start()
         during = []
         rounds = 0
+        start = None
         try:
             for _ in range(100):  # the stop reaches every thread in a moment
                 if proc_state(self.pid) == "T":
                     break
                 time.sleep(0.02)
             check(proc_state(self.pid) == "T", "libvirtd did not stop")
+            start = subprocess.Popen(["busctl", "--address=" + h.address, "--timeout=600", "call", harness.BUS, ROOT,
+                                      harness.IFACE["Manager"], "StartVM", "s", "alpha"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            harness.Harness._wait(lambda: self.state() == "starting", "alpha starting", timeout=5)
+            check(proc_state(self.pid) == "T", "libvirtd continued before the start was asked for")
             while time.monotonic() - t_stop < STALL_S - 2:
                 lat = self.probe()
                 st = proc_state(self.pid)
@@ -178,6 +183,7 @@ class StallTest:
         finally:
             timer.cancel()
             self.cont()
+        check(start is not None, "the StartVM was never sent")
         out, err = start.communicate(timeout=660)
         if start.returncode == 0:
             harness.Harness._wait(lambda: self.state() == "running", "alpha running after the stall", timeout=60)
