@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker/auth.h"
@@ -68,21 +69,13 @@ static void clipboard_emit(Broker *b) {
                                                       "Mime", "Size", NULL);
 }
 
-/* A sealed memfd holding data, mapped read-only. */
-static int sealed_memfd(const void *data, size_t size, int *ret_fd, void **ret_map) {
-        _cleanup_close_ int fd = memfd_create("vmfed-clipboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-        if (fd < 0)
+/* Seal memfd (no writable mapping of it may be left) and map it read-only. */
+static int memfd_seal_map(int fd, size_t size, void **ret_map) {
+        struct stat st;
+        if (fstat(fd, &st) < 0)
                 return negative_errno();
-        if (size > 0) {
-                if (ftruncate(fd, (off_t) size) < 0)
-                        return negative_errno();
-                /* One copy: write into a shared writable mapping, unmap, seal, map read-only. */
-                void *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                if (w == MAP_FAILED)
-                        return negative_errno();
-                memcpy(w, data, size);
-                munmap(w, size);
-        }
+        if ((uint64_t) st.st_size != size)
+                return -EINVAL;
         if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL) < 0)
                 return negative_errno();
         void *map = NULL;
@@ -91,17 +84,40 @@ static int sealed_memfd(const void *data, size_t size, int *ret_fd, void **ret_m
                 if (map == MAP_FAILED)
                         return negative_errno();
         }
-        *ret_fd = steal_fd(&fd);
         *ret_map = map;
         return 0;
 }
 
-int clipboard_copy(Broker *b, Clipboard *c, const char *owner, const char *mime, const void *data, size_t size,
-                   char **why) {
-        int fd;
-        void *map;
-        int r;
+/* A sealed memfd holding data, mapped read-only. */
+static int sealed_memfd(const void *data, size_t size, int *ret_fd, void **ret_map) {
+        _cleanup_close_ int fd = clipboard_memfd_new(size);
+        if (fd < 0)
+                return fd;
+        if (size > 0) {
+                /* One copy: write into a shared writable mapping, unmap, seal, map read-only. */
+                void *w = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (w == MAP_FAILED)
+                        return negative_errno();
+                memcpy(w, data, size);
+                munmap(w, size);
+        }
+        int r = memfd_seal_map(fd, size, ret_map);
+        if (r < 0)
+                return r;
+        *ret_fd = steal_fd(&fd);
+        return 0;
+}
 
+int clipboard_memfd_new(uint64_t size) {
+        _cleanup_close_ int fd = memfd_create("vmfed-clipboard", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (fd < 0)
+                return negative_errno();
+        if (size > 0 && ftruncate(fd, (off_t) size) < 0)
+                return negative_errno();
+        return steal_fd(&fd);
+}
+
+static int clipboard_check(Clipboard *c, const char *mime, const void *data, size_t size, char **why) {
         if (size > c->max_size) {
                 *why = g_strdup_printf("The clipboard takes at most %" G_GUINT64_FORMAT " bytes; %zu bytes were "
                                        "not copied (nothing was truncated).",
@@ -112,11 +128,11 @@ int clipboard_copy(Broker *b, Clipboard *c, const char *owner, const char *mime,
                 *why = g_strdup_printf("%s must be UTF-8 (without NUL bytes); nothing was copied.", mime);
                 return -EILSEQ;
         }
-        r = sealed_memfd(data, size, &fd, &map);
-        if (r < 0) {
-                *why = g_strdup_printf("Cannot store the clipboard: %s", strerror(-r));
-                return r;
-        }
+        return 0;
+}
+
+static void clipboard_take(Broker *b, Clipboard *c, const char *owner, const char *mime, int fd, void *map,
+                           size_t size) {
         clipboard_drop(c);
         c->memfd = fd;
         c->map = map;
@@ -124,6 +140,53 @@ int clipboard_copy(Broker *b, Clipboard *c, const char *owner, const char *mime,
         c->owner = g_strdup(owner);
         c->mime = g_strdup(mime);
         clipboard_emit(b);
+}
+
+int clipboard_copy_memfd(Broker *b, Clipboard *c, const char *owner, const char *mime, int memfd, size_t size,
+                         char **why) {
+        _cleanup_close_ int fd = memfd;
+        void *map = NULL;
+        int r;
+
+        if (size > c->max_size)
+                return clipboard_check(c, mime, NULL, size, why);
+        r = memfd_seal_map(fd, size, &map);
+        if (r < 0) {
+                *why = g_strdup_printf("Cannot store the clipboard: %s", strerror(-r));
+                return r;
+        }
+        r = clipboard_check(c, mime, map ? map : "", size, why);
+        if (r < 0) {
+                if (map)
+                        munmap(map, size);
+                return r;
+        }
+        clipboard_take(b, c, owner, mime, steal_fd(&fd), map, size);
+        return 0;
+}
+
+int clipboard_dup_memfd(Clipboard *c) {
+        if (!c->owner)
+                return -ENOENT;
+        int fd = fcntl(c->memfd, F_DUPFD_CLOEXEC, 3);
+        return fd < 0 ? negative_errno() : fd;
+}
+
+int clipboard_copy(Broker *b, Clipboard *c, const char *owner, const char *mime, const void *data, size_t size,
+                   char **why) {
+        int fd;
+        void *map;
+        int r;
+
+        r = clipboard_check(c, mime, data, size, why);
+        if (r < 0)
+                return r;
+        r = sealed_memfd(data, size, &fd, &map);
+        if (r < 0) {
+                *why = g_strdup_printf("Cannot store the clipboard: %s", strerror(-r));
+                return r;
+        }
+        clipboard_take(b, c, owner, mime, fd, map, size);
         return 0;
 }
 

@@ -26,8 +26,11 @@
 #include "broker/broker.h"
 
 #define CLIPBOARD_INTERFACE "org.vmfed.Federation1.Clipboard"
-#define CLIPBOARD_DEFAULT_MAX_SIZE (16u * 1024 * 1024)
-#define CLIPBOARD_HARD_MAX_SIZE (64u * 1024 * 1024)
+#define CLIPBOARD_DEFAULT_MAX_SIZE (256ULL * 1024 * 1024)
+#define CLIPBOARD_HARD_MAX_SIZE (4ULL * 1024 * 1024 * 1024)
+/* A copy, a paste or an OpenFile in one D-Bus message carries at most this; larger ones go through a
+ * stream (services/clipboard-wire.h). */
+#define CLIPBOARD_MESSAGE_MAX (16u * 1024 * 1024)
 
 typedef struct Clipboard Clipboard;
 
@@ -49,6 +52,17 @@ int clipboard_register(Broker *b, Clipboard *c);
  */
 int clipboard_copy(Broker *b, Clipboard *c, const char *owner, const char *mime, const void *data, size_t size,
                    char **why);
+
+/* A new memfd of size bytes (close-on-exec, sealable, not sealed), to fill and give to clipboard_copy_memfd(). */
+int clipboard_memfd_new(uint64_t size);
+/*
+ * Replace the contents with memfd (taken, also on error), size bytes with no writable mapping left:
+ * sealed and checked here, as clipboard_copy() checks.
+ */
+int clipboard_copy_memfd(Broker *b, Clipboard *c, const char *owner, const char *mime, int memfd, size_t size,
+                         char **why);
+/* The contents' sealed memfd, duplicated (close-on-exec): a paste reads it at its own pace. -ENOENT when empty. */
+int clipboard_dup_memfd(Clipboard *c);
 
 /* The contents (borrowed, valid until the next copy/clear); -ENOENT when empty. */
 int clipboard_peek(Clipboard *c, const char **ret_owner, const char **ret_mime, const void **ret_data,

@@ -41,7 +41,14 @@ int guest_clipboard_copy(sd_bus_message *m, void *userdata, sd_bus_error *error)
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
                                          "Clipboard type '%s' is not a MIME type such as text/plain or image/png.",
                                          ERRORS_EXCERPT(untrusted_mime, 64));
-        r = clipboard_copy(b, guest_services_clipboard(b), guest_connection_vm(g), mime, untrusted_data, size, &why);
+        if (size > CLIPBOARD_MESSAGE_MAX && size <= clipboard_max_size(guest_services_clipboard(b))) {
+                why = g_strdup_printf("One Copy call carries at most %u bytes; %zu bytes go through a "
+                                      "vmfed.Clipboard.Copy stream (vmfed-guest copy does so). Nothing was copied.",
+                                      CLIPBOARD_MESSAGE_MAX, size);
+                r = -EFBIG;
+        } else
+                r = clipboard_copy(b, guest_services_clipboard(b), guest_connection_vm(g), mime, untrusted_data, size,
+                                   &why);
         guest_services_audit(b, guest_connection_vm(g), "@host", "vmfed.Clipboard.Copy", NULL, r < 0 ? "deny" : "allow",
               r == -EFBIG ? "too-large" : r == -EILSEQ ? "not-utf-8" : r < 0 ? "error" : "copy",
               false /* no policy decision */);
@@ -60,6 +67,7 @@ typedef struct PasteRequest {
         sd_bus_message *m;
         char *target;
         uint64_t generation;
+        bool stream; /* OpenStream "@host" vmfed.Clipboard.Paste: answered with a stream */
 } PasteRequest;
 
 static void paste_request_free(PasteRequest *p) {
@@ -70,7 +78,7 @@ static void paste_request_free(PasteRequest *p) {
         g_free(p);
 }
 
-static int paste_deliver(Broker *b, sd_bus_message *m, const char *target) {
+static int paste_deliver(Broker *b, sd_bus_message *m, const char *target, bool stream) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Clipboard *c = guest_services_clipboard(b);
         const char *owner, *mime;
@@ -78,6 +86,8 @@ static int paste_deliver(Broker *b, sd_bus_message *m, const char *target) {
         size_t size;
         int r;
 
+        if (stream)
+                return guest_clipboard_stream_paste(b, m, target);
         r = clipboard_peek(c, &owner, &mime, &data, &size);
         if (r < 0)
                 return sd_bus_reply_method_errorf(m, VMFED_ERROR_NOT_FOUND, "The clipboard is empty.");
@@ -107,13 +117,12 @@ static int paste_answered(Broker *b, const char *target, const char *why, char *
                 paste_request_free(p);
                 return -ESTALE;
         } else
-                (void) paste_deliver(b, p->m, p->target);
+                (void) paste_deliver(b, p->m, p->target, p->stream);
         paste_request_free(p);
         return 0;
 }
 
-int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error) {
-        GuestConnection *g = userdata;
+static int paste_decide(sd_bus_message *m, GuestConnection *g, bool stream, sd_bus_error *error) {
         Broker *b = guest_connection_broker(g);
         Clipboard *c = guest_services_clipboard(b);
         const char *target = guest_connection_vm(g);
@@ -124,14 +133,20 @@ int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error
         PolicyDecision d;
         int r;
 
-        if (guest_connection_check_flood(g) < 0)
+        if (!stream && guest_connection_check_flood(g) < 0) /* OpenStream checked it */
                 return 1;
         r = clipboard_peek(c, &owner, &mime, &data, &size);
         if (r < 0)
                 return sd_bus_error_set(error, VMFED_ERROR_NOT_FOUND, "The clipboard is empty.");
+        /* Before the policy (and a question to a person): a paste that cannot come in one message. */
+        if (!stream && size > CLIPBOARD_MESSAGE_MAX)
+                return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE,
+                                         "The clipboard holds %zu bytes; one Paste call carries at most %u. Paste "
+                                         "it through a vmfed.Clipboard.Paste stream (vmfed-guest paste does so).",
+                                         size, CLIPBOARD_MESSAGE_MAX);
         /* Pasting back into the VM that copied crosses no boundary. */
         if (strcmp(owner, target) == 0)
-                return paste_deliver(b, m, target);
+                return paste_deliver(b, m, target, stream);
 
         /* Text is vmfed.Clipboard.Paste without argument; other types carry the type ("+image.png"). */
         service_args_mime_to_policy_arg(mime, arg);
@@ -147,7 +162,7 @@ int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error
                                          "The policy does not allow pasting %s from %s into %s (%s).", mime, owner,
                                          target, rule);
         if (d.action == POLICY_ACTION_ALLOW)
-                return paste_deliver(b, m, target);
+                return paste_deliver(b, m, target, stream);
 
         char *cands[] = { (char *) target, NULL };
         g_autofree char *service = *arg ? g_strdup_printf("vmfed.Clipboard.Paste+%s", arg)
@@ -157,6 +172,7 @@ int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error
         p->m = sd_bus_message_ref(m);
         p->target = g_strdup(target);
         p->generation = clipboard_generation(c);
+        p->stream = stream;
         if (ask_new(b, owner, service, cands, target, d.notify, paste_answered, p) < 0) {
                 paste_request_free(p);
                 return sd_bus_error_set(error, VMFED_ERROR_BUSY, "Too many questions pending; try again.");
@@ -164,3 +180,11 @@ int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error
         return 1;
 }
 
+
+int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        return paste_decide(m, userdata, false, error);
+}
+
+int guest_clipboard_paste_stream(sd_bus_message *m, GuestConnection *g, sd_bus_error *error) {
+        return paste_decide(m, g, true, error);
+}

@@ -146,7 +146,7 @@ static void request_routed(Broker *b, sd_bus_message *reply, const sd_bus_error 
                 int r = sd_bus_message_read(reply, "b", &changed);
                 if (r >= 0)
                         r = sd_bus_message_read_array(reply, 'y', &data, &size);
-                if (r >= 0 && size > guest_services_clipboard_max(b))
+                if (r >= 0 && size > guest_services_message_max(b))
                         r = -EFBIG;
                 if (r >= 0)
                         r = sd_bus_message_new_method_return(q->m, &out);
@@ -412,7 +412,7 @@ static int request_decide(Request *q, const char *untrusted_target, sd_bus_error
          */
         InFlight f = in_flight_get(b, q->source);
         if (f.n > GUEST_SERVICES_MAX_IN_FLIGHT + GUEST_SERVICES_IN_FLIGHT_SLACK ||
-            f.bytes > GUEST_SERVICES_MAX_IN_FLIGHT_BYTES + guest_services_clipboard_max(b)) {
+            f.bytes > GUEST_SERVICES_MAX_IN_FLIGHT_BYTES + guest_services_message_max(b)) {
                 request_free(q);
                 return sd_bus_error_setf(error, VMFED_ERROR_BUSY,
                                          "Too many requests of this VM are pending (%u, %" PRIu64 " bytes); try again later.",
@@ -519,9 +519,11 @@ int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *err
                 return sd_bus_error_setf(error, VMFED_ERROR_INVALID_ARGS,
                                          "File name '%s' is not a plain name: no '/', not starting with '.' or '-'.",
                                          ERRORS_EXCERPT(untrusted_name, 64));
-        if (size > guest_services_clipboard_max(b))
-                return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE, "Files up to %" PRIu64 " bytes can be opened.",
-                                         guest_services_clipboard_max(b));
+        if (size > guest_services_message_max(b))
+                return sd_bus_error_setf(error, VMFED_ERROR_TOO_LARGE,
+                                         "Files up to %" PRIu64 " bytes can be opened in one call; larger ones go "
+                                         "through a vmfed.OpenFile stream (vmfed-guest open-file does so).",
+                                         guest_services_message_max(b));
         Request *q = request_new(g, m, REQUEST_OPEN_FILE, "vmfed.OpenFile", size);
         q->file_name = g_strdup(untrusted_name);
         q->data = untrusted_data; /* no copy: q->m keeps it alive */
@@ -598,6 +600,9 @@ int guest_request_open_stream(sd_bus_message *m, void *userdata, sd_bus_error *e
                                          "Argument '%s' is not a service argument ([A-Za-z0-9_.+-], at most %d "
                                          "characters; first bad byte at %ld).",
                                          ERRORS_EXCERPT(untrusted_arg, 64), POLICY_ARG_MAX, bad);
+        /* A stream to the broker itself: the clipboard's large copies and pastes. */
+        if (strcmp(untrusted_target, "@host") == 0)
+                return guest_clipboard_open_stream(m, g, untrusted_service, untrusted_arg, error);
         Request *q = request_new(g, m, REQUEST_STREAM, untrusted_service, 0);
         q->arg = *untrusted_arg ? g_strdup(untrusted_arg) : NULL;
         return request_decide(q, untrusted_target, error);

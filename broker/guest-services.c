@@ -23,6 +23,7 @@ struct Services {
         unsigned agent_timeout_sec;
         GHashTable *apps; /* VM name → char** app ids */
         GHashTable *in_flight; /* source VM → InFlight (guest-request.c): its routed requests pending */
+        GHashTable *copying;   /* VMs with a vmfed.Clipboard.Copy stream under way (guest-clipboard-stream.c) */
 
         Clipboard *clipboard;
         RouteTable *routes;
@@ -41,6 +42,10 @@ static uint64_t parse_size(const char *s, bool *ok) {
                 mult = 1024, end++;
         else if (*end == 'M' || *end == 'm')
                 mult = 1024 * 1024, end++;
+        else if (*end == 'G' || *end == 'g')
+                mult = 1024 * 1024 * 1024, end++;
+        if (v > UINT64_MAX / mult)
+                *ok = false;
         if (*end)
                 *ok = false;
         return v * mult;
@@ -58,6 +63,7 @@ static void services_load_config(Broker *b, Services *s) {
         s->agent_timeout_sec = 60;
         s->apps = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_strfreev);
         s->in_flight = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+        s->copying = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
 
         if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
                 if (!g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT))
@@ -69,7 +75,7 @@ static void services_load_config(Broker *b, Services *s) {
                 bool ok;
                 uint64_t v = parse_size(max, &ok);
                 if (!ok || v == 0 || v > CLIPBOARD_HARD_MAX_SIZE)
-                        log_error("%s: [Clipboard] MaxSize=%s: expected 1 to 64M; keeping %" PRIu64 ".", path, max,
+                        log_error("%s: [Clipboard] MaxSize=%s: expected 1 to 4G; keeping %" PRIu64 ".", path, max,
                                   s->clipboard_max);
                 else
                         s->clipboard_max = v;
@@ -143,11 +149,16 @@ void guest_services_free(Broker *b) {
         g_strfreev(s->url_schemes);
         g_hash_table_unref(s->apps);
         g_hash_table_unref(s->in_flight);
+        g_hash_table_unref(s->copying);
         g_free(s);
 }
 
 Clipboard *guest_services_clipboard(Broker *b) {
         return broker_services(b) ? broker_services(b)->clipboard : NULL;
+}
+
+GHashTable *guest_services_copying(Broker *b) {
+        return broker_services(b) ? broker_services(b)->copying : NULL;
 }
 
 RouteTable *guest_services_routes(Broker *b) {
@@ -162,8 +173,9 @@ AskQueue *guest_services_asks(Broker *b) {
         return broker_services(b) ? broker_services(b)->asks : NULL;
 }
 
-uint64_t guest_services_clipboard_max(Broker *b) {
-        return broker_services(b) ? broker_services(b)->clipboard_max : CLIPBOARD_DEFAULT_MAX_SIZE;
+uint64_t guest_services_message_max(Broker *b) {
+        return MIN(broker_services(b) ? broker_services(b)->clipboard_max : CLIPBOARD_DEFAULT_MAX_SIZE,
+                   (uint64_t) CLIPBOARD_MESSAGE_MAX);
 }
 
 const char *const *guest_services_url_schemes(Broker *b) {

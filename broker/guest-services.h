@@ -65,7 +65,9 @@ Clipboard *guest_services_clipboard(Broker *b);
 RouteTable *guest_services_routes(Broker *b);
 AskQueue *guest_services_asks(Broker *b);
 StreamTable *guest_services_streams(Broker *b); /* NULL after guest_services_stop() */
-uint64_t guest_services_clipboard_max(Broker *b);       /* [Clipboard] MaxSize= */
+GHashTable *guest_services_copying(Broker *b);  /* set of VM names: a clipboard copy stream of theirs runs */
+/* What one message (Copy, Paste, OpenFile) may carry: [Clipboard] MaxSize=, at most CLIPBOARD_MESSAGE_MAX. */
+uint64_t guest_services_message_max(Broker *b);
 const char *const *guest_services_url_schemes(Broker *b); /* [Open] URLSchemes= */
 /* [Apps] of vm: the application ids it offers, NULL: none declared. */
 const char *const *guest_services_apps(Broker *b, const char *vm);
@@ -97,9 +99,18 @@ typedef enum GuestAdminKind { GUEST_ADMIN_START, GUEST_ADMIN_STOP, GUEST_ADMIN_S
 int guest_admin_operation(Broker *b, GuestAdminKind kind, const char *name, BrokerVmReadyFn cb, void *userdata,
                           char **ret_error);
 
+typedef struct GuestConnection GuestConnection; /* broker/channel.h */
+
 /* Handlers of org.vmfed.Federation1.Guest (userdata: the channel's GuestConnection). */
 int guest_clipboard_copy(sd_bus_message *m, void *userdata, sd_bus_error *error);   /* guest-clipboard.c */
 int guest_clipboard_paste(sd_bus_message *m, void *userdata, sd_bus_error *error);
+/* guest-clipboard-stream.c: OpenStream with target "@host" (untrusted_service/arg checked as names). */
+int guest_clipboard_open_stream(sd_bus_message *m, GuestConnection *g, const char *untrusted_service,
+                                const char *untrusted_arg, sd_bus_error *error);
+/* guest-clipboard.c: a paste through a stream (OpenStream "@host" vmfed.Clipboard.Paste), decided as Paste. */
+int guest_clipboard_paste_stream(sd_bus_message *m, GuestConnection *g, sd_bus_error *error);
+/* guest-clipboard-stream.c: the paste was allowed: open its stream, answering m. */
+int guest_clipboard_stream_paste(Broker *b, sd_bus_message *m, const char *target);
 int guest_request_open_url(sd_bus_message *m, void *userdata, sd_bus_error *error); /* guest-request.c */
 int guest_request_open_file(sd_bus_message *m, void *userdata, sd_bus_error *error);
 int guest_request_launch(sd_bus_message *m, void *userdata, sd_bus_error *error);

@@ -55,7 +55,10 @@ struct Stream {
         char *message;
         int64_t started_usec;
         uint64_t bytes[N_SIDES]; /* payload out of each side */
-        StreamPort *host;        /* the caller's side of a stream from the host (raw), else NULL */
+        /* A side that is the host's (raw: plain bytes on a socket) instead of a VM's port: the caller of
+         * a stream from the host (vmfedctl run), the target of one to the host (the clipboard's). */
+        StreamPort *raw[N_SIDES];
+        int host_fd;             /* the host service's end of raw[SIDE_TARGET] until it starts, else -1 */
 };
 
 /* What a StartService call's answer finds its stream by: the table may be gone by then. */
@@ -194,12 +197,12 @@ static void table_bury(StreamTable *t, StreamPort *p) {
 static void stream_release_side(Stream *s, int side) {
         if (!s->have_port[side])
                 return;
-        if (side == SIDE_CALLER && s->host) {
+        if (s->raw[side]) {
                 s->have_port[side] = false;
-                s->bytes[side] = stream_port_bytes(s->host);
-                stream_port_set_handler(s->host, NULL, NULL);
-                stream_port_stop_flow(s->host);
-                table_bury(s->table, g_steal_pointer(&s->host));
+                s->bytes[side] = stream_port_bytes(s->raw[side]);
+                stream_port_set_handler(s->raw[side], NULL, NULL);
+                stream_port_stop_flow(s->raw[side]);
+                table_bury(s->table, g_steal_pointer(&s->raw[side]));
                 return;
         }
         VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
@@ -218,10 +221,12 @@ static void stream_release_side(Stream *s, int side) {
 static void stream_free(Stream *s) {
         for (int i = 0; i < N_SIDES; i++)
                 stream_release_side(s, i);
-        if (s->host) { /* never bound: not started */
-                stream_port_set_handler(s->host, NULL, NULL);
-                table_bury(s->table, g_steal_pointer(&s->host));
-        }
+        for (int i = 0; i < N_SIDES; i++)
+                if (s->raw[i]) { /* never bound: not started */
+                        stream_port_set_handler(s->raw[i], NULL, NULL);
+                        table_bury(s->table, g_steal_pointer(&s->raw[i]));
+                }
+        s->host_fd = safe_close(s->host_fd);
         g_hash_table_remove(s->table->streams, &s->id);
         g_free(s->source);
         g_free(s->target);
@@ -263,14 +268,21 @@ static void stream_tell(Stream *s, const char *vm, const char *member, const cha
         va_end(ap);
 }
 
+/* The port a side of s is bound to (NULL: none, or gone). */
+static StreamPort *stream_side_port(Stream *s, int side) {
+        if (s->raw[side])
+                return s->raw[side];
+        VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
+        return v && s->have_port[side] ? v->port[s->port[side]] : NULL;
+}
+
 /* Release what is done; once both sides are free the stream is over. */
 static void stream_progress(Stream *s) {
         if (s->state != STREAM_RUNNING)
                 return;
         if (s->exited && !s->eof[SIDE_CALLER] && s->have_port[SIDE_CALLER]) {
                 /* The handler is gone: what the caller still sends is dropped until its EOF. */
-                VmPorts *v = s->host ? NULL : g_hash_table_lookup(s->table->vms, s->source);
-                StreamPort *p = s->host ? s->host : v ? v->port[s->port[SIDE_CALLER]] : NULL;
+                StreamPort *p = stream_side_port(s, SIDE_CALLER);
                 if (p) {
                         stream_port_set_flow(p, NULL, true);
                         stream_port_refuse_input(p);
@@ -382,16 +394,17 @@ static void port_event(StreamPort *p, StreamPortEventKind kind, const char *why,
         stream_progress(s);
 }
 
-/* The host end of a stream (userdata: the stream; unset before the stream goes). */
+/* A host end of a stream (userdata: the stream; unset before the stream goes). */
 static void host_event(StreamPort *p, StreamPortEventKind kind, const char *why, void *userdata) {
         Stream *s = userdata;
+        int side = p == s->raw[SIDE_TARGET] ? SIDE_TARGET : SIDE_CALLER;
         if (kind == STREAM_PORT_FAILED) {
                 g_autofree char *m = g_strdup_printf("the host's end: %s", why);
                 stream_abort(s, VMFED_ERROR_FAILED, m);
                 return;
         }
-        s->bytes[SIDE_CALLER] = stream_port_bytes(p);
-        s->eof[SIDE_CALLER] = true;
+        s->bytes[side] = stream_port_bytes(p);
+        s->eof[side] = true;
         stream_progress(s);
 }
 
@@ -430,17 +443,35 @@ static void stream_started(Broker *b, sd_bus_message *reply, const sd_bus_error 
         }
         s->state = STREAM_RUNNING;
         /* The target's end is bound to its tag now: the caller's bytes may go. */
-        VmPorts *src = s->host ? NULL : g_hash_table_lookup(t->vms, s->source), *dst = g_hash_table_lookup(t->vms, s->target);
-        StreamPort *sp = s->host ? s->host : src ? src->port[s->port[SIDE_CALLER]] : NULL;
-        if (!sp || !dst || !dst->port[s->port[SIDE_TARGET]]) {
+        StreamPort *sp = stream_side_port(s, SIDE_CALLER), *dp = stream_side_port(s, SIDE_TARGET);
+        if (!sp || !dp) {
                 stream_abort(s, VMFED_ERROR_FAILED, "a stream port went away while the stream started");
                 return;
         }
-        stream_port_set_flow(sp, dst->port[s->port[SIDE_TARGET]], false);
+        stream_port_set_flow(sp, dp, false);
         stream_progress(s);
 }
 
-/* Bind both ports, start the flows, ask the target for the handler. */
+/* The target is the host: both flows start now, and the host's service gets its end. */
+static void stream_start_host(Stream *s) {
+        StreamTable *t = s->table;
+        uint64_t id = s->id;
+
+        s->state = STREAM_RUNNING;
+        stream_port_set_flow(stream_side_port(s, SIDE_CALLER), s->raw[SIDE_TARGET], false);
+        s->answered = true;
+        s->started_usec = g_get_monotonic_time();
+        if (s->cb.opened)
+                s->cb.opened(t->broker, 0,
+                             &(StreamOpened) { .vm = s->target, .port = s->port[SIDE_CALLER],
+                                               .tag = s->tag[SIDE_CALLER], .id = s->id },
+                             NULL, NULL, s->userdata);
+        s = table_lookup(t, id);
+        if (s && s->cb.host_start)
+                s->cb.host_start(t->broker, id, steal_fd(&s->host_fd), s->userdata);
+}
+
+/* Bind both ports, start the flows, ask the target for the handler (dst NULL: the host is the target). */
 static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, unsigned di) {
         Broker *b = s->table->broker;
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
@@ -454,7 +485,7 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
                 stream_abort(s, VMFED_ERROR_FAILED, m);
                 return;
         }
-        r = vm_ports_connect(dst, di);
+        r = dst ? vm_ports_connect(dst, di) : 0;
         if (r < 0) {
                 g_autofree char *m = g_strdup_printf("cannot connect to stream port %u of %s: %s", di, dst->vm, strerror(-r));
                 stream_abort(s, VMFED_ERROR_FAILED, m);
@@ -462,7 +493,8 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
         }
         if (src)
                 src->owner[si] = s;
-        dst->owner[di] = s;
+        if (dst)
+                dst->owner[di] = s;
         s->port[SIDE_CALLER] = si;
         s->port[SIDE_TARGET] = di;
         s->have_port[SIDE_CALLER] = s->have_port[SIDE_TARGET] = true;
@@ -470,14 +502,19 @@ static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, uns
         do
                 s->tag[SIDE_TARGET] = stream_frame_new_tag();
         while (s->tag[SIDE_TARGET] == s->tag[SIDE_CALLER]);
-        StreamPort *sp = src ? src->port[si] : s->host;
+        StreamPort *sp = src ? src->port[si] : s->raw[SIDE_CALLER];
+        StreamPort *dp = dst ? dst->port[di] : s->raw[SIDE_TARGET];
         stream_port_bind(sp, s->tag[SIDE_CALLER]);
-        stream_port_bind(dst->port[di], s->tag[SIDE_TARGET]);
+        stream_port_bind(dp, s->tag[SIDE_TARGET]);
         /* The target's output may come before its agent's answer (both from the target, on two channels);
          * the caller's input waits for the answer: until then the target's port may not know the tag. */
-        stream_port_set_flow(dst->port[di], sp, false);
+        stream_port_set_flow(dp, sp, false);
 
         s->exited = false;
+        if (!dst) {
+                stream_start_host(s);
+                return;
+        }
         r = route_new_args(b, &args);
         if (r >= 0)
                 r = sd_bus_message_append(args, "tsssuu", s->id, s->service, s->arg ? s->arg : "", s->source,
@@ -518,9 +555,10 @@ static void table_try_start(StreamTable *t) {
         for (GList *l = t->queue.head; l;) {
                 Stream *s = l->data;
                 GList *next = l->next;
-                VmPorts *src = s->host ? NULL : vm_ports_get(t, s->source), *dst = vm_ports_get(t, s->target);
-                int si = src ? vm_ports_free_index(src) : 0, di = vm_ports_free_index(dst);
-                if (si >= 0 && di >= 0 && vm_ports_held_by(dst, s->source) < MAX(1u, (dst->n + 1) / 2)) {
+                VmPorts *src = s->raw[SIDE_CALLER] ? NULL : vm_ports_get(t, s->source);
+                VmPorts *dst = s->raw[SIDE_TARGET] ? NULL : vm_ports_get(t, s->target);
+                int si = src ? vm_ports_free_index(src) : 0, di = dst ? vm_ports_free_index(dst) : 0;
+                if (si >= 0 && di >= 0 && (!dst || vm_ports_held_by(dst, s->source) < MAX(1u, (dst->n + 1) / 2))) {
                         g_queue_delete_link(&t->queue, l);
                         stream_start(s, src, (unsigned) si, dst, (unsigned) di);
                         table_try_start(t); /* the queue may have changed under us */
@@ -600,8 +638,10 @@ StreamTable *stream_table_free(StreamTable *t) {
         return NULL;
 }
 
+/* host: the caller's raw end (source "@host"); host_target: the target's (target "@host"), host_fd its peer. */
 static int stream_new(StreamTable *t, const char *source, const char *target, const char *service, const char *arg,
-                      const StreamCallbacks *cb, void *userdata, StreamPort *host, uint64_t *ret_id) {
+                      const StreamCallbacks *cb, void *userdata, StreamPort *host, StreamPort *host_target,
+                      int host_fd, uint64_t *ret_id) {
         unsigned queued = 0;
         for (GList *l = t->queue.head; l; l = l->next)
                 queued += strcmp(((Stream *) l->data)->source, source) == 0;
@@ -609,7 +649,7 @@ static int stream_new(StreamTable *t, const char *source, const char *target, co
                 return -EBUSY;
         if (strcmp(source, target) == 0)
                 return -ELOOP; /* both ends would be the same ports */
-        if ((!host && vm_ports_get(t, source)->n == 0) || vm_ports_get(t, target)->n == 0)
+        if ((!host && vm_ports_get(t, source)->n == 0) || (!host_target && vm_ports_get(t, target)->n == 0))
                 return -ENXIO;
 
         Stream *s = g_new0(Stream, 1);
@@ -622,11 +662,12 @@ static int stream_new(StreamTable *t, const char *source, const char *target, co
         s->cb = *cb;
         s->userdata = userdata;
         s->state = STREAM_QUEUED;
-        s->host = host;
-        if (host) {
-                s->have_port[SIDE_CALLER] = false; /* set when it starts */
-                stream_port_set_handler(host, host_event, s);
-        }
+        s->raw[SIDE_CALLER] = host;
+        s->raw[SIDE_TARGET] = host_target;
+        s->host_fd = host_fd;
+        for (int i = 0; i < N_SIDES; i++)
+                if (s->raw[i]) /* have_port[i] is set when it starts */
+                        stream_port_set_handler(s->raw[i], host_event, s);
         g_hash_table_insert(t->streams, &s->id, s);
         g_queue_push_tail(&t->queue, s);
         if (ret_id)
@@ -637,7 +678,7 @@ static int stream_new(StreamTable *t, const char *source, const char *target, co
 
 int stream_open(StreamTable *t, const char *source, const char *target, const char *service, const char *arg,
                 const StreamCallbacks *cb, void *userdata) {
-        return stream_new(t, source, target, service, arg, cb, userdata, NULL, NULL);
+        return stream_new(t, source, target, service, arg, cb, userdata, NULL, NULL, -EBADF, NULL);
 }
 
 int stream_open_host(StreamTable *t, const char *target, const char *service, const char *arg,
@@ -652,7 +693,7 @@ int stream_open_host(StreamTable *t, const char *target, const char *service, co
                 close(sp[1]);
                 return r;
         }
-        r = stream_new(t, "@host", target, service, arg, cb, userdata, host, ret_id);
+        r = stream_new(t, "@host", target, service, arg, cb, userdata, host, NULL, -EBADF, ret_id);
         if (r < 0) {
                 stream_port_free(host);
                 close(sp[1]);
@@ -660,6 +701,26 @@ int stream_open_host(StreamTable *t, const char *target, const char *service, co
         }
         *ret_fd = sp[1];
         return 0;
+}
+
+int stream_open_to_host(StreamTable *t, const char *source, const char *service, const char *arg,
+                        const StreamCallbacks *cb, void *userdata) {
+        int sp[2];
+        StreamPort *end = NULL;
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) < 0)
+                return -errno;
+        int r = stream_port_new_raw(sp[0], "@host", NULL, NULL, &end);
+        if (r < 0) {
+                close(sp[0]);
+                close(sp[1]);
+                return r;
+        }
+        r = stream_new(t, source, "@host", service, arg, cb, userdata, NULL, end, sp[1], NULL);
+        if (r < 0) {
+                stream_port_free(end);
+                close(sp[1]);
+        }
+        return r;
 }
 
 int stream_exited(StreamTable *t, const char *vm, uint64_t id, int status, const char *message) {

@@ -47,6 +47,14 @@ typedef struct StreamCallbacks {
                        void *userdata);
         /* After a successful opened: the stream is over; the handler's status (-1 and why: aborted). */
         void (*ended)(Broker *b, int status, const char *message, void *userdata);
+        /*
+         * A stream to the host (stream_open_to_host()), right after opened: the broker's own service
+         * runs now.  fd (taken; non-blocking) carries plain bytes: the caller's input is read from it up
+         * to its end of file, what is written to it reaches the caller, shutdown(SHUT_WR) is the output's
+         * EOF.  The service reports its end with stream_exited(t, "@host", id, ...), never from inside
+         * this callback; ended comes after it (or instead, -1, when the stream is aborted).
+         */
+        void (*host_start)(Broker *b, uint64_t id, int fd, void *userdata);
 } StreamCallbacks;
 
 StreamTable *stream_table_new(Broker *b);
@@ -67,7 +75,14 @@ int stream_open(StreamTable *t, const char *source, const char *target, const ch
 int stream_open_host(StreamTable *t, const char *target, const char *service, const char *arg,
                      const StreamCallbacks *cb, void *userdata, int *ret_fd, uint64_t *ret_id);
 
-/* From vm's channel: the handler of stream id (vm is its target) ended. */
+/*
+ * A stream from source (a running VM with an agent) to the broker itself (target "@host"), for the
+ * services the broker serves (the clipboard's large copies and pastes): cb.host_start gets the host's end.
+ */
+int stream_open_to_host(StreamTable *t, const char *source, const char *service, const char *arg,
+                        const StreamCallbacks *cb, void *userdata);
+
+/* From vm's channel (or "@host" for a service of the broker's): the handler of stream id (vm is its target) ended. */
 int stream_exited(StreamTable *t, const char *vm, uint64_t id, int status, const char *message);
 /* From vm's channel: vm (source or target) gives stream id up. */
 int stream_close(StreamTable *t, const char *vm, uint64_t id);

@@ -206,7 +206,9 @@ int stream_table_opened(StreamTable *t, sd_bus_message *guest_call, sd_bus_messa
         bool duplicate = g_hash_table_contains(t->streams, &untrusted_id);
         if (!sd_bus_is_open(sd_bus_message_get_bus(guest_call)))
                 why = g_strdup("The app went away before its stream was set up.");
-        else if (policy_vm_name_invalid_at(untrusted_vm, strlen(untrusted_vm)) >= 0 || untrusted_port >= t->n_ports ||
+        else if ((strcmp(untrusted_vm, "@host") != 0 /* the broker's own services (the clipboard's) */ &&
+                  policy_vm_name_invalid_at(untrusted_vm, strlen(untrusted_vm)) >= 0) ||
+                 untrusted_port >= t->n_ports ||
             untrusted_tag == 0 || duplicate)
                 why = g_strdup_printf("The broker's answer (port %" PRIu32 ", tag %" PRIu32 ", stream %" PRIu64
                                       ") is not one this agent can use.",

@@ -2,8 +2,9 @@
 /*
  * vmfed-guest: drive org.vmfed.Guest1 from a script or a desktop shortcut.
  *
- *   vmfed-guest copy [--mime TYPE] [FILE]     (default: stdin, text/plain)
- *   vmfed-guest paste                         (data on stdout; source VM and type on stderr)
+ *   vmfed-guest copy [--stream] [--mime TYPE] [FILE]  (default: stdin, text/plain)
+ *   vmfed-guest paste [--stream]              (data on stdout; source VM and type on stderr)
+ *                                             (over 16 MiB, or --stream: through a clipboard stream)
  *   vmfed-guest open-url URL [TARGET]
  *   vmfed-guest open-file [--stream] FILE [TARGET]  (the file is updated when it was changed;
  *                                             over 16 MiB, or --stream: a vmfed.OpenFile stream)
@@ -27,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,6 +39,8 @@
 #include "common/fileio.h"
 #include "common/macro.h"
 #include "common/stdio-stream.h"
+#include "services/clipboard-stream.h"
+#include "services/file-copy-wire.h"
 #include "services/file-copy.h"
 #include "services/file-open-wire.h"
 #include "services/file-open.h"
@@ -44,7 +49,7 @@
 #define GUEST1_PATH "/org/vmfed/Guest1"
 #define GUEST1_INTERFACE "org.vmfed.Guest1"
 #define DEFAULT_SOCKET "/run/vmfed/guest.sock"
-#define PAYLOAD_MAX (64u * 1024 * 1024)
+#define PAYLOAD_MAX (4ULL << 30) /* a copy: CLIPBOARD_HARD_MAX_SIZE, the largest [Clipboard] MaxSize= */
 #define CALL_TIMEOUT_USEC (15ULL * 60 * 1000000)
 /* run: no exit status of the service (refused, could not start, aborted), like env(1)'s 125. */
 #define RUN_FAILED 125
@@ -56,8 +61,10 @@ static const char *destination = NULL;
 
 static void help(FILE *f) {
         fputs("Usage: vmfed-guest [--socket PATH] COMMAND ...\n\n"
-              "  copy [--mime TYPE] [FILE]       put FILE (or stdin) on the federation's clipboard\n"
-              "  paste                           print the clipboard (source VM and type on stderr)\n"
+              "  copy [--stream] [--mime TYPE] [FILE]\n"
+              "                                  put FILE (or stdin) on the federation's clipboard\n"
+              "  paste [--stream]                print the clipboard (source VM and type on stderr)\n"
+              "                                  (over 16 MiB, or --stream: through a stream)\n"
               "  open-url URL [TARGET]           open a URL in another VM\n"
               "  open-file [--stream] FILE [TARGET]\n"
               "                                  open a file in another VM; changes come back\n"
@@ -126,93 +133,124 @@ static int call(sd_bus *bus, sd_bus_message *m, const char *what, sd_bus_message
         return 0;
 }
 
-static int read_input(const char *path, char **ret, size_t *size) {
-        if (path)
-                return read_full_file(path, PAYLOAD_MAX + 1, ret, size);
-        size_t cap = 65536, n = 0;
-        char *buf = malloc(cap);
-        if (!buf)
-                return -ENOMEM;
-        for (;;) {
-                if (n == cap) {
-                        if (cap > PAYLOAD_MAX) {
-                                free(buf);
-                                return -EFBIG;
-                        }
-                        cap *= 2;
-                        char *nb = realloc(buf, cap);
-                        if (!nb) {
-                                free(buf);
-                                return -ENOMEM;
-                        }
-                        buf = nb;
-                }
-                ssize_t k = read(STDIN_FILENO, buf + n, cap - n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0) {
-                        free(buf);
-                        return -errno;
-                }
-                if (k == 0)
-                        break;
-                n += (size_t) k;
+static int stream_open(sd_bus *bus, const char *what, const char *target, const char *service, const char *argument,
+                       int *ret_fd, uint64_t *ret_id);
+static int stream_wait(sd_bus *bus, const char *what, uint64_t id, char **ret_message);
+
+/* Over CLIPBOARD_WIRE_INLINE_MAX (or with --stream): a vmfed.Clipboard.Copy stream to the broker. */
+static int do_copy_stream(sd_bus *bus, int in_fd, uint64_t size, const char *mime) {
+        g_autoptr(GError) e = NULL;
+        _cleanup_free_ char *message = NULL;
+        uint64_t id;
+        int fd;
+
+        if (stream_open(bus, "copy", CLIPBOARD_WIRE_HOST, CLIPBOARD_WIRE_COPY_SERVICE, "", &fd, &id) != 0)
+                return 1;
+        int r = clipboard_stream_send(fd, in_fd, size, mime, &e);
+        if (r < 0) /* closing first aborts the stream: the broker drops what it has */
+                fd = safe_close(fd);
+        int status = stream_wait(bus, "copy", id, &message);
+        safe_close(fd);
+        if (status != 0 && status != RUN_FAILED) {
+                fprintf(stderr, "vmfed-guest: copy: %s\n", message && *message ? message : "refused by the broker");
+                return 1;
         }
-        *ret = buf;
-        *size = n;
-        return 0;
+        if (r < 0) {
+                fprintf(stderr, "vmfed-guest: copy: %s; nothing was copied\n", e->message);
+                return 1;
+        }
+        return status == 0 ? 0 : 1;
 }
 
 static int do_copy(sd_bus *bus, int argc, char **argv) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
-        _cleanup_free_ char *data = NULL;
-        size_t size = 0;
+        _cleanup_close_ int in = -EBADF;
+        char mime[SERVICE_ARGS_MIME_MAX + 1];
+        uint64_t size = 0;
         int r;
 
-        r = read_input(argc > 1 ? argv[1] : NULL, &data, &size);
+        if (!service_args_mime_normalize(arg_mime, mime)) {
+                fprintf(stderr, "vmfed-guest: copy: '%s' is not a MIME type such as text/plain or image/png "
+                        "(InvalidArgs)\n", arg_mime);
+                return 1;
+        }
+        r = clipboard_stream_input(argc > 1 ? argv[1] : NULL, PAYLOAD_MAX, &in, &size);
         if (r == -EFBIG) {
-                fprintf(stderr, "vmfed-guest: copy: more than %u bytes; nothing was copied (TooLarge)\n", PAYLOAD_MAX);
+                fprintf(stderr, "vmfed-guest: copy: more than %" PRIu64 " bytes; nothing was copied (TooLarge)\n",
+                        (uint64_t) PAYLOAD_MAX);
                 return 1;
         }
         if (r < 0)
                 return fail("copy: cannot read the input", NULL, r);
+        if (arg_stream || size > CLIPBOARD_WIRE_INLINE_MAX)
+                return do_copy_stream(bus, in, size, mime);
+        void *data = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, in, 0) : NULL;
+        if (data == MAP_FAILED)
+                return fail("copy: cannot read the input", NULL, -errno);
         r = new_call(bus, "Copy", &m);
         if (r >= 0)
-                r = sd_bus_message_append(m, "s", arg_mime);
+                r = sd_bus_message_append(m, "s", mime);
         if (r >= 0)
-                r = sd_bus_message_append_array(m, 'y', data, size);
+                r = sd_bus_message_append_array(m, 'y', data ? data : "", size);
+        if (data)
+                munmap(data, size);
         if (r < 0)
                 return fail("copy", NULL, r);
         return call(bus, m, "copy", &reply);
 }
 
+/* Larger than one message (or with --stream): a vmfed.Clipboard.Paste stream from the broker. */
+static int do_paste_stream(sd_bus *bus) {
+        g_autoptr(GError) e = NULL;
+        char source[CLIPBOARD_WIRE_SOURCE_MAX + 1], mime[SERVICE_ARGS_MIME_MAX + 1];
+        uint64_t id, size = 0;
+        int fd;
+
+        if (stream_open(bus, "paste", CLIPBOARD_WIRE_HOST, CLIPBOARD_WIRE_PASTE_SERVICE, "", &fd, &id) != 0)
+                return 1;
+        (void) shutdown(fd, SHUT_WR); /* nothing to send */
+        int r = clipboard_stream_receive(fd, STDOUT_FILENO, source, mime, &size, &e);
+        if (r < 0)
+                fd = safe_close(fd);
+        int status = stream_wait(bus, "paste", id, NULL);
+        safe_close(fd);
+        if (r < 0) {
+                fprintf(stderr, "vmfed-guest: paste: %s\n", e->message);
+                return 1;
+        }
+        if (status != 0)
+                return 1;
+        fprintf(stderr, "vmfed-guest: pasted %" PRIu64 " bytes of %s from %s\n", size, mime, source);
+        return 0;
+}
+
 static int do_paste(sd_bus *bus) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
+        _cleanup_(sd_bus_error_free) sd_bus_error e = SD_BUS_ERROR_NULL;
         const char *source, *mime;
         const void *data;
         size_t size;
         int r;
 
+        if (arg_stream)
+                return do_paste_stream(bus);
         r = new_call(bus, "Paste", &m);
         if (r < 0)
                 return fail("paste", NULL, r);
-        r = call(bus, m, "paste", &reply);
-        if (r != 0)
-                return r;
+        r = sd_bus_call(bus, m, CALL_TIMEOUT_USEC, &e, &reply);
+        if (r < 0 && sd_bus_error_has_name(&e, "org.vmfed.Federation1.Error.TooLarge"))
+                return do_paste_stream(bus); /* checked before the policy: nothing was asked yet */
+        if (r < 0)
+                return fail("paste", &e, r);
         r = sd_bus_message_read(reply, "ss", &source, &mime);
         if (r >= 0)
                 r = sd_bus_message_read_array(reply, 'y', &data, &size);
         if (r < 0)
                 return fail("paste: bad reply", NULL, r);
         fprintf(stderr, "vmfed-guest: pasted %zu bytes of %s from %s\n", size, mime, source);
-        for (size_t off = 0; off < size;) {
-                ssize_t k = write(STDOUT_FILENO, (const char *) data + off, size - off);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return fail("paste: write", NULL, -errno);
-                off += (size_t) k;
-        }
+        r = file_copy_write_all(STDOUT_FILENO, data, size);
+        if (r < 0)
+                return fail("paste: write", NULL, r);
         return 0;
 }
 
@@ -240,10 +278,6 @@ static int do_simple(sd_bus *bus, const char *member, const char *what, const ch
         return 0;
 }
 
-static int stream_open(sd_bus *bus, const char *what, const char *target, const char *service, const char *argument,
-                       int *ret_fd, uint64_t *ret_id);
-static int stream_wait(sd_bus *bus, const char *what, uint64_t id);
-
 /* A file of any size through a vmfed.OpenFile stream (docs/file-open.md). */
 static int do_open_file_stream(sd_bus *bus, const char *path, const char *target) {
         g_autoptr(GError) e = NULL;
@@ -251,13 +285,12 @@ static int do_open_file_stream(sd_bus *bus, const char *path, const char *target
         uint64_t id;
         int fd;
 
-        (void) signal(SIGPIPE, SIG_IGN); /* sendfile(2) to a stream gone: EPIPE (services/file-open.h) */
         if (stream_open(bus, "open-file", target, "vmfed.OpenFile", "", &fd, &id) != 0)
                 return 1;
         int r = file_open_send(fd, path, FILE_OPEN_DEFAULT_MAX_BYTES, &changed, &e);
         if (r < 0) /* closing first aborts the stream: the handler in the target stops */
                 fd = safe_close(fd);
-        int status = stream_wait(bus, "open-file", id);
+        int status = stream_wait(bus, "open-file", id, NULL);
         safe_close(fd);
         if (r < 0) {
                 fprintf(stderr, "vmfed-guest: open-file: %s\n", e->message);
@@ -369,7 +402,7 @@ static int do_status(sd_bus *bus) {
 /* ---- run: a stream (docs/streams.md) ------------------------------------------------------- */
 
 /* The service's exit status (0..255), or RUN_FAILED with the reason on stderr. */
-static int stream_wait(sd_bus *bus, const char *what, uint64_t id) {
+static int stream_wait(sd_bus *bus, const char *what, uint64_t id, char **ret_message) {
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *m = NULL, *reply = NULL;
         const char *message;
         int status;
@@ -382,6 +415,8 @@ static int stream_wait(sd_bus *bus, const char *what, uint64_t id) {
                 return RUN_FAILED;
         if (sd_bus_message_read(reply, "is", &status, &message) < 0)
                 return fail(what, NULL, -EBADMSG), RUN_FAILED;
+        if (ret_message)
+                *ret_message = strdup(message);
         if (status < 0) {
                 fprintf(stderr, "vmfed-guest: %s: the stream failed: %s\n", what, *message ? message : "no reason given");
                 return RUN_FAILED;
@@ -425,7 +460,7 @@ static int do_run(sd_bus *bus, const char *target, const char *what) {
         close(fd);
         if (r < 0)
                 return fail("run: writing the output", NULL, r), RUN_FAILED;
-        return stream_wait(bus, "run", id);
+        return stream_wait(bus, "run", id, NULL);
 }
 
 /* ---- copy-to, move-to: vmfed.FileCopy / vmfed.FileMove (docs/file-copy.md) ------------------- */
@@ -462,7 +497,7 @@ static int do_copy_to(sd_bus *bus, bool move, const char *target, char **paths) 
          * what makes the receiver discard what it has. */
         if (r < 0)
                 fd = safe_close(fd);
-        int status = stream_wait(bus, what, id);
+        int status = stream_wait(bus, what, id, NULL);
         safe_close(fd);
         if (r < 0) {
                 /* The receiver's own reason (-EREMOTEIO) or ours; nothing half-written stays there. */
@@ -490,18 +525,22 @@ static int do_copy_to(sd_bus *bus, bool move, const char *target, char **paths) 
 
 /* Options after the command (copy --mime TYPE, open-file --stream): taken out of argv. */
 static void command_options(int *argc, char ***argv) {
-        char **v = *argv;
-        if (strcmp(v[0], "open-file") == 0 && *argc >= 2 && strcmp(v[1], "--stream") == 0) {
-                arg_stream = true;
-                v[1] = v[0];
-                *argv += 1;
-                *argc -= 1;
-        }
-        if (strcmp(v[0], "copy") == 0 && *argc >= 3 && strcmp(v[1], "--mime") == 0) {
-                arg_mime = v[2];
-                v[2] = v[0];
-                *argv += 2;
-                *argc -= 2;
+        for (;;) {
+                char **v = *argv;
+                const char *cmd = v[0];
+                if ((strcmp(cmd, "open-file") == 0 || strcmp(cmd, "copy") == 0 || strcmp(cmd, "paste") == 0) &&
+                    *argc >= 2 && strcmp(v[1], "--stream") == 0) {
+                        arg_stream = true;
+                        v[1] = v[0];
+                        *argv += 1;
+                        *argc -= 1;
+                } else if (strcmp(cmd, "copy") == 0 && *argc >= 3 && strcmp(v[1], "--mime") == 0) {
+                        arg_mime = v[2];
+                        v[2] = v[0];
+                        *argv += 2;
+                        *argc -= 2;
+                } else
+                        return;
         }
 }
 
@@ -515,7 +554,10 @@ int main(int argc, char **argv) {
         _cleanup_(sd_bus_flush_close_unrefp) sd_bus *bus = NULL;
         int c;
 
-        (void) bulk_memory_tune(); /* a paste or a copy of up to 64 MiB (common/bulk-memory.h) */
+        (void) bulk_memory_tune(); /* a paste or a copy of up to 16 MiB in one message (common/bulk-memory.h) */
+        /* Writes to a stream (sendfile(2) has no MSG_NOSIGNAL) or to stdout whose reader is gone: EPIPE,
+         * and the reason printed, instead of a silent death. */
+        (void) signal(SIGPIPE, SIG_IGN);
 
         while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0)
                 switch (c) {

@@ -101,7 +101,7 @@ def main(vmfedd, agent, guest, vmfedctl=""):
         assert b.guest_ok("paste") == b"keep me"
         assert b.guest_ok("paste") == b"keep me"
         assert h.get_property("org.vmfed.Federation1.Clipboard", "Owner") == "alice"
-        assert h.get_property("org.vmfed.Federation1.Clipboard", "MaxSize") == 16 * 1024 * 1024
+        assert h.get_property("org.vmfed.Federation1.Clipboard", "MaxSize") == 256 * 1024 * 1024
     return 0
 
 
