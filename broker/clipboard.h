@@ -10,8 +10,10 @@
  * The data lives in a sealed memfd (F_SEAL_SHRINK|GROW|WRITE|SEAL), mapped
  * read-only: nobody — including a bug of ours — can change it after the
  * copy, and a paste sends straight from the mapping.  Size limit MaxSize=
- * (default 16 MiB); larger copies are refused with TooLarge, never
- * truncated.  Text types (text/...) must be UTF-8.
+ * (default 256 MiB); larger copies are refused with TooLarge, never
+ * truncated.  Text types (text/...) must be UTF-8.  A copy that came
+ * through a stream (broker/guest-clipboard-stream.c) is filled into a
+ * memfd from clipboard_memfd_new() and handed over whole.
  *
  * The admin side sees org.vmfed.Federation1.Clipboard on
  * /org/vmfed/Federation1: Owner, Mime, Size (emit changes) and Clear() —

@@ -11,81 +11,12 @@
 #include "broker/audit.h"
 #include "broker/errors.h"
 #include "broker/route.h"
+#include "broker/stream-internal.h"
 #include "broker/stream-port.h"
 #include "federation/domain-xml.h"
 #include "federation/netvm-query.h"
 #include "common/log.h"
 #include "common/macro.h"
-
-enum { SIDE_CALLER, SIDE_TARGET, N_SIDES };
-
-typedef enum StreamState {
-        STREAM_QUEUED,   /* waiting for free ports */
-        STREAM_STARTING, /* ports bound, StartService sent, the caller answered (its input not read yet) */
-        STREAM_RUNNING,  /* the target's agent took it: the handler runs (or is about to) */
-} StreamState;
-
-typedef struct VmPorts VmPorts;
-typedef struct Stream Stream;
-
-/* The stream ports of one VM the broker has used. */
-struct VmPorts {
-        StreamTable *table;
-        char *vm;
-        unsigned n;
-        StreamPort **port; /* [n], NULL: not connected yet (or closed) */
-        Stream **owner;    /* [n], NULL: free */
-};
-
-struct Stream {
-        StreamTable *table;
-        uint64_t id;
-        char *source, *target, *service, *arg;
-        StreamCallbacks cb;
-        void *userdata;
-        StreamState state;
-        unsigned port[N_SIDES];
-        uint32_t tag[N_SIDES];
-        bool have_port[N_SIDES];
-        bool eof[N_SIDES];     /* the flow out of this side ended (forwarded or discarded) */
-        bool exited;           /* StreamExited came */
-        bool ended_sent;       /* StreamEnded went to the caller */
-        bool answered;         /* the caller has its end (cb.opened): from here on it hears through StreamEnded */
-        int status;
-        char *message;
-        int64_t started_usec;
-        uint64_t bytes[N_SIDES]; /* payload out of each side */
-        /* A side that is the host's (raw: plain bytes on a socket) instead of a VM's port: the caller of
-         * a stream from the host (vmfedctl run), the target of one to the host (the clipboard's). */
-        StreamPort *raw[N_SIDES];
-        int host_fd;             /* the host service's end of raw[SIDE_TARGET] until it starts, else -1 */
-};
-
-/* What a StartService call's answer finds its stream by: the table may be gone by then. */
-typedef struct TableRef {
-        StreamTable *table; /* NULL once the table is freed */
-} TableRef;
-
-typedef struct StartCall {
-        TableRef *ref; /* g_rc_box */
-        uint64_t id;
-        char *target;
-} StartCall;
-
-struct StreamTable {
-        Broker *broker;
-        TableRef *ref;
-        GHashTable *vms;      /* name → VmPorts */
-        GHashTable *streams;  /* &id → Stream */
-        GQueue queue;         /* Stream, QUEUED, oldest first */
-        GPtrArray *dead_hosts; /* ports to free from an idle (not inside their dispatch): host ends, closed ports */
-        unsigned reap_id;
-        unsigned watch;
-        uint64_t next_id;
-};
-
-static void stream_abort(Stream *s, const char *error_name, const char *why);
-static void table_try_start(StreamTable *t);
 
 /* ---- ports of a VM ---------------------------------------------------------------- */
 
@@ -116,7 +47,7 @@ static void vm_ports_free(VmPorts *v) {
         g_free(v);
 }
 
-static VmPorts *vm_ports_get(StreamTable *t, const char *vm) {
+VmPorts *vm_ports_get(StreamTable *t, const char *vm) {
         VmPorts *v = g_hash_table_lookup(t->vms, vm);
         if (v)
                 return v;
@@ -130,7 +61,7 @@ static VmPorts *vm_ports_get(StreamTable *t, const char *vm) {
         return v;
 }
 
-static int vm_ports_free_index(VmPorts *v) {
+int vm_ports_free_index(VmPorts *v) {
         for (unsigned i = 0; i < v->n; i++)
                 if (!v->owner[i])
                         return (int) i;
@@ -138,7 +69,7 @@ static int vm_ports_free_index(VmPorts *v) {
 }
 
 /* Ports of target held by streams from source. */
-static unsigned vm_ports_held_by(VmPorts *target, const char *source) {
+unsigned vm_ports_held_by(VmPorts *target, const char *source) {
         unsigned n = 0;
         for (unsigned i = 0; i < target->n; i++)
                 if (target->owner[i] && strcmp(target->owner[i]->source, source) == 0)
@@ -149,7 +80,7 @@ static unsigned vm_ports_held_by(VmPorts *target, const char *source) {
 static void port_event(StreamPort *p, StreamPortEventKind kind, const char *why, void *userdata);
 static void table_bury(StreamTable *t, StreamPort *p);
 
-static int vm_ports_connect(VmPorts *v, unsigned i) {
+int vm_ports_connect(VmPorts *v, unsigned i) {
         if (v->port[i] && stream_port_is_open(v->port[i]))
                 return 0;
         /* A closed port may be the one whose dispatch is running (its failure started this stream). */
@@ -254,7 +185,7 @@ static void tell_vmv(Broker *b, const char *vm, const char *member, const char *
                 log_debug_errno(r, "Cannot send %s to %s: %m", member, vm);
 }
 
-static void tell_vm(Broker *b, const char *vm, const char *member, const char *types, ...) {
+void stream_tell_vm(Broker *b, const char *vm, const char *member, const char *types, ...) {
         va_list ap;
         va_start(ap, types);
         tell_vmv(b, vm, member, types, ap);
@@ -269,7 +200,7 @@ static void stream_tell(Stream *s, const char *vm, const char *member, const cha
 }
 
 /* The port a side of s is bound to (NULL: none, or gone). */
-static StreamPort *stream_side_port(Stream *s, int side) {
+StreamPort *stream_side_port(Stream *s, int side) {
         if (s->raw[side])
                 return s->raw[side];
         VmPorts *v = g_hash_table_lookup(s->table->vms, side == SIDE_CALLER ? s->source : s->target);
@@ -277,7 +208,7 @@ static StreamPort *stream_side_port(Stream *s, int side) {
 }
 
 /* Release what is done; once both sides are free the stream is over. */
-static void stream_progress(Stream *s) {
+void stream_progress(Stream *s) {
         if (s->state != STREAM_RUNNING)
                 return;
         if (s->exited && !s->eof[SIDE_CALLER] && s->have_port[SIDE_CALLER]) {
@@ -308,10 +239,10 @@ static void stream_progress(Stream *s) {
         stream_free(s);
         if (cb.ended)
                 cb.ended(b, status, message, ud);
-        table_try_start(t);
+        stream_table_try_start(t);
 }
 
-static void stream_abort(Stream *s, const char *error_name, const char *untrimmed_why) {
+void stream_abort(Stream *s, const char *error_name, const char *untrimmed_why) {
         /* What goes to the caller in StreamEnded: an agent refuses a message over STREAM_MESSAGE_MAX. */
         char why[STREAM_MESSAGE_MAX + 1];
         g_strlcpy(why, untrimmed_why, sizeof why);
@@ -344,7 +275,7 @@ static void stream_abort(Stream *s, const char *error_name, const char *untrimme
                         cb.ended(b, -1, why, ud);
         } else if (cb.opened)
                 cb.opened(b, -ECONNABORTED, NULL, error_name, why, ud);
-        table_try_start(t);
+        stream_table_try_start(t);
 }
 
 /* ---- events of the ports ------------------------------------------------------------- */
@@ -408,164 +339,8 @@ static void host_event(StreamPort *p, StreamPortEventKind kind, const char *why,
         stream_progress(s);
 }
 
-/* ---- setting a stream up ---------------------------------------------------------------- */
-
-static Stream *table_lookup(StreamTable *t, uint64_t id) {
+Stream *stream_table_lookup(StreamTable *t, uint64_t id) {
         return g_hash_table_lookup(t->streams, &id);
-}
-
-static void stream_started(Broker *b, sd_bus_message *reply, const sd_bus_error *error, void *userdata) {
-        StartCall *call = userdata;
-        StreamTable *t = call->ref->table;
-        Stream *s = t ? table_lookup(t, call->id) : NULL;
-        uint64_t id = call->id;
-        g_autofree char *target = call->target;
-        g_rc_box_release(call->ref);
-        g_free(call);
-
-        if (!s || s->state != STREAM_STARTING) {
-                /* Aborted meanwhile.  Its StopStream may have reached the target's agent before this
-                 * StartService did (both waited for the agent): stop what the agent started since. */
-                if (t && !error)
-                        tell_vm(b, target, "StopStream", "ts", id, "the stream was aborted while it started");
-                return;
-        }
-        if (error) {
-                /* The caller has its end already: it hears why through StreamEnded (status -1), the
-                 * error's name in the message as vmfed-guest shows a D-Bus error's. */
-                bool missing = error->name && strcmp(error->name, "org.vmfed.Agent1.Error.NoHandler") == 0;
-                g_autofree char *m = g_strdup_printf("%s: %s (%s)", s->target,
-                                                     ERRORS_EXCERPT(error->message ? error->message : error->name, 400),
-                                                     missing ? "NotFound" : "Failed");
-                s->exited = true; /* nothing runs there: no StopStream */
-                stream_abort(s, missing ? VMFED_ERROR_NOT_FOUND : VMFED_ERROR_FAILED, m);
-                return;
-        }
-        s->state = STREAM_RUNNING;
-        /* The target's end is bound to its tag now: the caller's bytes may go. */
-        StreamPort *sp = stream_side_port(s, SIDE_CALLER), *dp = stream_side_port(s, SIDE_TARGET);
-        if (!sp || !dp) {
-                stream_abort(s, VMFED_ERROR_FAILED, "a stream port went away while the stream started");
-                return;
-        }
-        stream_port_set_flow(sp, dp, false);
-        stream_progress(s);
-}
-
-/* The target is the host: both flows start now, and the host's service gets its end. */
-static void stream_start_host(Stream *s) {
-        StreamTable *t = s->table;
-        uint64_t id = s->id;
-
-        s->state = STREAM_RUNNING;
-        stream_port_set_flow(stream_side_port(s, SIDE_CALLER), s->raw[SIDE_TARGET], false);
-        s->answered = true;
-        s->started_usec = g_get_monotonic_time();
-        if (s->cb.opened)
-                s->cb.opened(t->broker, 0,
-                             &(StreamOpened) { .vm = s->target, .port = s->port[SIDE_CALLER],
-                                               .tag = s->tag[SIDE_CALLER], .id = s->id },
-                             NULL, NULL, s->userdata);
-        s = table_lookup(t, id);
-        if (s && s->cb.host_start)
-                s->cb.host_start(t->broker, id, steal_fd(&s->host_fd), s->userdata);
-}
-
-/* Bind both ports, start the flows, ask the target for the handler (dst NULL: the host is the target). */
-static void stream_start(Stream *s, VmPorts *src, unsigned si, VmPorts *dst, unsigned di) {
-        Broker *b = s->table->broker;
-        _cleanup_(sd_bus_message_unrefp) sd_bus_message *args = NULL;
-        int r;
-
-        s->state = STREAM_STARTING;
-        s->exited = true; /* until StartService is sent: nothing to stop in the target */
-        r = src ? vm_ports_connect(src, si) : 0;
-        if (r < 0) {
-                g_autofree char *m = g_strdup_printf("cannot connect to stream port %u of %s: %s", si, src->vm, strerror(-r));
-                stream_abort(s, VMFED_ERROR_FAILED, m);
-                return;
-        }
-        r = dst ? vm_ports_connect(dst, di) : 0;
-        if (r < 0) {
-                g_autofree char *m = g_strdup_printf("cannot connect to stream port %u of %s: %s", di, dst->vm, strerror(-r));
-                stream_abort(s, VMFED_ERROR_FAILED, m);
-                return;
-        }
-        if (src)
-                src->owner[si] = s;
-        if (dst)
-                dst->owner[di] = s;
-        s->port[SIDE_CALLER] = si;
-        s->port[SIDE_TARGET] = di;
-        s->have_port[SIDE_CALLER] = s->have_port[SIDE_TARGET] = true;
-        s->tag[SIDE_CALLER] = stream_frame_new_tag();
-        do
-                s->tag[SIDE_TARGET] = stream_frame_new_tag();
-        while (s->tag[SIDE_TARGET] == s->tag[SIDE_CALLER]);
-        StreamPort *sp = src ? src->port[si] : s->raw[SIDE_CALLER];
-        StreamPort *dp = dst ? dst->port[di] : s->raw[SIDE_TARGET];
-        stream_port_bind(sp, s->tag[SIDE_CALLER]);
-        stream_port_bind(dp, s->tag[SIDE_TARGET]);
-        /* The target's output may come before its agent's answer (both from the target, on two channels);
-         * the caller's input waits for the answer: until then the target's port may not know the tag. */
-        stream_port_set_flow(dp, sp, false);
-
-        s->exited = false;
-        if (!dst) {
-                stream_start_host(s);
-                return;
-        }
-        r = route_new_args(b, &args);
-        if (r >= 0)
-                r = sd_bus_message_append(args, "tsssuu", s->id, s->service, s->arg ? s->arg : "", s->source,
-                                          (uint32_t) di, s->tag[SIDE_TARGET]);
-        if (r >= 0) {
-                StartCall *call = g_new(StartCall, 1);
-                call->ref = g_rc_box_acquire(s->table->ref);
-                call->id = s->id;
-                call->target = g_strdup(s->target);
-                r = route_call(b, s->target, "StartService", steal_pointer(&args), STREAM_START_TIMEOUT_USEC,
-                               stream_started, call);
-                if (r < 0) {
-                        g_rc_box_release(call->ref);
-                        g_free(call->target);
-                        g_free(call);
-                }
-        }
-        if (r < 0) {
-                s->exited = true;
-                stream_abort(s, VMFED_ERROR_FAILED, "cannot ask the target's agent to start the service");
-                return;
-        }
-        /*
-         * The caller is answered now, not after StartService's round trip to the target (setup as fast
-         * as a routed call, like qrexec's connect): a handler that cannot start ends the stream with
-         * status -1 and why.
-         */
-        s->answered = true;
-        s->started_usec = g_get_monotonic_time();
-        if (s->cb.opened)
-                s->cb.opened(b, 0,
-                             &(StreamOpened) { .vm = s->target, .port = s->port[SIDE_CALLER],
-                                               .tag = s->tag[SIDE_CALLER], .id = s->id },
-                             NULL, NULL, s->userdata);
-}
-
-static void table_try_start(StreamTable *t) {
-        for (GList *l = t->queue.head; l;) {
-                Stream *s = l->data;
-                GList *next = l->next;
-                VmPorts *src = s->raw[SIDE_CALLER] ? NULL : vm_ports_get(t, s->source);
-                VmPorts *dst = s->raw[SIDE_TARGET] ? NULL : vm_ports_get(t, s->target);
-                int si = src ? vm_ports_free_index(src) : 0, di = dst ? vm_ports_free_index(dst) : 0;
-                if (si >= 0 && di >= 0 && (!dst || vm_ports_held_by(dst, s->source) < MAX(1u, (dst->n + 1) / 2))) {
-                        g_queue_delete_link(&t->queue, l);
-                        stream_start(s, src, (unsigned) si, dst, (unsigned) di);
-                        table_try_start(t); /* the queue may have changed under us */
-                        return;
-                }
-                l = next;
-        }
 }
 
 /* ---- public -------------------------------------------------------------------------------- */
@@ -672,7 +447,7 @@ static int stream_new(StreamTable *t, const char *source, const char *target, co
         g_queue_push_tail(&t->queue, s);
         if (ret_id)
                 *ret_id = s->id;
-        table_try_start(t);
+        stream_table_try_start(t);
         return 0;
 }
 
@@ -724,7 +499,7 @@ int stream_open_to_host(StreamTable *t, const char *source, const char *service,
 }
 
 int stream_exited(StreamTable *t, const char *vm, uint64_t id, int status, const char *message) {
-        Stream *s = table_lookup(t, id);
+        Stream *s = stream_table_lookup(t, id);
         if (!s || strcmp(s->target, vm) != 0 || s->state != STREAM_RUNNING || s->exited)
                 return -ENOENT;
         s->exited = true;
@@ -735,7 +510,7 @@ int stream_exited(StreamTable *t, const char *vm, uint64_t id, int status, const
 }
 
 int stream_close(StreamTable *t, const char *vm, uint64_t id) {
-        Stream *s = table_lookup(t, id);
+        Stream *s = stream_table_lookup(t, id);
         if (!s || (strcmp(s->target, vm) != 0 && strcmp(s->source, vm) != 0))
                 return -ENOENT;
         g_autofree char *why = g_strdup_printf("closed by %s", vm);
