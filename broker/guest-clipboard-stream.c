@@ -38,7 +38,7 @@
 
 #define CHUNK (4u << 20) /* bytes moved per dispatch, then the loop runs others */
 /* A copy is read through this buffer and written into the memfd (pwrite): a small buffer stays in the
- * cache.  64 MiB took 40-47 ms so, 135 ms read straight into a MAP_POPULATE'd mapping of the memfd and
+ * cache.  64 MiB took 40-49 ms so, 135 ms read straight into a MAP_POPULATE'd mapping of the memfd and
  * 224 ms into one faulted in page by page (services-clipboard-stream, this machine, December 2026). */
 #define BUF_SIZE (256u << 10)
 
