@@ -297,23 +297,13 @@ static bool paste_step(ClipStream *cs, int fd) {
         return true;
 }
 
-/* The watches: cs->watch is 0 while a step runs, so that finishing (which may free cs) leaves the
+/* The watch: cs->watch is 0 while a step runs, so that finishing (which may free cs) leaves the
  * source to return G_SOURCE_REMOVE itself. */
-static gboolean copy_readable(int fd, GIOCondition cond, gpointer userdata) {
+static gboolean clip_stream_ready(int fd, GIOCondition cond, gpointer userdata) {
         ClipStream *cs = userdata;
         unsigned self = cs->watch;
         cs->watch = 0;
-        if (!copy_step(cs, fd))
-                return G_SOURCE_REMOVE;
-        cs->watch = self;
-        return G_SOURCE_CONTINUE;
-}
-
-static gboolean paste_writable(int fd, GIOCondition cond, gpointer userdata) {
-        ClipStream *cs = userdata;
-        unsigned self = cs->watch;
-        cs->watch = 0;
-        if (!paste_step(cs, fd))
+        if (!(cs->paste ? paste_step(cs, fd) : copy_step(cs, fd)))
                 return G_SOURCE_REMOVE;
         cs->watch = self;
         return G_SOURCE_CONTINUE;
@@ -338,10 +328,7 @@ static void clip_opened(Broker *b, int r, const StreamOpened *o, const char *err
 static void clip_host_start(Broker *b, uint64_t id, int fd, void *userdata) {
         ClipStream *cs = userdata;
         cs->fd = fd;
-        if (cs->paste)
-                cs->watch = g_unix_fd_add(fd, G_IO_OUT, paste_writable, cs);
-        else
-                cs->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, copy_readable, cs);
+        cs->watch = g_unix_fd_add(fd, cs->paste ? G_IO_OUT : G_IO_IN | G_IO_HUP | G_IO_ERR, clip_stream_ready, cs);
 }
 
 static void clip_ended(Broker *b, int status, const char *message, void *userdata) {

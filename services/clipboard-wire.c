@@ -39,22 +39,6 @@ int clipboard_wire_format(char buf[CLIPBOARD_WIRE_LINE_MAX + 2], uint64_t size, 
         return 0;
 }
 
-static bool parse_u64(const char **p, uint64_t *ret) {
-        uint64_t v = 0;
-        const char *s = *p;
-
-        if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
-                return false; /* digits, no leading zeros: one spelling per number */
-        for (; *s >= '0' && *s <= '9'; s++) {
-                if (v > (UINT64_MAX - (uint64_t) (*s - '0')) / 10)
-                        return false;
-                v = v * 10 + (uint64_t) (*s - '0');
-        }
-        *p = s;
-        *ret = v;
-        return true;
-}
-
 int clipboard_wire_parse(const char *untrusted_line, size_t len, bool with_source, uint64_t *ret_size,
                          char ret_mime[SERVICE_ARGS_MIME_MAX + 1], char ret_source[CLIPBOARD_WIRE_SOURCE_MAX + 1],
                          const char **why) {
@@ -73,7 +57,7 @@ int clipboard_wire_parse(const char *untrusted_line, size_t len, bool with_sourc
                 return -EBADMSG;
         }
         p += sizeof CLIPBOARD_WIRE_MAGIC;
-        if (!parse_u64(&p, &size) || *p++ != ' ') {
+        if (!service_args_parse_u64(&p, &size) || *p++ != ' ') {
                 *why = "its size is not a decimal number followed by one space";
                 return -EBADMSG;
         }

@@ -20,22 +20,6 @@
 G_STATIC_ASSERT(FILE_OPEN_NAME_MAX == SERVICE_ARGS_FILE_NAME_MAX);
 G_STATIC_ASSERT(sizeof FILE_OPEN_MAGIC + 21 + FILE_OPEN_NAME_MAX <= FILE_OPEN_LINE_MAX);
 
-static bool parse_u64(const char **p, uint64_t *ret) {
-        uint64_t v = 0;
-        const char *s = *p;
-
-        if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
-                return false; /* digits, no leading zeros: one spelling per number */
-        for (; *s >= '0' && *s <= '9'; s++) {
-                if (v > (UINT64_MAX - (uint64_t) (*s - '0')) / 10)
-                        return false;
-                v = v * 10 + (uint64_t) (*s - '0');
-        }
-        *p = s;
-        *ret = v;
-        return true;
-}
-
 int file_open_header_format(char buf[FILE_OPEN_LINE_MAX + 2], uint64_t size, const char *name) {
         if (!service_args_file_name_is_valid(name))
                 return -EINVAL;
@@ -60,7 +44,7 @@ int file_open_header_parse(const char *untrusted_line, size_t len, uint64_t *ret
                 return -EBADMSG;
         }
         p += sizeof FILE_OPEN_MAGIC;
-        if (!parse_u64(&p, &size) || *p++ != ' ') {
+        if (!service_args_parse_u64(&p, &size) || *p++ != ' ') {
                 *why = "its size is not a decimal number followed by one space";
                 return -EBADMSG;
         }
@@ -110,7 +94,7 @@ int file_open_answer_parse(const char *untrusted_line, size_t len, bool *ret_cha
         }
         if (strncmp(p, "CHANGED ", 8) == 0) {
                 p += 8;
-                if (!parse_u64(&p, &size) || *p)
+                if (!service_args_parse_u64(&p, &size) || *p)
                         return -EBADMSG;
                 *ret_changed = true;
                 *ret_size = size;

@@ -83,6 +83,22 @@ bool service_args_file_name_is_valid(const char *name) {
         return true;
 }
 
+bool service_args_parse_u64(const char **p, uint64_t *ret) {
+        uint64_t v = 0;
+        const char *s = *p;
+
+        if (*s < '0' || *s > '9' || (s[0] == '0' && s[1] >= '0' && s[1] <= '9'))
+                return false; /* digits, no leading zeros: one spelling per number */
+        for (; *s >= '0' && *s <= '9'; s++) {
+                if (v > (UINT64_MAX - (uint64_t) (*s - '0')) / 10)
+                        return false;
+                v = v * 10 + (uint64_t) (*s - '0');
+        }
+        *p = s;
+        *ret = v;
+        return true;
+}
+
 bool service_args_mime_normalize(const char *mime, char *out) {
         size_t n = strcspn(mime, ";");
         while (n > 0 && mime[n - 1] == ' ')

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define SERVICE_ARGS_URL_MAX 4096
 #define SERVICE_ARGS_APP_ID_MAX 127
@@ -31,6 +32,11 @@ bool service_args_file_name_is_valid(const char *name);
  * into out (size SERVICE_ARGS_MIME_MAX + 1).
  */
 bool service_args_mime_normalize(const char *mime, char *out);
+/*
+ * A decimal number at *p (digits, no sign, no leading zeros: one spelling per
+ * number, at most 2^64 - 1): true and *p past it, else false.
+ */
+bool service_args_parse_u64(const char **p, uint64_t *ret);
 /*
  * The policy argument for a clipboard type: "" for text/plain, else the type
  * with '/' replaced by '.' ("image/png" -> "image.png").
