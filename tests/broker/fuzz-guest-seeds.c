@@ -196,6 +196,17 @@ static void write_stream_calls(const char *dir) {
         send_call(&s, "CloseStream", "t", UINT64_MAX);
         stream_write(&s, dir, "streams");
 
+        /* Streams to the broker itself: the clipboard's large copies and pastes, and what it refuses. */
+        stream_open(&s);
+        send_call(&s, "Hello", "s", "0.1.0");
+        send_call(&s, "OpenStream", "sss", "@host", "vmfed.Clipboard.Copy", "");
+        send_call(&s, "OpenStream", "sss", "@host", "vmfed.Clipboard.Copy", "");
+        send_call(&s, "OpenStream", "sss", "@host", "vmfed.Clipboard.Paste", "");
+        send_call(&s, "OpenStream", "sss", "@host", "vmfed.Clipboard.Copy", "text.plain");
+        send_call(&s, "OpenStream", "sss", "@host", "test.Echo", "");
+        send_call(&s, "StreamExited", "tis", (uint64_t) 1, 0, "");
+        send_call(&s, "CloseStream", "t", (uint64_t) 1);
+        stream_write(&s, dir, "clipboard-streams");
 }
 
 /* What an agent says on its channel, one seed per Guest service. */
