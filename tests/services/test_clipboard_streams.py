@@ -15,10 +15,13 @@ vmfed-agent processes emulating the stream ports, driven with vmfed-guest.
   bytes than declared, an argument, an unknown host service; a copy whose
   caller is killed halfway; a second copy while one runs (Busy).  Each
   leaves the clipboard as it was, and the next copy works.
+- vmfedd SIGKILLed mid-copy: the caller fails; after a restart the next
+  large copy and paste work.
 
 Usage: test_clipboard_streams.py VMFEDD VMFED_AGENT VMFED_GUEST
 """
 import os
+import signal
 import subprocess
 import time
 
@@ -124,6 +127,35 @@ def check_hostile(h, a, b):
     assert owner(h) == "alice" and b.guest_ok("paste") == b"after"
 
 
+def check_broker_gone(h, a, b, c):
+    """vmfedd SIGKILLed while a copy streams in: the caller gets an error, not a success; after a
+    restart the clipboard is empty (it lived in the broker) and the next large copy and paste work."""
+    p = subprocess.Popen([h.guest_path, "--socket", a.socket, "run", "@host", "vmfed.Clipboard.Copy"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdin.write(b"VMFED-CLIP1 104857600 text/plain\n" + b"x" * (4 << 20))
+    p.stdin.flush()
+    deadline = time.monotonic() + 20
+    while "A copy of alice is still under way" not in a.guest("copy", "--stream", input=b"probe")[2]:
+        assert time.monotonic() < deadline, "the copy stream did not start"
+        time.sleep(0.1)
+    h.stop_daemon(signal.SIGKILL)
+    try:
+        p.stdin.close()
+    except BrokenPipeError:
+        pass
+    rc = p.wait(30)
+    err = p.stderr.read().decode()
+    assert rc != 0 and "lost" in err, (rc, err)
+    h.start_daemon()
+    for agent in (a, b, c):
+        agent.wait_connected(20)
+    assert owner(h) == ""
+    big = os.urandom(1 << 20) * 20
+    a.guest_ok("copy", "--mime", "application/octet-stream", input=big, timeout=120)
+    rc, out, err = b.guest("paste", timeout=120)
+    assert rc == 0 and out == big, (rc, len(out), err)
+
+
 def check_too_large(vmfedd, agent, guest):
     with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY,
                          services_conf="[Clipboard]\nMaxSize=20M\n") as h:
@@ -143,6 +175,7 @@ def main(vmfedd, agent, guest, vmfedctl=""):
         check_large(h, a, b, c)
         check_forced(h, a, b)
         check_hostile(h, a, b)
+        check_broker_gone(h, a, b, c)
     check_too_large(vmfedd, agent, guest)
     return 0
 
