@@ -194,6 +194,36 @@ def check_target_gone(h, a, pid_dir):
     assert rc == 0 and out == b"after the agent came back", (rc, out, err)
 
 
+def check_abort_while_starting(h, a, pid_dir):
+    """A stream aborted while the target's agent has not answered StartService yet (bob stopped):
+    its StopStream and StartService both wait for bob; once bob runs again, no handler is left."""
+    bob = h.agents["bob"]
+    before = set(os.listdir(pid_dir))
+    log0 = len(h.log())
+    os.kill(bob.proc.pid, signal.SIGSTOP)
+    try:
+        p = subprocess.Popen([h.guest_path, "--socket", a.socket, "run", "bob", "test.Sleep"],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        h._wait(lambda: "alice -> bob test.Sleep" in h.log()[log0:] or "to bob open" in h.log()[log0:],
+                "the stream to the stopped bob set up", 20)
+        p.kill()
+        p.wait()
+        h._wait(lambda: re.search(r"Stream \d+ alice -> bob test\.Sleep aborted", h.log()[log0:]),
+                "the stream aborted while bob was stopped", 20)
+    finally:
+        os.kill(bob.proc.pid, signal.SIGCONT)
+    # bob gets StartService, then StopStream: whatever it started is killed.
+    time.sleep(1)
+    for name in set(os.listdir(pid_dir)) - before:
+        path = os.path.join(pid_dir, name)
+        wait_file(path)
+        pid = int(open(path).read())
+        h._wait(lambda: not pid_alive(pid), "the handler of the aborted stream stopped", 10)
+    data = os.urandom(100000)
+    rc, out, err = run_stream(a, "bob", "test.Echo", data)
+    assert rc == 0 and out == data, (rc, len(out), err)
+
+
 def check_broker_gone(h, a, pid_dir):
     """vmfedd SIGKILLed mid-stream: error, handler killed; after a restart streams work."""
     t, res, pid = sleeping_stream(h, a, pid_dir)
@@ -511,6 +541,7 @@ def main(vmfedd, agent, guest, vmfedctl=""):
             check_host(h, vmfedctl)
         check_flood(h, a, agents["dave"], pid_dir)
         check_target_gone(h, a, pid_dir)
+        check_abort_while_starting(h, a, pid_dir)
         check_broker_gone(h, a, pid_dir)
         log = h.log()
         assert "audit: stream" in log and "alice -> bob test.Echo: allow" in log, log[-3000:]
