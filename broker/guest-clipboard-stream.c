@@ -64,6 +64,7 @@ typedef struct ClipStream {
         char header[CLIPBOARD_WIRE_LINE_MAX + 2];
         size_t header_len, header_done;
         char source[CLIPBOARD_WIRE_SOURCE_MAX + 1];
+        uint64_t generation; /* the clipboard's when the paste took it */
 } ClipStream;
 
 static void clip_stream_free(ClipStream *cs) {
@@ -323,6 +324,10 @@ static void clip_opened(Broker *b, int r, const StreamOpened *o, const char *err
         cs->id = o->id;
         (void) sd_bus_reply_method_return(cs->m, "suut", o->vm, (uint32_t) o->port, o->tag, o->id);
         cs->m = sd_bus_message_unref(cs->m);
+        Clipboard *c = guest_services_clipboard(b);
+        /* A paste, as one in a message: emptied, unless something else was copied meanwhile. */
+        if (cs->paste && c && clipboard_clear_after_paste(c) && clipboard_generation(c) == cs->generation)
+                clipboard_clear(b, c, "pasted");
 }
 
 static void clip_host_start(Broker *b, uint64_t id, int fd, void *userdata) {
@@ -383,9 +388,9 @@ int guest_clipboard_stream_paste(Broker *b, sd_bus_message *m, const char *targe
                 return 1;
         }
         cs->header_len = strlen(cs->header);
-        /* Like a paste in one message: from here on it is this paste's (its own memfd reference). */
-        if (clipboard_clear_after_paste(c))
-                clipboard_clear(b, c, "pasted");
+        /* From here on the data is this paste's (its own memfd reference); the clipboard is emptied
+         * (ClearAfterPaste=) once the caller has its stream, not when the stream cannot be had. */
+        cs->generation = clipboard_generation(c);
         return clip_stream_open(cs, CLIPBOARD_WIRE_PASTE_SERVICE);
 }
 

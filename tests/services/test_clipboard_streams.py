@@ -27,10 +27,11 @@ import time
 
 from svc import ServicesHarness, expect_error, run, vm
 
-VMS = {"alice": vm(), "bob": vm(), "carol": vm()}
+VMS = {"alice": vm(), "bob": vm(), "carol": vm(), "dave": vm(extra="Streams=0\n")}
 POLICY = {"30-clip.policy": (
     "vmfed.Clipboard.Paste  +                          alice  bob  allow\n"
     "vmfed.Clipboard.Paste  +application.octet-stream  alice  bob  allow\n"
+    "vmfed.Clipboard.Paste  +                          alice  dave allow\n"
     "vmfed.Clipboard.Paste  *                          @anyvm @anyvm deny\n"
 )}
 CLIP = "org.vmfed.Federation1.Clipboard"
@@ -79,6 +80,12 @@ def check_forced(h, a, b):
     b.guest_ok("copy", input=b"kept")
     expect_error(a.guest("copy", "--stream", input=b"\xff\xfe bad"), "InvalidArgs", "UTF-8")
     assert owner(h) == "bob"
+    # A paste allowed but without a stream to carry it (dave has no stream ports) loses nothing.
+    a.guest_ok("copy", input=b"for dave")
+    expect_error(h.agents["dave"].guest("paste", "--stream"), "Failed", "no stream ports")
+    assert owner(h) == "alice"
+    assert h.agents["dave"].guest_ok("paste") == b"for dave"
+    b.guest_ok("copy", input=b"kept")
 
 
 def check_hostile(h, a, b):
@@ -171,6 +178,7 @@ def check_too_large(vmfedd, agent, guest):
 def main(vmfedd, agent, guest, vmfedctl=""):
     with ServicesHarness(vmfedd, agent, guest, vms=VMS, policy=POLICY) as h:
         a, b, c = (h.agent(n, services={}) for n in ("alice", "bob", "carol"))
+        h.agent("dave")
         assert h.get_property(CLIP, "MaxSize") == 256 << 20
         check_large(h, a, b, c)
         check_forced(h, a, b)
